@@ -1,0 +1,26 @@
+# Two entry points (see README): `make run` and `make test`. Both create .venv as needed.
+VENV ?= .venv
+PORT ?= 8501
+
+.PHONY: run test install lint bench samples clean
+
+run: install
+	$(VENV)/bin/streamlit run app.py --server.port $(PORT)
+
+test: install
+	bash scripts/test.sh
+
+install:
+	bash scripts/bootstrap.sh
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+bench: install
+	$(VENV)/bin/python benchmarks/batch_throughput.py
+
+samples: install
+	$(VENV)/bin/python scripts/make_samples.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts

@@ -1,0 +1,69 @@
+"""Which Mirrago server to talk to: the live API from settings, or the embedded sandbox.
+
+With no `MIRRAGO_BASE_URL` configured, the sandbox starts in-process on a free loopback port
+with its demo credentials, so a new user gets a working try-on with no account and no network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from mirrago.config import Settings
+from mirrago.models import AuthenticationError
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A server to talk to, with the credentials for it."""
+
+    base_url: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    is_sandbox: bool = False
+
+    @property
+    def label(self) -> str:
+        """What the user is connected to, in their words."""
+        if self.is_sandbox:
+            return "Sandbox (local)"
+        return urlsplit(self.base_url).netloc or self.base_url
+
+
+@dataclass
+class RunningBackend:
+    """A backend and the function that stops whatever was started for it."""
+
+    backend: Backend
+    stop: Callable[[], None] = lambda: None
+
+
+def start_backend(settings: Settings) -> RunningBackend:
+    """Return the configured live backend, or start the embedded sandbox and return it."""
+    if not settings.uses_sandbox:
+        if not settings.client_id or not settings.client_secret:
+            raise AuthenticationError(
+                f"MIRRAGO_BASE_URL is set to {settings.base_url}, but MIRRAGO_CLIENT_ID or "
+                "MIRRAGO_CLIENT_SECRET is missing: set both (env, .env or "
+                ".streamlit/secrets.toml), or unset MIRRAGO_BASE_URL to use the local sandbox."
+            )
+        live = Backend(str(settings.base_url), settings.client_id, settings.client_secret)
+        return RunningBackend(live)
+
+    from mirrago.sandbox.server import start_embedded
+
+    sandbox = start_embedded()
+    backend = Backend(sandbox.base_url, sandbox.client_id, sandbox.client_secret, is_sandbox=True)
+    return RunningBackend(backend, sandbox.stop)
+
+
+@contextmanager
+def open_backend(settings: Settings) -> Iterator[Backend]:
+    """`start_backend` as a context manager: the sandbox, if started, stops on exit."""
+    running = start_backend(settings)
+    try:
+        yield running.backend
+    finally:
+        running.stop()

@@ -1,0 +1,99 @@
+"""The one place that reads configuration: the environment, `.env`, and `.streamlit/secrets.toml`.
+
+Precedence, highest first: the process environment, then `.env`, then Streamlit secrets (read as
+TOML directly, so this module does not import Streamlit). Names:
+`MIRRAGO_BASE_URL`, `MIRRAGO_CLIENT_ID`, `MIRRAGO_CLIENT_SECRET`, `MIRRAGO_DATA_DIR`,
+`MIRRAGO_DATABASE_URL`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+NAMES = (
+    "MIRRAGO_BASE_URL",
+    "MIRRAGO_CLIENT_ID",
+    "MIRRAGO_CLIENT_SECRET",
+    "MIRRAGO_DATA_DIR",
+    "MIRRAGO_DATABASE_URL",
+)
+LIVE_BASE_URL = "https://api.mirrago.com"
+DEFAULT_DATA_DIR = ".mirrago"
+LEDGER_FILE = "ledger.sqlite3"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration. `base_url` None means: use the embedded sandbox."""
+
+    base_url: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    data_dir: Path = Path(DEFAULT_DATA_DIR)
+    database_url: str | None = None
+
+    @property
+    def uses_sandbox(self) -> bool:
+        return not self.base_url
+
+    @property
+    def ledger_url(self) -> str:
+        """The SQLAlchemy URL of the ledger: `MIRRAGO_DATABASE_URL`, else a SQLite file."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / LEDGER_FILE).resolve()}"
+
+    def with_connection(self, base_url: str, client_id: str, client_secret: str) -> Settings:
+        return replace(self, base_url=base_url, client_id=client_id, client_secret=client_secret)
+
+
+def _read_secrets_toml(path: Path) -> dict[str, str]:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+    # Accept top-level keys and a [mirrago] table (`base_url` or `MIRRAGO_BASE_URL`).
+    found: dict[str, str] = {}
+    table = data.get("mirrago") if isinstance(data.get("mirrago"), dict) else {}
+    for name in NAMES:
+        short = name.removeprefix("MIRRAGO_").lower()
+        for value in (data.get(name), table.get(name), table.get(short)):
+            if isinstance(value, str | int) and str(value).strip():
+                found[name] = str(value).strip()
+                break
+    return found
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    *,
+    cwd: Path | None = None,
+) -> Settings:
+    """Resolve settings from `env` (default `os.environ`), `cwd/.env` and
+    `cwd/.streamlit/secrets.toml`."""
+    base = Path.cwd() if cwd is None else cwd
+    environ = os.environ if env is None else env
+    merged: dict[str, str] = {}
+    merged.update(_read_secrets_toml(base / ".streamlit" / "secrets.toml"))
+    dotenv_file = base / ".env"
+    if dotenv_file.is_file():
+        merged.update({k: v for k, v in dotenv_values(dotenv_file).items() if k in NAMES and v})
+    merged.update({k: v for k, v in environ.items() if k in NAMES and v and v.strip()})
+
+    data_dir = Path(merged.get("MIRRAGO_DATA_DIR") or base / DEFAULT_DATA_DIR)
+    if not data_dir.is_absolute():
+        data_dir = base / data_dir
+    return Settings(
+        base_url=(merged.get("MIRRAGO_BASE_URL") or "").rstrip("/") or None,
+        client_id=merged.get("MIRRAGO_CLIENT_ID"),
+        client_secret=merged.get("MIRRAGO_CLIENT_SECRET"),
+        data_dir=data_dir,
+        database_url=merged.get("MIRRAGO_DATABASE_URL"),
+    )

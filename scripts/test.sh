@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole suite: lint, then every test (browser tests in headless Chromium, ledger tests on
+# SQLite and on a throwaway PostgreSQL server when one can be started here).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${VENV:-.venv}"
+
+"$VENV/bin/ruff" check .
+exec bash scripts/with-postgres.sh "$VENV/bin/python" -m pytest "$@"
