@@ -1,0 +1,102 @@
+"""Shared fixtures: Mirrago sandboxes on loopback with fast job latencies, a data directory, and
+small drawn test images (a person on a plain backdrop, a red shirt on a near-white one)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image, ImageDraw
+
+from mirrago.sandbox.server import EmbeddedSandbox, SandboxConfig, start_embedded
+
+# Small latencies keep the suite fast while jobs still pass through queued and processing.
+FAST_SANDBOX: dict[str, Any] = {"latency": (0.05, 0.2), "workers": 4, "seed": 1}
+
+PERSON_BACKDROP = (70, 110, 160)
+GARMENT_BACKDROP = (250, 250, 250)
+GARMENT_RED = (200, 30, 30)
+
+
+@pytest.fixture
+def make_sandbox() -> Iterator[Callable[..., EmbeddedSandbox]]:
+    """A factory: `make_sandbox(**SandboxConfig fields)` starts a fast sandbox with those
+    overrides; every sandbox it started is stopped at teardown."""
+    started: list[EmbeddedSandbox] = []
+
+    def start(**overrides: Any) -> EmbeddedSandbox:
+        sandbox = start_embedded(SandboxConfig(**{**FAST_SANDBOX, **overrides}))
+        started.append(sandbox)
+        return sandbox
+
+    yield start
+    for sandbox in started:
+        sandbox.stop()
+
+
+@pytest.fixture
+def sandbox(make_sandbox: Callable[..., EmbeddedSandbox]) -> EmbeddedSandbox:
+    """A running sandbox: latency 0.05–0.2 s, 4 workers, seed 1, demo credentials."""
+    return make_sandbox()
+
+
+@pytest.fixture
+def tmp_data_dir(tmp_path: Path) -> Path:
+    """An empty directory to use as MIRRAGO_DATA_DIR."""
+    path = tmp_path / "mirrago-data"
+    path.mkdir()
+    return path
+
+
+def draw_person(size: tuple[int, int] = (480, 640)) -> Image.Image:
+    """A stylised person (head, neck, torso in grey) on a plain blue backdrop."""
+    width, height = size
+    image = Image.new("RGB", size, PERSON_BACKDROP)
+    draw = ImageDraw.Draw(image)
+    skin = (224, 182, 150)
+    draw.ellipse((width * 0.38, height * 0.06, width * 0.62, height * 0.28), fill=skin)
+    draw.rectangle((width * 0.46, height * 0.26, width * 0.54, height * 0.32), fill=skin)
+    draw.rounded_rectangle(
+        (width * 0.24, height * 0.30, width * 0.76, height * 1.02),
+        radius=width // 8,
+        fill=(60, 60, 66),
+    )
+    return image
+
+
+def draw_garment(size: tuple[int, int] = (400, 440)) -> Image.Image:
+    """A red T-shirt with a yellow chest print, product-shot style on a near-white backdrop."""
+    width, height = size
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        return (x * width, y * height)
+
+    image = Image.new("RGB", size, GARMENT_BACKDROP)
+    draw = ImageDraw.Draw(image)
+    outline = [at(0.3, 0.08), at(0.7, 0.08), at(0.95, 0.3), at(0.8, 0.4), at(0.78, 0.95),
+               at(0.22, 0.95), at(0.2, 0.4), at(0.05, 0.3)]  # fmt: skip
+    draw.polygon(outline, fill=GARMENT_RED)
+    draw.ellipse((*at(0.4, 0.04), *at(0.6, 0.14)), fill=GARMENT_BACKDROP)  # the neck opening
+    draw.rectangle((*at(0.38, 0.35), *at(0.62, 0.5)), fill=(240, 200, 40))
+    return image
+
+
+def encode(image: Image.Image, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def person_jpeg() -> bytes:
+    """`draw_person()` as JPEG bytes."""
+    return encode(draw_person(), "JPEG")
+
+
+@pytest.fixture
+def garment_png() -> bytes:
+    """`draw_garment()` as PNG bytes (opaque: its backdrop has to be removed)."""
+    return encode(draw_garment(), "PNG")
