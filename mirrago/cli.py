@@ -205,7 +205,13 @@ def run_try_on(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps(_job_json(job), indent=2))
             return EXIT_JOB_FAILED
-        image = client.download(job.result_url)
+        try:
+            image = client.download(job.result_url)
+        except (ImageError, BadRequestError) as error:
+            # The input was fine; the result could not be fetched: a service problem (exit 3).
+            raise MirragoError(
+                f"Job {job.job_id} completed, but its result could not be downloaded: {error}"
+            ) from error
 
     out = args.out or Path(f"tryon-{job.job_id}.{_result_extension(image)}")
     out.write_bytes(image)
@@ -239,7 +245,13 @@ def run_sandbox(args: argparse.Namespace) -> int:
         seed=args.seed,
         strict_reference=args.strict_reference,
     )
-    serve(config, args.host, args.port)
+    try:
+        serve(config, args.host, args.port)
+    except OSError as error:
+        raise UsageError(
+            f"cannot listen on {args.host}:{args.port} ({error.strerror or error}); "
+            "choose another with --port"
+        ) from None
     return EXIT_OK
 
 
@@ -269,19 +281,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("mirrago: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except OSError as error:
-        return _fail(f"{error.strerror or error}: {error.filename or ''}".rstrip(": "),
-                     EXIT_SERVICE, debug)
+        text = f"{error.strerror or error}: {error.filename or ''}".rstrip(": ")
+        return _fail(error, EXIT_SERVICE, debug, text)
     except Exception as error:  # a last guard: no traceback reaches a user without --debug
-        return _fail(f"unexpected error ({type(error).__name__}): {error}. "
-                     "Run again with --debug for details.", EXIT_SERVICE, debug)
+        text = (f"unexpected error ({type(error).__name__}): {error}. "
+                "Run again with --debug for details.")
+        return _fail(error, EXIT_SERVICE, debug, text)
 
 
-def _fail(error: object, code: int, debug: bool) -> int:
-    if debug and isinstance(error, BaseException):
+def _fail(error: BaseException, code: int, debug: bool, text: str | None = None) -> int:
+    """Print one line (and the traceback with --debug); return the exit code."""
+    if debug:
         import traceback
 
         traceback.print_exception(error)
-    text = " ".join(str(error).split())
+    text = " ".join((text or str(error)).split())
     if not text.startswith("mirrago"):
         text = f"mirrago: {text}"
     print(text, file=sys.stderr)
