@@ -7,7 +7,8 @@ PORT ?= 8501
 run: install
 	$(VENV)/bin/streamlit run app.py --server.port $(PORT)
 
-test: install
+test:
+	bash scripts/bootstrap.sh --with-browser
 	bash scripts/test.sh
 
 install:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Creates .venv with the project and its dev tools, and installs Debian's Chromium for the
-# browser tests when it is missing. Safe to run again: it only redoes what changed.
+# Creates .venv with the project and its dev tools; with --with-browser, also installs Debian's
+# Chromium for the browser tests when it is missing. Safe to run again: it only redoes what changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
@@ -19,7 +19,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
-if [ "${MIRRAGO_SKIP_BROWSER:-}" != "1" ] && ! command -v chromium >/dev/null 2>&1; then
+if [ "${1:-}" = "--with-browser" ] && ! command -v chromium >/dev/null 2>&1; then
   echo "bootstrap: installing Debian's chromium (for the browser tests)" >&2
   SUDO=""
   if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
