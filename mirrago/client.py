@@ -263,6 +263,13 @@ class MirragoClient:
 
     # ----------------------------------------------------------------- token
 
+    def authenticate(self) -> None:
+        """Check the credentials now by obtaining an access token (cached for later calls).
+
+        Raises AuthenticationError when the server refuses them, or the usual connection errors.
+        """
+        self._access_token()
+
     def _access_token(self) -> str:
         """The cached token, or a new one; one fetch however many threads ask at once."""
         token = self._token

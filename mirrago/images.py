@@ -267,7 +267,7 @@ def _not_an_image(data: bytes) -> str:
         )
     kind = _looks_like(data)
     hint = f" (it looks like {kind})" if kind else ""
-    return f"The file is not an image Pillow can read{hint}; use a JPG, PNG or WEBP photo."
+    return f"The file is not an image we can read{hint}; use a JPG, PNG or WEBP photo."
 
 
 def _looks_like(data: bytes) -> str | None:

@@ -253,6 +253,17 @@ def test_wrong_secret_is_one_sentence_without_the_secret(sandbox, caplog):
     assert sandbox.engine.stats()["jobs_created"] == 0
 
 
+def test_authenticate_checks_credentials_without_creating_a_job(sandbox):
+    with MirragoClient(sandbox.base_url, sandbox.client_id, sandbox.client_secret, **FAST) as good:
+        good.authenticate()
+        good.authenticate()  # the cached token serves the second check
+        assert good.token_requests == 1
+    with MirragoClient(sandbox.base_url, sandbox.client_id, WRONG_SECRET, **FAST) as bad:
+        with pytest.raises(AuthenticationError):
+            bad.authenticate()
+    assert sandbox.engine.stats()["generate_requests"] == 0
+
+
 def test_no_token_or_secret_in_debug_logs(sandbox, client, caplog, person_jpeg, garment_png):
     caplog.set_level(logging.DEBUG)
     submission = client.generate(person_jpeg, garment_png)
