@@ -1,30 +1,37 @@
-"""The `mirrago` command line: `sandbox` and `try-on`.
+"""The `mirrago` command line: `sandbox`, `try-on`, `batch` and `usage`.
 
-Exit codes: 0 completed, 1 the job failed, 2 bad input or usage (nothing submitted),
-3 authentication, network or server error, 130 interrupted. Every error is one line on
-stderr; a traceback only with `--debug`.
+`try-on` and `batch` go through the runner and the ledger like every job (one path for every
+job). Exit codes: 0 completed, 1 a job failed (or is uncertain), 2 bad input or usage (nothing
+submitted), 3 authentication, network or server error, 130 interrupted. Every error is one
+line on stderr (a CSV's problems: one line each); a traceback only with `--debug`.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import logging
+import os
+import shutil
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from mirrago import __version__
-from mirrago.backend import open_backend
 from mirrago.config import load_settings
 from mirrago.models import (
+    AuthenticationError,
     BadRequestError,
     ImageError,
-    Job,
-    JobStatus,
+    InsufficientCreditsError,
     MirragoError,
 )
 
@@ -58,6 +65,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return value
+
+
 def _latency(text: str) -> float | tuple[float, float]:
     """`2` (fixed) or `2-5` (uniform range), in seconds."""
     try:
@@ -86,42 +103,110 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     # `--debug` is accepted after the command too; SUPPRESS keeps the top-level value otherwise.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                        help="show tracebacks and debug logs")
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show tracebacks and debug logs",
+    )
 
-    sandbox = commands.add_parser("sandbox", parents=[common],
-                                  help="run the local Mirrago sandbox server")
+    sandbox = commands.add_parser(
+        "sandbox", parents=[common], help="run the local Mirrago sandbox server"
+    )
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8700)
-    sandbox.add_argument("--latency", type=_latency, default=(2.0, 5.0),
-                         help="seconds per job: 2 (fixed) or 2-5 (random); default 2-5")
+    sandbox.add_argument(
+        "--latency",
+        type=_latency,
+        default=(2.0, 5.0),
+        help="seconds per job: 2 (fixed) or 2-5 (random); default 2-5",
+    )
     sandbox.add_argument("--workers", type=int, default=4, help="jobs rendered at once")
-    sandbox.add_argument("--rate-limit", type=_positive_float, default=None,
-                         help="submits per second per client (default: unlimited)")
-    sandbox.add_argument("--fail-rate", type=_rate, default=0.0,
-                         help="share of submits answered with a plain 500 (no job created)")
-    sandbox.add_argument("--read-fail-rate", type=_rate, default=0.0,
-                         help="share of job reads answered with a 500")
-    sandbox.add_argument("--job-fail-rate", type=_rate, default=0.0,
-                         help="share of jobs that end failed (credit refunded)")
+    sandbox.add_argument(
+        "--rate-limit",
+        type=_positive_float,
+        default=None,
+        help="submits per second per client (default: unlimited)",
+    )
+    sandbox.add_argument(
+        "--fail-rate",
+        type=_rate,
+        default=0.0,
+        help="share of submits answered with a plain 500 (no job created)",
+    )
+    sandbox.add_argument(
+        "--read-fail-rate", type=_rate, default=0.0, help="share of job reads answered with a 500"
+    )
+    sandbox.add_argument(
+        "--job-fail-rate",
+        type=_rate,
+        default=0.0,
+        help="share of jobs that end failed (credit refunded)",
+    )
     sandbox.add_argument("--token-ttl", type=_positive_float, default=3600.0)
     sandbox.add_argument("--credits", type=int, default=1000, help="starting balance")
     sandbox.add_argument("--seed", type=int, default=None)
-    sandbox.add_argument("--strict-reference", action="store_true",
-                         help="answer exactly like the published reference (completedc, "
-                              "'500 Rate Limit', result_url null)")
+    sandbox.add_argument(
+        "--strict-reference",
+        action="store_true",
+        help="answer exactly like the published reference (completedc, "
+        "'500 Rate Limit', result_url null)",
+    )
 
-    try_on = commands.add_parser("try-on", parents=[common],
-                                 help="dress one person in one garment")
+    try_on = commands.add_parser("try-on", parents=[common], help="dress one person in one garment")
     try_on.add_argument("target", metavar="TARGET", help="person photo: a file or an http(s) URL")
     try_on.add_argument("garment", metavar="GARMENT", help="garment photo: a file or an URL")
     try_on.add_argument("--background", choices=BACKGROUNDS, default=None)
     try_on.add_argument("--username", default=None)
-    try_on.add_argument("--out", type=Path, default=None,
-                        help="where to write the result (default tryon-<job_id>.<ext>)")
-    try_on.add_argument("--timeout", type=_positive_float, default=120.0,
-                        help="seconds to wait for the result (default 120)")
+    try_on.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where to write the result (default tryon-<job_id>.<ext>)",
+    )
+    try_on.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=120.0,
+        help="seconds to wait for the result (default 120)",
+    )
     try_on.add_argument("--json", action="store_true", help="print the final job as JSON")
+
+    batch = commands.add_parser(
+        "batch",
+        parents=[common],
+        help="run every pair of a CSV file; resumable",
+        description="Run every row of INPUT.csv (columns target_image_url, garment_image_url, "
+        "optional background, username; local file paths are allowed in the image columns, "
+        "relative to the CSV's folder). Writes DIR/results.csv and the images under DIR/. "
+        "Running the same command again continues the batch in DIR.",
+    )
+    batch.add_argument("csv_path", metavar="INPUT.csv", type=Path)
+    batch.add_argument(
+        "--out-dir",
+        type=Path,
+        default=None,
+        help="folder for results.csv and the images (default: INPUT-results next to the CSV)",
+    )
+    batch.add_argument("--name", default=None, help="a name for the batch (default: the file's)")
+    batch.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=None,
+        help="stop waiting after this many seconds (default: until every row is done)",
+    )
+    batch.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="submit the valid rows even when some rows are invalid",
+    )
+
+    usage = commands.add_parser(
+        "usage", parents=[common], help="credit readings over time and job counts by state"
+    )
+    usage.add_argument(
+        "--limit", type=_positive_int, default=20, help="credit readings to show (default 20)"
+    )
     return parser
 
 
@@ -154,6 +239,124 @@ def _check_out_path(out: Path | None) -> None:
         raise UsageError(f"--out {str(out)!r}: the folder {str(out.parent)!r} does not exist")
 
 
+def _stored_input(text: str) -> str:
+    """How an image argument is recorded in the ledger: a URL as is, a file by absolute path
+    (the runner may run in another working directory)."""
+    return text if is_url(text) else str(Path(text).resolve())
+
+
+# --------------------------------------------------------------------------- try-on
+
+
+def run_try_on(args: argparse.Namespace) -> int:
+    from mirrago.ledger import JobInput, JobState
+    from mirrago.services import open_services
+
+    # Checked before anything starts: bad input exits 2 with nothing submitted.
+    read_image_argument(args.target, role="person", name="TARGET")
+    read_image_argument(args.garment, role="garment", name="GARMENT")
+    _check_out_path(args.out)
+    job_input = JobInput(
+        _stored_input(args.target),
+        _stored_input(args.garment),
+        background=args.background,
+        username=args.username,
+    )
+
+    with open_services(start_runner=False, batch_ids=(), max_transient_failures=3) as services:
+        backend, runner, ledger = services.backend, services.runner, services.ledger
+        print(f"Using {backend.label} at {backend.base_url}", file=sys.stderr)
+        started = time.monotonic()
+        batch = runner.enqueue([job_input], name="try-on", source="cli:try-on")
+        [row] = ledger.jobs(batch_id=batch.id)
+        runner.start()
+        row = _follow(services, batch.id, row.id, started, args.timeout)
+
+        if row.state is JobState.COMPLETED and row.result_path:
+            data = Path(row.result_path).read_bytes()
+            out = args.out or Path(f"tryon-{row.job_id}.{_result_extension(data)}")
+            out.write_bytes(data)
+            print(f"Completed in {time.monotonic() - started:.1f} s", file=sys.stderr)
+            if args.json:
+                print(json.dumps({**_row_json(row), "result_file": str(out)}, indent=2))
+            else:
+                print(out)
+            return EXIT_OK
+        return _try_on_failure(row, runner, args)
+
+
+def _follow(services: Any, batch_id: int, row_id: int, started: float, timeout: float) -> Any:
+    """Wait for the one row, showing its progress on stderr; returns the row as it ends."""
+    ledger, runner = services.ledger, services.runner
+    deadline = started + timeout
+    announced, last_label = False, ""
+    while True:
+        row = ledger.job(row_id)
+        if row.job_id and not announced:
+            announced = True
+            print(
+                f"Submitted job {row.job_id} (credits before: {row.credits_before})",
+                file=sys.stderr,
+            )
+        label = row.server_status if row.job_id and row.server_status else row.state.value
+        if not row.state.is_final and label != last_label:
+            last_label = label
+            print(f"  {label} ({time.monotonic() - started:.1f} s)", file=sys.stderr)
+        remaining = deadline - time.monotonic()
+        if row.state.is_final or runner.paused or not runner.running or remaining <= 0:
+            return row
+        runner.wait(batch_id, timeout=min(0.5, remaining))
+
+
+def _try_on_failure(row: Any, runner: Any, args: argparse.Namespace) -> int:
+    from mirrago.ledger import JobState
+
+    if row.state is JobState.FAILED and row.job_id:
+        reason = row.error or "the server gave no reason"
+        print(f"mirrago: job {row.job_id} failed: {reason}", file=sys.stderr)
+        if args.json:
+            print(json.dumps(_row_json(row), indent=2))
+        return EXIT_JOB_FAILED
+    if row.state is JobState.COMPLETED:  # completed, but the result could not be fetched
+        raise MirragoError(f"Job {row.job_id} completed but {row.error or 'has no result'}")
+    service_error = runner.last_error
+    if row.state is JobState.FAILED and not isinstance(
+        service_error, AuthenticationError | InsufficientCreditsError
+    ):
+        raise UsageError(row.error or "the server refused the request")
+    if row.state is JobState.UNCERTAIN:
+        raise MirragoError(row.error or "the submission's outcome is unknown")
+    if service_error is not None and row.state in (JobState.QUEUED, JobState.FAILED):
+        raise service_error
+    where = f"job {row.job_id}" if row.job_id else "the job"
+    raise MirragoError(
+        f"{where.capitalize()} did not finish within {args.timeout:g} s (last status: "
+        f"{row.server_status or row.state.value}). It may still finish: check it later with "
+        "its job id."
+    )
+
+
+def _row_json(row: Any) -> dict[str, object]:
+    from mirrago.ledger import JobState
+
+    status = {JobState.COMPLETED: "completed", JobState.FAILED: "failed"}.get(row.state)
+    return {
+        "job_id": row.job_id,
+        "status": status or row.state.value,
+        "raw_status": row.server_status,
+        "cloth_id": row.cloth_id,
+        "credits_before": row.credits_before,
+        "result_url": row.result_url,
+        "error_message": row.error,
+        "submitted_at": _iso(row.submitted_at),
+        "finished_at": _iso(row.finished_at),
+    }
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat() if when else None
+
+
 def _result_extension(data: bytes) -> str:
     if data.startswith(b"\x89PNG"):
         return "png"
@@ -162,72 +365,443 @@ def _result_extension(data: bytes) -> str:
     return "jpg"
 
 
-def _progress_printer(started: float) -> Callable[[Job], None]:
-    last: list[str] = []
+# --------------------------------------------------------------------------- batch: the CSV
 
-    def show(job: Job) -> None:
-        status = job.raw_status or job.status.value
-        if last and last[-1] == status:
-            return
-        last.append(status)
-        print(f"  {status} ({time.monotonic() - started:.1f} s)", file=sys.stderr)
+IMAGE_COLUMNS = ("target_image_url", "garment_image_url")
+OPTIONAL_COLUMNS = ("background", "username")
+RESULT_COLUMNS = (
+    "job_id",
+    "status",
+    "error",
+    "result_url",
+    "result_file",
+    "credits_before",
+    "submitted_at",
+    "finished_at",
+)
+KEEP_BACKGROUND = ("false",)
 
-    return show
+
+@dataclass
+class CsvRow:
+    """One data row of the input: its values as given, and what it asks for (None: invalid)."""
+
+    index: int  # 0-based among the data rows
+    line: int  # where it starts in the file (the header is line 1)
+    values: list[str]
+    job: Any = None  # a JobInput when the row is valid
+    problems: list[str] = field(default_factory=list)
 
 
-def run_try_on(args: argparse.Namespace) -> int:
-    from mirrago.client import MirragoClient
+@dataclass
+class CsvBatch:
+    path: Path
+    header: list[str]
+    rows: list[CsvRow]
+    problems: list[str]  # every problem, "line N: …", in file order
 
-    target = read_image_argument(args.target, role="person", name="TARGET")
-    garment = read_image_argument(args.garment, role="garment", name="GARMENT")
-    _check_out_path(args.out)
+    @property
+    def valid(self) -> list[CsvRow]:
+        return [row for row in self.rows if row.job is not None]
 
-    settings = load_settings()
-    with open_backend(settings) as backend, MirragoClient.from_backend(backend) as client:
-        print(f"Using {backend.label} at {backend.base_url}", file=sys.stderr)
-        started = time.monotonic()
+
+def read_batch_csv(path: Path) -> CsvBatch:
+    """Read and check a batch CSV completely: every problem is collected, none is raised
+    (except an unreadable file)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"INPUT.csv {str(path)!r}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"INPUT.csv {str(path)!r} is a folder, not a CSV file") from None
+    except OSError as error:
+        raise UsageError(f"INPUT.csv {str(path)!r} cannot be read ({error.strerror})") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        byte = data[error.start : error.start + 1].hex()
+        problem = (
+            f"line {line}: the file is not UTF-8 text (byte 0x{byte}); save it as UTF-8 "
+            "(in Excel: Save As > CSV UTF-8)"
+        )
+        return CsvBatch(path, [], [], [problem])
+    if not text.strip():
+        problem = "line 1: the file is empty; it needs a header line: " + ",".join(IMAGE_COLUMNS)
+        return CsvBatch(path, [], [], [problem])
+
+    reader = csv.reader(io.StringIO(text, newline=""))
+    records: list[tuple[int, list[str]]] = []
+    start = 1
+    try:
+        for record in reader:
+            records.append((start, record))
+            start = reader.line_num + 1
+    except csv.Error as error:
+        return CsvBatch(path, [], [], [f"line {reader.line_num}: {error}"])
+
+    header_line, header = records[0]
+    header_problems = _header_problems(header)
+    problems = list(header_problems)
+    names = [name.strip().lower() for name in header]
+    rows: list[CsvRow] = []
+    for line, record in records[1:]:
+        if not any(cell.strip() for cell in record):
+            continue  # a blank line is not a row
+        row = CsvRow(index=len(rows), line=line, values=record)
+        if not header_problems:  # rows cannot be read without their columns
+            _check_row(row, names, path.parent)
+        rows.append(row)
+        problems += [f"line {row.line}: {problem}" for problem in row.problems]
+    if not rows and not problems:
+        problems.append("line 2: the file has a header but no rows to run")
+    return CsvBatch(path, header, rows, problems)
+
+
+def _header_problems(header: list[str]) -> list[str]:
+    names = [name.strip().lower() for name in header]
+    problems = []
+    if len(header) == 1 and ";" in header[0]:
+        problems.append(
+            "line 1: the columns are separated by semicolons; use commas (CSV: comma-separated)"
+        )
+        return problems
+    seen: set[str] = set()
+    for name in names:
+        if name in seen and name:
+            problems.append(f"line 1: column {name!r} appears twice")
+        seen.add(name)
+    if "" in names:
+        problems.append(f"line 1: column {names.index('') + 1} has no name")
+    for required in IMAGE_COLUMNS:
+        if required not in names:
+            found = ", ".join(repr(n) for n in names if n) or "none"
+            problems.append(f"line 1: missing column {required!r} (columns found: {found})")
+    return problems
+
+
+def _check_row(row: CsvRow, names: list[str], base: Path) -> None:
+    from mirrago.ledger import JobInput
+
+    if len(row.values) > len(names):
+        row.problems.append(
+            f"{len(row.values)} values but the header has {len(names)} columns "
+            "(a value with a comma needs double quotes)"
+        )
+        return
+    cells = {name: value.strip() for name, value in zip(names, row.values, strict=False)}
+    images = [_check_image_cell(name, cells.get(name, ""), base, row) for name in IMAGE_COLUMNS]
+    background = cells.get("background", "") or None
+    if background and background.lower() not in BACKGROUNDS + KEEP_BACKGROUND:
+        row.problems.append(
+            f"background {background!r} is not one of {', '.join(BACKGROUNDS)} (or empty)"
+        )
+    if not row.problems:
+        target, garment = images
+        username = cells.get("username", "") or None
+        row.job = JobInput(str(target), str(garment), background and background.lower(), username)
+
+
+def _check_image_cell(name: str, value: str, base: Path, row: CsvRow) -> str | None:
+    """The value to record for an image cell (a URL, or a file's absolute path), or None
+    with the problem added to the row."""
+    from mirrago.images import sniff_mime
+
+    if not value:
+        row.problems.append(f"{name} is empty")
+        return None
+    if "://" in value or value.lower().startswith(("http:", "https:")):
+        if not is_url(value):
+            row.problems.append(f"{name} {_short(value)} is not an http(s) URL")
+            return None
+        return value
+    path = Path(value).expanduser()
+    candidates = [path] if path.is_absolute() else [base / path, Path.cwd() / path]
+    found = next((c for c in candidates if c.exists()), None)
+    if found is None:
+        row.problems.append(f"{name} {_short(value)}: no such file")
+        return None
+    if found.is_dir():
+        row.problems.append(f"{name} {_short(value)} is a folder, not an image file")
+        return None
+    try:
+        with found.open("rb") as handle:
+            head = handle.read(64 * 1024)
+    except OSError as error:
+        row.problems.append(f"{name} {_short(value)} cannot be read ({error.strerror})")
+        return None
+    if not head:
+        row.problems.append(f"{name} {_short(value)} is empty (0 bytes)")
+        return None
+    if sniff_mime(head) is None:
+        row.problems.append(f"{name} {_short(value)} is not an image (use JPG, PNG or WEBP)")
+        return None
+    return str(found.resolve())
+
+
+def _short(value: str) -> str:
+    return repr(value if len(value) <= 80 else value[:77] + "...")
+
+
+# --------------------------------------------------------------------------- batch: the run
+
+
+class _Interrupt:
+    """Ctrl-C once: stop submitting and finish cleanly (exit 130). Twice: stop at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.on_first: Callable[[], None] = lambda: None
+        self._previous: Any = None
+
+    def __enter__(self) -> _Interrupt:
         try:
-            submission = client.generate(
-                target, garment, background=args.background, username=args.username
-            )
-        except BadRequestError as error:
-            raise UsageError(str(error)) from None
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread: Ctrl-C stays a KeyboardInterrupt
+            self._previous = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, _signum: int, _frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        self.on_first()
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    from mirrago.services import open_services
+
+    table = read_batch_csv(args.csv_path)
+    if table.problems and not (args.skip_invalid and table.valid and table.header):
+        count = len(table.problems)
         print(
-            f"Submitted job {submission.job_id} (credits before: {submission.credits_before})",
+            f"mirrago: {args.csv_path} has {count} problem{'s' * (count != 1)}; nothing was "
+            "submitted. Fix them (or run with --skip-invalid to submit the valid rows):",
             file=sys.stderr,
         )
-        job = client.wait(
-            submission.job_id, timeout=args.timeout, on_update=_progress_printer(started)
-        )
-        if job.status is not JobStatus.COMPLETED or not job.result_url:
-            reason = job.error_message or "the server gave no reason"
-            print(f"mirrago: job {job.job_id} failed: {reason}", file=sys.stderr)
-            if args.json:
-                print(json.dumps(_job_json(job), indent=2))
-            return EXIT_JOB_FAILED
-        try:
-            image = client.download(job.result_url)
-        except (ImageError, BadRequestError) as error:
-            # The input was fine; the result could not be fetched: a service problem (exit 3).
-            raise MirragoError(
-                f"Job {job.job_id} completed, but its result could not be downloaded: {error}"
-            ) from error
+        for problem in table.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    for problem in table.problems:
+        print(f"mirrago: skipping invalid row: {problem}", file=sys.stderr)
 
-    out = args.out or Path(f"tryon-{job.job_id}.{_result_extension(image)}")
-    out.write_bytes(image)
-    print(f"Completed in {time.monotonic() - started:.1f} s", file=sys.stderr)
-    if args.json:
-        print(json.dumps({**_job_json(job), "result_file": str(out)}, indent=2))
-    else:
-        print(out)
+    out_dir = (args.out_dir or args.csv_path.with_name(args.csv_path.stem + "-results")).resolve()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out-dir {str(out_dir)!r} is a file, not a folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    with open_services(start_runner=False, batch_ids=()) as services, _Interrupt() as interrupt:
+        print(f"Using {services.backend.label} at {services.backend.base_url}", file=sys.stderr)
+        batch = _batch_for(services.ledger, table, out_dir, args.name or args.csv_path.stem)
+        runner = services.runner
+        runner.add_batch(batch.id)
+
+        def stop_submitting() -> None:
+            runner.hold()
+            print(
+                "\nmirrago: stopping: no new submissions; waiting for the ones in flight "
+                "(Ctrl-C again to quit at once)",
+                file=sys.stderr,
+            )
+
+        interrupt.on_first = stop_submitting
+        runner.start()
+        counts = _wait_with_progress(services, batch.id, args.timeout, interrupt)
+        # Whatever the reason for stopping, no row is left mid-submission in results.csv.
+        runner.hold()
+        deadline = time.monotonic() + 60
+        while runner.in_flight() and runner.running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        counts = services.ledger.counts(batch.id)
+        summary = write_results(services, table, batch.id, out_dir)
+        return _batch_outcome(services, counts, table, summary, out_dir, args, interrupt.requested)
+
+
+def _batch_for(ledger: Any, table: CsvBatch, out_dir: Path, name: str) -> Any:
+    """The batch of this out-dir: the one recorded before (resuming), or a new one."""
+    source = str(out_dir)
+    wanted = {row.index: row.job for row in table.valid}
+    found = ledger.find_batch(source)
+    if found is None:
+        rows = sorted(wanted.items())
+        return ledger.create_batch_rows(name, source, rows, private=True)
+    recorded = {row.row_index: row.input for row in ledger.jobs(batch_id=found.id)}
+    if recorded != wanted:
+        index = min(i for i in set(recorded) | set(wanted) if recorded.get(i) != wanted.get(i))
+        lines = {row.index: row.line for row in table.rows}
+        where = f"line {lines[index]}" if index in lines else f"data row {index + 1}"
+        raise UsageError(
+            f"--out-dir {source!r} holds a batch from a different CSV ({where} differs): "
+            "run this CSV with another --out-dir"
+        )
+    done = sum(1 for row in ledger.jobs(batch_id=found.id) if row.state.is_final)
+    print(
+        f"Resuming batch {found.id} in {source}: {done} of {len(recorded)} rows already done",
+        file=sys.stderr,
+    )
+    return found
+
+
+def _wait_with_progress(
+    services: Any, batch_id: int, timeout: float | None, interrupt: _Interrupt
+) -> dict[Any, int]:
+    from tqdm import tqdm
+
+    from mirrago.ledger import JobState
+
+    runner = services.runner
+    total = sum(services.ledger.counts(batch_id).values())
+    deadline = None if timeout is None else time.monotonic() + timeout
+    bar = tqdm(total=total, unit="row", file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+    done = [0]
+
+    def show(counts: dict[JobState, int]) -> None:
+        finished = sum(counts[state] for state in JobState if state.is_final)
+        bar.update(finished - done[0])
+        done[0] = finished
+        in_progress = counts[JobState.SUBMITTING] + counts[JobState.SUBMITTED]
+        failed = counts[JobState.FAILED] + counts[JobState.UNCERTAIN]
+        bar.set_postfix_str(
+            f"done={counts[JobState.COMPLETED]} failed={failed} in progress={in_progress}",
+            refresh=False,
+        )
+
+    try:
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            step = 0.5 if remaining is None else max(0.0, min(0.5, remaining))
+            counts = runner.wait(batch_id, timeout=step, on_progress=show)
+            active = counts[JobState.SUBMITTING] + counts[JobState.SUBMITTED]
+            if interrupt.requested:
+                if runner.in_flight() == 0 or not runner.running:
+                    return counts  # what was in flight has returned and is recorded
+                time.sleep(0.05)
+                continue
+            if active + counts[JobState.QUEUED] == 0 or runner.paused or not runner.running:
+                return counts
+            if remaining is not None and remaining <= 0:
+                return counts
+    finally:
+        bar.close()
+
+
+def write_results(services: Any, table: CsvBatch, batch_id: int, out_dir: Path) -> dict:
+    """Write out_dir/results.csv: every input row, in input order, with what became of it;
+    completed results are copied to out_dir/images/. Returns counts by status."""
+    rows = {row.row_index: row for row in services.ledger.jobs(batch_id=batch_id)}
+    images = out_dir / "images"
+    summary: dict[str, int] = {}
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow([*table.header, *RESULT_COLUMNS])
+    width = len(table.header)
+    for item in table.rows:
+        values = (item.values + [""] * width)[:width]
+        record = rows.get(item.index)
+        if record is None:
+            status = "invalid"
+            result = ["", status, "; ".join(item.problems), "", "", "", "", ""]
+        else:
+            status = record.state.value
+            result_file = _copy_result(record, images, item.index, out_dir)
+            result = [
+                record.job_id or "",
+                status,
+                record.error or "",
+                record.result_url or "",
+                result_file,
+                "" if record.credits_before is None else str(record.credits_before),
+                _iso(record.submitted_at) or "",
+                _iso(record.finished_at) or "",
+            ]
+        summary[status] = summary.get(status, 0) + 1
+        writer.writerow([*values, *result])
+    target = out_dir / "results.csv"
+    temporary = out_dir / ".results.csv.tmp"
+    temporary.write_text(buffer.getvalue(), encoding="utf-8")
+    os.replace(temporary, target)
+    return summary
+
+
+def _copy_result(record: Any, images: Path, index: int, out_dir: Path) -> str:
+    if not record.result_path or not record.job_id:
+        return ""
+    source = Path(record.result_path)
+    if not source.is_file():
+        return ""
+    images.mkdir(exist_ok=True)
+    target = images / f"row{index + 1:04d}-{record.job_id}{source.suffix}"
+    if not target.exists():
+        shutil.copyfile(source, target)
+    return str(target.relative_to(out_dir))
+
+
+def _batch_outcome(
+    services: Any,
+    counts: dict[Any, int],
+    table: CsvBatch,
+    summary: dict[str, int],
+    out_dir: Path,
+    args: argparse.Namespace,
+    interrupted: bool,
+) -> int:
+    from mirrago.ledger import JobState
+
+    parts = ", ".join(f"{count} {status}" for status, count in sorted(summary.items()))
+    written = out_dir / "results.csv"
+    print(f"{len(table.rows)} rows: {parts}. Results: {written}", file=sys.stderr)
+    print(written)
+    active = counts[JobState.QUEUED] + counts[JobState.SUBMITTING] + counts[JobState.SUBMITTED]
+    if interrupted:
+        print("mirrago: interrupted; run the same command again to continue", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    runner = services.runner
+    if active and runner.paused and runner.last_error is not None:
+        raise runner.last_error
+    if active:
+        raise MirragoError(
+            f"{active} row{'s' * (active != 1)} did not finish within {args.timeout:g} s; run "
+            "the same command again to continue"
+        )
+    if summary.get("completed", 0) == len(table.rows):
+        return EXIT_OK
+    return EXIT_JOB_FAILED
+
+
+# --------------------------------------------------------------------------- usage
+
+
+def run_usage(args: argparse.Namespace) -> int:
+    from mirrago.ledger import JobState, Ledger
+
+    ledger = Ledger.open(load_settings())
+    try:
+        counts = ledger.counts()
+        readings = ledger.credit_readings(limit=args.limit)
+    finally:
+        ledger.close()
+    print(f"Jobs by state (ledger: {ledger.display_url})")
+    print(f"  {'state':<12}{'jobs':>8}")
+    for state in JobState:
+        print(f"  {state.value:<12}{counts[state]:>8}")
+    print(f"  {'total':<12}{sum(counts.values()):>8}")
+    print()
+    if not readings:
+        print("No credit readings yet: they are recorded with every submission.")
+        return EXIT_OK
+    print(f"Credit readings (the latest {len(readings)}, oldest first)")
+    print(f"  {'time (UTC)':<21}{'credits before':>15}  job")
+    for reading in readings:
+        when = reading.at.strftime("%Y-%m-%d %H:%M:%S")
+        print(f"  {when:<21}{reading.credits_before:>15}  {reading.job_id or ''}")
     return EXIT_OK
 
 
-def _job_json(job: Job) -> dict[str, object]:
-    data = asdict(job)
-    data["status"] = job.status.value
-    data["created_at"] = job.created_at.isoformat() if job.created_at else None
-    return data
+# --------------------------------------------------------------------------- sandbox, main
 
 
 def run_sandbox(args: argparse.Namespace) -> int:
@@ -245,19 +819,15 @@ def run_sandbox(args: argparse.Namespace) -> int:
         seed=args.seed,
         strict_reference=args.strict_reference,
     )
-    try:
-        serve(config, args.host, args.port)
-    except OSError as error:
-        raise UsageError(
-            f"cannot listen on {args.host}:{args.port} ({error.strerror or error}); "
-            "choose another with --port"
-        ) from None
+    serve(config, args.host, args.port)
     return EXIT_OK
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "sandbox": run_sandbox,
     "try-on": run_try_on,
+    "batch": run_batch,
+    "usage": run_usage,
 }
 
 
@@ -281,21 +851,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("mirrago: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except OSError as error:
-        text = f"{error.strerror or error}: {error.filename or ''}".rstrip(": ")
-        return _fail(error, EXIT_SERVICE, debug, text)
+        return _fail(
+            f"{error.strerror or error}: {error.filename or ''}".rstrip(": "), EXIT_SERVICE, debug
+        )
     except Exception as error:  # a last guard: no traceback reaches a user without --debug
-        text = (f"unexpected error ({type(error).__name__}): {error}. "
-                "Run again with --debug for details.")
-        return _fail(error, EXIT_SERVICE, debug, text)
+        return _fail(
+            f"unexpected error ({type(error).__name__}): {error}. "
+            "Run again with --debug for details.",
+            EXIT_SERVICE,
+            debug,
+        )
 
 
-def _fail(error: BaseException, code: int, debug: bool, text: str | None = None) -> int:
-    """Print one line (and the traceback with --debug); return the exit code."""
-    if debug:
+def _fail(error: object, code: int, debug: bool) -> int:
+    if debug and isinstance(error, BaseException):
         import traceback
 
         traceback.print_exception(error)
-    text = " ".join((text or str(error)).split())
+    text = " ".join(str(error).split())
     if not text.startswith("mirrago"):
         text = f"mirrago: {text}"
     print(text, file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -30,14 +31,19 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def point_at(monkeypatch: pytest.MonkeyPatch, workdir: Path):
-    """Point the CLI at a given sandbox through the environment."""
+    """Point the CLI at a given sandbox through the environment; afterwards, check that the
+    sandbox created at most one job per try-on (at most one job per row, in every test)."""
+    used = []
 
     def configure(sandbox, secret: str | None = None) -> None:
+        used.append(sandbox)
         monkeypatch.setenv("MIRRAGO_BASE_URL", sandbox.base_url)
         monkeypatch.setenv("MIRRAGO_CLIENT_ID", sandbox.client_id)
         monkeypatch.setenv("MIRRAGO_CLIENT_SECRET", secret or sandbox.client_secret)
 
-    return configure
+    yield configure
+    for sandbox in used:
+        assert sandbox.engine.stats()["jobs_created"] <= 1
 
 
 def _stderr_lines(capsys: pytest.CaptureFixture[str]) -> tuple[str, list[str]]:
@@ -181,9 +187,7 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "unknown command",
     ],
 )
-def test_bad_input_exits_2_with_one_line_naming_it(
-    case, make_sandbox, point_at, workdir, capsys
-):
+def test_bad_input_exits_2_with_one_line_naming_it(case, make_sandbox, point_at, workdir, capsys):
     sandbox = make_sandbox(latency=0.1)
     point_at(sandbox)
     argv, expected = _bad_inputs(workdir)[case]
@@ -226,3 +230,23 @@ def test_console_script_runs_on_the_embedded_sandbox(tmp_path: Path):
     assert finished.returncode == 0, finished.stderr
     assert "Sandbox (local)" in finished.stderr
     assert out.is_file() and _differs(out, PERSON) > 3
+
+
+def test_try_on_goes_through_the_runner_and_the_ledger(make_sandbox, point_at, workdir, capsys):
+    from mirrago.ledger import JobState, Ledger
+
+    sandbox = make_sandbox(latency=0.1)
+    point_at(sandbox)
+
+    code = main(["try-on", str(PERSON), str(GARMENT), "--json"])
+
+    assert code == 0
+    printed = json.loads(capsys.readouterr().out)
+    ledger = Ledger(f"sqlite:///{workdir / 'data' / 'ledger.sqlite3'}")
+    try:
+        [row] = ledger.jobs()
+        assert row.state is JobState.COMPLETED and row.job_id == printed["job_id"]
+        assert row.target == str(PERSON.resolve()) and row.result_path
+        assert [r.job_id for r in ledger.credit_readings()] == [row.job_id]
+    finally:
+        ledger.close()

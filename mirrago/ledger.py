@@ -1,0 +1,1019 @@
+"""The persistent record of every batch, job and credit reading (SQLAlchemy Core, any database).
+
+A SQLite file in the data dir by default (WAL, a busy timeout, foreign keys: safe for the app's
+threads and a CLI running beside it); `MIRRAGO_DATABASE_URL` selects any SQLAlchemy URL, and
+the SQL here is portable (it runs on PostgreSQL too). Times are stored as naive UTC and
+returned as aware UTC datetimes. No secret is ever stored: only inputs as given, job ids and
+what the server reported.
+
+Job rows move through `JobState`; every transition is one committed UPDATE guarded by the
+states it may come from (and, for the runner's own rows, by the runner that claimed it), so two
+processes can never both move a row. Runners register themselves with a heartbeat in the
+`runners` table: that is how a runner tells a crashed owner's rows from a live one's.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from mirrago.config import Settings
+from mirrago.models import MirragoError, Submission
+
+SCHEMA_VERSION = 1
+HOST = socket.gethostname()
+
+
+class LedgerError(MirragoError):
+    """The ledger cannot be opened or used (unreachable database, a schema from the future)."""
+
+
+class JobState(enum.StrEnum):
+    """Where a job is in its life. See the module docstring of `mirrago.runner` for the moves."""
+
+    QUEUED = "queued"  # waiting for a runner to submit it
+    SUBMITTING = "submitting"  # claimed by a runner; the POST is (about to be) in flight
+    SUBMITTED = "submitted"  # the server has it (job_id known); in progress there
+    COMPLETED = "completed"
+    FAILED = "failed"
+    UNCERTAIN = "uncertain"  # the submission's outcome is unknown: never resubmitted by itself
+    CANCELED = "canceled"
+
+    @property
+    def is_final(self) -> bool:
+        """The runner will not move a row in this state by itself (only a user's retry does)."""
+        return self in FINAL_STATES
+
+
+FINAL_STATES = frozenset(
+    {JobState.COMPLETED, JobState.FAILED, JobState.UNCERTAIN, JobState.CANCELED}
+)
+RETRYABLE_STATES = frozenset({JobState.FAILED, JobState.UNCERTAIN})
+
+
+@dataclass(frozen=True)
+class JobInput:
+    """One try-on as the user gave it: paths or http(s) URLs, and the options."""
+
+    target: str
+    garment: str
+    background: str | None = None
+    username: str | None = None
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One row of a batch, as the ledger holds it now."""
+
+    id: int
+    batch_id: int
+    row_index: int
+    target: str
+    garment: str
+    background: str | None
+    username: str | None
+    state: JobState
+    job_id: str | None
+    server_status: str | None
+    cloth_id: str | None
+    credits_before: int | None
+    created_at: datetime
+    submitted_at: datetime | None
+    finished_at: datetime | None
+    attempts: int
+    error: str | None
+    result_url: str | None
+    result_path: str | None
+    thumbnail_path: str | None
+    review_verdict: str | None
+    review_note: str | None
+    review_tags: tuple[str, ...]
+
+    @property
+    def input(self) -> JobInput:
+        return JobInput(self.target, self.garment, self.background, self.username)
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    id: int
+    name: str
+    source: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class CreditReading:
+    """The balance the server reported before a job was charged (`credits_before`)."""
+
+    at: datetime
+    credits_before: int
+    job_id: str | None
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """A recorded event in a row's life that its current state does not show (a retry, say)."""
+
+    row_id: int
+    at: datetime
+    kind: str
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What `Ledger.recover` did: rows marked uncertain, and submitted rows now ours to poll."""
+
+    uncertain: list[int]
+    adopted: list[JobRecord]
+
+
+# --------------------------------------------------------------------------- schema
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """Aware datetimes in, stored as naive UTC (portable), aware UTC out."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("the ledger stores aware datetimes only")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+metadata = sa.MetaData()
+
+schema_version_table = sa.Table(
+    "schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+batches = sa.Table(
+    "batches",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    # A private batch is worked only by runners that name it (a CLI run), never by a runner
+    # that takes every batch (the app's): Ctrl-C in the CLI must stop its submissions.
+    sa.Column("private", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    sa.Index("ix_batches_source", "source"),
+)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "batch_id", sa.Integer, sa.ForeignKey("batches.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("row_index", sa.Integer, nullable=False),
+    sa.Column("target", sa.Text, nullable=False),
+    sa.Column("garment", sa.Text, nullable=False),
+    sa.Column("background", sa.Text),
+    sa.Column("username", sa.Text),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("job_id", sa.String(128)),
+    sa.Column("server_status", sa.String(64)),
+    sa.Column("cloth_id", sa.Text),
+    sa.Column("credits_before", sa.Integer),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("submitted_at", UTCDateTime),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Column("attempts", sa.Integer, nullable=False, default=1),
+    sa.Column("error", sa.Text),
+    sa.Column("result_url", sa.Text),
+    sa.Column("result_path", sa.Text),
+    sa.Column("thumbnail_path", sa.Text),
+    sa.Column("review_verdict", sa.String(32)),
+    sa.Column("review_note", sa.Text),
+    sa.Column("review_tags", sa.Text, nullable=False, default="[]"),
+    sa.Column("claimed_by", sa.String(200)),  # the runner that owns a submitting/submitted row
+    sa.Column("claimed_at", UTCDateTime),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("batch_id", "row_index", name="uq_jobs_batch_row"),
+    sa.Index("ix_jobs_state", "state"),
+    sa.Index("ix_jobs_job_id", "job_id"),
+    sa.Index("ix_jobs_claimed_by", "claimed_by"),
+)
+
+credit_readings = sa.Table(
+    "credit_readings",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("credits_before", sa.Integer, nullable=False),
+    sa.Column("job_id", sa.String(128)),
+    sa.Index("ix_credit_readings_at", "at"),
+)
+
+runners = sa.Table(
+    "runners",
+    metadata,
+    sa.Column("id", sa.String(200), primary_key=True),  # host:pid:token
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("heartbeat_at", UTCDateTime, nullable=False),
+)
+
+job_events = sa.Table(
+    "job_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("row_id", sa.Integer, sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False, default="{}"),
+    sa.Index("ix_job_events_row", "row_id"),
+)
+
+# Upgrades from version n to n + 1, run in one transaction when an older ledger is opened.
+# Version 1 is the first schema, so there are none yet; a future change adds e.g.
+# `MIGRATIONS[1] = _add_some_column` and bumps SCHEMA_VERSION.
+Migration = Callable[[Connection], None]
+MIGRATIONS: dict[int, Migration] = {}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# Runner ids registered by live runners of this process: a row claimed by a runner id of this
+# process that is not here belongs to a runner that stopped.
+_LIVE_RUNNERS: set[str] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but someone else's
+        return True
+    except OSError:
+        return True
+    return True
+
+
+def _zombie(pid: int) -> bool:
+    """A killed child that its parent has not reaped yet still answers kill(pid, 0)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            return handle.read().rsplit(")", 1)[-1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+# --------------------------------------------------------------------------- the ledger
+
+
+class Ledger:
+    """The job ledger at a SQLAlchemy URL. Thread-safe; several processes may share one."""
+
+    def __init__(self, url: str) -> None:
+        self._url = sa.engine.make_url(url)
+        self._sqlite = self._url.get_backend_name() == "sqlite"
+        try:
+            self._engine = self._create_engine()
+            self._migrate()
+        except SQLAlchemyError as error:
+            raise LedgerError(
+                f"Cannot open the job ledger at {self.display_url}: {_reason(error)}. "
+                "Check MIRRAGO_DATABASE_URL (or MIRRAGO_DATA_DIR) and that the database is up."
+            ) from None
+
+    @classmethod
+    def open(cls, settings: Settings) -> Ledger:
+        """The ledger the settings name (the data dir's SQLite file unless a URL is set)."""
+        if not settings.database_url:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return cls(settings.ledger_url)
+
+    @property
+    def display_url(self) -> str:
+        """The URL with any password hidden: fit for messages and logs."""
+        return self._url.render_as_string(hide_password=True)
+
+    @property
+    def dialect(self) -> str:
+        return self._url.get_backend_name()
+
+    def __repr__(self) -> str:
+        return f"Ledger({self.display_url!r})"
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # ------------------------------------------------------------------ engine and schema
+
+    def _create_engine(self) -> Engine:
+        if not self._sqlite:
+            return sa.create_engine(
+                self._url, pool_pre_ping=True, pool_size=10, max_overflow=30, pool_timeout=60
+            )
+        database = self._url.database or ""
+        memory = database in ("", ":memory:")
+        if not memory:
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            self._url,
+            poolclass=sa.pool.StaticPool if memory else sa.pool.QueuePool,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            **({} if memory else {"pool_size": 10, "max_overflow": 30, "pool_timeout": 60}),
+        )
+
+        @sa.event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # Let SQLAlchemy, not the driver, decide when transactions begin (see _on_begin).
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            if not memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _on_begin(connection: Connection) -> None:
+            # A write transaction takes the write lock up front: a deferred one that read first
+            # could not upgrade (SQLITE_BUSY without waiting) once another process committed.
+            write = connection.get_execution_options().get("mirrago_write", False)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        return engine
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """One write transaction, committed on exit."""
+        with self._engine.connect() as conn:
+            conn.execution_options(mirrago_write=True)
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._engine.connect() as conn:
+            yield conn
+
+    def _migrate(self) -> None:
+        with self._write() as conn:
+            if conn.dialect.name == "postgresql":
+                # Two processes opening a fresh database at once must not both create tables.
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(7310452)"))
+            inspector = sa.inspect(conn)
+            if not inspector.has_table("schema_version"):
+                if inspector.has_table("jobs"):
+                    raise LedgerError(
+                        f"The database at {self.display_url} has a 'jobs' table but no Mirrago "
+                        "schema version: point MIRRAGO_DATABASE_URL at a database of its own."
+                    )
+                metadata.create_all(conn)
+                conn.execute(schema_version_table.insert().values(version=SCHEMA_VERSION))
+                return
+            version = conn.execute(sa.select(sa.func.max(schema_version_table.c.version))).scalar()
+            migrate_schema(conn, int(version or 0), self.display_url)
+
+    def schema_version(self) -> int:
+        with self._read() as conn:
+            return int(conn.execute(sa.select(schema_version_table.c.version)).scalar() or 0)
+
+    # ------------------------------------------------------------------ batches
+
+    def create_batch(
+        self, name: str, source: str, inputs: Sequence[JobInput], *, private: bool = False
+    ) -> BatchRecord:
+        """A new batch with one queued row per input (row_index = position in `inputs`).
+
+        A `private` batch is only worked by runners limited to it (see `Runner(batch_ids=…)`).
+        """
+        return self.create_batch_rows(name, source, list(enumerate(inputs)), private=private)
+
+    def create_batch_rows(
+        self,
+        name: str,
+        source: str,
+        rows: Sequence[tuple[int, JobInput]],
+        *,
+        private: bool = False,
+    ) -> BatchRecord:
+        """Like `create_batch`, with explicit row indexes (a CSV's data rows, gaps and all)."""
+        now = utcnow()
+        with self._write() as conn:
+            batch_id = conn.execute(
+                batches.insert().values(name=name, source=source, created_at=now, private=private)
+            ).inserted_primary_key[0]
+            if rows:
+                conn.execute(
+                    jobs.insert(),
+                    [
+                        {
+                            "batch_id": batch_id,
+                            "row_index": index,
+                            "target": item.target,
+                            "garment": item.garment,
+                            "background": item.background,
+                            "username": item.username,
+                            "state": JobState.QUEUED.value,
+                            "attempts": 1,
+                            "review_tags": "[]",
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                        for index, item in rows
+                    ],
+                )
+        return BatchRecord(int(batch_id), name, source, now)
+
+    def batch(self, batch_id: int) -> BatchRecord | None:
+        with self._read() as conn:
+            row = conn.execute(batches.select().where(batches.c.id == batch_id)).first()
+        return _batch(row) if row else None
+
+    def find_batch(self, source: str) -> BatchRecord | None:
+        """The newest batch with that source (the CLI's resolved out-dir, say)."""
+        query = (
+            batches.select()
+            .where(batches.c.source == source)
+            .order_by(batches.c.id.desc())
+            .limit(1)
+        )
+        with self._read() as conn:
+            row = conn.execute(query).first()
+        return _batch(row) if row else None
+
+    def batches(self, limit: int | None = None) -> list[BatchRecord]:
+        """Batches, newest first."""
+        query = batches.select().order_by(batches.c.id.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        with self._read() as conn:
+            return [_batch(row) for row in conn.execute(query)]
+
+    # ------------------------------------------------------------------ reading jobs
+
+    def jobs(
+        self,
+        *,
+        batch_id: int | None = None,
+        states: Iterable[JobState] | None = None,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> list[JobRecord]:
+        """Rows, in batch then row order (or newest first), optionally filtered."""
+        query = jobs.select()
+        if batch_id is not None:
+            query = query.where(jobs.c.batch_id == batch_id)
+        if states is not None:
+            query = query.where(jobs.c.state.in_([JobState(s).value for s in states]))
+        if newest_first:
+            query = query.order_by(jobs.c.id.desc())
+        else:
+            query = query.order_by(jobs.c.batch_id, jobs.c.row_index, jobs.c.id)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._read() as conn:
+            return [_job(row) for row in conn.execute(query)]
+
+    def job(self, row_id: int) -> JobRecord | None:
+        with self._read() as conn:
+            row = conn.execute(jobs.select().where(jobs.c.id == row_id)).first()
+        return _job(row) if row else None
+
+    def counts(self, batch_id: int | None = None) -> dict[JobState, int]:
+        """How many rows are in each state (every state present, zero included)."""
+        query = sa.select(jobs.c.state, sa.func.count()).group_by(jobs.c.state)
+        if batch_id is not None:
+            query = query.where(jobs.c.batch_id == batch_id)
+        found = {state: 0 for state in JobState}
+        with self._read() as conn:
+            for state, count in conn.execute(query):
+                found[JobState(state)] = int(count)
+        return found
+
+    def events(self, row_id: int) -> list[JobEvent]:
+        query = job_events.select().where(job_events.c.row_id == row_id).order_by(job_events.c.id)
+        with self._read() as conn:
+            return [
+                JobEvent(row.row_id, row.at, row.kind, json.loads(row.detail or "{}"))
+                for row in conn.execute(query)
+            ]
+
+    def credit_readings(self, limit: int | None = None) -> list[CreditReading]:
+        """Credit readings, oldest first (the newest `limit` of them when a limit is given)."""
+        query = credit_readings.select().order_by(
+            credit_readings.c.at.desc(), credit_readings.c.id.desc()
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        with self._read() as conn:
+            rows = list(conn.execute(query))
+        rows.reverse()
+        return [CreditReading(row.at, int(row.credits_before), row.job_id) for row in rows]
+
+    # ------------------------------------------------------------------ the user's actions
+
+    def set_review(
+        self,
+        row_id: int,
+        verdict: str | None,
+        note: str | None = None,
+        tags: Sequence[str] = (),
+    ) -> None:
+        clean_tags = sorted({str(tag).strip() for tag in tags if str(tag).strip()})
+        with self._write() as conn:
+            conn.execute(
+                jobs.update()
+                .where(jobs.c.id == row_id)
+                .values(
+                    review_verdict=verdict,
+                    review_note=note,
+                    review_tags=json.dumps(clean_tags),
+                    updated_at=utcnow(),
+                )
+            )
+
+    def cancel(self, row_id: int) -> bool:
+        """Cancel a queued row; False when it is no longer queued (already being submitted)."""
+        with self._write() as conn:
+            moved = _move(
+                conn, row_id, {JobState.QUEUED}, state=JobState.CANCELED, finished_at=utcnow()
+            )
+            if moved:
+                _event(conn, row_id, "canceled", {})
+        return moved
+
+    def retry(self, row_id: int) -> bool:
+        """Queue a failed or uncertain row again as a new attempt; the old outcome is recorded
+        as an event. False when the row is in another state."""
+        with self._write() as conn:
+            row = conn.execute(jobs.select().where(jobs.c.id == row_id)).first()
+            if row is None or JobState(row.state) not in RETRYABLE_STATES:
+                return False
+            moved = _move(
+                conn,
+                row_id,
+                RETRYABLE_STATES,
+                state=JobState.QUEUED,
+                attempts=jobs.c.attempts + 1,
+                job_id=None,
+                server_status=None,
+                cloth_id=None,
+                credits_before=None,
+                submitted_at=None,
+                finished_at=None,
+                error=None,
+                result_url=None,
+                result_path=None,
+                thumbnail_path=None,
+                claimed_by=None,
+                claimed_at=None,
+            )
+            if moved:
+                previous = {
+                    "attempt": row.attempts,
+                    "state": row.state,
+                    "job_id": row.job_id,
+                    "error": row.error,
+                }
+                _event(conn, row_id, "retried", previous)
+        return moved
+
+    # ------------------------------------------------------------------ runners
+
+    def register_runner(self, runner_id: str) -> None:
+        now = utcnow()
+        with _LIVE_LOCK:
+            _LIVE_RUNNERS.add(runner_id)
+        with self._write() as conn:
+            conn.execute(runners.delete().where(runners.c.id == runner_id))
+            conn.execute(
+                runners.insert().values(
+                    id=runner_id, host=HOST, pid=os.getpid(), started_at=now, heartbeat_at=now
+                )
+            )
+
+    def heartbeat(self, runner_id: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                runners.update().where(runners.c.id == runner_id).values(heartbeat_at=utcnow())
+            )
+
+    def unregister_runner(self, runner_id: str) -> None:
+        with _LIVE_LOCK:
+            _LIVE_RUNNERS.discard(runner_id)
+        with self._write() as conn:
+            conn.execute(runners.delete().where(runners.c.id == runner_id))
+
+    def recover(
+        self, runner_id: str, *, stale_after: float = 15.0, batch_ids: Iterable[int] | None = None
+    ) -> Recovery:
+        """Clean up after runners that are gone (crashed, killed, stopped).
+
+        A claimed row's owner is gone when it is not registered, its heartbeat is older than
+        `stale_after`, or it ran on this host under a pid that no longer exists. Their
+        `submitting` rows become `uncertain` (the POST may or may not have reached the server);
+        their `submitted` rows (in `batch_ids`, when given) are adopted by `runner_id`.
+        """
+        now = utcnow()
+        with self._write() as conn:
+            live = {row.id: row for row in conn.execute(runners.select())}
+            owners = conn.execute(
+                sa.select(jobs.c.claimed_by)
+                .where(jobs.c.state.in_([JobState.SUBMITTING.value, JobState.SUBMITTED.value]))
+                .distinct()
+            ).scalars()
+            gone = [
+                owner
+                for owner in owners
+                if owner != runner_id and not _owner_alive(live.get(owner), owner, now, stale_after)
+            ]
+            for owner in gone:
+                if owner in live:
+                    conn.execute(runners.delete().where(runners.c.id == owner))
+            orphaned = _claimed_by_any(gone)
+            caught = conn.execute(
+                sa.select(jobs.c.id, jobs.c.claimed_by).where(
+                    orphaned, jobs.c.state == JobState.SUBMITTING.value
+                )
+            ).all()
+            uncertain_ids = []
+            for row_id, owner in caught:
+                moved = _move(
+                    conn,
+                    row_id,
+                    {JobState.SUBMITTING},
+                    state=JobState.UNCERTAIN,
+                    finished_at=now,
+                    error=(
+                        "The runner submitting this job stopped before the server answered: "
+                        "the job may or may not exist (it may have spent a credit). Check the "
+                        "account's jobs before retrying."
+                    ),
+                )
+                if moved:
+                    uncertain_ids.append(row_id)
+                    _event(conn, row_id, "uncertain", {"owner": owner})
+            adopt = sa.and_(
+                orphaned, jobs.c.state == JobState.SUBMITTED.value, _in_scope(batch_ids)
+            )
+            adopt_ids = list(conn.execute(sa.select(jobs.c.id).where(adopt)).scalars())
+            if adopt_ids:
+                conn.execute(
+                    jobs.update()
+                    .where(jobs.c.id.in_(adopt_ids), adopt)
+                    .values(claimed_by=runner_id, claimed_at=now, updated_at=now)
+                )
+                adopted = [
+                    _job(row)
+                    for row in conn.execute(
+                        jobs.select()
+                        .where(jobs.c.id.in_(adopt_ids), jobs.c.claimed_by == runner_id)
+                        .order_by(jobs.c.submitted_at, jobs.c.id)
+                    )
+                ]
+            else:
+                adopted = []
+        return Recovery(uncertain_ids, adopted)
+
+    def owned(self, runner_id: str, state: JobState) -> list[JobRecord]:
+        query = (
+            jobs.select()
+            .where(jobs.c.claimed_by == runner_id, jobs.c.state == state.value)
+            .order_by(jobs.c.submitted_at, jobs.c.id)
+        )
+        with self._read() as conn:
+            return [_job(row) for row in conn.execute(query)]
+
+    # ------------------------------------------------------------------ the runner's moves
+
+    def has_queued(self, batch_ids: Iterable[int] | None = None) -> bool:
+        query = (
+            sa.select(jobs.c.id)
+            .where(jobs.c.state == JobState.QUEUED.value, _in_scope(batch_ids))
+            .limit(1)
+        )
+        with self._read() as conn:
+            return conn.execute(query).first() is not None
+
+    def claim_next(
+        self, runner_id: str, batch_ids: Iterable[int] | None = None
+    ) -> JobRecord | None:
+        """Atomically move the oldest queued row to `submitting`, owned by `runner_id`.
+
+        The UPDATE is guarded by `state = 'queued'`: when another process claimed the same row
+        first, it changes nothing and we try the next candidate. On PostgreSQL the candidate is
+        also locked with SKIP LOCKED, so concurrent claimers pick different rows.
+        """
+        scope = _in_scope(batch_ids)
+        for _ in range(20):
+            with self._write() as conn:
+                candidate = (
+                    sa.select(jobs.c.id)
+                    .where(jobs.c.state == JobState.QUEUED.value, scope)
+                    .order_by(jobs.c.id)
+                    .limit(1)
+                    .with_for_update(skip_locked=True)
+                )
+                row_id = conn.execute(candidate).scalar()
+                if row_id is None:
+                    return None
+                now = utcnow()
+                if _move(
+                    conn,
+                    row_id,
+                    {JobState.QUEUED},
+                    state=JobState.SUBMITTING,
+                    claimed_by=runner_id,
+                    claimed_at=now,
+                ):
+                    return _job(conn.execute(jobs.select().where(jobs.c.id == row_id)).one())
+        return None
+
+    def release(self, row_id: int, runner_id: str) -> bool:
+        """Back to `queued`: the submission certainly created no job (a rate limit, say)."""
+        with self._write() as conn:
+            return _move(
+                conn,
+                row_id,
+                {JobState.SUBMITTING},
+                owner=runner_id,
+                state=JobState.QUEUED,
+                claimed_by=None,
+                claimed_at=None,
+            )
+
+    def record_submission(self, row_id: int, runner_id: str, submission: Submission) -> bool:
+        """The server created the job: store its id and the credit reading, in one commit.
+
+        Accepted from `submitting` and also from `uncertain` (a slow answer after another
+        runner gave up on us is still the truth). If the row has moved on (a user retried it),
+        the job id is kept as an event so it is never lost.
+        """
+        now = utcnow()
+        with self._write() as conn:
+            moved = _move(
+                conn,
+                row_id,
+                {JobState.SUBMITTING, JobState.UNCERTAIN},
+                owner=runner_id,
+                state=JobState.SUBMITTED,
+                job_id=submission.job_id,
+                server_status=submission.raw_status or None,
+                cloth_id=submission.cloth_id,
+                credits_before=submission.credits_before,
+                submitted_at=now,
+                finished_at=None,
+                error=None,
+            )
+            if submission.credits_before is not None:
+                conn.execute(
+                    credit_readings.insert().values(
+                        at=now, credits_before=submission.credits_before, job_id=submission.job_id
+                    )
+                )
+            if not moved:
+                _event(conn, row_id, "late_submission", {"job_id": submission.job_id})
+        return moved
+
+    def fail_submission(self, row_id: int, runner_id: str, error: str) -> bool:
+        """The server refused the submission (nothing was created): `failed`."""
+        return self._finish(row_id, runner_id, {JobState.SUBMITTING}, JobState.FAILED, error=error)
+
+    def mark_uncertain(self, row_id: int, runner_id: str, error: str) -> bool:
+        return self._finish(
+            row_id, runner_id, {JobState.SUBMITTING}, JobState.UNCERTAIN, error=error
+        )
+
+    def update_server_status(
+        self,
+        row_id: int,
+        runner_id: str,
+        server_status: str,
+        *,
+        cloth_id: str | None = None,
+        result_url: str | None = None,
+    ) -> bool:
+        values: dict[str, Any] = {"server_status": server_status}
+        if cloth_id:
+            values["cloth_id"] = cloth_id
+        if result_url:
+            values["result_url"] = result_url
+        with self._write() as conn:
+            return _move(conn, row_id, {JobState.SUBMITTED}, owner=runner_id, **values)
+
+    def complete(
+        self,
+        row_id: int,
+        runner_id: str,
+        *,
+        server_status: str | None,
+        result_url: str | None,
+        result_path: str | None,
+        thumbnail_path: str | None,
+        error: str | None = None,
+    ) -> bool:
+        """The job completed; `error` notes a result that could not be fetched."""
+        return self._finish(
+            row_id,
+            runner_id,
+            {JobState.SUBMITTED},
+            JobState.COMPLETED,
+            server_status=server_status,
+            result_url=result_url,
+            result_path=result_path,
+            thumbnail_path=thumbnail_path,
+            error=error,
+        )
+
+    def fail_job(
+        self, row_id: int, runner_id: str, error: str, server_status: str | None = None
+    ) -> bool:
+        """The server reports the job failed (or no longer knows it)."""
+        return self._finish(
+            row_id,
+            runner_id,
+            {JobState.SUBMITTED},
+            JobState.FAILED,
+            error=error,
+            server_status=server_status,
+        )
+
+    def _finish(
+        self,
+        row_id: int,
+        runner_id: str,
+        from_states: set[JobState],
+        state: JobState,
+        **values: Any,
+    ) -> bool:
+        with self._write() as conn:
+            return _move(
+                conn,
+                row_id,
+                from_states,
+                owner=runner_id,
+                state=state,
+                finished_at=utcnow(),
+                **values,
+            )
+
+    # ------------------------------------------------------------------ test and admin helpers
+
+    def drop_all(self) -> None:
+        """Drop every table (tests on a shared PostgreSQL server clean up with this)."""
+        with self._write() as conn:
+            metadata.drop_all(conn)
+
+
+def migrate_schema(conn: Connection, version: int, where: str = "the ledger") -> int:
+    """Bring a ledger at `version` up to SCHEMA_VERSION with MIGRATIONS; returns the version."""
+    if version > SCHEMA_VERSION:
+        raise LedgerError(
+            f"The job ledger at {where} was written by a newer Mirrago Studio (schema "
+            f"{version}; this version knows {SCHEMA_VERSION}): upgrade Mirrago Studio, or use "
+            "another MIRRAGO_DATA_DIR / MIRRAGO_DATABASE_URL."
+        )
+    start = version
+    while version < SCHEMA_VERSION:
+        step = MIGRATIONS.get(version)
+        if step is None:
+            raise LedgerError(
+                f"The job ledger at {where} has schema {version}, and this Mirrago Studio "
+                f"cannot upgrade it to {SCHEMA_VERSION}: use another MIRRAGO_DATA_DIR."
+            )
+        step(conn)
+        version += 1
+    if version != start:
+        conn.execute(schema_version_table.delete())
+        conn.execute(schema_version_table.insert().values(version=version))
+    return version
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _move(
+    conn: Connection,
+    row_id: int,
+    from_states: Iterable[JobState],
+    *,
+    owner: str | None = None,
+    **values: Any,
+) -> bool:
+    """Change one row if it is in one of `from_states` (and claimed by `owner`, if given)."""
+    if "state" in values:
+        values["state"] = JobState(values["state"]).value
+    query = jobs.update().where(
+        jobs.c.id == row_id, jobs.c.state.in_([JobState(s).value for s in from_states])
+    )
+    if owner is not None:
+        query = query.where(jobs.c.claimed_by == owner)
+    result = conn.execute(query.values(updated_at=utcnow(), **values))
+    return result.rowcount == 1
+
+
+def _event(conn: Connection, row_id: int, kind: str, detail: dict[str, Any]) -> None:
+    conn.execute(
+        job_events.insert().values(
+            row_id=row_id, at=utcnow(), kind=kind, detail=json.dumps(detail, default=str)
+        )
+    )
+
+
+def _in_scope(batch_ids: Iterable[int] | None) -> sa.ColumnElement[bool]:
+    """Rows a runner works on: those of the named batches, or of every batch not private."""
+    if batch_ids is not None:
+        return jobs.c.batch_id.in_(list(batch_ids))
+    public = sa.select(batches.c.id).where(batches.c.private == sa.false())
+    return jobs.c.batch_id.in_(public)
+
+
+def _claimed_by_any(owners: Sequence[str | None]) -> sa.ColumnElement[bool]:
+    named = [owner for owner in owners if owner is not None]
+    clauses = []
+    if named:
+        clauses.append(jobs.c.claimed_by.in_(named))
+    if None in owners:
+        clauses.append(jobs.c.claimed_by.is_(None))
+    return sa.or_(*clauses) if clauses else sa.false()
+
+
+def _owner_alive(row: Any, owner: str | None, now: datetime, stale_after: float) -> bool:
+    if row is None or owner is None:
+        return False  # never registered, or unregistered when it stopped
+    if now - row.heartbeat_at > timedelta(seconds=stale_after):
+        return False
+    if row.host == HOST:
+        if row.pid == os.getpid():
+            with _LIVE_LOCK:
+                return owner in _LIVE_RUNNERS
+        return _pid_alive(row.pid) and not _zombie(row.pid)
+    return True
+
+
+def _reason(error: SQLAlchemyError) -> str:
+    original = getattr(error, "orig", None) or error
+    text = " ".join(str(original).split())
+    return text[:200] or type(error).__name__
+
+
+def _batch(row: Any) -> BatchRecord:
+    return BatchRecord(int(row.id), row.name, row.source, row.created_at)
+
+
+def _job(row: Any) -> JobRecord:
+    try:
+        tags = tuple(json.loads(row.review_tags or "[]"))
+    except ValueError:
+        tags = ()
+    return JobRecord(
+        id=int(row.id),
+        batch_id=int(row.batch_id),
+        row_index=int(row.row_index),
+        target=row.target,
+        garment=row.garment,
+        background=row.background,
+        username=row.username,
+        state=JobState(row.state),
+        job_id=row.job_id,
+        server_status=row.server_status,
+        cloth_id=row.cloth_id,
+        credits_before=row.credits_before,
+        created_at=row.created_at,
+        submitted_at=row.submitted_at,
+        finished_at=row.finished_at,
+        attempts=int(row.attempts),
+        error=row.error,
+        result_url=row.result_url,
+        result_path=row.result_path,
+        thumbnail_path=row.thumbnail_path,
+        review_verdict=row.review_verdict,
+        review_note=row.review_note,
+        review_tags=tags,
+    )

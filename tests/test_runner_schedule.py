@@ -1,0 +1,248 @@
+"""The runner's two policies as pure logic on a simulated clock: when to poll (PollSchedule)
+and how fast to submit (SubmitPacer), against models of a server that works its queue in
+order and of a token-bucket rate limit."""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from dataclasses import dataclass
+
+from mirrago.runner import PollSchedule, SubmitPacer
+
+RTT = 0.004  # one status request, on loopback
+
+
+@dataclass
+class PollRun:
+    gets_per_job: float
+    worst_delay: float  # longest time between a job finishing and the runner seeing it
+    last_seen: float
+    last_finished: float
+
+
+def finish_times(submitted: list[float], workers: int, latency: float, jitter: float = 0.0):
+    """When each job finishes on a server with `workers` taking jobs in submission order."""
+    rng = random.Random(5)
+    free = [0.0] * workers
+    done = []
+    for at in submitted:
+        slot = min(range(workers), key=free.__getitem__)
+        start = max(at, free[slot])
+        free[slot] = start + latency + (rng.uniform(0.0, jitter) if jitter else 0.0)
+        done.append(free[slot])
+    return done
+
+
+def run_schedule(
+    submitted: list[float], done: list[float], schedule: PollSchedule | None = None
+) -> PollRun:
+    schedule = schedule or PollSchedule(first_delay=0.5)
+    count = len(submitted)
+    now, added, gets, seen = 0.0, 0, 0, {}
+    while len(seen) < count:
+        while added < count and submitted[added] <= now:
+            schedule.add(added, f"job-{added}", submitted[added], now)
+            added += 1
+        asked = schedule.take_due(now)
+        if asked:
+            gets += len(asked)
+            sent, now = now, now + RTT
+            for job in asked:
+                finished = done[job.row_id] <= sent
+                if finished:
+                    seen[job.row_id] = now
+                schedule.answered(job.row_id, now, done=finished, raw_status="x")
+            continue
+        upcoming = [schedule.next_wakeup(), submitted[added] if added < count else None]
+        now = max(now + 1e-4, min(t for t in upcoming if t is not None))
+    return PollRun(
+        gets_per_job=gets / count,
+        worst_delay=max(seen[i] - done[i] for i in range(count)),
+        last_seen=max(seen.values()),
+        last_finished=max(done),
+    )
+
+
+# --------------------------------------------------------------------------- polling
+
+
+def test_a_batch_on_a_busy_in_order_server_costs_few_requests_per_job() -> None:
+    submitted = [i * 0.01 for i in range(200)]  # N=200 sent within 2 s
+    done = finish_times(submitted, workers=20, latency=2.0)
+    run = run_schedule(submitted, done)
+    assert run.gets_per_job <= 2.5  # the benchmark's budget is 5
+    assert run.last_seen - run.last_finished <= 0.3  # the batch is seen done soon after
+
+
+def test_jobs_sent_at_the_servers_pace_are_mostly_found_done_at_the_first_look() -> None:
+    submitted = [i * 0.1 for i in range(200)]  # 10/s: each job starts as it arrives
+    done = finish_times(submitted, workers=20, latency=2.0)
+    run = run_schedule(submitted, done)
+    assert run.gets_per_job <= 2.0 and run.worst_delay <= 0.6
+
+
+def test_a_single_job_is_found_within_a_third_of_its_latency() -> None:
+    for latency in (0.1, 2.0, 4.5):
+        run = run_schedule([0.0], [latency])
+        assert run.worst_delay <= max(0.5, 0.35 * latency) + RTT
+
+
+def test_jobs_with_uneven_latencies_are_still_found_soon() -> None:
+    submitted = [i * 0.05 for i in range(40)]
+    done = finish_times(submitted, workers=4, latency=2.0, jitter=3.0)
+    run = run_schedule(submitted, done)
+    assert run.gets_per_job <= 5.0
+    assert run.worst_delay <= 6.5  # bounded by the guard polls near the front
+
+
+def test_newer_jobs_wait_while_the_oldest_is_still_in_progress() -> None:
+    schedule = PollSchedule(first_delay=0.5)
+    for row in range(3):
+        schedule.add(row, f"job-{row}", submitted=0.0, now=0.0)
+    assert [job.row_id for job in schedule.take_due(0.5)] == [0]
+    schedule.answered(0, 0.5, done=False, raw_status="processing")
+    asked: list[int] = []
+    now = 0.5
+    for _ in range(5):
+        now = schedule.next_wakeup() or now
+        batch = schedule.take_due(now)
+        asked += [job.row_id for job in batch]
+        for job in batch:
+            schedule.answered(job.row_id, now, done=False, raw_status="processing")
+    assert set(asked) == {0}
+
+
+def test_once_the_oldest_is_done_the_next_ones_are_asked_together() -> None:
+    schedule = PollSchedule(first_delay=0.5)
+    for row in range(6):
+        schedule.add(row, f"job-{row}", submitted=0.0, now=0.0)
+    [head] = schedule.take_due(0.5)
+    schedule.answered(head.row_id, 0.5, done=True, raw_status="completed")
+    swept = schedule.take_due(0.5)
+    assert [job.row_id for job in swept] == [1, 2, 3, 4]  # one window, in order
+
+
+def test_a_failed_request_is_retried_soon_without_blocking_the_others() -> None:
+    schedule = PollSchedule(first_delay=0.5)
+    schedule.add(0, "job-0", submitted=0.0, now=0.0)
+    [job] = schedule.take_due(0.5)
+    schedule.unanswered(job.row_id, 0.5)
+    assert 0.5 < (schedule.next_wakeup() or 0) <= 0.8
+    schedule.unanswered(0, 0.6, retry_after=None)  # not in flight: ignored
+    assert len(schedule) == 1
+
+
+def test_a_rate_limited_status_request_pauses_all_polling_for_retry_after() -> None:
+    schedule = PollSchedule(first_delay=0.1)
+    schedule.add(0, "job-0", submitted=0.0, now=0.0)
+    [job] = schedule.take_due(0.1)
+    schedule.unanswered(job.row_id, 0.1, retry_after=2.0)
+    assert schedule.take_due(1.0) == []
+    assert (schedule.next_wakeup() or 0) >= 2.1
+
+
+# --------------------------------------------------------------------------- submit pacing
+
+
+def run_pacer(
+    rows: int = 200,
+    limit: float = 10.0,
+    burst: float | None = None,
+    answer_time: float = 0.08,
+    workers: int = 8,
+    retry_after_header: bool = True,
+) -> tuple[float, int, SubmitPacer]:
+    """Submit `rows` against a token bucket (`limit`/s, `burst`, like the sandbox's); return
+    the time the last one was accepted and the number of rate-limit answers."""
+    pacer = SubmitPacer(40.0)
+    capacity = burst or max(1.0, limit)
+    tokens, refilled = capacity, 0.0
+    now, accepted, limited, waiting = 0.0, 0, 0, rows
+    in_flight: list[tuple[float, float, bool, float | None]] = []
+    while accepted < rows:
+        while in_flight and in_flight[0][0] <= now:
+            at, launched, ok, retry_after = heapq.heappop(in_flight)
+            if ok:
+                pacer.admitted(at, launched)
+                accepted += 1
+            else:
+                pacer.limited(at, launched, retry_after)
+                limited += 1
+                waiting += 1
+        while len(in_flight) < workers and waiting and pacer.next_launch(now) <= now:
+            pacer.launched(now)
+            waiting -= 1
+            tokens, refilled = min(capacity, tokens + (now - refilled) * limit), now
+            if tokens >= 1.0:
+                tokens -= 1.0
+                heapq.heappush(in_flight, (now + answer_time, now, True, None))
+            else:
+                wait = max(1, math.ceil((1.0 - tokens) / limit)) if retry_after_header else None
+                heapq.heappush(in_flight, (now + 0.005, now, False, wait))
+        upcoming = [in_flight[0][0]] if in_flight else []
+        if waiting and len(in_flight) < workers:
+            upcoming.append(pacer.next_launch(now))
+        now = max(now + 1e-6, min(upcoming) if upcoming else now + 0.01)
+    return now, limited, pacer
+
+
+def test_the_pacer_settles_just_under_a_token_bucket_limit() -> None:
+    for answer_time in (0.02, 0.08, 0.15):
+        finished, limited, pacer = run_pacer(answer_time=answer_time)
+        assert finished <= 1.1 * 200 / 10  # within 10 % of the limit's pace
+        assert limited <= 0.05 * 200
+        assert 9.0 <= pacer.rate <= 11.0
+
+
+def test_the_pacer_fits_other_limits_too() -> None:
+    for limit in (5.0, 20.0):
+        finished, limited, _ = run_pacer(limit=limit)
+        assert finished <= 1.1 * 200 / limit and limited <= 10
+
+
+def test_the_pacer_without_retry_after_waits_a_second() -> None:
+    pacer = SubmitPacer(40.0)
+    pacer.launched(0.0)
+    pacer.limited(0.1, 0.0, None)  # the reference's "500 Rate Limit" carries no Retry-After
+    assert pacer.next_launch(0.2) >= 1.1
+
+
+def test_the_pacer_honours_retry_after() -> None:
+    pacer = SubmitPacer(40.0)
+    pacer.launched(0.0)
+    pacer.limited(0.1, 0.0, 3.0)
+    assert pacer.next_launch(0.2) >= 3.1
+
+
+def test_answers_to_requests_sent_before_a_slowdown_count_as_one_event() -> None:
+    pacer = SubmitPacer(40.0)
+    for i in range(8):
+        pacer.launched(i * 0.01)
+    pacer.limited(0.1, 0.07, 1.0)
+    rate = pacer.rate
+    pacer.limited(0.11, 0.06, 1.0)  # sent before the first answer came back
+    assert pacer.rate == rate and pacer.events == 1
+
+
+def test_the_pacer_starts_moderately_and_doubles_while_the_server_accepts() -> None:
+    pacer = SubmitPacer(40.0)
+    assert pacer.next_launch(0.0) == 0.0
+    pacer.launched(0.0)
+    assert math.isclose(pacer.next_launch(0.0), 1 / 40)
+    for step in range(1, 11):
+        pacer.admitted(step * 0.1)
+    assert 140 <= pacer.rate <= 180  # two doublings in one second
+
+
+def test_without_a_limit_the_pacer_gets_out_of_the_way() -> None:
+    finished, limited, _ = run_pacer(limit=10_000, burst=10_000, answer_time=0.08, workers=8)
+    assert limited == 0 and finished <= 1.5 * 200 * 0.08 / 8  # near what 8 workers can do
+
+
+def test_a_cap_is_never_exceeded() -> None:
+    pacer = SubmitPacer(40.0, max_rate=5.0)
+    for step in range(50):
+        pacer.admitted(step * 0.1)
+    assert pacer.rate == 5.0
