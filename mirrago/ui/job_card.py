@@ -1,0 +1,310 @@
+"""One try-on job on screen: its live status while it runs, then the result with a before/after
+comparison, a download button and the details; or one clear message when it went wrong.
+
+Everything is read from the ledger row: the runner (a background thread of the server process)
+moves the job, so a refresh or a new tab shows exactly the same thing.
+"""
+
+from __future__ import annotations
+
+import html
+import mimetypes
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import streamlit as st
+
+from mirrago import samples
+from mirrago.backend import Backend
+from mirrago.ledger import JobRecord, JobState
+from mirrago.services import Services
+from mirrago.ui.errors import advice_for, page_guard
+from mirrago.ui.frames import before_after, dimmed, empty_frame, framed, link_frame
+
+STATE_LABELS: dict[JobState, tuple[str, str, str]] = {
+    # state: (words, badge colour, icon) — short: badges also sit on small cards
+    JobState.QUEUED: ("Waiting", "gray", ":material/schedule:"),
+    JobState.SUBMITTING: ("Sending", "blue", ":material/upload:"),
+    JobState.SUBMITTED: ("Processing", "blue", ":material/autorenew:"),
+    JobState.COMPLETED: ("Done", "green", ":material/check_circle:"),
+    JobState.FAILED: ("Failed", "red", ":material/error:"),
+    JobState.UNCERTAIN: ("Unconfirmed", "orange", ":material/help:"),
+    JobState.CANCELED: ("Canceled", "gray", ":material/block:"),
+}
+_SERVER_WAITING = {"pending", "queued"}
+
+
+def state_words(job: JobRecord) -> str:
+    if job.state is JobState.SUBMITTED and (job.server_status or "").lower() in _SERVER_WAITING:
+        return "Queued"
+    return STATE_LABELS[job.state][0]
+
+
+def state_badge(job: JobRecord) -> None:
+    _, color, icon = STATE_LABELS[job.state]
+    st.badge(state_words(job), color=color, icon=icon)  # type: ignore[arg-type]
+
+
+def seconds_text(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes} min {rest:02d} s"
+
+
+def elapsed(job: JobRecord, now: datetime | None = None) -> float:
+    end = job.finished_at or now or datetime.now(job.created_at.tzinfo)
+    return (end - job.created_at).total_seconds()
+
+
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def sample_for(value: str, backend: Backend) -> samples.Sample | None:
+    """The shipped sample a job input refers to: a sandbox `/samples/...` URL (this sandbox,
+    or one from an earlier run on this machine) or a sample's local path."""
+    parts = urlsplit(value)
+    if parts.scheme in ("http", "https"):
+        hosts = _LOOPBACK | {urlsplit(backend.base_url).hostname or ""}
+        folder = Path(parts.path).parent
+        if parts.hostname not in hosts or folder.parent != Path("/samples"):
+            return None
+        path = Path(parts.path)
+    else:
+        path = Path(value)
+    for sample in samples.persons() + samples.garments():
+        if (sample.path.parent.name, sample.path.name) == (path.parent.name, path.name):
+            return sample
+    return None
+
+
+def local_image(value: str, backend: Backend) -> bytes | None:
+    """The bytes of a job input when they are on this machine (a saved upload, a sample)."""
+    sample = sample_for(value, backend)
+    if sample is not None:
+        path = sample.path
+    elif urlsplit(value).scheme in ("http", "https"):
+        return None  # somebody else's link: the page does not fetch it
+    else:
+        path = Path(value)
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def describe_input(value: str, backend: Backend, role: str) -> str:
+    """A job input in a few words: the sample's title, the link's host, or "your photo"."""
+    sample = sample_for(value, backend)
+    if sample is not None:
+        return sample.title
+    if urlsplit(value).scheme in ("http", "https"):
+        return f"an image from {urlsplit(value).hostname or 'a link'}"
+    return "your photo" if role == "person" else "your garment"
+
+
+def result_bytes(job: JobRecord) -> bytes | None:
+    if not job.result_path:
+        return None
+    try:
+        return Path(job.result_path).read_bytes()
+    except OSError:
+        return None
+
+
+def job_details(job: JobRecord) -> None:
+    """The job's identifiers and timings, as a small table (never raw JSON)."""
+    rows = [
+        ("Status", state_words(job)),
+        ("Job id", job.job_id or "—"),
+        ("Cloth id", job.cloth_id or "—"),
+        ("Credits before", f"{job.credits_before:,}" if job.credits_before is not None else "—"),
+        ("Background", job.background or "original"),
+        ("Username", job.username or "—"),
+        ("Created", job.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")),
+    ]
+    if job.submitted_at:
+        waited = (job.submitted_at - job.created_at).total_seconds()
+        rows.append(("Sent after", seconds_text(waited)))
+    if job.finished_at and job.submitted_at:
+        rows.append(
+            ("Mirrago took", seconds_text((job.finished_at - job.submitted_at).total_seconds()))
+        )
+    if job.finished_at:
+        rows.append(("Total", seconds_text(elapsed(job))))
+    if job.attempts > 1:
+        rows.append(("Attempts", str(job.attempts)))
+    cells = "".join(
+        f"<tr><th>{html.escape(name)}</th><td>{html.escape(value)}</td></tr>"
+        for name, value in rows
+    )
+    st.html(f'<table class="mirrago-details">{cells}</table>')
+
+
+def problem(job: JobRecord, services: Services) -> None:
+    """One clear message for a job that did not complete, with what to do next."""
+    detail = (job.error or "").strip()
+    if job.state is JobState.FAILED:
+        title = "This try-on failed."
+        advice = advice_for(detail)
+    elif job.state is JobState.UNCERTAIN:
+        title = "We could not confirm whether Mirrago received this try-on."
+        advice = (
+            "It may have been charged. Retry only if it does not show up as done in a minute "
+            "(a retry may spend another credit)."
+        )
+    else:
+        title = "This try-on was canceled."
+        advice = "Generate again when you are ready."
+    body = f"**{title}**"
+    if detail:
+        body += f"  \n{detail}"
+    st.error(f"{body}  \n{advice}", icon=":material/error:")
+    if job.state in (JobState.FAILED, JobState.UNCERTAIN) and st.button(
+        "Retry", key=f"tryon-retry-{job.id}", icon=":material/refresh:"
+    ):
+        services.runner.retry(job.id)
+        st.rerun()
+
+
+def _waiting_frame(before: bytes | None) -> bytes:
+    return (dimmed(before) if before else None) or empty_frame()
+
+
+def live_status(services: Services, row_id: int, before: bytes | None) -> None:
+    """A status card that refreshes itself every second until the job is final, then reruns
+    the page so the result replaces it. It only reads the ledger: it never blocks."""
+
+    @st.fragment(run_every=1.0)
+    def card() -> None:
+        with page_guard("the live status"):
+            job = services.ledger.job(row_id)
+            if job is None or job.state.is_final:
+                st.rerun(scope="app")
+            st.image(_waiting_frame(before), width="stretch")
+            with st.container(border=True, key="tryon-status"):
+                left, right = st.columns([3, 2], vertical_alignment="center")
+                with left:
+                    state_badge(job)
+                with right:
+                    st.markdown(f"**{seconds_text(elapsed(job))}**", text_alignment="right")
+                st.progress(_progress(job), text=_status_note(job))
+                _runner_problem(services, job)
+                if job.state is JobState.QUEUED and st.button(
+                    "Cancel", key=f"tryon-cancel-{job.id}", icon=":material/close:"
+                ):
+                    services.runner.cancel(job.id)
+                    st.rerun(scope="app")
+
+    card()
+
+
+def _runner_problem(services: Services, job: JobRecord) -> None:
+    """Why a job is not moving, when the runner knows (credentials refused, no credits…)."""
+    runner = services.runner
+    error = getattr(runner, "last_error", None)
+    if not error or job.state not in (JobState.QUEUED, JobState.SUBMITTING):
+        return
+    st.warning(f"**Not sent yet.** {error}  \n{advice_for(str(error))}", icon=":material/warning:")
+    if getattr(runner, "paused", False) and st.button(
+        "Try sending again", key=f"tryon-resume-{job.id}", icon=":material/play_arrow:"
+    ):
+        runner.resume()
+
+
+def _progress(job: JobRecord) -> float:
+    # Steps, not a time estimate: the service gives none.
+    if job.state is JobState.QUEUED:
+        return 0.05
+    if job.state is JobState.SUBMITTING:
+        return 0.2
+    if (job.server_status or "").lower() in _SERVER_WAITING:
+        return 0.4
+    return 0.7
+
+
+def _status_note(job: JobRecord) -> str:
+    if job.state is JobState.QUEUED:
+        return "In line to be sent to the service"
+    if job.state is JobState.SUBMITTING:
+        return "Uploading the photos"
+    return "Mirrago is dressing the photo (usually a few seconds)"
+
+
+def result_view(services: Services, job: JobRecord, before: bytes | None) -> None:
+    """The finished job: result (with a before/after slider), download, details."""
+    after = result_bytes(job)
+    if job.state is JobState.COMPLETED and after is None:
+        _remote_result(job)
+        return
+    if job.state is not JobState.COMPLETED or after is None:
+        st.image(_waiting_frame(before), width="stretch")
+        problem(job, services)
+        _details_expander(job)
+        return
+    person = describe_input(job.target, services.backend, "person")
+    garment = describe_input(job.garment, services.backend, "garment")
+    caption = f"{person[:1].upper()}{person[1:]} wearing {garment}"
+    _comparison(job, before, after, caption)
+    mime = mimetypes.guess_type(job.result_path or "")[0] or "image/png"
+    st.download_button(
+        "Download the result",
+        data=after,
+        file_name=f"mirrago-tryon-{job.job_id or job.id}{Path(job.result_path or '.png').suffix}",
+        mime=mime,
+        icon=":material/download:",
+        type="primary",
+        width="stretch",
+        key=f"tryon-download-{job.id}",
+        on_click="ignore",
+    )
+    _details_expander(job)
+
+
+def _remote_result(job: JobRecord) -> None:
+    """A completed job whose image could not be copied here: show it from the service."""
+    if job.result_url:
+        link_frame(job.result_url, "The result could not be loaded from the service")
+        st.link_button(
+            "Open the result", job.result_url, icon=":material/open_in_new:", width="stretch"
+        )
+    else:
+        st.image(empty_frame(), width="stretch")
+    st.warning(
+        "**The result was made but not saved here.** "
+        f"{job.error or ''}  \nOpen it from the service now: its link may expire.",
+        icon=":material/warning:",
+    )
+    _details_expander(job)
+
+
+def _details_expander(job: JobRecord) -> None:
+    with st.expander("Job details", icon=":material/receipt_long:"):
+        job_details(job)
+
+
+def _comparison(job: JobRecord, before: bytes | None, after: bytes, caption: str) -> None:
+    """The result, and a slider that reveals the original photo from the left."""
+
+    @st.fragment
+    def compare() -> None:
+        with page_guard("the comparison"):
+            split = 0
+            if before is not None:
+                split = st.session_state.get(f"tryon-compare-{job.id}", 0)
+            image = before_after(before, after, split / 100) if before and split else None
+            st.image(image or framed(after) or after, width="stretch")
+            st.caption(caption)
+            if before is not None:
+                st.slider(
+                    "Compare with the original",
+                    0,
+                    100,
+                    key=f"tryon-compare-{job.id}",
+                    format="%d%%",
+                    help="Drag to reveal the original photo from the left.",
+                )
+
+    compare()

@@ -1,0 +1,124 @@
+"""Which try-on is open (kept in the session and the URL, so a refresh or a shared link reopens
+it), and the "Recent try-ons" strip read from the ledger."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from mirrago.ledger import JobRecord
+from mirrago.services import Services
+from mirrago.ui import session
+from mirrago.ui.frames import THUMB_SIZE, dimmed, empty_frame, framed, framed_file
+from mirrago.ui.job_card import local_image, sample_for, state_badge
+from mirrago.ui.picker import select_sample
+
+SOURCE = "try-on"
+OPEN_KEY = "tryon-open-row"
+QUERY_KEY = "job"
+
+
+def open_job(row_id: int | None) -> None:
+    """Show row `row_id` (None: none) in this session and in the page's URL.
+
+    The URL names the ledger too (`?job=12` on the server's own backend, `?job=12@host` on a
+    live endpoint connected from the sidebar), so a link never opens another ledger's row 12.
+    """
+    if row_id is None:
+        st.session_state.pop(OPEN_KEY, None)
+        st.query_params.pop(QUERY_KEY, None)
+        return
+    st.session_state[OPEN_KEY] = row_id
+    tag = session.ledger_tag()
+    st.query_params[QUERY_KEY] = f"{row_id}@{tag}" if tag else str(row_id)
+
+
+def _row_in_url() -> int | None:
+    text = st.query_params.get(QUERY_KEY, "")
+    number, _, tag = text.partition("@")
+    if not number.isdigit() or tag != session.ledger_tag():
+        return None
+    return int(number)
+
+
+def opened_job(services: Services) -> JobRecord | None:
+    """The open try-on: this session's choice, else the URL's `?job=` (a refresh, a new tab)."""
+    row_id = st.session_state.get(OPEN_KEY)
+    if row_id is None:
+        row_id = _row_in_url()
+    if row_id is None:
+        return None
+    job = services.ledger.job(row_id)
+    if job is None:
+        open_job(None)
+        return None
+    # Keep both in step: the URL may have come without session state, or the reverse.
+    open_job(row_id)
+    return job
+
+
+def recent_jobs(services: Services, limit: int = 6) -> list[JobRecord]:
+    """The newest try-ons made on this page (batches from other pages are left out)."""
+    found: list[JobRecord] = []
+    for batch in services.ledger.batches(limit=limit * 8):
+        if batch.source != SOURCE:
+            continue
+        found.extend(services.ledger.jobs(batch_id=batch.id))
+        if len(found) >= limit:
+            break
+    return found[:limit]
+
+
+def _reopen(row_id: int, pickers: dict[str, str]) -> None:
+    """Open a recent try-on; pickers whose input was a sample show that sample again."""
+    open_job(row_id)
+    for key, sample_name in pickers.items():
+        select_sample(key, sample_name)
+
+
+def _thumbnail(job: JobRecord, services: Services) -> bytes:
+    for path in (job.thumbnail_path, job.result_path):
+        thumb = framed_file(path, THUMB_SIZE) if path else None
+        if thumb:
+            return thumb
+    person = local_image(job.target, services.backend)
+    if person:
+        faded = dimmed(person)
+        if faded:
+            return framed(faded, THUMB_SIZE) or empty_frame(THUMB_SIZE)
+    return empty_frame(THUMB_SIZE)
+
+
+def recent_strip(
+    services: Services,
+    selected: int | None,
+    *,
+    person_key: str,
+    garment_key: str,
+    per_row: int = 6,
+) -> None:
+    """The newest try-ons as cards; "Open" shows one (and its sample inputs in the pickers)."""
+    jobs = recent_jobs(services, per_row)
+    if not jobs:
+        st.caption("Your try-ons will appear here. They are kept across refreshes and tabs.")
+        return
+    columns = st.columns(per_row, gap="small")
+    for column, job in zip(columns, jobs, strict=False):
+        with column, st.container(border=True, key=f"tryon-recent-{job.id}"):
+            st.image(_thumbnail(job, services), width="stretch")
+            state_badge(job)
+            st.caption(job.created_at.astimezone().strftime("%d %b · %H:%M:%S"))
+            is_open = job.id == selected
+            pickers = {
+                key: sample.name
+                for key, value in ((person_key, job.target), (garment_key, job.garment))
+                if (sample := sample_for(value, services.backend)) is not None
+            }
+            st.button(
+                "Showing" if is_open else "Open",
+                key=f"tryon-reopen-{job.id}",
+                icon=":material/visibility:" if is_open else ":material/open_in_full:",
+                disabled=is_open,
+                width="stretch",
+                on_click=_reopen,
+                args=(job.id, pickers),
+            )

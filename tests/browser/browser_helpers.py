@@ -1,0 +1,68 @@
+"""Small Playwright helpers for Streamlit pages: wait for a run to finish, find widgets by key,
+take full-page screenshots."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from browser_app import ARTIFACTS
+from playwright.sync_api import Locator, Page, expect
+
+
+def wait_for_app(page: Page, timeout: float = 30.0) -> None:
+    """Until the app is connected, its script has finished its run, and nothing on the page
+    is stale or still a loading skeleton."""
+    page.wait_for_selector(
+        "[data-testid='stApp'][data-test-connection-state='CONNECTED']"
+        "[data-test-script-state='notRunning']",
+        timeout=timeout * 1000,
+    )
+    deadline = time.monotonic() + timeout
+    busy = "[data-stale='true'], [data-testid='stMain'] [data-testid='stSkeleton']"
+    while page.locator(busy).count() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def open_app(page: Page, path: str = "/") -> None:
+    page.goto(path)
+    page.wait_for_selector("[data-testid='stMain'] [data-testid='stHeading']")
+    wait_for_app(page)
+
+
+def keyed(page: Page, key: str) -> Locator:
+    """The element (widget or container) created with `key=`."""
+    return page.locator(f".st-key-{key}")
+
+
+def assert_no_exception(page: Page) -> None:
+    expect(page.locator("[data-testid='stException']")).to_have_count(0)
+    body = page.locator("[data-testid='stMain']").inner_text()
+    assert "Traceback" not in body
+    assert "Page not found" not in page.content()
+
+
+def _main_height(page: Page) -> int:
+    return page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """A full-page screenshot in test-artifacts/ (Streamlit scrolls inside stMain)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    wait_for_app(page)
+    height, deadline = -1, time.monotonic() + 5
+    while time.monotonic() < deadline:  # expanders animate: wait for the height to settle
+        current = _main_height(page)
+        if current == height:
+            break
+        height = current
+        time.sleep(0.3)
+    size = page.viewport_size or {"width": 1440, "height": 900}
+    page.set_viewport_size({"width": size["width"], "height": max(size["height"], height)})
+    wait_for_app(page)
+    page.wait_for_function("() => Array.from(document.images).every(image => image.complete)")
+    path = ARTIFACTS / f"{re.sub(r'[^a-z0-9-]+', '-', name.lower())}.png"
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(size)
+    return path

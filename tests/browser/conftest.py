@@ -1,0 +1,60 @@
+"""Real-browser fixtures: the app (see browser_app.py) and Debian's Chromium through Playwright.
+
+A missing browser is a failure, never a skip: the test command installs Chromium.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+from browser_app import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, VIEWPORT, AppServer, start_app, stop_app
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """One app server for the browser tests: on the embedded sandbox, empty data dir."""
+    server = start_app(tmp_path_factory.mktemp("app"))
+    yield server
+    stop_app(server)
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copy(server.log_path, ARTIFACTS / "streamlit.log")
+
+
+@pytest.fixture(scope="session")
+def playwright_instance() -> Iterator[Playwright]:
+    with sync_playwright() as playwright:
+        yield playwright
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_instance: Playwright) -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: install Debian's chromium (scripts/bootstrap.sh does), "
+            "the browser tests cannot run without it."
+        )
+    browser = playwright_instance.chromium.launch(
+        executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+    )
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def context(browser: Browser, app_server: AppServer) -> Iterator[BrowserContext]:
+    context = browser.new_context(
+        viewport=VIEWPORT, permissions=["camera"], base_url=app_server.url
+    )
+    context.set_default_timeout(30_000)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Iterator[Page]:
+    page = context.new_page()
+    yield page
+    page.close()
