@@ -7,9 +7,9 @@ everything shown afterwards is read back from the ledger.
 from __future__ import annotations
 
 import streamlit as st
-from mirrago.services import Services
 
 from mirrago.ledger import JobInput, JobRecord
+from mirrago.services import Services
 from mirrago.ui import session
 from mirrago.ui.frames import empty_frame, framed, link_frame
 from mirrago.ui.job_card import live_status, local_image, result_view

@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
 
-"$VENV/bin/ruff" check .
+"$VENV/bin/ruff" check --no-cache .
 exec bash scripts/with-postgres.sh "$VENV/bin/python" -m pytest "$@"
