@@ -580,7 +580,13 @@ def run_sandbox(args: argparse.Namespace) -> int:
         seed=args.seed,
         strict_reference=args.strict_reference,
     )
-    serve(config, args.host, args.port)
+    try:
+        serve(config, args.host, args.port)
+    except OSError as error:
+        raise UsageError(
+            f"cannot listen on {args.host}:{args.port} ({error.strerror or error}); "
+            "choose another with --port"
+        ) from None
     return EXIT_OK
 
 
@@ -612,24 +618,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("mirrago: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except OSError as error:
-        return _fail(
-            f"{error.strerror or error}: {error.filename or ''}".rstrip(": "), EXIT_SERVICE, debug
-        )
+        text = f"{error.strerror or error}: {error.filename or ''}".rstrip(": ")
+        return _fail(error, EXIT_SERVICE, debug, text)
     except Exception as error:  # a last guard: no traceback reaches a user without --debug
-        return _fail(
+        text = (
             f"unexpected error ({type(error).__name__}): {error}. "
-            "Run again with --debug for details.",
-            EXIT_SERVICE,
-            debug,
+            "Run again with --debug for details."
         )
+        return _fail(error, EXIT_SERVICE, debug, text)
 
 
-def _fail(error: object, code: int, debug: bool) -> int:
-    if debug and isinstance(error, BaseException):
+def _fail(error: BaseException, code: int, debug: bool, text: str | None = None) -> int:
+    """Print one line (and the traceback with --debug); return the exit code."""
+    if debug:
         import traceback
 
         traceback.print_exception(error)
-    text = " ".join(str(error).split())
+    text = " ".join((text or str(error)).split())
     if not text.startswith("mirrago"):
         text = f"mirrago: {text}"
     print(text, file=sys.stderr)

@@ -250,3 +250,31 @@ def test_try_on_goes_through_the_runner_and_the_ledger(make_sandbox, point_at, w
         assert [r.job_id for r in ledger.credit_readings()] == [row.job_id]
     finally:
         ledger.close()
+
+
+def test_sandbox_on_a_busy_port_is_one_line_and_exit_2(capsys):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+
+        code = main(["sandbox", "--port", str(port)])
+
+    _, errors = _stderr_lines(capsys)
+    assert code == 2
+    assert errors[-1].startswith("mirrago: cannot listen on") and "--port" in errors[-1]
+
+
+def test_debug_shows_the_traceback_and_plain_runs_do_not(workdir, capsys):
+    plain = main(["try-on", "missing.jpg", str(GARMENT)])
+    plain_err = capsys.readouterr().err
+
+    debug = main(["--debug", "try-on", "missing.jpg", str(GARMENT)])
+    debug_err = capsys.readouterr().err
+
+    assert plain == debug == 2
+    assert "Traceback" not in plain_err
+    assert "Traceback (most recent call last)" in debug_err
+    assert debug_err.rstrip().splitlines()[-1] == plain_err.strip()
