@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import signal
 import sys
 import time
@@ -267,9 +268,9 @@ def run_try_on(args: argparse.Namespace) -> int:
         row = _follow(services, batch.id, row.id, started, args.timeout)
 
         if row.state is JobState.COMPLETED and row.result_path:
-            data = Path(row.result_path).read_bytes()
-            out = args.out or Path(f"tryon-{row.job_id}.{_result_extension(data)}")
-            out.write_bytes(data)
+            result = Path(row.result_path)  # saved by the runner as results/<job_id>.<ext>
+            out = args.out or Path(f"tryon-{row.job_id}{result.suffix}")
+            shutil.copyfile(result, out)
             print(f"Completed in {time.monotonic() - started:.1f} s", file=sys.stderr)
             if args.json:
                 print(json.dumps({**_row_json(row), "result_file": str(out)}, indent=2))
@@ -345,14 +346,6 @@ def _row_json(row: Any) -> dict[str, object]:
         "submitted_at": iso(row.submitted_at),
         "finished_at": iso(row.finished_at),
     }
-
-
-def _result_extension(data: bytes) -> str:
-    if data.startswith(b"\x89PNG"):
-        return "png"
-    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
-        return "webp"
-    return "jpg"
 
 
 # --------------------------------------------------------------------------- batch: the run
