@@ -5,25 +5,23 @@ from __future__ import annotations
 
 import streamlit as st
 
-_MARK = """
-<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40" viewBox="0 0 40 40">
+# The logo mark's shapes, shared by the square icon and the wordmark.
+_MARK_SHAPES = """
   <defs><linearGradient id="g" x1="0" y1="0" x2="1" y2="1">
     <stop offset="0" stop-color="#8b6cff"/><stop offset="1" stop-color="#5b3fd9"/>
   </linearGradient></defs>
   <rect x="2" y="2" width="36" height="36" rx="10" fill="url(#g)"/>
   <path d="M11 28V13l9 9 9-9v15" fill="none" stroke="#fff" stroke-width="3.2"
         stroke-linecap="round" stroke-linejoin="round"/>
-</svg>
 """
 
-_WORDMARK = """
-<svg xmlns="http://www.w3.org/2000/svg" width="210" height="40" viewBox="0 0 210 40">
-  <defs><linearGradient id="g" x1="0" y1="0" x2="1" y2="1">
-    <stop offset="0" stop-color="#8b6cff"/><stop offset="1" stop-color="#5b3fd9"/>
-  </linearGradient></defs>
-  <rect x="2" y="2" width="36" height="36" rx="10" fill="url(#g)"/>
-  <path d="M11 28V13l9 9 9-9v15" fill="none" stroke="#fff" stroke-width="3.2"
-        stroke-linecap="round" stroke-linejoin="round"/>
+_MARK = f"""
+<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40" viewBox="0 0 40 40">
+{_MARK_SHAPES}</svg>
+"""
+
+_WORDMARK = f"""
+<svg xmlns="http://www.w3.org/2000/svg" width="210" height="40" viewBox="0 0 210 40">{_MARK_SHAPES}
   <text x="48" y="27" font-family="Helvetica, Arial, sans-serif"
         font-size="20" font-weight="700" fill="#ece9f8">Mirrago
     <tspan font-weight="400" fill="#a895ff">Studio</tspan></text>
