@@ -26,14 +26,6 @@ SECRET_ENV = ("MIRRAGO_BASE_URL", "MIRRAGO_CLIENT_ID", "MIRRAGO_CLIENT_SECRET")
 HEADER = ["target_image_url", "garment_image_url", "background", "username"]
 
 
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    for name in SECRET_ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("MIRRAGO_DATA_DIR", str(tmp_path / "data"))
-    return tmp_path
-
 
 @pytest.fixture
 def point_at(monkeypatch: pytest.MonkeyPatch, workdir: Path) -> Iterator[Callable[..., None]]:

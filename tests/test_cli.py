@@ -19,15 +19,6 @@ GARMENT = garments()[0].path
 SECRET_ENV = ("MIRRAGO_BASE_URL", "MIRRAGO_CLIENT_ID", "MIRRAGO_CLIENT_SECRET")
 
 
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A clean working directory with no configuration but a private data dir."""
-    monkeypatch.chdir(tmp_path)
-    for name in SECRET_ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("MIRRAGO_DATA_DIR", str(tmp_path / "data"))
-    return tmp_path
-
 
 @pytest.fixture
 def point_at(monkeypatch: pytest.MonkeyPatch, workdir: Path):
