@@ -736,6 +736,9 @@ class Runner:
 
     def _launch_submits(self, now: float) -> list[float]:
         self._submits = {f for f in self._submits if not f.done()}
+        # A finished submission reported its answer before its slot freed: handle those answers
+        # before reusing the slots, so a 401 or 402 pauses before another submission starts.
+        self._drain_inbox()
         if self.paused or self._holding.is_set() or self._stopping.is_set() or self._queue_empty:
             return []
         pacer = self._pacer

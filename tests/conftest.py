@@ -21,6 +21,26 @@ GARMENT_BACKDROP = (250, 250, 250)
 GARMENT_RED = (200, 30, 30)
 
 
+class ManualClock:
+    """A clock that moves only when the test says so: put it in a sandbox's engine
+    (`sandbox.engine.clock = clock`) to make token expiry and rate-limit refills exact."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def manual_clock() -> ManualClock:
+    """A `ManualClock` at an arbitrary start."""
+    return ManualClock()
+
+
 @pytest.fixture
 def make_sandbox() -> Iterator[Callable[..., EmbeddedSandbox]]:
     """A factory: `make_sandbox(**SandboxConfig fields)` starts a fast sandbox with those

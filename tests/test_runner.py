@@ -211,6 +211,7 @@ def test_a_200_row_batch_under_faults_ends_with_every_row_final_and_no_job_twice
         read_fail_rate=0.10,
         job_fail_rate=0.05,
         rate_limit=25,
+        rate_burst=2,  # the runner's opening burst of 8 is refused in part, on any machine
         token_ttl=3,
         workers=8,
         latency=(0.05, 0.15),
@@ -223,8 +224,8 @@ def test_a_200_row_batch_under_faults_ends_with_every_row_final_and_no_job_twice
 
     rows = ledger.jobs(batch_id=batch.id)
     assert len(rows) == 200 and all(row.state.is_final for row in rows)
-    assert counts[JobState.COMPLETED] > 150
     stats = sandbox.engine.stats()
+    assert counts[JobState.COMPLETED] == 200 - stats["submit_faults"] - stats["jobs_failed"]
     assert stats["jobs_created"] <= 200
     assert stats["rate_limited"] > 0 and stats["read_faults"] > 0 and stats["submit_faults"] > 0
     assert stats["token_requests"] > 1  # tokens expired during the batch and were renewed
@@ -270,16 +271,22 @@ def test_rate_limits_slow_submitting_down_without_losing_a_row(
     make_runner: Callable[..., Runner],
     tmp_path: Path,
 ) -> None:
-    sandbox = make_sandbox(rate_limit=20, workers=8, latency=0.05)
+    # A bucket of 4 submits refilled at 4/s, and a runner that starts at 80/s with 8 workers: its
+    # opening burst is refused in part whatever the machine's speed. How FEW answers are refused
+    # is a performance figure, measured on a simulated clock (test_runner_schedule.py) and by
+    # benchmarks/batch_throughput.py; here only what must hold exactly.
+    sandbox = make_sandbox(rate_limit=4, workers=8, latency=0.05)
     runner = make_runner(sandbox, initial_submit_rate=80)
     runner.start()
-    batch = runner.enqueue(small_inputs(tmp_path, 60), name="limited", source="test")
+    batch = runner.enqueue(small_inputs(tmp_path, 24), name="limited", source="test")
     counts = runner.wait(batch.id, timeout=60)
-    assert counts[JobState.COMPLETED] == 60
+    assert counts[JobState.COMPLETED] == 24  # no row lost
     stats = sandbox.engine.stats()
-    assert 0 < stats["rate_limited"] <= 6  # the rate adapted instead of hammering
-    assert stats["generate_requests"] == 60 + stats["rate_limited"]
-    assert stats["jobs_created"] == 60
+    assert stats["rate_limited"] > 0
+    assert runner.stats.rate_limited == stats["rate_limited"]  # every refusal was seen
+    assert stats["generate_requests"] == 24 + stats["rate_limited"]  # each retried once admitted
+    assert stats["jobs_created"] == 24  # no job twice
+    assert runner.submit_rate is not None and runner.submit_rate < 80  # the rate came down
 
 
 def test_a_wrong_secret_pauses_submitting_and_keeps_the_rest_queued(
@@ -291,7 +298,10 @@ def test_a_wrong_secret_pauses_submitting_and_keeps_the_rest_queued(
     batch = runner.enqueue(url_inputs(sandbox, 10), name="auth", source="test")
     counts = runner.wait(batch.id, timeout=30)
     assert runner.paused and isinstance(runner.last_error, AuthenticationError)
-    assert counts[JobState.QUEUED] >= 5 and counts[JobState.FAILED] >= 1
+    # Each submission in flight when the first refusal came back fails too; none starts after.
+    in_flight = runner.tuning.submit_workers
+    assert counts[JobState.FAILED] >= 1 and counts[JobState.QUEUED] >= 10 - in_flight
+    assert counts[JobState.FAILED] + counts[JobState.QUEUED] == 10
     for row in ledger.jobs(batch_id=batch.id, states=[JobState.FAILED]):
         assert row.error == runner.last_error.message
         assert "not-the-secret" not in row.error
@@ -480,11 +490,13 @@ def test_two_runners_sharing_a_ledger_never_submit_a_row_twice(
     other_ledger = Ledger(ledger.display_url)
     try:
         first = make_runner(sandbox)
+        # The runner that starts first is capped at 2 submits/s, so the other one, started
+        # right after it, is sure to take part of the 40 rows however busy the machine is.
         second = Runner(
             other_ledger,
             MirragoClient.from_backend(sandbox, max_retries=0),
             tmp_path / "data",
-            **FAST,
+            **{**FAST, "initial_submit_rate": 2.0, "max_submit_rate": 2.0},
         )
         batch = first.enqueue(small_inputs(tmp_path, 40), name="shared", source="test")
         second.start()

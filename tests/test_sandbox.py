@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -27,6 +27,9 @@ import requests
 from PIL import Image
 
 from mirrago.sandbox.server import EmbeddedSandbox, SandboxConfig, embedded
+
+if TYPE_CHECKING:
+    from conftest import ManualClock
 
 TIMEOUT = 10
 SAMPLES_DIR = Path(__file__).parents[1] / "mirrago" / "samples"
@@ -219,14 +222,17 @@ def test_api_refuses_a_missing_or_unknown_token(sandbox: EmbeddedSandbox) -> Non
     assert submit.status_code == 401
 
 
-def test_token_expires_after_its_ttl(make_sandbox: MakeSandbox) -> None:
+def test_token_expires_after_its_ttl(make_sandbox: MakeSandbox, manual_clock: ManualClock) -> None:
     sandbox = make_sandbox(token_ttl=0.5)
+    clock = sandbox.engine.clock = manual_clock
     response = token_response(sandbox)
     assert response.json()["expires_in"] == 0.5
     headers = {"Authorization": f"Bearer {response.json()['access_token']}"}
     job_url = f"{sandbox.base_url}/v1/mirrago/job/{uuid.uuid4()}"
     assert requests.get(job_url, headers=headers, timeout=TIMEOUT).status_code == 404
-    time.sleep(0.6)
+    clock.advance(0.49)
+    assert requests.get(job_url, headers=headers, timeout=TIMEOUT).status_code == 404
+    clock.advance(0.01)
     assert requests.get(job_url, headers=headers, timeout=TIMEOUT).status_code == 401
 
 
@@ -493,9 +499,10 @@ def test_no_credits_left_gives_402_and_creates_no_job(
 
 
 def test_rate_limit_gives_429_with_retry_after_and_charges_nothing(
-    make_sandbox: MakeSandbox,
+    make_sandbox: MakeSandbox, manual_clock: ManualClock
 ) -> None:
     sandbox = make_sandbox(rate_limit=4)
+    clock = sandbox.engine.clock = manual_clock  # no refill while the five are sent
     headers = auth(sandbox)
     person, garment = tiny_png((0, 0, 200)), tiny_png((200, 0, 0))
     answers = [submit_files(sandbox, headers, person, garment) for _ in range(5)]
@@ -505,14 +512,15 @@ def test_rate_limit_gives_429_with_retry_after_and_charges_nothing(
     stats = sandbox.engine.stats()
     assert (stats["jobs_created"], stats["rate_limited"]) == (4, 1)
     assert sandbox.engine.credits(sandbox.client_id) == 996
-    time.sleep(0.3)  # a bucket of 4/s refills one submit in 0.25 s
+    clock.advance(0.25)  # a bucket of 4/s refills one submit in 0.25 s
     assert submit_files(sandbox, headers, person, garment).status_code == 200
 
 
 def test_rate_limit_under_strict_reference_is_a_500_rate_limit(
-    make_sandbox: MakeSandbox,
+    make_sandbox: MakeSandbox, manual_clock: ManualClock
 ) -> None:
     sandbox = make_sandbox(rate_limit=1, strict_reference=True)
+    sandbox.engine.clock = manual_clock  # the second submit comes before any refill
     headers = auth(sandbox)
     person, garment = tiny_png((0, 0, 200)), tiny_png((200, 0, 0))
     assert submit_files(sandbox, headers, person, garment).status_code == 200

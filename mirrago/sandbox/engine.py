@@ -21,6 +21,7 @@ import time
 import uuid
 import weakref
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -80,10 +81,12 @@ class SandboxConfig:
     workers: int = 4
     latency: float | tuple[float, float] = (2.0, 5.0)  # seconds per job, fixed or a random range
     rate_limit: float | None = None  # submits per second per client; None = unlimited
+    rate_burst: int | None = None  # submits the bucket holds; None: max(1, rate_limit)
     strict_reference: bool = False  # statuses and errors exactly as mirrago-api.md shows them
     submit_fail_rate: float = 0.0  # plain 500 on generate-image, no job created
     read_fail_rate: float = 0.0  # 500 on GET job
     job_fail_rate: float = 0.0  # the job ends failed with a message (credit refunded)
+    answer_delay: float = 0.0  # seconds generate-image holds its answer after creating the job
     seed: int | None = None
     max_upload_bytes: int = 15 * 1024 * 1024
 
@@ -181,6 +184,9 @@ class Engine:
         # Also removed at interpreter exit, for hosts that never call stop() (a cached resource).
         self._remove_dir = weakref.finalize(self, shutil.rmtree, self._dir, ignore_errors=True)
         self._callbacks = ThreadPoolExecutor(4, thread_name_prefix="mirrago-sandbox-callback")
+        # The clock of token lifetimes and the rate limit's bucket: tests replace it to make
+        # expiry and refills exact instead of racing real time.
+        self.clock: Callable[[], float] = time.monotonic
         self._ensure_workers()
 
     # ---- clients, tokens, credits -------------------------------------------------------------
@@ -202,7 +208,7 @@ class Engine:
             )
         ttl = float(self.config.token_ttl)
         token = secrets.token_urlsafe(32)
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             self._tokens = {t: v for t, v in self._tokens.items() if v[1] > now}
             self._tokens[token] = (client_id, now + ttl)
@@ -222,7 +228,7 @@ class Engine:
         """The client id the bearer token belongs to; 401 if it is missing, unknown or expired."""
         with self._lock:
             entry = self._tokens.get(token or "")
-        if entry is None or entry[1] <= time.monotonic():
+        if entry is None or entry[1] <= self.clock():
             self._count("unauthorized")
             why = "Missing access token" if not token else "Invalid or expired access token"
             raise SandboxError(
@@ -259,13 +265,14 @@ class Engine:
         return client_id
 
     def _take_rate_token(self, client_id: str) -> float | None:
-        """A token bucket per client holding up to max(1, rate) submits. Returns None when the
-        submit may go ahead, else the seconds until it may."""
+        """A token bucket per client holding up to `rate_burst` (or max(1, rate)) submits.
+        Returns None when the submit may go ahead, else the seconds until it may."""
         rate = self.config.rate_limit
         if not rate or rate <= 0:
             return None
-        capacity = max(1.0, float(rate))
-        now = time.monotonic()
+        burst = self.config.rate_burst
+        capacity = float(burst) if burst else max(1.0, float(rate))
+        now = self.clock()
         with self._lock:
             tokens, updated = self._buckets.get(client_id, (capacity, now))
             tokens = min(capacity, tokens + (now - updated) * rate)
@@ -374,6 +381,8 @@ class Engine:
             job.status = "queued"
         self._ensure_workers()
         self._queue.put(job_id)
+        if self.config.answer_delay > 0:  # a slow network: the job exists, its answer lags
+            self._stopping.wait(self.config.answer_delay)
         return response
 
     @staticmethod
