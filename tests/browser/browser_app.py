@@ -29,7 +29,7 @@ CHROMIUM_ARGS = [
     "--use-fake-ui-for-media-stream",
     "--use-fake-device-for-media-stream",
 ]
-START_TIMEOUT = 60.0
+START_TIMEOUT = 120.0
 VIEWPORT = {"width": 1440, "height": 900}
 
 

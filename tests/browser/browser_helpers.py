@@ -11,7 +11,7 @@ from browser_app import ARTIFACTS
 from playwright.sync_api import Locator, Page, expect
 
 
-def wait_for_app(page: Page, timeout: float = 30.0) -> None:
+def wait_for_app(page: Page, timeout: float = 90.0) -> None:
     """Until the app is connected, its script has finished its run, and nothing on the page
     is stale or still a loading skeleton."""
     page.wait_for_selector(

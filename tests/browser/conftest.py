@@ -10,7 +10,12 @@ from collections.abc import Iterator
 
 import pytest
 from browser_app import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, VIEWPORT, AppServer, start_app, stop_app
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+
+# Deadlines, not durations: a passing test never waits them out, and a machine busy with other
+# work (CI on 2 cores, a suite run beside two busy loops) must not fail a correct page.
+PATIENCE_MS = 90_000
+expect.set_options(timeout=45_000)
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +53,7 @@ def context(browser: Browser, app_server: AppServer) -> Iterator[BrowserContext]
     context = browser.new_context(
         viewport=VIEWPORT, permissions=["camera"], base_url=app_server.url
     )
-    context.set_default_timeout(30_000)
+    context.set_default_timeout(PATIENCE_MS)
     yield context
     context.close()
 
