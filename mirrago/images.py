@@ -21,6 +21,13 @@ from PIL import ExifTags, Image, ImageCms, ImageOps
 
 from mirrago.models import ImageError
 
+try:  # iPhone photos (HEIC/HEIF): pillow-heif adds the decoder to Pillow; AVIF is built in.
+    from pillow_heif import register_heif_opener
+except ImportError:  # pragma: no cover - a dependency; without it HEIC gets a clear message
+    pass
+else:
+    register_heif_opener()
+
 Role = Literal["person", "garment"]
 
 DEFAULT_MAX_SIDE = 2048
@@ -232,10 +239,11 @@ def _decode(data: bytes, *, max_side: int) -> tuple[Image.Image, tuple[int, int]
             raise ImageError(
                 "The image is too large to decode in memory; use a smaller photo."
             ) from None
-        except Exception as exc:  # noqa: BLE001 - decoders raise many types on bad data
+        except Exception:  # noqa: BLE001 - decoders raise many types on bad data
+            # Plain words only: the decoder's own text ("image file is truncated (12 bytes
+            # not processed)") means nothing to a user.
             raise ImageError(
-                f"The image is truncated or damaged ({_reason(exc)}); "
-                "re-export or download it again, then retry."
+                "The image is cut short or damaged; re-export or download it again, then retry."
             ) from None
     if orientation in _ROTATIONS:
         try:
@@ -303,11 +311,6 @@ def _bomb_error(size: tuple[int, int]) -> ImageError:
         f"{MAX_PIXELS // 1_000_000}-megapixel limit (it may be a decompression bomb); "
         "use a smaller photo."
     )
-
-
-def _reason(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:80]
 
 
 # --------------------------------------------------------------------------- conversion

@@ -33,7 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from mirrago.config import Settings
 from mirrago.models import MirragoError, Submission
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 HOST = socket.gethostname()
 
 
@@ -72,6 +72,7 @@ class JobInput:
     garment: str
     background: str | None = None
     username: str | None = None
+    owner: str | None = None  # who asked for it, when the app has sign-in (else None)
 
 
 @dataclass(frozen=True)
@@ -101,10 +102,12 @@ class JobRecord:
     review_verdict: str | None
     review_note: str | None
     review_tags: tuple[str, ...]
+    owner: str | None = None
+    deleted_at: datetime | None = None  # deleted by its owner: files gone, inputs blanked
 
     @property
     def input(self) -> JobInput:
-        return JobInput(self.target, self.garment, self.background, self.username)
+        return JobInput(self.target, self.garment, self.background, self.username, self.owner)
 
 
 @dataclass(frozen=True)
@@ -214,6 +217,8 @@ jobs = sa.Table(
     sa.Column("claimed_by", sa.String(200)),  # the runner that owns a submitting/submitted row
     sa.Column("claimed_at", UTCDateTime),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("owner", sa.String(320)),  # schema 2: the signed-in user who asked for it
+    sa.Column("deleted_at", UTCDateTime),  # schema 2: deleted by its owner (row anonymised)
     sa.UniqueConstraint("batch_id", "row_index", name="uq_jobs_batch_row"),
     sa.Index("ix_jobs_state", "state"),
     sa.Index("ix_jobs_job_id", "job_id"),
@@ -255,7 +260,19 @@ job_events = sa.Table(
 # Version 1 is the first schema, so there are none yet; a future change adds e.g.
 # `MIGRATIONS[1] = _add_some_column` and bumps SCHEMA_VERSION.
 Migration = Callable[[Connection], None]
-MIGRATIONS: dict[int, Migration] = {}
+
+
+def _add_owner_and_deletion(conn: Connection) -> None:
+    """Schema 1 → 2: who owns a job (sign-in), and when its owner deleted it."""
+    conn.execute(sa.text("ALTER TABLE jobs ADD COLUMN owner VARCHAR(320)"))
+    conn.execute(sa.text(f"ALTER TABLE jobs ADD COLUMN deleted_at {_datetime_type(conn)}"))
+
+
+def _datetime_type(conn: Connection) -> str:
+    return "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+
+
+MIGRATIONS: dict[int, Migration] = {1: _add_owner_and_deletion}
 
 
 def utcnow() -> datetime:
@@ -439,6 +456,7 @@ class Ledger:
                             "garment": item.garment,
                             "background": item.background,
                             "username": item.username,
+                            "owner": item.owner,
                             "state": JobState.QUEUED.value,
                             "attempts": 1,
                             "review_tags": "[]",
@@ -567,6 +585,36 @@ class Ledger:
             if moved:
                 _event(conn, row_id, "canceled", {})
         return moved
+
+    def forget(self, row_id: int) -> JobRecord | None:
+        """Delete a finished try-on for its owner: blank its inputs, username, links and file
+        paths, and mark it deleted. The row stays (state, timings, credits) so usage figures
+        stay right. Returns the row as it was, for removing its files; None when there is no
+        such row or it is still in progress."""
+        with self._write() as conn:
+            row = conn.execute(jobs.select().where(jobs.c.id == row_id)).first()
+            if row is None or JobState(row.state) not in FINAL_STATES or row.deleted_at:
+                return None
+            _move(
+                conn, row_id, FINAL_STATES,
+                target="", garment="", username=None, owner=None, error=None,
+                result_url=None, result_path=None, thumbnail_path=None, review_note=None,
+                deleted_at=utcnow(),
+            )  # fmt: skip
+            _event(conn, row_id, "deleted", {})
+        return _job(row)
+
+    def uses_file(self, path: str) -> bool:
+        """Whether a row not deleted still refers to `path` (as an input or a result)."""
+        query = sa.select(jobs.c.id).where(
+            jobs.c.deleted_at.is_(None),
+            sa.or_(
+                jobs.c.target == path, jobs.c.garment == path,
+                jobs.c.result_path == path, jobs.c.thumbnail_path == path,
+            ),
+        ).limit(1)  # fmt: skip
+        with self._read() as conn:
+            return conn.execute(query).first() is not None
 
     def retry(self, row_id: int) -> bool:
         """Queue a failed or uncertain row again as a new attempt; the old outcome is recorded
@@ -1016,4 +1064,6 @@ def _job(row: Any) -> JobRecord:
         review_verdict=row.review_verdict,
         review_note=row.review_note,
         review_tags=tags,
+        owner=row.owner,
+        deleted_at=row.deleted_at,
     )

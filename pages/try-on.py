@@ -6,15 +6,25 @@ everything shown afterwards is read back from the ledger.
 
 from __future__ import annotations
 
+import hashlib
+
 import streamlit as st
 
+from mirrago.intents import running_twin, start_try_on
 from mirrago.ledger import JobInput, JobRecord
 from mirrago.services import Services
-from mirrago.ui import session
+from mirrago.ui import identity, session
 from mirrago.ui.frames import empty_frame, framed, link_frame
-from mirrago.ui.job_card import live_status, local_image, result_view
+from mirrago.ui.job_card import (
+    describe_input,
+    elapsed,
+    live_status,
+    local_image,
+    result_view,
+    seconds_text,
+)
 from mirrago.ui.picker import PickedImage, image_picker
-from mirrago.ui.recent import open_job, opened_job, recent_strip
+from mirrago.ui.recent import OPENED_PICKS_KEY, open_job, opened_job, recent_strip
 from mirrago.ui.routing import ensure_routed
 
 ensure_routed()
@@ -22,6 +32,7 @@ ensure_routed()
 PERSON_KEY = "tryon-person"
 GARMENT_KEY = "tryon-garment"
 BACKGROUNDS = {"original": "Keep original", "white": "White", "studio": "Studio"}
+USERNAME_MAX = 200
 
 
 def _preview(pick: PickedImage | None, hint: str) -> None:
@@ -39,6 +50,28 @@ def _preview(pick: PickedImage | None, hint: str) -> None:
     st.caption(pick.label)
 
 
+def _job_preview(services: Services, value: str, role: str) -> None:
+    """One input of the open try-on, as that try-on used it."""
+    data = local_image(value, services.backend) if value else None
+    frame = framed(data) if data else None
+    if frame is not None:
+        st.image(frame, width="stretch")
+    elif value.startswith(("http://", "https://")):
+        link_frame(value, "No preview here: the service fetched the link itself")
+    else:
+        st.image(empty_frame(hint="Not kept" if value else "Deleted"), width="stretch")
+    words = describe_input(value, services.backend, role) if value else "deleted"
+    st.caption(f"{words[:1].upper()}{words[1:]} · used by this try-on")
+
+
+def _signature(pick: PickedImage | None) -> tuple[object, ...] | None:
+    """What a pick is, to notice when the user changes it after opening a try-on."""
+    if pick is None:
+        return None
+    digest = hashlib.sha256(pick.preview).hexdigest() if pick.preview else None
+    return (pick.source, pick.label, pick.link, digest)
+
+
 def _options() -> tuple[str, str | None]:
     background = st.segmented_control(
         "Background",
@@ -54,22 +87,63 @@ def _options() -> tuple[str, str | None]:
         key="tryon-username",
         placeholder="e.g. demo-acme",
         help="A reference for the request, shown in the job details.",
+        max_chars=USERNAME_MAX,
     )
-    return background, (username.strip() or None)
+    return background, (username.strip()[:USERNAME_MAX] or None)
 
 
-def _generate(services: Services, person: PickedImage, garment: PickedImage,
-              background: str, username: str | None) -> None:
+def _planned_input(services: Services, person: PickedImage, garment: PickedImage,
+                   background: str, username: str | None, *, save: bool) -> JobInput:
     data_dir = services.settings.data_dir
-    job_input = JobInput(
-        target=person.job_value(services.backend, data_dir),
-        garment=garment.job_value(services.backend, data_dir),
+    return JobInput(
+        target=person.job_value(services.backend, data_dir, save=save),
+        garment=garment.job_value(services.backend, data_dir, save=save),
         background=background,
         username=username,
+        owner=identity.current_owner(),
     )
-    batch = services.runner.enqueue([job_input], name="Try-on", source="try-on")
-    rows = services.ledger.jobs(batch_id=batch.id)
-    open_job(rows[0].id if rows else None)
+
+
+def _generate(services: Services, planned: JobInput, person: PickedImage,
+              garment: PickedImage, *, again: bool) -> None:
+    # Uploads are written only now, on the click (the planned input only named their paths).
+    job_input = _planned_input(services, person, garment, planned.background or "original",
+                               planned.username, save=True)
+    job, _new = start_try_on(services.runner, services.ledger, job_input, again=again)
+    open_job(job.id if job else None)
+    st.rerun()
+
+
+def _generate_controls(services: Services, person: PickedImage | None,
+                       garment: PickedImage | None, background: str,
+                       username: str | None, opened: JobRecord | None) -> None:
+    """Generate, or, while the same try-on is running, where it is and "Run again"."""
+    planned = twin = None
+    if person is not None and garment is not None:
+        planned = _planned_input(services, person, garment, background, username, save=False)
+        twin = running_twin(services.ledger, planned)
+    again = False
+    if twin is None:
+        clicked = st.button("Generate try-on", type="primary", icon=":material/auto_awesome:",
+                            width="stretch", disabled=planned is None, key="tryon-generate")
+        if planned is None:
+            st.caption("Pick a person and a garment to generate.")
+    else:
+        clicked = False
+        st.button(f"Already running — {seconds_text(elapsed(twin))}", type="primary",
+                  icon=":material/hourglass_top:", width="stretch", disabled=True,
+                  key="tryon-generate")
+        show, run_again = st.columns(2, gap="small")
+        with show:
+            st.button("Show it", icon=":material/visibility:", width="stretch",
+                      disabled=opened is not None and opened.id == twin.id,
+                      on_click=open_job, args=(twin.id,), key="tryon-show-twin")
+        with run_again:
+            again = st.button("Run again", icon=":material/replay:", width="stretch",
+                              key="tryon-run-again",
+                              help="Starts a second try-on of the same pair: another credit.")
+    if (clicked or again) and planned is not None and person and garment:
+        _generate(services, planned, person, garment, again=again)
 
 
 def _result_column(services: Services, job: JobRecord | None) -> None:
@@ -89,6 +163,7 @@ services = session.current_services()
 st.title("Virtual try-on")
 st.caption("Dress any photo in any garment. Pick a person and a garment, then generate.")
 
+job = opened_job(services)
 person_col, garment_col, options_col = st.columns(3, gap="medium")
 with person_col:
     st.subheader(":material/person: Person", anchor=False)
@@ -100,28 +175,26 @@ with garment_col:
 with options_col:
     st.subheader(":material/tune: Options", anchor=False)
     background, username = _options()
-    ready = person is not None and garment is not None
-    clicked = st.button(
-        "Generate try-on",
-        type="primary",
-        icon=":material/auto_awesome:",
-        width="stretch",
-        disabled=not ready,
-        key="tryon-generate",
-    )
-    if not ready:
-        st.caption("Pick a person and a garment to generate.")
-    if clicked and person is not None and garment is not None:
-        _generate(services, person, garment, background, username)
+    _generate_controls(services, person, garment, background, username, job)
 
-job = opened_job(services)
+# An opened try-on shows its own inputs until the user changes a pick.
+picks = (_signature(person), _signature(garment))
+if st.session_state.get(OPENED_PICKS_KEY) is None:
+    st.session_state[OPENED_PICKS_KEY] = picks
+show_job_inputs = job is not None and st.session_state[OPENED_PICKS_KEY] == picks
 
 st.divider()
 person_view, garment_view, result_col = st.columns(3, gap="medium")
 with person_view, st.container(key="tryon-person-preview"):
-    _preview(person, "Pick a person photo")
+    if show_job_inputs and job is not None:
+        _job_preview(services, job.target, "person")
+    else:
+        _preview(person, "Pick a person photo")
 with garment_view, st.container(key="tryon-garment-preview"):
-    _preview(garment, "Pick a garment")
+    if show_job_inputs and job is not None:
+        _job_preview(services, job.garment, "garment")
+    else:
+        _preview(garment, "Pick a garment")
 with result_col, st.container(key="tryon-result"):
     _result_column(services, job)
 

@@ -127,7 +127,7 @@ def test_reopening_a_version_1_ledger_keeps_its_rows(ledger_url: str) -> None:
     first.close()
     again = Ledger(ledger_url)
     try:
-        assert again.schema_version() == 1
+        assert again.schema_version() == SCHEMA_VERSION
         assert [row.target for row in again.jobs(batch_id=batch.id)] == [p.target for p in PAIRS]
     finally:
         again.close()

@@ -39,6 +39,17 @@ _CSS = """
 [data-testid="stMain"] [class*="st-key-tryon-"][class*=".sample."] button p {
   white-space: nowrap; overflow: hidden; text-overflow: ellipsis; font-size: 0.85rem;
 }
+/* Sample thumbnails are clickable: a see-through button lies over each image. */
+[class*="st-key-tryon-"][class*="-thumb-"] { position: relative; }
+[class*="st-key-tryon-"][class*="-thumb-"] [data-testid="stElementContainer"]:has(.stButton) {
+  position: absolute; inset: 0; z-index: 1; margin: 0; }
+[class*="st-key-tryon-"][class*="-thumb-"] .stButton,
+[class*="st-key-tryon-"][class*="-thumb-"] .stButton button {
+  width: 100%; height: 100%; min-height: 0; padding: 0; opacity: 0; }
+[class*="st-key-tryon-"][class*="-thumb-"] .stButton button:focus-visible { opacity: 0.3; }
+/* One job per intent: Generate takes no click while the click before it is being handled. */
+[data-test-script-state="running"] .st-key-tryon-generate button {
+  pointer-events: none; cursor: progress; }
 .mirrago-details { width: 100%; border-collapse: collapse; font-size: 0.85rem; }
 .mirrago-details th { text-align: left; font-weight: 600; padding: 0.3rem 0.75rem 0.3rem 0;
   white-space: nowrap; vertical-align: top; color: #5f587a; }

@@ -33,7 +33,7 @@ SOURCE_LABELS: dict[str, str] = {
     "camera": "Camera",
     "url": "Link",
 }
-UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp"]
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "avif", "heic", "heif"]
 
 
 @dataclass(frozen=True)
@@ -48,13 +48,16 @@ class PickedImage:
     prepared: PreparedImage | None = None
     sample: samples.Sample | None = None
 
-    def job_value(self, backend: Backend, data_dir: Path) -> str:
-        """What to enqueue for this side: a URL or a local path."""
+    def job_value(self, backend: Backend, data_dir: Path, *, save: bool = True) -> str:
+        """What to enqueue for this side: a URL or a local path (`save=False`: the path an
+        upload will have, without writing it)."""
         if self.sample is not None:
             if backend.is_sandbox:
                 return sample_url(backend, self.sample)
             return str(self.sample.path)
         if self.prepared is not None:
+            if not save:
+                return str(input_path(self.prepared, data_dir))
             return str(save_input(self.prepared, data_dir))
         assert self.link is not None
         return self.link
@@ -65,10 +68,16 @@ def sample_url(backend: Backend, sample: samples.Sample) -> str:
     return f"{backend.base_url.rstrip('/')}/samples/{sample.relative_path}"
 
 
-def save_input(prepared: PreparedImage, data_dir: Path) -> Path:
-    """Write prepared bytes to `data_dir/inputs/<sha256>.<ext>` (same bytes, same file)."""
+def input_path(prepared: PreparedImage, data_dir: Path) -> Path:
+    """Where prepared bytes are stored: `data_dir/inputs/<sha256>.<ext>` (same bytes, same
+    file)."""
     digest = hashlib.sha256(prepared.data).hexdigest()
-    path = data_dir / "inputs" / f"{digest}.{prepared.ext.lstrip('.')}"
+    return data_dir / "inputs" / f"{digest}.{prepared.ext.lstrip('.')}"
+
+
+def save_input(prepared: PreparedImage, data_dir: Path) -> Path:
+    """Write prepared bytes to their `input_path` (once: same bytes, same file)."""
+    path = input_path(prepared, data_dir)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_suffix(path.suffix + ".part")
@@ -116,14 +125,22 @@ def _pick_sample(role: Role, key: str) -> PickedImage | None:
     if st.session_state.get(state_key) not in choices:
         st.session_state[state_key] = next(iter(choices))
     chosen = st.session_state[state_key]
-    # Thumbnails to see, pills to choose: Streamlit images are not clickable, and the pills
-    # show the full titles, which do not fit under a thumbnail.
-    per_row = 6 if len(choices) > 4 else len(choices)
-    columns = st.columns(per_row, gap="xsmall")
-    for index, sample in enumerate(choices.values()):
-        thumb = framed_file(sample.path, THUMB_SIZE, selected=sample.name == chosen)
-        if thumb is not None:
-            columns[index % per_row].image(thumb, width="stretch")
+    # A grid that reflows (6 across on a wide column, 4 on a phone) of clickable thumbnails:
+    # each carries a see-through button over the image (see brand.py), and the pills below
+    # give the full titles, which do not fit under a thumbnail.
+    with st.grid(6, min_column_width=56, gap="xsmall", key=f"{key}-thumbs"):
+        for sample in choices.values():
+            thumb = framed_file(sample.path, THUMB_SIZE, selected=sample.name == chosen)
+            with st.container(key=f"{key}-thumb-{sample.name}", gap=None):
+                if thumb is not None:
+                    st.image(thumb, width="stretch")
+                st.button(
+                    sample.title,
+                    key=f"{key}-pick-{sample.name}",
+                    on_click=select_sample,
+                    args=(key, sample.name),
+                    width="stretch",
+                )
     st.pills(
         f"Sample {role}",
         list(choices),
@@ -160,7 +177,7 @@ def _pick_upload(role: Role, key: str) -> PickedImage | None:
         f"{role.capitalize()} photo",
         type=UPLOAD_TYPES,
         key=f"{key}-upload",
-        help="JPG, PNG or WebP. Large photos are shrunk before upload.",
+        help="JPG, PNG, WebP, AVIF or iPhone HEIC. Large photos are shrunk before upload.",
     )
     if upload is None:
         return None
@@ -219,5 +236,6 @@ def image_picker(role: Role, *, key: str, sources: tuple[Source, ...]) -> Picked
         key=source_key,
         label_visibility="collapsed",
         width="stretch",
+        wrap=True,  # never clip a choice: narrow columns wrap it onto a second line
     )
     return _PICKERS[source](role, key)

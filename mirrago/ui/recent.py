@@ -3,11 +3,13 @@ it), and the "Recent try-ons" strip read from the ledger."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from mirrago.ledger import JobRecord
 from mirrago.services import Services
-from mirrago.ui import session
+from mirrago.ui import identity, session
 from mirrago.ui.frames import THUMB_SIZE, dimmed, empty_frame, framed, framed_file
 from mirrago.ui.job_card import local_image, sample_for, state_badge
 from mirrago.ui.picker import select_sample
@@ -15,6 +17,13 @@ from mirrago.ui.picker import select_sample
 SOURCE = "try-on"
 OPEN_KEY = "tryon-open-row"
 QUERY_KEY = "job"
+# The pickers' picks when a try-on was opened: while they stay the same, the previews show
+# the opened try-on's own inputs (see pages/try-on.py).
+OPENED_PICKS_KEY = "tryon-opened-picks"
+SEE_ALL_KEY = "tryon-see-all"
+RECENT_COUNT = 6
+SEE_ALL_COUNT = 30
+REFRESH_SECONDS = 2.0
 
 
 def open_job(row_id: int | None) -> None:
@@ -23,6 +32,11 @@ def open_job(row_id: int | None) -> None:
     The URL names the ledger too (`?job=12` on the server's own backend, `?job=12@host` on a
     live endpoint connected from the sidebar), so a link never opens another ledger's row 12.
     """
+    st.session_state.pop(OPENED_PICKS_KEY, None)
+    _remember(row_id)
+
+
+def _remember(row_id: int | None) -> None:
     if row_id is None:
         st.session_state.pop(OPEN_KEY, None)
         st.query_params.pop(QUERY_KEY, None)
@@ -48,21 +62,26 @@ def opened_job(services: Services) -> JobRecord | None:
     if row_id is None:
         return None
     job = services.ledger.job(row_id)
-    if job is None:
+    # Someone else's try-on (with sign-in) is "not found", exactly like a missing one.
+    if job is None or job.deleted_at is not None or not identity.may_see(job):
         open_job(None)
         return None
     # Keep both in step: the URL may have come without session state, or the reverse.
-    open_job(row_id)
+    _remember(row_id)
     return job
 
 
-def recent_jobs(services: Services, limit: int = 6) -> list[JobRecord]:
-    """The newest try-ons made on this page (batches from other pages are left out)."""
+def recent_jobs(services: Services, limit: int = RECENT_COUNT) -> list[JobRecord]:
+    """The newest try-ons made on this page that this session may see (batches from other
+    pages, deleted try-ons and, with sign-in, other people's are left out)."""
     found: list[JobRecord] = []
     for batch in services.ledger.batches(limit=limit * 8):
         if batch.source != SOURCE:
             continue
-        found.extend(services.ledger.jobs(batch_id=batch.id))
+        found.extend(
+            job for job in services.ledger.jobs(batch_id=batch.id)
+            if job.deleted_at is None and identity.may_see(job)
+        )  # fmt: skip
         if len(found) >= limit:
             break
     return found[:limit]
@@ -94,31 +113,64 @@ def recent_strip(
     *,
     person_key: str,
     garment_key: str,
-    per_row: int = 6,
 ) -> None:
-    """The newest try-ons as cards; "Open" shows one (and its sample inputs in the pickers)."""
-    jobs = recent_jobs(services, per_row)
-    if not jobs:
-        st.caption("Your try-ons will appear here. They are kept across refreshes and tabs.")
+    """The newest try-ons as cards; "Open" shows one (and its sample inputs in the pickers).
+    While one of them is in progress the strip reads the ledger again every few seconds, so
+    a second tab sees it finish without a click."""
+    limit = SEE_ALL_COUNT if st.session_state.get(SEE_ALL_KEY) else RECENT_COUNT
+    busy = any(not job.state.is_final for job in recent_jobs(services, limit))
+
+    @st.fragment(run_every=REFRESH_SECONDS if busy else None)
+    def strip() -> None:
+        jobs = recent_jobs(services, limit)
+        if not jobs:
+            st.caption("Your try-ons will appear here. They are kept across refreshes and tabs.")
+            return
+        with st.grid(6, min_column_width=150, gap="small", key="tryon-recent"):
+            for job in jobs:
+                _card(services, job, selected, person_key, garment_key)
+        if busy and all(job.state.is_final for job in jobs):
+            st.rerun(scope="app")  # the last one finished: let the whole page catch up
+        _see_all(len(jobs), limit)
+
+    strip()
+
+
+def _card(services: Services, job: JobRecord, selected: int | None,
+          person_key: str, garment_key: str) -> None:
+    with st.container(border=True, key=f"tryon-recent-{job.id}"):
+        st.image(_thumbnail(job, services), width="stretch")
+        state_badge(job)
+        st.caption(job.created_at.astimezone().strftime("%d %b · %H:%M:%S"))
+        is_open = job.id == selected
+        pickers = {
+            key: sample.name
+            for key, value in ((person_key, job.target), (garment_key, job.garment))
+            if (sample := sample_for(value, services.backend)) is not None
+        }
+        st.button(
+            "Showing" if is_open else "Open",
+            key=f"tryon-reopen-{job.id}",
+            icon=":material/visibility:" if is_open else ":material/open_in_full:",
+            disabled=is_open,
+            width="stretch",
+            on_click=_reopen,
+            args=(job.id, pickers),
+        )
+
+
+_USAGE_PAGE = Path(__file__).resolve().parents[2] / "pages" / "usage.py"
+
+
+def _see_all(shown: int, limit: int) -> None:
+    """"See all": the Usage page's history when the app has one, else a longer list here."""
+    if _USAGE_PAGE.exists():
+        if st.button("See all", icon=":material/arrow_forward:", key="tryon-see-all-button"):
+            st.switch_page("pages/usage.py")
         return
-    columns = st.columns(per_row, gap="small")
-    for column, job in zip(columns, jobs, strict=False):
-        with column, st.container(border=True, key=f"tryon-recent-{job.id}"):
-            st.image(_thumbnail(job, services), width="stretch")
-            state_badge(job)
-            st.caption(job.created_at.astimezone().strftime("%d %b · %H:%M:%S"))
-            is_open = job.id == selected
-            pickers = {
-                key: sample.name
-                for key, value in ((person_key, job.target), (garment_key, job.garment))
-                if (sample := sample_for(value, services.backend)) is not None
-            }
-            st.button(
-                "Showing" if is_open else "Open",
-                key=f"tryon-reopen-{job.id}",
-                icon=":material/visibility:" if is_open else ":material/open_in_full:",
-                disabled=is_open,
-                width="stretch",
-                on_click=_reopen,
-                args=(job.id, pickers),
-            )
+    if limit == RECENT_COUNT and shown >= RECENT_COUNT:
+        st.button("See all", icon=":material/expand_more:", key="tryon-see-all-button",
+                  on_click=lambda: st.session_state.update({SEE_ALL_KEY: True}))
+    elif limit > RECENT_COUNT:
+        st.button("Show fewer", icon=":material/expand_less:", key="tryon-see-all-button",
+                  on_click=lambda: st.session_state.update({SEE_ALL_KEY: False}))

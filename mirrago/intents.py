@@ -1,0 +1,74 @@
+"""One job per intent, and deleting a try-on: the rules between a click and the ledger.
+
+A second Generate with the same inputs and options while the first is still queued or running
+(a double click, an impatient user, a second tab) points to the running job instead of
+spending another credit. A deliberate second run goes through `again=True` ("Run again").
+
+Deleting a try-on removes its stored photos, result and thumbnail from disk and leaves an
+anonymised row in the ledger, so the usage figures stay right.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from mirrago.ledger import FINAL_STATES, JobInput, JobRecord, JobState, Ledger
+
+log = logging.getLogger(__name__)
+
+ACTIVE_STATES = frozenset(JobState) - FINAL_STATES
+
+# Check-then-enqueue must be one step: two sessions (two tabs of one user) may click at once.
+_START_LOCK = threading.Lock()
+
+
+def running_twin(ledger: Ledger, job_input: JobInput) -> JobRecord | None:
+    """The newest queued or running job with exactly these inputs, options and owner."""
+    for row in ledger.jobs(states=ACTIVE_STATES, newest_first=True):
+        if row.deleted_at is None and row.input == job_input:
+            return row
+    return None
+
+
+def start_try_on(
+    runner: object, ledger: Ledger, job_input: JobInput, *, again: bool = False
+) -> tuple[JobRecord | None, bool]:
+    """Enqueue one try-on unless the same one is running; returns (the job, whether it is
+    new). `again=True` enqueues even so. `runner` is the `Runner` (its `enqueue`)."""
+    with _START_LOCK:
+        if not again:
+            twin = running_twin(ledger, job_input)
+            if twin is not None:
+                return twin, False
+        batch = runner.enqueue([job_input], name="Try-on", source="try-on")  # type: ignore[attr-defined]
+        rows = ledger.jobs(batch_id=batch.id)
+        return (rows[0] if rows else None), True
+
+
+def delete_try_on(ledger: Ledger, row_id: int, data_dir: Path) -> bool:
+    """Delete a finished try-on: its files (those under `data_dir` that no other row uses)
+    and everything personal in its row. False when it is missing or still in progress."""
+    before = ledger.forget(row_id)
+    if before is None:
+        return False
+    for value in (before.target, before.garment, before.result_path, before.thumbnail_path):
+        _remove_if_unused(ledger, value, data_dir)
+    return True
+
+
+def _remove_if_unused(ledger: Ledger, value: str | None, data_dir: Path) -> None:
+    if not value or "://" in value:
+        return  # a link: nothing of ours on disk
+    path = Path(value)
+    try:
+        inside = path.resolve().is_relative_to(data_dir.resolve())
+    except OSError:
+        return
+    if not inside or ledger.uses_file(value):
+        return  # a shipped sample, or a photo another try-on still shows
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        log.warning("could not remove a deleted try-on's file %s", path.name)
