@@ -595,12 +595,11 @@ class Ledger:
             row = conn.execute(jobs.select().where(jobs.c.id == row_id)).first()
             if row is None or JobState(row.state) not in FINAL_STATES or row.deleted_at:
                 return None
-            _move(
-                conn, row_id, FINAL_STATES,
+            conn.execute(jobs.update().where(jobs.c.id == row_id).values(
                 target="", garment="", username=None, owner=None, error=None,
                 result_url=None, result_path=None, thumbnail_path=None, review_note=None,
-                deleted_at=utcnow(),
-            )  # fmt: skip
+                deleted_at=utcnow(), updated_at=utcnow(),
+            ))  # fmt: skip
             _event(conn, row_id, "deleted", {})
         return _job(row)
 

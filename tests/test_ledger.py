@@ -143,11 +143,12 @@ def test_opening_an_older_ledger_runs_the_migrations_in_order(
     def add_priority(conn: sa.Connection) -> None:
         conn.execute(sa.text("ALTER TABLE jobs ADD COLUMN priority INTEGER DEFAULT 0"))
 
-    monkeypatch.setattr(ledger_module, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(ledger_module, "MIGRATIONS", {1: add_priority})
+    newer = SCHEMA_VERSION + 1
+    monkeypatch.setattr(ledger_module, "SCHEMA_VERSION", newer)
+    monkeypatch.setattr(ledger_module, "MIGRATIONS", {SCHEMA_VERSION: add_priority})
     upgraded = Ledger(ledger_url)
     try:
-        assert upgraded.schema_version() == 2
+        assert upgraded.schema_version() == newer
         with upgraded._engine.connect() as conn:  # noqa: SLF001
             priorities = conn.execute(sa.text("SELECT priority FROM jobs")).scalars().all()
         assert priorities == [0, 0]
