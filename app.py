@@ -40,7 +40,7 @@ st.set_page_config(
     page_title="Mirrago Studio",
     page_icon=":material/checkroom:",
     layout="wide",
-    initial_sidebar_state="expanded",
+    initial_sidebar_state="auto",  # expanded on a desktop, closed on a phone (it covers the page)
 )
 apply_brand()
 page = st.navigation([HOME, *PAGES], position="sidebar")

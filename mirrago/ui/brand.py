@@ -47,6 +47,7 @@ _CSS = """
 [class*="st-key-tryon-"][class*="-thumb-"] .stButton button {
   width: 100%; height: 100%; min-height: 0; padding: 0; opacity: 0; }
 [class*="st-key-tryon-"][class*="-thumb-"] .stButton button:focus-visible { opacity: 0.3; }
+[class*="st-key-tryon-"][class*="-thumb-"] [data-testid="stElementToolbar"] { display: none; }
 /* One job per intent: Generate takes no click while the click before it is being handled. */
 [data-test-script-state="running"] .st-key-tryon-generate button {
   pointer-events: none; cursor: progress; }

@@ -17,6 +17,7 @@ import streamlit as st
 
 from mirrago import samples
 from mirrago.backend import Backend
+from mirrago.intents import delete_try_on
 from mirrago.ledger import JobRecord, JobState
 from mirrago.services import Services
 from mirrago.ui.errors import advice_for, page_guard
@@ -242,7 +243,7 @@ def result_view(services: Services, job: JobRecord, before: bytes | None) -> Non
     if job.state is not JobState.COMPLETED or after is None:
         st.image(_waiting_frame(before), width="stretch")
         problem(job, services)
-        _details_expander(job)
+        _details_expander(job, services)
         return
     person = describe_input(job.target, services.backend, "person")
     garment = describe_input(job.garment, services.backend, "garment")
@@ -260,7 +261,7 @@ def result_view(services: Services, job: JobRecord, before: bytes | None) -> Non
         key=f"tryon-download-{job.id}",
         on_click="ignore",
     )
-    _details_expander(job)
+    _details_expander(job, services)
 
 
 def _remote_result(job: JobRecord) -> None:
@@ -280,9 +281,22 @@ def _remote_result(job: JobRecord) -> None:
     _details_expander(job)
 
 
-def _details_expander(job: JobRecord) -> None:
+def _details_expander(job: JobRecord, services: Services | None = None) -> None:
     with st.expander("Job details", icon=":material/receipt_long:"):
         job_details(job)
+        if services is not None:
+            _delete_control(services, job)
+
+
+def _delete_control(services: Services, job: JobRecord) -> None:
+    """Delete this try-on: its photos, result and thumbnail leave the disk for good."""
+    with st.popover("Delete this try-on", icon=":material/delete:"):
+        st.write("Its photos and result are removed from this computer. This cannot be undone.")
+        if st.button("Delete", type="primary", key=f"tryon-delete-{job.id}"):
+            delete_try_on(services.ledger, job.id, services.settings.data_dir)
+            st.query_params.pop("job", None)
+            st.session_state.pop("tryon-open-row", None)
+            st.rerun(scope="app")
 
 
 def _comparison(job: JobRecord, before: bytes | None, after: bytes, caption: str) -> None:

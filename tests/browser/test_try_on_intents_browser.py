@@ -1,0 +1,226 @@
+"""Issue 8 in a real browser: one job per intent, every width, one truth on screen, HEIC.
+
+Reuses the session's app server (tests/browser/conftest.py); each test makes its try-ons
+unique with its own username, and reads the app's ledger file to count what was created.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import sqlite3
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from browser_app import AppServer
+from browser_helpers import assert_no_exception, keyed, open_app, screenshot, wait_for_app
+from PIL import Image
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+
+from mirrago.ledger import JobInput, Ledger
+
+pytestmark = pytest.mark.browser
+
+RESULT_TIMEOUT = 40_000
+WIDTHS = {1440: 900, 1280: 800, 1024: 768, 390: 844}
+
+
+def _rows(server: AppServer, username: str) -> list[tuple[int, str]]:
+    with sqlite3.connect(server.data_dir / "ledger.sqlite3") as conn:
+        return conn.execute(
+            "SELECT id, state FROM jobs WHERE username = ? ORDER BY id", (username,)
+        ).fetchall()
+
+
+def _username(page: Page, prefix: str) -> str:
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    field = keyed(page, "tryon-username").locator("input")
+    field.fill(name)
+    field.press("Enter")
+    wait_for_app(page)
+    return name
+
+
+def _expect_result(page: Page) -> None:
+    result = keyed(page, "tryon-result")
+    expect(result.get_by_role("button", name=re.compile("Download the result"))).to_be_visible(
+        timeout=RESULT_TIMEOUT
+    )
+    assert_no_exception(page)
+
+
+def test_rapid_clicks_on_generate_make_one_job(page: Page, app_server: AppServer):
+    open_app(page, "/try-on")
+    name = _username(page, "rapid")
+    button = keyed(page, "tryon-generate").get_by_role("button")
+    expect(button).to_be_enabled()
+    box = button.bounding_box()
+    assert box is not None
+    for _ in range(10):  # as a impatient user: ten clicks 150 ms apart on the same spot
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.wait_for_timeout(150)
+    wait_for_app(page)
+    _expect_result(page)
+    assert len(_rows(app_server, name)) == 1
+    # A deliberate second run of the same pair is possible once the first ended.
+    generate = keyed(page, "tryon-generate").get_by_role("button")
+    expect(generate).to_have_text(re.compile("Generate try-on"))
+    generate.click()
+    wait_for_app(page)
+    expect(page.get_by_role("button", name=re.compile("Already running|Generate"))).to_be_visible()
+    assert len(_rows(app_server, name)) == 2
+
+
+def test_a_second_tab_sees_a_try_on_finish_by_itself(context: BrowserContext,
+                                                     app_server: AppServer):
+    # The row is made by the test, in a private batch that the app's runner leaves alone, so
+    # the test decides when it finishes: no race with the sandbox.
+    ledger = Ledger(f"sqlite:///{app_server.data_dir / 'ledger.sqlite3'}")
+    try:
+        person = str(Path(__file__).resolve().parents[2] / "mirrago/samples/persons/astronaut.jpg")
+        batch = ledger.create_batch(
+            "Try-on", "try-on", [JobInput(person, person, username="second-tab")], private=True
+        )
+        (row,) = ledger.jobs(batch_id=batch.id)
+        page = context.new_page()
+        open_app(page, "/try-on")
+        card = keyed(page, f"tryon-recent-{row.id}")
+        expect(card).to_contain_text("Waiting")
+        with ledger._write() as conn:  # noqa: SLF001 - finish it as the runner would
+            conn.exec_driver_sql(
+                "UPDATE jobs SET state='completed', finished_at=created_at, result_path=? "
+                "WHERE id=?", (person, row.id),
+            )
+        expect(card).to_contain_text("Done", timeout=15_000)  # no click, no reload
+        assert_no_exception(page)
+    finally:
+        ledger.close()
+
+
+def test_after_a_refresh_the_previews_show_the_jobs_own_inputs(page: Page, tmp_path: Path):
+    open_app(page, "/try-on")
+    keyed(page, "tryon-person-source").get_by_role("radio", name="Upload", exact=True).click()
+    wait_for_app(page)
+    photo = tmp_path / "me.png"
+    image = Image.new("RGB", (600, 800), (40, 90, 160))
+    image.save(photo)
+    keyed(page, "tryon-person-upload").locator("input[type=file]").set_input_files(photo)
+    wait_for_app(page)
+    _username(page, "refresh")
+    keyed(page, "tryon-generate").get_by_role("button").click()
+    wait_for_app(page)
+    assert re.search(r"[?&]job=\d+", page.url)
+    page.reload()
+    wait_for_app(page)
+    person = keyed(page, "tryon-person-preview")
+    expect(person).to_contain_text("Your photo · used by this try-on")
+    expect(keyed(page, "tryon-garment-preview")).to_contain_text("used by this try-on")
+    _expect_result(page)
+
+
+def test_an_iphone_heic_photo_gives_a_result(page: Page, tmp_path: Path):
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    photo = tmp_path / "IMG_0001.HEIC"
+    image = Image.new("RGB", (640, 960), (150, 110, 90))
+    image.paste((230, 200, 170), (200, 100, 440, 400))
+    buffer = io.BytesIO()
+    image.save(buffer, format="HEIF")
+    photo.write_bytes(buffer.getvalue())
+    open_app(page, "/try-on")
+    keyed(page, "tryon-person-source").get_by_role("radio", name="Upload", exact=True).click()
+    wait_for_app(page)
+    keyed(page, "tryon-person-upload").locator("input[type=file]").set_input_files(photo)
+    wait_for_app(page)
+    expect(keyed(page, "tryon-person-upload")).not_to_contain_text("not an image")
+    _username(page, "heic")
+    keyed(page, "tryon-generate").get_by_role("button").click()
+    wait_for_app(page)
+    _expect_result(page)
+
+
+# Every choice a user can click: the source switches, the sample pills, the clickable
+# thumbnails, the background switch. Its centre must hit the choice itself (nothing on top,
+# not cut off) and lie inside the element that scrolls or clips it.
+_CLIPPED_CHOICES = """
+() => {
+  const main = document.querySelector('[data-testid="stMain"]');
+  const choices = main.querySelectorAll(
+    '[data-testid="stButtonGroup"] button, [class*="-thumb-"] .stButton button');
+  const problems = [];
+  for (const choice of choices) {
+    choice.scrollIntoView({block: 'center', inline: 'center'});
+    const box = choice.getBoundingClientRect();
+    const label = (choice.innerText || choice.getAttribute('aria-label') || '?').trim();
+    if (box.width < 8 || box.height < 8) { problems.push(label + ': no size'); continue; }
+    const x = box.left + box.width / 2, y = box.top + box.height / 2;
+    const hit = document.elementFromPoint(x, y);
+    if (!hit || !(choice === hit || choice.contains(hit))) {
+      const what = hit ? hit.className || hit.tagName : 'nothing';
+      problems.push(label + ': centre covered by ' + what);
+    }
+    for (let box2 = choice.parentElement; box2 && box2 !== main; box2 = box2.parentElement) {
+      const style = getComputedStyle(box2);
+      if (/(auto|scroll|hidden|clip)/.test(style.overflowX + style.overflowY)) {
+        const outer = box2.getBoundingClientRect();
+        if (box.left < outer.left - 1 || box.right > outer.right + 1 ||
+            box.top < outer.top - 1 || box.bottom > outer.bottom + 1) {
+          problems.push(label + ': outside its container');
+        }
+        break;
+      }
+    }
+    const text = choice.querySelector('p');
+    if (text && text.scrollWidth > text.clientWidth + 1) problems.push(label + ': text cut');
+  }
+  return {count: choices.length, problems};
+}
+"""
+
+
+def _check_choices(page: Page, width: int) -> None:
+    found = page.evaluate(_CLIPPED_CHOICES)
+    assert found["count"] >= 12 + 12 + 4 + 3, found  # thumbnails, pills, sources, backgrounds
+    assert found["problems"] == [], f"{width} px: {found['problems']}"
+
+
+def test_every_choice_is_whole_at_every_width_before_and_after_a_generation(
+    browser: Browser, app_server: AppServer
+):
+    for width, height in WIDTHS.items():
+        context = browser.new_context(
+            viewport={"width": width, "height": height}, base_url=app_server.url,
+            is_mobile=width < 500, has_touch=width < 500,
+        )
+        context.set_default_timeout(30_000)
+        page = context.new_page()
+        try:
+            open_app(page, "/try-on")
+            _check_choices(page, width)
+            if width < 500:  # a phone: Generate within two screens of the top
+                top = page.evaluate(
+                    "() => document.querySelector('.st-key-tryon-generate')"
+                    ".getBoundingClientRect().top + document.querySelector("
+                    "'[data-testid=\"stMain\"]').scrollTop"
+                )
+                assert top < 3 * height, f"Generate is {top / height:.1f} screens down"
+            screenshot(page, f"issue8-{width}-before")
+            # A thumbnail is clickable: the second person sample becomes the pick.
+            thumbs = page.locator(".st-key-tryon-person-thumbs [class*='-thumb-'] .stButton button")
+            thumbs.nth(1).click()
+            wait_for_app(page)
+            expect(keyed(page, "tryon-person-preview")).to_contain_text("Grace Hopper")
+            _username(page, f"width{width}")
+            keyed(page, "tryon-generate").get_by_role("button").click()
+            wait_for_app(page)
+            _expect_result(page)
+            _check_choices(page, width)
+            cards = page.locator("[class*='st-key-tryon-recent-']")
+            assert cards.first.bounding_box()["width"] >= 120  # recent cards readable
+            screenshot(page, f"issue8-{width}-after")
+        finally:
+            context.close()
+        time.sleep(0)  # each width in a fresh context
