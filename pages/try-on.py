@@ -81,6 +81,7 @@ def _options() -> tuple[str, str | None]:
         format_func=BACKGROUNDS.__getitem__,
         key="tryon-background",
         width="stretch",
+        wrap=True,  # a narrow Options column wraps "Keep original" instead of clipping it
     )
     username = st.text_input(
         "Username (optional)",

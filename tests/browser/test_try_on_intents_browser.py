@@ -152,7 +152,10 @@ _CLIPPED_CHOICES = """
     '[data-testid="stButtonGroup"] button, [class*="-thumb-"] .stButton button');
   const problems = [];
   for (const choice of choices) {
-    choice.scrollIntoView({block: 'center', inline: 'center'});
+    // Scroll the page only vertically: a row that scrolls sideways to show a choice counts
+    // as clipping it.
+    const before = choice.getBoundingClientRect();
+    main.scrollTop += before.top - window.innerHeight / 2;
     const box = choice.getBoundingClientRect();
     const label = (choice.innerText || choice.getAttribute('aria-label') || '?').trim();
     if (box.width < 8 || box.height < 8) { problems.push(label + ': no size'); continue; }
@@ -170,6 +173,7 @@ _CLIPPED_CHOICES = """
             box.top < outer.top - 1 || box.bottom > outer.bottom + 1) {
           problems.push(label + ': outside its container');
         }
+        if (box2.scrollLeft > 0) problems.push(label + ': its row is scrolled sideways');
         break;
       }
     }
