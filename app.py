@@ -12,6 +12,7 @@ import streamlit as st
 
 from mirrago.ui.brand import apply_brand
 from mirrago.ui.errors import page_guard
+from mirrago.ui.identity import sign_in_gate
 from mirrago.ui.routing import routed
 from mirrago.ui.sidebar import connection_panel
 
@@ -46,6 +47,8 @@ apply_brand()
 page = st.navigation([HOME, *PAGES], position="sidebar")
 # The sidebar opens the services every page needs: if that fails, its one message is enough.
 ready = False
+if not sign_in_gate():  # sign-in configured ([auth] in secrets.toml) and nobody signed in
+    st.stop()
 with page_guard("the sidebar"):
     connection_panel()
     ready = True

@@ -294,7 +294,8 @@ def _follow(services: Any, batch_id: int, row_id: int, started: float, timeout: 
                 file=sys.stderr,
             )
         label = row.server_status if row.job_id and row.server_status else row.state.value
-        if not row.state.is_final and label != last_label:
+        # Nothing to say before a job id exists: "queued (0.0 s)" would claim a request was sent.
+        if row.job_id and not row.state.is_final and label != last_label:
             last_label = label
             print(f"  {label} ({time.monotonic() - started:.1f} s)", file=sys.stderr)
         remaining = deadline - time.monotonic()

@@ -3,7 +3,12 @@
 Precedence, highest first: the process environment, then `.env`, then Streamlit secrets (read as
 TOML directly, so this module does not import Streamlit). Names:
 `MIRRAGO_BASE_URL`, `MIRRAGO_CLIENT_ID`, `MIRRAGO_CLIENT_SECRET`, `MIRRAGO_DATA_DIR`,
-`MIRRAGO_DATABASE_URL`.
+`MIRRAGO_DATABASE_URL`, `MIRRAGO_LOCK_BACKEND` (1: the app offers no live connection form),
+`MIRRAGO_RETENTION_DAYS` (stored input photos older than that are removed; default: kept).
+
+The data dir defaults to a per-user data folder (platformdirs: `~/.local/share/mirrago` on
+Linux), so every command finds the same ledger from any folder; a `.mirrago/` folder in the
+working directory, when present, is still used (as before).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dotenv import dotenv_values
+from platformdirs import user_data_path
 
 NAMES = (
     "MIRRAGO_BASE_URL",
@@ -22,6 +28,8 @@ NAMES = (
     "MIRRAGO_CLIENT_SECRET",
     "MIRRAGO_DATA_DIR",
     "MIRRAGO_DATABASE_URL",
+    "MIRRAGO_LOCK_BACKEND",
+    "MIRRAGO_RETENTION_DAYS",
 )
 LIVE_BASE_URL = "https://api.mirrago.com"
 DEFAULT_DATA_DIR = ".mirrago"
@@ -37,6 +45,8 @@ class Settings:
     client_secret: str | None = field(default=None, repr=False)
     data_dir: Path = Path(DEFAULT_DATA_DIR)
     database_url: str | None = None
+    lock_backend: bool = False
+    retention_days: float | None = None
 
     @property
     def uses_sandbox(self) -> bool:
@@ -87,7 +97,7 @@ def load_settings(
         merged.update({k: v for k, v in dotenv_values(dotenv_file).items() if k in NAMES and v})
     merged.update({k: v for k, v in environ.items() if k in NAMES and v and v.strip()})
 
-    data_dir = Path(merged.get("MIRRAGO_DATA_DIR") or base / DEFAULT_DATA_DIR)
+    data_dir = Path(merged.get("MIRRAGO_DATA_DIR") or _default_data_dir(base))
     if not data_dir.is_absolute():
         data_dir = base / data_dir
     return Settings(
@@ -96,4 +106,20 @@ def load_settings(
         client_secret=merged.get("MIRRAGO_CLIENT_SECRET"),
         data_dir=data_dir,
         database_url=merged.get("MIRRAGO_DATABASE_URL"),
+        lock_backend=merged.get("MIRRAGO_LOCK_BACKEND", "").strip().lower() in ("1", "true", "yes"),
+        retention_days=_days(merged.get("MIRRAGO_RETENTION_DAYS")),
     )
+
+
+def _default_data_dir(base: Path) -> Path:
+    """`.mirrago/` in the working directory when there is one, else the per-user folder."""
+    local = base / DEFAULT_DATA_DIR
+    return local if local.is_dir() else user_data_path("mirrago", appauthor=False)
+
+
+def _days(text: str | None) -> float | None:
+    try:
+        days = float(text) if text else None
+    except ValueError:
+        return None
+    return days if days is not None and days > 0 else None

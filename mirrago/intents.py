@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 
 from mirrago.ledger import FINAL_STATES, JobInput, JobRecord, JobState, Ledger
@@ -72,3 +73,18 @@ def _remove_if_unused(ledger: Ledger, value: str | None, data_dir: Path) -> None
         path.unlink(missing_ok=True)
     except OSError:
         log.warning("could not remove a deleted try-on's file %s", path.name)
+
+
+def purge_inputs(data_dir: Path, days: float) -> int:
+    """MIRRAGO_RETENTION_DAYS: remove stored input photos older than `days`; returns how many.
+    Their try-ons stay (the previews say the photo is not kept)."""
+    cutoff = time.time() - days * 86_400
+    removed = 0
+    for path in (data_dir / "inputs").glob("*"):
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except OSError:
+            log.warning("could not remove an old input photo %s", path.name)
+    return removed

@@ -14,6 +14,7 @@ from typing import Any
 from mirrago.backend import Backend, start_backend
 from mirrago.client import MirragoClient
 from mirrago.config import Settings, load_settings
+from mirrago.intents import purge_inputs
 from mirrago.ledger import Ledger
 from mirrago.runner import Runner
 
@@ -61,6 +62,8 @@ def open_services(
     one-line messages; nothing is left running when it does.
     """
     settings = settings or load_settings()
+    if settings.retention_days:
+        purge_inputs(settings.data_dir, settings.retention_days)
     running = start_backend(settings)
     client = ledger = None
     try:

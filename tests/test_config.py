@@ -4,16 +4,33 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from platformdirs import user_data_path
+
 from mirrago.config import load_settings
 
 
-def test_nothing_configured_means_the_sandbox_and_a_local_data_dir(tmp_path: Path):
+def test_nothing_configured_means_the_sandbox_and_a_per_user_data_dir(tmp_path: Path):
     settings = load_settings({}, cwd=tmp_path)
 
     assert settings.uses_sandbox
-    assert settings.data_dir == tmp_path / ".mirrago"
+    # The same ledger from any folder (issue 8: `mirrago usage` elsewhere showed nothing).
+    assert settings.data_dir == user_data_path("mirrago", appauthor=False)
+    assert settings.data_dir == load_settings({}, cwd=tmp_path / "elsewhere").data_dir
     assert settings.ledger_url.startswith("sqlite:///")
-    assert settings.ledger_url.endswith("/.mirrago/ledger.sqlite3")
+    assert settings.ledger_url.endswith("/mirrago/ledger.sqlite3")
+
+
+def test_a_mirrago_folder_in_the_working_directory_is_still_used(tmp_path: Path):
+    (tmp_path / ".mirrago").mkdir()
+    assert load_settings({}, cwd=tmp_path).data_dir == tmp_path / ".mirrago"
+
+
+def test_lock_backend_and_retention_days_are_read(tmp_path: Path):
+    settings = load_settings(
+        {"MIRRAGO_LOCK_BACKEND": "1", "MIRRAGO_RETENTION_DAYS": "30"}, cwd=tmp_path
+    )
+    assert settings.lock_backend and settings.retention_days == 30
+    assert not load_settings({}, cwd=tmp_path).lock_backend
 
 
 def test_environment_wins_over_dotenv_which_wins_over_secrets(tmp_path: Path):

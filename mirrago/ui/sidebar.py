@@ -15,13 +15,14 @@ import streamlit as st
 
 from mirrago.config import LIVE_BASE_URL
 from mirrago.services import Services
-from mirrago.ui import session
+from mirrago.ui import identity, session
 from mirrago.ui.connection import backend_health, check_connection
 from mirrago.ui.recent import open_job
 
 log = logging.getLogger(__name__)
 
 _RESULT_KEY = "connection.last_check"
+CREDITS_PER_TRY_ON = 1
 
 
 def _latest_credits(services: Services) -> tuple[int, datetime] | None:
@@ -57,8 +58,10 @@ def _backend_card(services: Services) -> None:
         if credits is None:
             st.metric("Credits", "—", help="Known after the first try-on on this backend.")
         else:
-            balance, at = credits
-            st.metric("Credits", f"{balance:,}", help=f"Balance before the job sent {_when(at)}.")
+            before, at = credits
+            # A try-on costs one credit: the balance now is the last reading less that job.
+            st.metric("Credits", f"{max(0, before - CREDITS_PER_TRY_ON):,}",
+                      help=f"Balance after the try-on sent {_when(at)}.")
 
 
 def _test_connection() -> None:
@@ -104,7 +107,10 @@ def connection_panel() -> Services:
     """Draw the sidebar panel; return the services this session uses."""
     services = session.current_services()
     with st.sidebar:
+        identity.signed_in_card()
         _backend_card(services)
+        if services.settings.lock_backend or session.default_settings().lock_backend:
+            return services  # MIRRAGO_LOCK_BACKEND=1: this deployment's backend is fixed
         live = session.uses_session_connection()
         with st.expander("Connect to a live endpoint", icon=":material/link:", expanded=False):
             st.caption(
