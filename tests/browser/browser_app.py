@@ -64,17 +64,26 @@ def _wait_healthy(server: AppServer) -> None:
     pytest.fail(f"streamlit was not healthy after {START_TIMEOUT:.0f} s:\n{server.log()}")
 
 
-def start_app(workdir: Path, extra_env: dict[str, str] | None = None) -> AppServer:
-    """`streamlit run app.py` from `workdir`, which holds only a copy of `.streamlit/config.toml`:
-    no developer's `.env` or `secrets.toml` can leak into the test."""
+def start_app(
+    workdir: Path,
+    extra_env: dict[str, str] | None = None,
+    *,
+    port: int | None = None,
+    secrets_toml: str | None = None,
+) -> AppServer:
+    """`streamlit run app.py` from `workdir`, which holds only a copy of `.streamlit/config.toml`
+    (and `secrets_toml`, when given): no developer's `.env` or `secrets.toml` can leak into the
+    test. `port`: when the secrets must name the app's URL before it starts (sign-in)."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / ".streamlit").mkdir(exist_ok=True)
     shutil.copy(REPO / ".streamlit" / "config.toml", workdir / ".streamlit" / "config.toml")
+    if secrets_toml is not None:
+        (workdir / ".streamlit" / "secrets.toml").write_text(secrets_toml)
     data_dir = workdir / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MIRRAGO_")}
     env.update({"MIRRAGO_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"})
     env.update(extra_env or {})
-    port = free_port()
+    port = port or free_port()
     log_path = workdir / "streamlit.log"
     command = [
         sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
