@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import re
 import sqlite3
-import time
 import uuid
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from mirrago.ledger import JobInput, Ledger
 pytestmark = pytest.mark.browser
 
 RESULT_TIMEOUT = 40_000
-WIDTHS = {1440: 900, 1280: 800, 1024: 768, 390: 844}
+WIDTHS = {390: 844, 1024: 768, 1280: 800, 1440: 900}
 
 
 def _rows(server: AppServer, username: str) -> list[tuple[int, str]]:
@@ -99,46 +98,37 @@ def test_a_second_tab_sees_a_try_on_finish_by_itself(context: BrowserContext,
         ledger.close()
 
 
-def test_after_a_refresh_the_previews_show_the_jobs_own_inputs(page: Page, tmp_path: Path):
-    open_app(page, "/try-on")
-    keyed(page, "tryon-person-source").get_by_role("radio", name="Upload", exact=True).click()
-    wait_for_app(page)
-    photo = tmp_path / "me.png"
-    image = Image.new("RGB", (600, 800), (40, 90, 160))
-    image.save(photo)
-    keyed(page, "tryon-person-upload").locator("input[type=file]").set_input_files(photo)
-    wait_for_app(page)
-    _username(page, "refresh")
-    keyed(page, "tryon-generate").get_by_role("button").click()
-    wait_for_app(page)
-    assert re.search(r"[?&]job=\d+", page.url)
-    page.reload()
-    wait_for_app(page)
-    person = keyed(page, "tryon-person-preview")
-    expect(person).to_contain_text("Your photo · used by this try-on")
-    expect(keyed(page, "tryon-garment-preview")).to_contain_text("used by this try-on")
-    _expect_result(page)
-
-
-def test_an_iphone_heic_photo_gives_a_result(page: Page, tmp_path: Path):
+def _heic_photo(path: Path) -> Path:
     from pillow_heif import register_heif_opener
 
     register_heif_opener()
-    photo = tmp_path / "IMG_0001.HEIC"
     image = Image.new("RGB", (640, 960), (150, 110, 90))
     image.paste((230, 200, 170), (200, 100, 440, 400))
     buffer = io.BytesIO()
     image.save(buffer, format="HEIF")
-    photo.write_bytes(buffer.getvalue())
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def test_an_iphone_heic_photo_gives_a_result_and_a_refresh_keeps_its_previews(
+    page: Page, tmp_path: Path
+):
     open_app(page, "/try-on")
     keyed(page, "tryon-person-source").get_by_role("radio", name="Upload", exact=True).click()
     wait_for_app(page)
-    keyed(page, "tryon-person-upload").locator("input[type=file]").set_input_files(photo)
+    upload = keyed(page, "tryon-person-upload")
+    upload.locator("input[type=file]").set_input_files(_heic_photo(tmp_path / "IMG_0001.HEIC"))
     wait_for_app(page)
-    expect(keyed(page, "tryon-person-upload")).not_to_contain_text("not an image")
+    expect(upload).not_to_contain_text("not an image")
     _username(page, "heic")
     keyed(page, "tryon-generate").get_by_role("button").click()
     wait_for_app(page)
+    assert re.search(r"[?&]job=\d+", page.url)
+    # A refresh (mid-job or after): the previews show this job's own inputs, not the defaults.
+    page.reload()
+    wait_for_app(page)
+    expect(keyed(page, "tryon-person-preview")).to_contain_text("Your photo · used by this try-on")
+    expect(keyed(page, "tryon-garment-preview")).to_contain_text("used by this try-on")
     _expect_result(page)
 
 
@@ -191,35 +181,49 @@ def _check_choices(page: Page, width: int) -> None:
     assert found["problems"] == [], f"{width} px: {found['problems']}"
 
 
+def _at_width(browser: Browser, server: AppServer, width: int) -> tuple[BrowserContext, Page]:
+    context = browser.new_context(
+        viewport={"width": width, "height": WIDTHS[width]}, base_url=server.url,
+        is_mobile=width < 500, has_touch=width < 500,
+    )
+    context.set_default_timeout(30_000)
+    return context, context.new_page()
+
+
 def test_every_choice_is_whole_at_every_width_before_and_after_a_generation(
     browser: Browser, app_server: AppServer
 ):
-    for width, height in WIDTHS.items():
-        context = browser.new_context(
-            viewport={"width": width, "height": height}, base_url=app_server.url,
-            is_mobile=width < 500, has_touch=width < 500,
-        )
-        context.set_default_timeout(30_000)
-        page = context.new_page()
+    for width in WIDTHS:
+        context, page = _at_width(browser, app_server, width)
         try:
             open_app(page, "/try-on")
             _check_choices(page, width)
-            if width < 500:  # a phone: Generate within two screens of the top
+            if width < 500:  # a phone: Generate within three screens of the top
                 top = page.evaluate(
                     "() => document.querySelector('.st-key-tryon-generate')"
                     ".getBoundingClientRect().top + document.querySelector("
                     "'[data-testid=\"stMain\"]').scrollTop"
                 )
-                assert top < 3 * height, f"Generate is {top / height:.1f} screens down"
+                screens = top / WIDTHS[width]
+                assert screens < 3, f"Generate is {screens:.1f} screens down"
+                # A thumbnail is clickable: the second person sample becomes the pick.
+                thumbs = page.locator(".st-key-tryon-person-thumbs .stButton button")
+                thumbs.nth(1).click()
+                wait_for_app(page)
+                expect(keyed(page, "tryon-person-preview")).to_contain_text("Grace Hopper")
             screenshot(page, f"issue8-{width}-before")
-            # A thumbnail is clickable: the second person sample becomes the pick.
-            thumbs = page.locator(".st-key-tryon-person-thumbs [class*='-thumb-'] .stButton button")
-            thumbs.nth(1).click()
-            wait_for_app(page)
-            expect(keyed(page, "tryon-person-preview")).to_contain_text("Grace Hopper")
-            _username(page, f"width{width}")
-            keyed(page, "tryon-generate").get_by_role("button").click()
-            wait_for_app(page)
+            if width < 500:  # one generation, on the phone; every width then shows its result
+                _username(page, "widths")
+                keyed(page, "tryon-generate").get_by_role("button").click()
+                wait_for_app(page)
+                _expect_result(page)
+                job_url = page.url
+        finally:
+            context.close()
+    for width in WIDTHS:
+        context, page = _at_width(browser, app_server, width)
+        try:
+            open_app(page, job_url)
             _expect_result(page)
             _check_choices(page, width)
             cards = page.locator("[class*='st-key-tryon-recent-']")
@@ -227,4 +231,3 @@ def test_every_choice_is_whole_at_every_width_before_and_after_a_generation(
             screenshot(page, f"issue8-{width}-after")
         finally:
             context.close()
-        time.sleep(0)  # each width in a fresh context
