@@ -269,3 +269,31 @@ def test_debug_shows_the_traceback_and_plain_runs_do_not(workdir, capsys):
     assert "Traceback" not in plain_err
     assert "Traceback (most recent call last)" in debug_err
     assert debug_err.rstrip().splitlines()[-1] == plain_err.strip()
+
+
+def test_try_on_prints_no_state_before_a_job_id_exists(make_sandbox, point_at, workdir, capsys):
+    # Issue 8: "queued (0.0 s)" came out before anything was sent.
+    sandbox = make_sandbox(latency=0.3)
+    point_at(sandbox)
+    code = main(["try-on", str(PERSON), str(GARMENT), "--out", str(workdir / "r.png")])
+    _, errors = _stderr_lines(capsys)
+    assert code == 0
+    submitted = next(i for i, line in enumerate(errors) if line.startswith("Submitted job"))
+    states = [i for i, line in enumerate(errors) if line.startswith("  ")]
+    assert all(i > submitted for i in states), errors
+    assert not any(line.strip().startswith(("queued", "submitting")) for line in errors)
+
+
+def test_usage_reads_the_same_ledger_from_any_folder(tmp_path: Path, monkeypatch, capsys):
+    # Issue 8: the data dir defaulted to the working directory, so `mirrago usage` elsewhere
+    # showed nothing. Now a per-user folder, named in the output.
+    for name in (*SECRET_ENV, "MIRRAGO_DATA_DIR", "MIRRAGO_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    shown = []
+    for folder in ("one", "two"):
+        (tmp_path / folder).mkdir()
+        monkeypatch.chdir(tmp_path / folder)
+        assert main(["usage"]) == 0
+        shown.append(capsys.readouterr().out.splitlines()[0])
+    assert shown[0] == shown[1] and str(tmp_path / "xdg" / "mirrago") in shown[0]

@@ -115,6 +115,13 @@ def result_bytes(job: JobRecord) -> bytes | None:
         return None
 
 
+USERNAME_SHOWN = 200  # a CLI or batch row may carry a longer one: never a 5,000 px table
+
+
+def _shortened(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def job_details(job: JobRecord) -> None:
     """The job's identifiers and timings, as a small table (never raw JSON)."""
     rows = [
@@ -123,7 +130,7 @@ def job_details(job: JobRecord) -> None:
         ("Cloth id", job.cloth_id or "—"),
         ("Credits before", f"{job.credits_before:,}" if job.credits_before is not None else "—"),
         ("Background", job.background or "original"),
-        ("Username", job.username or "—"),
+        ("Username", _shortened(job.username or "—", USERNAME_SHOWN)),
         ("Created", job.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")),
     ]
     if job.submitted_at:
