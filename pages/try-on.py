@@ -24,7 +24,14 @@ from mirrago.ui.job_card import (
     seconds_text,
 )
 from mirrago.ui.picker import PickedImage, image_picker
-from mirrago.ui.recent import OPENED_PICKS_KEY, open_job, opened_job, recent_strip
+from mirrago.ui.recent import (
+    OPENED_PICKS_KEY,
+    earlier_connection,
+    job_from_earlier_connection,
+    open_job,
+    opened_job,
+    recent_strip,
+)
 from mirrago.ui.routing import ensure_routed
 
 ensure_routed()
@@ -165,6 +172,15 @@ st.title("Virtual try-on")
 st.caption("Dress any photo in any garment. Pick a person and a garment, then generate.")
 
 job = opened_job(services)
+job_services = services
+earlier = earlier_connection() if job is None else None
+if earlier is not None:  # a live connection's job, after a refresh: it kept running
+    host, job_services = earlier
+    job = job_from_earlier_connection(host, job_services)
+    if job is not None:
+        st.info(f"This try-on runs on {host}, connected before this page was refreshed: it "
+                "keeps running. Connect again to start new try-ons there.",
+                icon=":material/link_off:")
 person_col, garment_col, options_col = st.columns(3, gap="medium")
 with person_col:
     st.subheader(":material/person: Person", anchor=False)
@@ -188,16 +204,16 @@ st.divider()
 person_view, garment_view, result_col = st.columns(3, gap="medium")
 with person_view, st.container(key="tryon-person-preview"):
     if show_job_inputs and job is not None:
-        _job_preview(services, job.target, "person")
+        _job_preview(job_services, job.target, "person")
     else:
         _preview(person, "Pick a person photo")
 with garment_view, st.container(key="tryon-garment-preview"):
     if show_job_inputs and job is not None:
-        _job_preview(services, job.garment, "garment")
+        _job_preview(job_services, job.garment, "garment")
     else:
         _preview(garment, "Pick a garment")
 with result_col, st.container(key="tryon-result"):
-    _result_column(services, job)
+    _result_column(job_services, job)
 
 st.divider()
 st.subheader(":material/history: Recent try-ons", anchor=False)

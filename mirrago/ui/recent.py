@@ -46,12 +46,30 @@ def _remember(row_id: int | None) -> None:
     st.query_params[QUERY_KEY] = f"{row_id}@{tag}" if tag else str(row_id)
 
 
-def _row_in_url() -> int | None:
+def _row_in_url(tag_wanted: str | None = None) -> int | None:
     text = st.query_params.get(QUERY_KEY, "")
     number, _, tag = text.partition("@")
-    if not number.isdigit() or tag != session.ledger_tag():
+    if not number.isdigit() or tag != (session.ledger_tag() if tag_wanted is None else tag_wanted):
         return None
     return int(number)
+
+
+def earlier_connection() -> tuple[str, Services] | None:
+    """When the URL opens a try-on of a live connection this session is not connected to
+    (a refresh ends the session's connection) but this server still runs: its host and
+    services."""
+    _, _, tag = st.query_params.get(QUERY_KEY, "").partition("@")
+    services = session.connected_earlier(tag)
+    return (tag, services) if services is not None else None
+
+
+def job_from_earlier_connection(tag: str, services: Services) -> JobRecord | None:
+    """That try-on, read-only (the session keeps no connection of its own)."""
+    row_id = _row_in_url(tag)
+    job = services.ledger.job(row_id) if row_id is not None else None
+    if job is None or job.deleted_at is not None or not identity.may_see(job):
+        return None
+    return job
 
 
 def opened_job(services: Services) -> JobRecord | None:

@@ -91,12 +91,28 @@ def current_services() -> Services:
     return services_for(current_settings())
 
 
+# Live connections opened from the sidebar in this server process, by host: a refresh ends the
+# session (and its copy of the credentials), but the runner keeps the jobs it has running, with
+# the credentials in memory only. A page opened on such a job (`?job=12@host`) shows it from
+# here, read-only: starting new try-ons needs connecting again.
+_CONNECTED: dict[str, Services] = {}
+
+
 def use_live_connection(settings: Settings | None) -> None:
     """Switch this session to `settings` (None: back to the configured default)."""
     if settings is None:
         st.session_state.pop(LIVE_SETTINGS_KEY, None)
     else:
         st.session_state[LIVE_SETTINGS_KEY] = settings
+        _CONNECTED[urlsplit(settings.base_url or "").netloc] = services_for(settings)
+
+
+def connected_earlier(tag: str) -> Services | None:
+    """The services of a live connection made earlier in this process (another session, or
+    this browser before a refresh) to the host `tag`; None when there is none."""
+    if not tag or tag == ledger_tag():
+        return None
+    return _CONNECTED.get(tag)
 
 
 def uses_session_connection() -> bool:

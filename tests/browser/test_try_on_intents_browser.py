@@ -231,3 +231,27 @@ def test_every_choice_is_whole_at_every_width_before_and_after_a_generation(
             screenshot(page, f"issue8-{width}-after")
         finally:
             context.close()
+
+
+def test_a_live_connections_try_on_survives_a_refresh(page: Page):
+    from mirrago.sandbox.server import SandboxConfig, embedded
+
+    with embedded(SandboxConfig(latency=1.0)) as live:
+        open_app(page, "/try-on")
+        sidebar = page.locator("[data-testid='stSidebar']")
+        sidebar.get_by_text("Connect to a live endpoint").click()
+        keyed(page, "connect-base-url").locator("input").fill(live.base_url)
+        keyed(page, "connect-client-id").locator("input").fill(live.client_id)
+        keyed(page, "connect-secret").locator("input").fill(live.client_secret)
+        sidebar.get_by_role("button", name=re.compile("Test connection")).click()
+        wait_for_app(page)
+        expect(sidebar).to_contain_text("this session now uses it")
+        _username(page, "live-refresh")
+        keyed(page, "tryon-generate").get_by_role("button").click()
+        wait_for_app(page)
+        assert re.search(r"[?&]job=\d+%40|[?&]job=\d+@", page.url), page.url
+        page.reload()  # ends the session and its connection; the server's runner goes on
+        wait_for_app(page)
+        expect(page.get_by_text("Connect again to start new try-ons")).to_be_visible()
+        _expect_result(page)
+        assert live.client_secret not in page.content()
