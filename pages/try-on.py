@@ -171,7 +171,7 @@ services = session.current_services()
 st.title("Virtual try-on")
 st.caption("Dress any photo in any garment. Pick a person and a garment, then generate.")
 
-job = opened_job(services)
+job = opened_job(services, (PERSON_KEY, GARMENT_KEY))
 job_services = services
 earlier = earlier_connection() if job is None else None
 if earlier is not None:  # a live connection's job, after a refresh: it kept running

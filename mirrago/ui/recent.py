@@ -72,10 +72,11 @@ def job_from_earlier_connection(tag: str, services: Services) -> JobRecord | Non
     return job
 
 
-def opened_job(services: Services) -> JobRecord | None:
+def opened_job(services: Services, pickers: tuple[str, str] | None = None) -> JobRecord | None:
     """The open try-on: this session's choice, else the URL's `?job=` (a refresh, a new tab)."""
     row_id = st.session_state.get(OPEN_KEY)
-    if row_id is None:
+    from_url = row_id is None
+    if from_url:
         row_id = _row_in_url()
     if row_id is None:
         return None
@@ -84,6 +85,10 @@ def opened_job(services: Services) -> JobRecord | None:
     if job is None or job.deleted_at is not None or not identity.may_see(job):
         open_job(None)
         return None
+    if from_url and pickers is not None:  # a link or a refresh: pickers show its samples too
+        for key, value in zip(pickers, (job.target, job.garment), strict=True):
+            if (sample := sample_for(value, services.backend)) is not None:
+                select_sample(key, sample.name)
     # Keep both in step: the URL may have come without session state, or the reverse.
     _remember(row_id)
     return job
