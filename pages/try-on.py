@@ -94,7 +94,7 @@ def _options() -> tuple[str, str | None]:
         "Username (optional)",
         key="tryon-username",
         placeholder="e.g. demo-acme",
-        help="A reference for the request, shown in the job details.",
+        help="A reference for the request, shown in the job details (up to 200 characters).",
         max_chars=USERNAME_MAX,
     )
     return background, (username.strip()[:USERNAME_MAX] or None)
