@@ -20,7 +20,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -553,6 +553,11 @@ class Ledger:
             rows = list(conn.execute(query))
         rows.reverse()
         return [CreditReading(row.at, int(row.credits_before), row.job_id) for row in rows]
+
+    def read_connection(self) -> AbstractContextManager[Connection]:
+        """A connection for reports that build their own read-only SQL on these tables (the
+        Usage page's figures in `mirrago.usage`)."""
+        return self._read()
 
     # ------------------------------------------------------------------ the user's actions
 

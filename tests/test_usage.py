@@ -1,0 +1,283 @@
+"""The Usage figures on known data, seeded straight into a real ledger (SQLite and PostgreSQL):
+balance, burn rates, run-out date, outside use, top-ups, refunds, the statement, activity."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from test_ledger import ledger_url  # noqa: F401  (the SQLite/PostgreSQL fixture)
+
+from mirrago import usage
+from mirrago.ledger import Ledger, batches, credit_readings, jobs
+from mirrago.usage import HistoryFilter, Period
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+_ids = itertools.count(1)
+
+
+@pytest.fixture
+def ledger(ledger_url: str) -> Iterator[Ledger]:  # noqa: F811
+    opened = Ledger(ledger_url)
+    yield opened
+    opened.close()
+
+
+def seed(
+    ledger: Ledger,
+    readings: Sequence[tuple[datetime, int, str]],
+    *,
+    source: str = "try-on",
+    username: str | None = None,
+    batch_name: str = "Try-on",
+) -> int:
+    """One batch with one job per reading: (time of the reading, credits_before, final state).
+    Each job was submitted at the reading and finished 10 s later."""
+    with ledger._write() as conn:  # seeding the tables directly, as the server would leave them
+        batch_id = conn.execute(
+            batches.insert().values(name=batch_name, source=source, created_at=readings[0][0])
+        ).inserted_primary_key[0]
+        for index, (at, credits, state) in enumerate(readings):
+            job_id = f"job-{next(_ids)}"
+            conn.execute(
+                jobs.insert().values(
+                    batch_id=batch_id, row_index=index, target="p.jpg", garment="g.png",
+                    username=username, state=state, job_id=job_id, credits_before=credits,
+                    created_at=at - timedelta(seconds=1), submitted_at=at,
+                    finished_at=at + timedelta(seconds=10), attempts=1, review_tags="[]",
+                    updated_at=at,
+                )
+            )  # fmt: skip
+            conn.execute(credit_readings.insert().values(at=at, credits_before=credits,
+                                                         job_id=job_id))  # fmt: skip
+    return int(batch_id)
+
+
+def at(day: int, hour: int, minute: int = 0, second: float = 0) -> datetime:
+    return T0 + timedelta(days=day, hours=hour, minutes=minute, seconds=second)
+
+
+ALL = Period(None, date(2026, 12, 31))
+
+
+def _two_days(ledger: Ledger) -> None:
+    seed(
+        ledger,
+        [
+            (at(0, 9), 100, "completed"),
+            (at(0, 10), 99, "completed"),
+            # 3 credits spent elsewhere, then this job fails on the server and is refunded
+            (at(0, 11), 95, "failed"),
+            (at(0, 12), 95, "completed"),  # 95: the refund, not 94
+            (at(1, 9), 144, "completed"),  # a top-up of 50
+            (at(1, 10), 143, "completed"),
+        ],
+    )
+
+
+def test_statement_counts_outside_use_top_ups_and_refunds(ledger: Ledger) -> None:
+    _two_days(ledger)
+    days = usage.statement(ledger, ALL)
+    assert [(d.day.day, d.opening, d.spent, d.outside, d.topups, d.closing) for d in days] == [
+        (1, 100, 4, 3, 1, 94),
+        (2, 94, 2, 0, 50, 142),
+    ]
+
+
+def test_statement_days_add_up_and_chain(ledger: Ledger) -> None:
+    _two_days(ledger)
+    seed(ledger, [(at(3, 8), 142, "completed"), (at(3, 9), 130, "failed")])  # 11 outside
+    days = usage.statement(ledger, ALL)
+    for day in days:
+        assert day.opening - day.spent - day.outside + day.topups == day.closing
+    for before, after in itertools.pairwise(days):
+        assert before.closing == after.opening
+    # the latest job failed and was refunded: the last closing and the balance include it
+    assert days[-1].closing == 130
+    assert days[-1].outside == 11
+
+
+def test_a_refund_is_never_counted_as_outside_use(ledger: Ledger) -> None:
+    # Every job fails and is refunded, some before the next reading, some after it.
+    seed(
+        ledger,
+        [
+            (at(0, 9), 50, "failed"),
+            (at(0, 10), 50, "failed"),  # refunded before this reading
+            (at(0, 10, 0, 1), 49, "failed"),  # the previous refund had not happened yet
+            (at(0, 11), 50, "failed"),  # two refunds at once
+        ],
+    )
+    days = usage.statement(ledger, ALL)
+    assert sum(d.outside for d in days) == 0
+    assert usage.balance(ledger, ALL, now=at(0, 12)).outside == 0
+
+
+def test_readings_recorded_out_of_server_order_are_not_outside_use(ledger: Ledger) -> None:
+    # Four concurrent submissions: the server answered 80, 79, 78, 77; the ledger recorded
+    # their readings a few milliseconds apart in another order.
+    seed(
+        ledger,
+        [
+            (at(0, 9, 0, 0.010), 79, "completed"),
+            (at(0, 9, 0, 0.020), 80, "completed"),
+            (at(0, 9, 0, 0.030), 77, "completed"),
+            (at(0, 9, 0, 0.040), 78, "completed"),
+            (at(0, 9, 5), 72, "completed"),  # then 4 credits spent elsewhere
+        ],
+    )
+    (day,) = usage.statement(ledger, ALL)
+    assert (day.opening, day.spent, day.outside, day.topups, day.closing) == (80, 5, 4, 0, 71)
+
+
+def test_balance_is_the_latest_reading_less_its_charged_job(ledger: Ledger) -> None:
+    _two_days(ledger)
+    metrics = usage.balance(ledger, ALL, now=at(1, 12))
+    assert metrics.balance == 142
+    assert metrics.as_of == at(1, 10)
+    assert (metrics.spent, metrics.outside, metrics.topups) == (6, 3, 51)
+
+
+def test_balance_of_a_refunded_latest_job_is_the_reading_itself(ledger: Ledger) -> None:
+    seed(ledger, [(at(0, 9), 20, "completed"), (at(0, 10), 19, "failed")])
+    assert usage.balance(ledger, ALL, now=at(0, 11)).balance == 19
+
+
+def test_burn_rates_and_run_out_date(ledger: Ledger) -> None:
+    # 40 days: 2 jobs a day for the first 33, then 5 a day for the last 7; 3 credits a day
+    # spent elsewhere during the last 7.
+    readings, credits = [], 1000
+    for day in range(40):
+        per_day, outside = (2, 0) if day < 33 else (5, 3)
+        credits -= outside
+        for job in range(per_day):
+            readings.append((at(day, 9 + job), credits, "completed"))
+            credits -= 1
+    seed(ledger, readings)
+    now = at(39, 23, 59)  # the last 7 days: days 33..39 (the window starts at day 32 23:59)
+    metrics = usage.balance(ledger, Period.last(7, now.date()), now=now)
+    assert metrics.burn_7 == pytest.approx(7 * 8 / 7)
+    assert metrics.burn_30 == pytest.approx((23 * 2 + 7 * 8) / 30)
+    assert metrics.balance == credits
+    assert metrics.days_left == pytest.approx(credits / 8)
+    assert metrics.runs_out == (now + timedelta(days=credits / 8)).date()
+    assert (metrics.spent, metrics.outside) == (35, 21)
+    assert not metrics.warning
+
+
+def test_burn_rate_of_a_young_ledger_uses_its_own_age_and_warns(ledger: Ledger) -> None:
+    seed(ledger, [(at(0, 0), 10, "completed"), (at(0, 12), 9, "completed")])
+    metrics = usage.balance(ledger, ALL, now=at(2, 0))  # 2 days old, 2 credits used
+    assert metrics.burn_7 == pytest.approx(1.0)
+    assert metrics.balance == 8
+    assert metrics.runs_out == date(2026, 3, 11)
+    assert metrics.warning is False
+    seed(ledger, [(at(2, 1), 8, "completed"), (at(2, 2), 2, "completed")])  # 5 outside
+    assert usage.balance(ledger, ALL, now=at(2, 3)).warning is True
+
+
+def test_no_burn_means_no_run_out_date(ledger: Ledger) -> None:
+    seed(ledger, [(at(0, 9), 10, "completed")])
+    metrics = usage.balance(ledger, ALL, now=at(30, 0))
+    assert (metrics.balance, metrics.burn_7, metrics.runs_out) == (9, 0.0, None)
+
+
+def test_an_empty_ledger_has_no_balance(ledger: Ledger) -> None:
+    metrics = usage.balance(ledger, ALL)
+    assert (metrics.balance, metrics.runs_out, metrics.spent) == (None, None, 0)
+    assert usage.statement(ledger, ALL) == []
+    assert usage.readings_series(ledger, ALL) == []
+    assert usage.activity(ledger, ALL).jobs == 0
+
+
+def test_statement_of_a_period_starts_from_the_previous_closing(ledger: Ledger) -> None:
+    _two_days(ledger)
+    (day,) = usage.statement(ledger, Period(date(2026, 3, 2), date(2026, 3, 2)))
+    assert (day.opening, day.closing) == (94, 142)
+    metrics = usage.balance(ledger, Period(date(2026, 3, 2), date(2026, 3, 2)), now=at(1, 12))
+    assert (metrics.spent, metrics.outside, metrics.topups) == (2, 0, 50)
+
+
+def test_series_is_thinned_to_the_last_reading_of_each_bucket(ledger: Ledger) -> None:
+    seed(ledger, [(at(0, 0, minute), 500 - minute, "completed") for minute in range(300)])
+    full = usage.readings_series(ledger, ALL)
+    assert len(full) == 300 and full[0] == (at(0, 0), 499) and full[-1][1] == 500 - 299 - 1
+    thin = usage.readings_series(ledger, ALL, points=30)
+    assert 25 <= len(thin) <= 32
+    assert thin[-1] == full[-1]
+    assert [v for _, v in thin] == sorted((v for _, v in thin), reverse=True)
+
+
+def test_activity_percentiles_and_success_rate(ledger: Ledger) -> None:
+    with ledger._write() as conn:
+        batch_id = conn.execute(
+            batches.insert().values(name="b", source="/out/dir", created_at=T0, private=True)
+        ).inserted_primary_key[0]
+        for i in range(1, 101):
+            state = "completed" if i <= 80 else ("failed" if i <= 95 else "uncertain")
+            start = at(0, 9, i)
+            conn.execute(
+                jobs.insert().values(
+                    batch_id=batch_id, row_index=i, target="p", garment="g", state=state,
+                    created_at=start, submitted_at=start,
+                    finished_at=start + timedelta(seconds=i), attempts=1, review_tags="[]",
+                    updated_at=start,
+                )
+            )  # fmt: skip
+    result = usage.activity(ledger, ALL)
+    assert result.counts == {"completed": 80, "failed": 15, "uncertain": 5, "canceled": 0}
+    assert result.success_rate == pytest.approx(0.8)
+    assert (result.p50, result.p95) == (pytest.approx(40), pytest.approx(76))
+    (row,) = usage.breakdown(ledger, ALL, "source")
+    assert (row["source"], row["jobs"], row["completed"], row["failed"]) == ("CLI", 100, 80, 20)
+    per_day = usage.jobs_per_day(ledger, ALL)
+    assert sorted(per_day) == [(date(2026, 3, 1), "completed", 80), (date(2026, 3, 1),
+                               "failed", 15), (date(2026, 3, 1), "uncertain", 5)]  # fmt: skip
+
+
+def test_breakdowns_by_source_username_and_batch(ledger: Ledger) -> None:
+    seed(ledger, [(at(0, 9), 100, "completed"), (at(0, 10), 99, "failed")], username="ana")
+    batch = seed(
+        ledger,
+        [(at(0, 11), 99, "completed"), (at(0, 11, 1), 98, "completed")],
+        source="batch-page",
+        username="ben",
+        batch_name="spring",
+    )
+    with ledger._write() as conn:
+        conn.execute(jobs.update().where(jobs.c.batch_id == batch, jobs.c.row_index == 0)
+                     .values(review_verdict="pass"))  # fmt: skip
+        conn.execute(jobs.update().where(jobs.c.batch_id == batch, jobs.c.row_index == 1)
+                     .values(review_verdict="fail"))  # fmt: skip
+    sources = {row["source"]: row for row in usage.breakdown(ledger, ALL, "source")}
+    assert sources["Try-on"]["credits"] == 1 and sources["Try-on"]["success rate"] == 0.5
+    assert sources["Batch"]["jobs"] == 2 and sources["Batch"]["pass rate"] == 0.5
+    people = {row["username"]: row["jobs"] for row in usage.breakdown(ledger, ALL, "username")}
+    assert people == {"ana": 2, "ben": 2}
+    names = [row["batch"] for row in usage.breakdown(ledger, ALL, "batch")]
+    assert f"#{batch} spring" in names
+
+
+def test_history_filters_pages_and_exports(ledger: Ledger) -> None:
+    seed(ledger, [(at(0, 9, i), 100 - i, "completed") for i in range(30)], username="ana")
+    seed(ledger, [(at(1, 9), 70, "failed")], username="=cmd()")
+    every = HistoryFilter(ALL)
+    assert usage.history_count(ledger, every) == 31
+    first = usage.history_page(ledger, every, 1, 20)
+    assert len(first) == 20 and first[0]["state"] == "failed"
+    assert len(usage.history_page(ledger, every, 2, 20)) == 11
+    failed = HistoryFilter(ALL, states=("failed",))
+    assert usage.history_count(ledger, failed) == 1
+    assert usage.history_count(ledger, HistoryFilter(ALL, username="ana")) == 30
+    assert usage.history_count(ledger, HistoryFilter(ALL, search="CMD")) == 1
+    assert usage.history_count(ledger, HistoryFilter(ALL, search="100%")) == 0
+    day_two = HistoryFilter(Period(date(2026, 3, 2), date(2026, 3, 2)))
+    assert usage.history_count(ledger, day_two) == 1
+    rows = list(csv.reader(io.StringIO(usage.history_csv(ledger, every))))
+    assert len(rows) == 32 and rows[1][5] == "'=cmd()"  # no formula reaches a spreadsheet
+    statement = list(csv.DictReader(io.StringIO(usage.statement_csv(ledger, ALL))))
+    assert [row["closing"] for row in statement] == ["70", "70"]
