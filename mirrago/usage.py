@@ -1,4 +1,4 @@
-"""Where the credits went and where they are going: the figures of the Usage page and `mirrago usage`.
+"""Where the credits went and where they are going: the Usage page's and `mirrago usage`'s figures.
 
 The API reports the balance only as `credits_before` on each submission, so the ledger's
 credit readings are the source. Every submission costs `CREDITS_PER_JOB`. Between two
@@ -342,7 +342,9 @@ def balance(ledger: Ledger, period: Period, now: datetime | None = None) -> Bala
     )
 
 
-def readings_series(ledger: Ledger, period: Period, points: int = 1500) -> list[tuple[datetime, int]]:
+def readings_series(
+    ledger: Ledger, period: Period, points: int = 1500
+) -> list[tuple[datetime, int]]:
     """The balance after each reading in the period, for a step chart: at most about `points`
     (the last reading of each time bucket when there are more)."""
     with ledger.read_connection() as conn:
@@ -602,8 +604,9 @@ def _cell(value: Any) -> Any:
 
 def history_csv(ledger: Ledger, filters: HistoryFilter) -> str:
     """The filtered history (every page), newest first, as CSV."""
-    header = ["row", "created_at", "source", "batch_id", "batch", "username", "state", "job_id",
-              "target", "garment", "result_path", "error", "submitted_at", "finished_at"]  # fmt: skip
+    header = ["row", "created_at", "source", "batch_id", "batch", "username", "state",
+              "job_id", "target", "garment", "result_path", "error", "submitted_at",
+              "finished_at"]  # fmt: skip
     query = _history_query(filters).order_by(jobs.c.id.desc())
 
     def rows(conn: sa.Connection) -> Iterator[list[Any]]:
