@@ -179,22 +179,23 @@ def person_column() -> str:
 def _flows(conn: sa.Connection) -> sa.CTE:
     """Every reading in server order, with what happened since the previous one.
 
-    Columns: `seq` (server order), `at`, `credits` (the reading), `prev` (the previous reading),
-    `excess` (prev − charge − credits: > 0 used outside Studio, < 0 a top-up or refund),
-    `seen_at` (a running maximum of `at`, so days follow the server order), `job_id`.
+    Columns: `seq` (server order), `total` (readings), `at`, `job_id`, `credits` (the reading),
+    `prev` (the previous reading in server order), `seen_at` (a running maximum of `at`, so days
+    follow the server order). Readings are first walked in insertion order (no sort) to find
+    bursts; one sort then puts each burst in server order.
     """
-    order = (credit_readings.c.at, credit_readings.c.id)
+    by_id = credit_readings.c.id
     raw = sa.select(
         credit_readings.c.id,
         credit_readings.c.at,
         credit_readings.c.job_id,
         credit_readings.c.credits_before.label("credits"),
-        sa.func.lag(credit_readings.c.at).over(order_by=order).label("prev_at"),
-        sa.func.lag(credit_readings.c.credits_before).over(order_by=order).label("prev_credits"),
+        sa.func.lag(credit_readings.c.at).over(order_by=by_id).label("prev_at"),
+        sa.func.lag(credit_readings.c.credits_before).over(order_by=by_id).label("prev_credits"),
     ).cte("usage_raw")
     breaks = sa.case(
         (raw.c.prev_at.is_(None), 1),
-        (_seconds(conn, raw.c.at, raw.c.prev_at) > BURST_GAP, 1),
+        (sa.func.abs(_seconds(conn, raw.c.at, raw.c.prev_at)) > BURST_GAP, 1),
         (sa.func.abs(raw.c.credits - raw.c.prev_credits) > BURST_JUMP, 1),
         else_=0,
     )
@@ -203,27 +204,18 @@ def _flows(conn: sa.Connection) -> sa.CTE:
         raw.c.at,
         raw.c.job_id,
         raw.c.credits,
-        sa.func.sum(breaks).over(order_by=(raw.c.at, raw.c.id), rows=(None, 0)).label("burst"),
+        sa.func.sum(breaks).over(order_by=raw.c.id, rows=(None, 0)).label("burst"),
     ).cte("usage_bursts")
-    ordered = sa.select(
-        bursts.c.id,
+    server_order = (bursts.c.burst, bursts.c.credits.desc(), bursts.c.id)
+    return sa.select(
+        sa.func.row_number().over(order_by=server_order).label("seq"),
+        sa.func.count().over().label("total"),
         bursts.c.at,
         bursts.c.job_id,
         bursts.c.credits,
-        sa.func.row_number()
-        .over(order_by=(bursts.c.burst, bursts.c.credits.desc(), bursts.c.at, bursts.c.id))
-        .label("seq"),
-    ).cte("usage_ordered")
-    by_seq = ordered.c.seq
-    flows = sa.select(
-        ordered.c.seq,
-        ordered.c.at,
-        ordered.c.job_id,
-        ordered.c.credits,
-        sa.func.lag(ordered.c.credits).over(order_by=by_seq).label("prev"),
-        sa.func.max(ordered.c.at).over(order_by=by_seq, rows=(None, 0)).label("seen_at"),
+        sa.func.lag(bursts.c.credits).over(order_by=server_order).label("prev"),
+        sa.func.max(bursts.c.at).over(order_by=server_order, rows=(None, 0)).label("seen_at"),
     ).cte("usage_flows")
-    return flows
 
 
 def _excess(flows: sa.CTE) -> Any:
@@ -234,153 +226,190 @@ def _positive(value: Any) -> Any:
     return sa.case((value > 0, value), else_=0)
 
 
-def statement(ledger: Ledger, period: Period) -> list[StatementDay]:
-    """The daily statement for the days in `period` that have readings, oldest first."""
-    with ledger.read_connection() as conn:
-        flows = _flows(conn)
-        day = _day(conn, flows.c.seen_at)
-        excess = _excess(flows)
-        per_reading = sa.select(
-            day.label("day"),
-            flows.c.seen_at,
-            flows.c.credits,
-            excess.label("excess"),
-            sa.func.first_value(sa.func.coalesce(flows.c.prev - CREDITS_PER_JOB, flows.c.credits))
-            .over(partition_by=day, order_by=flows.c.seq)
-            .label("opening"),
-            sa.func.last_value(flows.c.credits)
-            .over(partition_by=day, order_by=flows.c.seq, rows=(None, None))
-            .label("last_reading"),
-        ).cte("usage_days")
-        query = (
-            sa.select(
-                per_reading.c.day,
-                sa.func.max(per_reading.c.opening),
-                sa.func.count() * CREDITS_PER_JOB,
-                sa.func.coalesce(sa.func.sum(_positive(per_reading.c.excess)), 0),
-                sa.func.coalesce(sa.func.sum(_positive(-per_reading.c.excess)), 0),
-                sa.func.max(per_reading.c.last_reading) - CREDITS_PER_JOB,
-            )
-            .group_by(per_reading.c.day)
-            .having(sa.func.min(per_reading.c.seen_at) < period.until)
-            .order_by(per_reading.c.day)
+@dataclass(frozen=True)
+class Overview:
+    """The balance metrics, the statement and the chart's series of one period."""
+
+    metrics: Balance
+    statement: list[StatementDay]
+    series: list[tuple[datetime, int]]
+
+
+@dataclass(frozen=True)
+class _Summary:
+    credits: int | None  # the latest reading
+    seen_at: datetime | None
+    job_id: str | None
+    used_7: int  # credits used (Studio's and outside) in the last 7 days
+    used_30: int
+    first_at: datetime | None
+
+
+def _all_days(
+    conn: sa.Connection, flows: sa.CTE, now: datetime
+) -> tuple[list[StatementDay], _Summary]:
+    """The statement of every day with readings, and the summary of all readings: one query,
+    one row per day (the few day rows are summed up in Python)."""
+    day = _day(conn, flows.c.seen_at)
+    excess = _excess(flows)
+    per_reading = sa.select(
+        day.label("day"),
+        flows.c.seq,
+        flows.c.total,
+        flows.c.at,
+        flows.c.seen_at,
+        flows.c.job_id,
+        flows.c.credits,
+        excess.label("excess"),
+        (CREDITS_PER_JOB + _positive(excess)).label("used"),
+        sa.func.first_value(sa.func.coalesce(flows.c.prev - CREDITS_PER_JOB, flows.c.credits))
+        .over(partition_by=day, order_by=flows.c.seq)
+        .label("opening"),
+        sa.func.max(flows.c.seq).over(partition_by=day).label("day_last"),
+    ).cte("usage_days")
+    r = per_reading.c
+    latest = r.seq == r.total
+
+    def used_since(days: int) -> Any:
+        return sa.func.sum(sa.case((r.seen_at >= now - timedelta(days=days), r.used), else_=0))
+
+    query = (
+        sa.select(
+            r.day,
+            sa.func.max(r.opening),
+            sa.func.count() * CREDITS_PER_JOB,
+            sa.func.coalesce(sa.func.sum(_positive(r.excess)), 0),
+            sa.func.coalesce(sa.func.sum(_positive(-r.excess)), 0),
+            sa.func.max(sa.case((r.seq == r.day_last, r.credits))),  # the day's last reading
+            sa.func.max(sa.case((latest, r.seen_at))),
+            sa.func.max(sa.case((latest, r.job_id))),
+            used_since(7),
+            used_since(30),
+            sa.func.min(r.at),
         )
-        if period.since is not None:
-            query = query.having(sa.func.min(per_reading.c.seen_at) >= period.since)
-        days = [
-            StatementDay(_as_date(d), int(o), int(s), int(out), int(up), int(c))
-            for d, o, s, out, up, c in conn.execute(query)
-        ]
-        refund = _latest_refund(conn, flows)
-    if days and refund and days[-1].day == _latest_day(ledger):
-        last = days[-1]
-        days[-1] = StatementDay(
-            last.day, last.opening, last.spent, last.outside, last.topups + refund,
-            last.closing + refund,
-        )  # fmt: skip
-    return days
-
-
-def _latest_refund(conn: sa.Connection, flows: sa.CTE) -> int:
-    """CREDITS_PER_JOB when the latest reading's job failed on the server (it was refunded)."""
-    latest = sa.select(flows.c.job_id).order_by(flows.c.seq.desc()).limit(1).scalar_subquery()
-    failed = sa.select(sa.func.count()).where(
-        jobs.c.job_id == latest, jobs.c.state == JobState.FAILED.value
+        .group_by(r.day)
+        .order_by(r.day)
     )
-    return CREDITS_PER_JOB if conn.execute(failed).scalar() else 0
+    days, latest_row, used_7, used_30, first = [], None, 0, 0, None
+    for row in conn.execute(query):
+        d, opening, spent, outside, topups, last, seen_at, job_id, u7, u30, first_at = row
+        days.append(StatementDay(_as_date(d), int(opening), int(spent), int(outside),
+                                 int(topups), int(last) - CREDITS_PER_JOB))  # fmt: skip
+        used_7, used_30 = used_7 + int(u7 or 0), used_30 + int(u30 or 0)
+        first = first if first is not None else _as_time(first_at)
+        if seen_at is not None:
+            latest_row = (int(last), _as_time(seen_at), job_id)
+    credits, seen, job = latest_row or (None, None, None)
+    return days, _Summary(credits, seen, job, used_7, used_30, first)
 
 
-def _latest_day(ledger: Ledger) -> date | None:
-    with ledger.read_connection() as conn:
-        latest = conn.execute(sa.select(sa.func.max(credit_readings.c.at))).scalar()
-    return None if latest is None else _as_time(latest).date()
+def _refunded(conn: sa.Connection, job_id: str | None) -> int:
+    """CREDITS_PER_JOB when that job failed on the server (the service refunded it)."""
+    if job_id is None:
+        return 0
+    failed = sa.select(jobs.c.id).where(
+        jobs.c.job_id == job_id, jobs.c.state == JobState.FAILED.value
+    )
+    return CREDITS_PER_JOB if conn.execute(failed.limit(1)).first() else 0
 
 
-def balance(ledger: Ledger, period: Period, now: datetime | None = None) -> Balance:
-    """The metrics: balance, burn rates, run-out date, and the period's totals."""
+def _burn(used: Any, days: int, first_at: datetime | None, now: datetime) -> float:
+    # A ledger younger than the window: its days so far (at least one), not the window.
+    known = days if first_at is None else (now - first_at).total_seconds() / 86400
+    return float(used or 0) / max(1.0, min(float(days), known))
+
+
+def overview(
+    ledger: Ledger, period: Period, now: datetime | None = None, points: int = 1500
+) -> Overview:
+    """Metrics, statement and chart series of `period` (three SQL queries over the readings)."""
     now = now or datetime.now(UTC)
     with ledger.read_connection() as conn:
         flows = _flows(conn)
-        latest = conn.execute(
-            sa.select(flows.c.credits, flows.c.seen_at).order_by(flows.c.seq.desc()).limit(1)
-        ).first()
-        refund = _latest_refund(conn, flows) if latest else 0
-        first_at = conn.execute(sa.select(sa.func.min(credit_readings.c.at))).scalar()
-        used = CREDITS_PER_JOB + _positive(_excess(flows))
-        burns = []
-        for days in (7, 30):
-            since = now - timedelta(days=days)
-            total = conn.execute(
-                sa.select(sa.func.coalesce(sa.func.sum(used), 0)).where(flows.c.seen_at >= since)
-            ).scalar()
-            # A ledger younger than the window: its days so far (at least one), not the window.
-            known = days if first_at is None else (now - _as_time(first_at)).total_seconds() / 86400
-            span = max(1.0, min(float(days), known))
-            burns.append(float(total or 0) / span)
-    days_in = statement(ledger, period)
-    if latest is None:
-        current, as_of = None, None
-    else:
-        current = int(latest.credits) - CREDITS_PER_JOB + refund
-        as_of = _as_time(latest.seen_at)
-    burn_7, burn_30 = burns
-    days_left = None
-    runs_out = None
+        every_day, summary = _all_days(conn, flows, now)
+        refund = _refunded(conn, summary.job_id)
+        series = _series(conn, flows, period, summary.first_at, summary.seen_at, points)
+    days = [d for d in every_day if (period.start is None or d.day >= period.start)
+            and d.day <= period.end]  # fmt: skip
+    current = None
+    if summary.credits is not None and summary.seen_at is not None:
+        current = summary.credits - CREDITS_PER_JOB + refund
+        latest_day = summary.seen_at.date()
+        if refund and days and days[-1].day == latest_day:  # the refund is today's news
+            last = days[-1]
+            days[-1] = StatementDay(last.day, last.opening, last.spent, last.outside,
+                                    last.topups + refund, last.closing + refund)  # fmt: skip
+    burn_7 = _burn(summary.used_7, 7, summary.first_at, now)
+    burn_30 = _burn(summary.used_30, 30, summary.first_at, now)
+    days_left = runs_out = None
     if current is not None and burn_7 > 0:
         days_left = max(0.0, current / burn_7)
         runs_out = (now + timedelta(days=days_left)).date()
-    return Balance(
+    metrics = Balance(
         balance=current,
-        as_of=as_of,
+        as_of=summary.seen_at,
         burn_7=burn_7,
         burn_30=burn_30,
         runs_out=runs_out,
         days_left=days_left,
-        spent=sum(day.spent for day in days_in),
-        outside=sum(day.outside for day in days_in),
-        topups=sum(day.topups for day in days_in),
+        spent=sum(day.spent for day in days),
+        outside=sum(day.outside for day in days),
+        topups=sum(day.topups for day in days),
     )
+    return Overview(metrics, days, series)
+
+
+def statement(ledger: Ledger, period: Period) -> list[StatementDay]:
+    """The daily statement for the days in `period` that have readings, oldest first."""
+    return overview(ledger, period).statement
+
+
+def balance(ledger: Ledger, period: Period, now: datetime | None = None) -> Balance:
+    """The metrics: balance, burn rates, run-out date, and the period's totals."""
+    return overview(ledger, period, now).metrics
 
 
 def readings_series(
     ledger: Ledger, period: Period, points: int = 1500
 ) -> list[tuple[datetime, int]]:
+    return overview(ledger, period, points=points).series
+
+
+def _series(
+    conn: sa.Connection,
+    flows: sa.CTE,
+    period: Period,
+    first_at: datetime | None,
+    last_at: datetime | None,
+    points: int,
+) -> list[tuple[datetime, int]]:
     """The balance after each reading in the period, for a step chart: at most about `points`
-    (the last reading of each time bucket when there are more)."""
-    with ledger.read_connection() as conn:
-        flows = _flows(conn)
-        where = [flows.c.seen_at < period.until]
-        if period.since is not None:
-            where.append(flows.c.seen_at >= period.since)
-        bounds = conn.execute(
-            sa.select(sa.func.min(flows.c.seen_at), sa.func.max(flows.c.seen_at), sa.func.count())
-            .where(*where)
-        ).first()
-        if bounds is None or not bounds[2]:
-            return []
-        start, end, count = _as_time(bounds[0]), _as_time(bounds[1]), int(bounds[2])
-        if count <= points:
-            bucket: Any = flows.c.seq
-        else:
-            width = max(1.0, (end - start).total_seconds() / points)
-            origin = sa.literal(start.replace(tzinfo=None), sa.DateTime)
-            bucket = sa.cast(_seconds(conn, flows.c.seen_at, origin) / width, sa.Integer)
-        ranked = (
-            sa.select(
-                flows.c.seen_at,
-                flows.c.credits,
-                sa.func.row_number()
-                .over(partition_by=bucket, order_by=flows.c.seq.desc())
-                .label("rank"),
-            )
-            .where(*where)
-            .cte("usage_series")
+    (the last reading of each time bucket of 1/`points` of the period's readings' span)."""
+    if first_at is None or last_at is None:
+        return []
+    start = max(period.since or first_at, first_at)
+    width = max(1e-3, (min(period.until, last_at) - start).total_seconds() / points)
+    origin = sa.literal(start.replace(tzinfo=None), sa.DateTime)
+    offset = _seconds(conn, flows.c.seen_at, origin) / width  # never negative here
+    bucket = sa.cast(offset if _is_sqlite(conn) else sa.func.floor(offset), sa.Integer)
+    where = [flows.c.seen_at < period.until]
+    if period.since is not None:
+        where.append(flows.c.seen_at >= period.since)
+    ranked = (
+        sa.select(
+            flows.c.seen_at,
+            flows.c.credits,
+            flows.c.seq,
+            sa.func.max(flows.c.seq).over(partition_by=bucket).label("last"),
         )
-        rows = conn.execute(
-            sa.select(ranked.c.seen_at, ranked.c.credits)
-            .where(ranked.c.rank == 1)
-            .order_by(ranked.c.seen_at)
-        ).all()
+        .where(*where)
+        .cte("usage_series")
+    )
+    rows = conn.execute(
+        sa.select(ranked.c.seen_at, ranked.c.credits)
+        .where(ranked.c.seq == ranked.c.last)
+        .order_by(ranked.c.seq)
+    ).all()
     return [(_as_time(at), int(credits) - CREDITS_PER_JOB) for at, credits in rows]
 
 
@@ -432,15 +461,13 @@ def _percentiles(conn: sa.Connection, period: Period) -> tuple[float | None, flo
         )
         .cte("usage_durations")
     )
-    found = []
-    for share in (0.50, 0.95):
-        value = conn.execute(
-            sa.select(sa.func.min(durations.c.seconds)).where(
-                durations.c.rank * 1.0 >= durations.c.total * share
-            )
-        ).scalar()
-        found.append(None if value is None else float(value))
-    return found[0], found[1]
+    p50, p95 = conn.execute(
+        sa.select(
+            *(sa.func.min(sa.case((durations.c.rank * 1.0 >= durations.c.total * share,
+                                   durations.c.seconds))) for share in (0.50, 0.95))
+        )  # fmt: skip
+    ).one()
+    return (None if p50 is None else float(p50)), (None if p95 is None else float(p95))
 
 
 def activity(ledger: Ledger, period: Period) -> Activity:
@@ -629,3 +656,57 @@ def statement_csv(ledger: Ledger, period: Period) -> str:
         iter([[d.day.isoformat(), d.opening, d.spent, d.outside, d.topups, d.closing]
               for d in days]),  # fmt: skip
     )
+
+
+def batch_marks(ledger: Ledger, period: Period, limit: int = 40) -> list[tuple[datetime, str, int]]:
+    """Batches of more than one job started in the period, to mark on the chart:
+    (start, "#id name", jobs), the largest `limit` of them, by start."""
+    size = sa.func.count(jobs.c.id)
+    query = (
+        sa.select(batches.c.id, batches.c.name, batches.c.created_at, size)
+        .select_from(batches.join(jobs, jobs.c.batch_id == batches.c.id))
+        .where(_in_period(batches.c.created_at, period))
+        .group_by(batches.c.id, batches.c.name, batches.c.created_at)
+        .having(size > 1)
+        .order_by(size.desc(), batches.c.id.desc())
+        .limit(limit)
+    )
+    with ledger.read_connection() as conn:
+        rows = conn.execute(query).all()
+    marks = [(_as_time(created), f"#{bid} {name}", int(n)) for bid, name, created, n in rows]
+    return sorted(marks)
+
+
+def batch_choices(ledger: Ledger, limit: int = 200) -> list[tuple[int, str]]:
+    """The newest batches of more than one job, for the history's batch filter."""
+    size = sa.func.count(jobs.c.id)
+    query = (
+        sa.select(batches.c.id, batches.c.name, size)
+        .select_from(batches.join(jobs, jobs.c.batch_id == batches.c.id))
+        .group_by(batches.c.id, batches.c.name)
+        .having(size > 1)
+        .order_by(batches.c.id.desc())
+        .limit(limit)
+    )
+    with ledger.read_connection() as conn:
+        return [(int(bid), f"#{bid} {name} ({n} jobs)") for bid, name, n in conn.execute(query)]
+
+
+def has_activity(ledger: Ledger) -> bool:
+    """Whether the ledger holds any job or reading (else the page shows its empty state)."""
+    with ledger.read_connection() as conn:
+        found = conn.execute(sa.select(jobs.c.id).limit(1)).first()
+        found = found or conn.execute(sa.select(credit_readings.c.id).limit(1)).first()
+    return found is not None
+
+
+def data_version(ledger: Ledger) -> tuple[Any, ...]:
+    """Changes whenever a reading or a job is added or a job changes: a cache key for figures."""
+    with ledger.read_connection() as conn:
+        readings = conn.execute(
+            sa.select(sa.func.max(credit_readings.c.id), sa.func.count())
+        ).one()
+        rows = conn.execute(
+            sa.select(sa.func.max(jobs.c.id), sa.func.count(), sa.func.max(jobs.c.updated_at))
+        ).one()
+    return (*readings, *rows[:2], str(rows[2]))

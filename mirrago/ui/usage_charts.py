@@ -1,0 +1,119 @@
+"""The Usage page's Altair charts: credits over time (batches, forecast) and jobs per day."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from mirrago.usage import OUTCOME_ORDER, Balance, Period
+
+ACCENT = "#5B3FD9"  # theme.primaryColor
+FORECAST = "#E8590C"
+OUTSIDE = "#C92A2A"
+OUTCOME_COLOURS = {
+    "completed": "#2F9E44",
+    "failed": "#E03131",
+    "uncertain": "#F59F00",
+    "canceled": "#ADB5BD",
+}
+
+
+def _forecast(metrics: Balance, now: datetime, horizon: timedelta) -> pd.DataFrame | None:
+    """The dashed line from the balance now to zero at the 7-day rate (cut at the horizon)."""
+    if metrics.balance is None or metrics.burn_7 <= 0:
+        return None
+    left = timedelta(days=metrics.days_left or 0.0)
+    end = now + min(left, horizon)
+    value = max(0.0, metrics.balance - metrics.burn_7 * (end - now).total_seconds() / 86400)
+    return pd.DataFrame({"at": [now, end], "credits": [float(metrics.balance), value]})
+
+
+def credit_chart(
+    series: list[tuple[datetime, int]],
+    marks: list[tuple[datetime, str, int]],
+    outside: list[tuple[datetime, int, int]],
+    metrics: Balance,
+    period: Period,
+    now: datetime,
+) -> None:
+    """A step chart of every reading in the period, batches as light rules, the forecast dashed."""
+    data = pd.DataFrame(series, columns=["at", "credits"])
+    start = data["at"].min() if period.since is None else period.since
+    span = max(now - start, timedelta(days=1))
+    forecast = _forecast(metrics, now, max(timedelta(days=7), span / 3))
+    if metrics.balance is not None:  # carry the balance to now, so the step ends at today
+        data = pd.concat([data, pd.DataFrame({"at": [now], "credits": [metrics.balance]})])
+    x = alt.X("at:T", title=None, axis=alt.Axis(format="%b %d", labelAngle=0, grid=False))
+    y = alt.Y("credits:Q", title="Credits", scale=alt.Scale(zero=True))
+    base = alt.Chart(data)
+    layers = [
+        base.mark_area(interpolate="step-after", color=ACCENT, opacity=0.10).encode(x=x, y=y),
+        base.mark_line(interpolate="step-after", color=ACCENT, strokeWidth=2).encode(
+            x=x, y=y, tooltip=[alt.Tooltip("at:T", title="Time (UTC)", format="%Y-%m-%d %H:%M"),
+                               alt.Tooltip("credits:Q", title="Balance")]  # fmt: skip
+        ),
+    ]
+    if marks:
+        batch_data = pd.DataFrame(marks, columns=["at", "batch", "jobs"])
+        tips = [alt.Tooltip("batch:N", title="Batch"), alt.Tooltip("jobs:Q", title="Jobs"),
+                alt.Tooltip("at:T", title="Started (UTC)", format="%Y-%m-%d %H:%M")]  # fmt: skip
+        rules = alt.Chart(batch_data).encode(x=alt.X("at:T"), tooltip=tips)
+        layers.append(rules.mark_rule(color="#868E96", opacity=0.45, strokeDash=[2, 2]))
+        layers.append(
+            rules.mark_point(shape="triangle-down", filled=True, color="#495057", size=60)
+            .encode(y=alt.value(6))
+        )
+    if outside:  # days with credits used outside Studio, on that day's closing balance
+        spots = pd.DataFrame(outside, columns=["at", "credits", "outside"])
+        layers.append(
+            alt.Chart(spots).mark_point(color=OUTSIDE, filled=True, size=70, opacity=0.9)
+            .encode(x="at:T", y="credits:Q",
+                    tooltip=[alt.Tooltip("at:T", title="Day", format="%Y-%m-%d"),
+                             alt.Tooltip("outside:Q", title="Used outside Studio")])
+        )  # fmt: skip
+    if forecast is not None:
+        layers.append(
+            alt.Chart(forecast)
+            .mark_line(color=FORECAST, strokeDash=[6, 4], strokeWidth=2)
+            .encode(x="at:T", y="credits:Q",
+                    tooltip=[alt.Tooltip("credits:Q", title="Forecast", format=",.0f")])
+        )
+    chart = alt.layer(*layers).properties(height=300)
+    st.altair_chart(chart, width="stretch")
+    legend = ":violet[━] balance"
+    if marks:
+        legend += " · :gray[▼ ┊] batch started"
+    if outside:
+        legend += " · :red[●] credits used outside Studio that day"
+    if forecast is not None:
+        legend += " · :orange[╌] forecast at the 7-day rate"
+    st.caption(legend)
+
+
+def jobs_chart(per_day: list[tuple[date, str, int]]) -> None:
+    """Jobs per day, stacked by outcome."""
+    data = pd.DataFrame(per_day, columns=["day", "outcome", "jobs"])
+    data["day"] = pd.to_datetime(data["day"])
+    colours = alt.Scale(domain=list(OUTCOME_ORDER),
+                        range=[OUTCOME_COLOURS[o] for o in OUTCOME_ORDER])  # fmt: skip
+    chart = (
+        alt.Chart(data)
+        .mark_bar()
+        .encode(
+            x=alt.X("yearmonthdate(day):T", title=None,
+                    axis=alt.Axis(format="%b %d", labelAngle=0, grid=False)),
+            y=alt.Y("sum(jobs):Q", title="Jobs"),
+            color=alt.Color("outcome:N", scale=colours, sort=list(OUTCOME_ORDER),
+                            legend=alt.Legend(orient="top", title=None)),
+            order=alt.Order("outcome_rank:Q"),
+            tooltip=[alt.Tooltip("day:T", format="%Y-%m-%d"), "outcome:N", "jobs:Q"],
+        )  # fmt: skip
+        .transform_calculate(
+            outcome_rank=f"indexof({list(OUTCOME_ORDER)!r}, datum.outcome)"
+        )
+        .properties(height=220)
+    )
+    st.altair_chart(chart, width="stretch")

@@ -1,0 +1,60 @@
+"""The Usage page's figures, computed once per change of the ledger (a cache keyed by the
+ledger's data version), so filtering and paging the history do not recompute them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import streamlit as st
+
+from mirrago import usage
+from mirrago.ledger import Ledger
+from mirrago.usage import Activity, Overview, Period
+
+
+@dataclass(frozen=True)
+class Figures:
+    overview: Overview
+    activity: Activity
+    per_day: list[tuple[date, str, int]]
+    by_source: list[dict[str, Any]]
+    by_person: list[dict[str, Any]]
+    by_batch: list[dict[str, Any]]
+    marks: list[tuple[datetime, str, int]]
+
+
+@st.cache_data(ttl=900, max_entries=24, show_spinner=False)
+def _figures(
+    _ledger: Ledger, where: str, version: tuple[Any, ...], span: tuple[Any, ...], minute: datetime
+) -> Figures:
+    period = Period(*span)
+    return Figures(
+        overview=usage.overview(_ledger, period, now=minute),
+        activity=usage.activity(_ledger, period),
+        per_day=usage.jobs_per_day(_ledger, period),
+        by_source=usage.breakdown(_ledger, period, "source"),
+        by_person=usage.breakdown(_ledger, period, usage.person_column()),
+        by_batch=usage.breakdown(_ledger, period, "batch"),
+        marks=usage.batch_marks(_ledger, period),
+    )
+
+
+def figures(ledger: Ledger, period: Period) -> Figures:
+    """Every figure of the period, as of this minute."""
+    minute = datetime.now(UTC).replace(second=0, microsecond=0)
+    version = usage.data_version(ledger)
+    return _figures(ledger, ledger.display_url, version, (period.start, period.end), minute)
+
+
+@st.cache_data(ttl=900, max_entries=8, show_spinner=False)
+def _choices(
+    _ledger: Ledger, where: str, version: tuple[Any, ...]
+) -> tuple[list[str], list[tuple[int, str]]]:
+    return usage.usernames(_ledger), usage.batch_choices(_ledger)
+
+
+def filter_choices(ledger: Ledger) -> tuple[list[str], list[tuple[int, str]]]:
+    """The usernames and batches the history can be filtered by."""
+    return _choices(ledger, ledger.display_url, usage.data_version(ledger))

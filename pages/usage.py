@@ -1,0 +1,125 @@
+"""The Usage page: where the credits went, where they are going, and who spent them.
+
+UI only: every figure comes from `mirrago.usage` (SQL over the ledger); widgets live in
+`mirrago/ui/usage_*.py`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+import streamlit as st
+
+from mirrago import usage
+from mirrago.ui import session
+from mirrago.ui.routing import ensure_routed
+from mirrago.ui.usage_charts import credit_chart, jobs_chart
+from mirrago.ui.usage_data import figures
+from mirrago.ui.usage_tables import (
+    activity_figures,
+    breakdown_table,
+    history_export,
+    history_filters,
+    history_table,
+    metrics_row,
+    statement_export,
+    statement_table,
+)
+from mirrago.usage import Period
+
+ensure_routed()
+
+RANGES = {"7 days": 7, "30 days": 30, "90 days": 90, "All": None, "Custom": -1}
+NOTE = (
+    ":material/info: The Mirrago API reports the balance only as `credits_before` on each "
+    "submission: these figures come from the readings this ledger recorded."
+)
+HOW = f"""
+**Balance** is the latest reading less the job it was read for, when that job was charged.
+**Burn rate** counts credits used by Studio and outside it, per day, over the last 7 (and 30)
+days; **Runs out** divides the balance by the 7-day rate.
+
+**Used outside Studio, top-ups and refunds.** {usage.RULE} In the sandbox, every submission
+costs one credit and a job that fails is refunded when it fails: the next reading is one higher
+than Studio's submissions alone would leave it, which shows as a refund, never as outside use.
+
+Readings recorded a moment out of order (submissions made in parallel) are put back in the
+server's order before they are compared. Days are UTC days.
+"""
+
+
+def _empty_state() -> None:
+    st.info(
+        "Nothing to show yet: the credit balance is read with every try-on. Make a first "
+        "try-on and this page starts charting where your credits go.",
+        icon=":material/insights:",
+    )
+    st.page_link("pages/try-on.py", label="Make a first try-on", icon=":material/checkroom:")
+
+
+def _period() -> Period:
+    today = datetime.now(UTC).date()
+    choice = st.segmented_control(
+        "Range", list(RANGES), default="30 days", required=True, key="usage-range",
+        label_visibility="collapsed",
+    )  # fmt: skip
+    if RANGES[choice] != -1:
+        return Period.last(RANGES[choice], today)
+    picked = st.date_input(
+        "Custom range", value=(today - timedelta(days=29), today), max_value=today,
+        key="usage-custom", label_visibility="collapsed", format="YYYY-MM-DD",
+    )  # fmt: skip
+    if isinstance(picked, tuple) and len(picked) == 2:
+        return Period(picked[0], picked[1])
+    start = picked[0] if isinstance(picked, tuple) and picked else today
+    return Period(start, start)
+
+
+services = session.current_services()
+ledger = services.ledger
+
+title, picker = st.columns([3, 2], vertical_alignment="bottom")
+with title:
+    st.title("Usage")
+st.caption(NOTE)
+if not usage.has_activity(ledger):
+    _empty_state()
+    st.stop()
+with picker:
+    period = _period()
+
+found = figures(ledger, period)
+metrics = found.overview.metrics
+metrics_row(metrics, period)
+
+st.subheader("Credits over time", anchor=False)
+if found.overview.series or metrics.balance is not None:
+    now = datetime.now(UTC)
+    outside = [(datetime.combine(d.day, time(12), UTC), d.closing, d.outside)
+               for d in found.overview.statement if d.outside]  # fmt: skip
+    credit_chart(found.overview.series, found.marks, outside, metrics, period, now)
+else:
+    st.caption("No credit readings yet: they are recorded with every submission.")
+
+statement_tab, activity_tab, history_tab = st.tabs(["Statement", "Activity", "History"])
+with statement_tab:
+    statement_table(found.overview.statement)
+    statement_export(ledger, period)
+with activity_tab:
+    activity_figures(found.activity)
+    if found.per_day:
+        jobs_chart(found.per_day)
+    by_source, by_person = st.columns(2)
+    with by_source:
+        breakdown_table(found.by_source, "source", "By source")
+    with by_person:
+        person = usage.person_column()
+        breakdown_table(found.by_person, person, f"By {person}")
+    breakdown_table(found.by_batch, "batch", "By batch")
+with history_tab:
+    filters = history_filters(ledger, period)
+    history_table(ledger, services.backend, filters)
+    history_export(ledger, filters)
+
+with st.expander("How these figures are worked out", icon=":material/help:"):
+    st.markdown(HOW)
