@@ -202,10 +202,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     usage = commands.add_parser(
-        "usage", parents=[common], help="credit readings over time and job counts by state"
+        "usage",
+        parents=[common],
+        help="credits: balance, burn rate, run-out date, outside use and the daily statement",
     )
     usage.add_argument(
-        "--limit", type=_positive_int, default=20, help="credit readings to show (default 20)"
+        "--days", type=_positive_int, default=30, help="the last N days (default 30)"
+    )
+    usage.add_argument(
+        "--csv", action="store_true", help="print the daily statement as CSV, nothing else"
     )
     return parser
 
@@ -531,28 +536,32 @@ def _batch_outcome(
 
 
 def run_usage(args: argparse.Namespace) -> int:
-    from mirrago.ledger import JobState, Ledger
+    from mirrago import usage
+    from mirrago.ledger import Ledger
 
+    period = usage.Period.last(args.days)
     ledger = Ledger.open(load_settings())
     try:
-        counts = ledger.counts()
-        readings = ledger.credit_readings(limit=args.limit)
+        if args.csv:
+            sys.stdout.write(usage.statement_csv(ledger, period))
+            return EXIT_OK
+        found = usage.overview(ledger, period)
     finally:
         ledger.close()
-    print(f"Jobs by state (ledger: {ledger.display_url})")
-    print(f"  {'state':<12}{'jobs':>8}")
-    for state in JobState:
-        print(f"  {state.value:<12}{counts[state]:>8}")
-    print(f"  {'total':<12}{sum(counts.values()):>8}")
-    print()
-    if not readings:
+    print(f"Credits, last {args.days} days ({period.label()}, UTC; ledger: {ledger.display_url})")
+    if found.metrics.balance is None:
         print("No credit readings yet: they are recorded with every submission.")
         return EXIT_OK
-    print(f"Credit readings (the latest {len(readings)}, oldest first)")
-    print(f"  {'time (UTC)':<21}{'credits before':>15}  job")
-    for reading in readings:
-        when = reading.at.strftime("%Y-%m-%d %H:%M:%S")
-        print(f"  {when:<21}{reading.credits_before:>15}  {reading.job_id or ''}")
+    for label, value in usage.metric_lines(found.metrics):
+        print(f"  {label:<21}{value}")
+    if found.metrics.warning:
+        print(f"  Warning: fewer than {usage.WARN_DAYS} days of credits left at this rate.")
+    print()
+    print("Statement by day (opening - spent - outside + top-ups = closing)")
+    print(f"  {'day':<12}{'opening':>10}{'spent':>9}{'outside':>9}{'top-ups':>9}{'closing':>10}")
+    for day in found.statement:
+        print(f"  {day.day.isoformat():<12}{day.opening:>10,}{day.spent:>9,}{day.outside:>9,}"
+              f"{day.topups:>9,}{day.closing:>10,}")  # fmt: skip
     return EXIT_OK
 
 

@@ -107,6 +107,23 @@ class Balance:
         return self.days_left is not None and self.days_left < WARN_DAYS
 
 
+def metric_lines(metrics: Balance) -> list[tuple[str, str]]:
+    """The metrics as (label, text) lines, for the CLI."""
+    runs_out = "not at this rate"
+    if metrics.runs_out is not None:
+        runs_out = f"{metrics.runs_out.isoformat()} (in {metrics.days_left or 0:,.0f} days)"
+    as_of = "" if metrics.as_of is None else f"  (read {metrics.as_of:%Y-%m-%d %H:%M} UTC)"
+    balance = "-" if metrics.balance is None else f"{metrics.balance:,}"
+    return [
+        ("Balance", balance + as_of),
+        ("Burn rate", f"{metrics.burn_7:,.1f} / day (7 days), {metrics.burn_30:,.1f} / day (30)"),
+        ("Runs out", runs_out),
+        ("Spent by Studio", f"{metrics.spent:,}"),
+        ("Used outside Studio", f"{metrics.outside:,}"),
+        ("Top-ups & refunds", f"{metrics.topups:,}"),
+    ]
+
+
 @dataclass(frozen=True)
 class Activity:
     """Jobs in the period: outcome counts, success rate, time from submission to result."""

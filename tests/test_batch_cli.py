@@ -334,30 +334,7 @@ def test_skip_invalid_runs_the_valid_rows_and_reports_the_others(
 
 
 # --------------------------------------------------------------------------- usage
-
-
-def test_usage_shows_the_credit_readings_and_the_counts_by_state(
-    make_sandbox: Callable[..., EmbeddedSandbox], point_at, workdir: Path, capsys
-) -> None:
-    sandbox = make_sandbox(starting_credits=50)
-    point_at(sandbox)
-    source = write_csv(workdir / "pairs.csv", sample_urls(sandbox, 2))
-    assert main(["batch", str(source), "--out-dir", "out"]) == 0
-    capsys.readouterr()
-
-    assert main(["usage"]) == 0
-
-    out = capsys.readouterr().out
-    assert "completed" in out and "credits before" in out
-    lines = out.splitlines()
-    completed = next(line for line in lines if line.strip().startswith("completed"))
-    assert completed.split()[-1] == "2"
-    assert {line.split()[2] for line in lines if "-" in line[:8] and ":" in line} == {"50", "49"}
-
-
-def test_usage_on_an_empty_ledger_says_so(workdir: Path, capsys) -> None:
-    assert main(["usage"]) == 0
-    assert "No credit readings yet" in capsys.readouterr().out
+# `mirrago usage` is tested with the Usage figures, in test_usage.py.
 
 
 # --------------------------------------------------------------------------- interruptions

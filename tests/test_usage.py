@@ -281,3 +281,53 @@ def test_history_filters_pages_and_exports(ledger: Ledger) -> None:
     assert len(rows) == 32 and rows[1][5] == "'=cmd()"  # no formula reaches a spreadsheet
     statement = list(csv.DictReader(io.StringIO(usage.statement_csv(ledger, ALL))))
     assert [row["closing"] for row in statement] == ["70", "70"]
+
+
+# --------------------------------------------------------------------------- mirrago usage
+
+
+def test_cli_usage_prints_metrics_and_statement_with_outside_use(
+    make_sandbox, workdir, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from test_batch_cli import sample_urls, write_csv
+
+    from mirrago.cli import main
+    from mirrago.client import MirragoClient
+
+    sandbox = make_sandbox(starting_credits=50)
+    for name, value in (("MIRRAGO_BASE_URL", sandbox.base_url),
+                        ("MIRRAGO_CLIENT_ID", sandbox.client_id),
+                        ("MIRRAGO_CLIENT_SECRET", sandbox.client_secret)):  # fmt: skip
+        monkeypatch.setenv(name, value)
+    pairs = sample_urls(sandbox, 3)
+    assert main(["batch", str(write_csv(workdir / "a.csv", pairs[:2])), "--out-dir", "a"]) == 0
+    with MirragoClient(sandbox.base_url, sandbox.client_id, sandbox.client_secret) as client:
+        for target, garment, *_ in pairs[:2]:  # two jobs submitted outside Studio
+            client.generate(target, garment)
+    assert main(["batch", str(write_csv(workdir / "b.csv", pairs[2:])), "--out-dir", "b"]) == 0
+    capsys.readouterr()
+
+    assert main(["usage", "--days", "7"]) == 0
+    out = capsys.readouterr().out
+    lines = {line[:23].strip(): line[23:].strip() for line in out.splitlines()}
+    assert lines["Balance"].startswith("45")  # 50 - 3 by Studio - 2 outside
+    assert lines["Spent by Studio"] == "3"
+    assert lines["Used outside Studio"] == "2"
+    assert lines["Top-ups & refunds"] == "0"
+    today = datetime.now(UTC).date().isoformat()
+    assert [line.split() for line in out.splitlines() if line.strip().startswith(today)] == [
+        [today, "50", "3", "2", "0", "45"]
+    ]
+
+    assert main(["usage", "--csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert rows == [{"day": today, "opening": "50", "spent_by_studio": "3",
+                     "used_outside_studio": "2", "topups_and_refunds": "0",
+                     "closing": "45"}]  # fmt: skip
+
+
+def test_cli_usage_on_an_empty_ledger_says_so(workdir, capsys) -> None:
+    from mirrago.cli import main
+
+    assert main(["usage"]) == 0
+    assert "No credit readings yet" in capsys.readouterr().out
