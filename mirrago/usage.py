@@ -22,7 +22,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -86,6 +86,7 @@ class StatementDay:
     outside: int  # used outside Studio
     topups: int  # top-ups and refunds
     closing: int
+    last_at: datetime | None = None  # the day's last reading
 
 
 @dataclass(frozen=True)
@@ -303,15 +304,17 @@ def _all_days(
             used_since(7),
             used_since(30),
             sa.func.min(r.at),
+            sa.func.max(r.seen_at),
         )
         .group_by(r.day)
         .order_by(r.day)
     )
     days, latest_row, used_7, used_30, first = [], None, 0, 0, None
     for row in conn.execute(query):
-        d, opening, spent, outside, topups, last, seen_at, job_id, u7, u30, first_at = row
+        d, opening, spent, outside, topups, last, seen_at, job_id, u7, u30, first_at, end = row
         days.append(StatementDay(_as_date(d), int(opening), int(spent), int(outside),
-                                 int(topups), int(last) - CREDITS_PER_JOB))  # fmt: skip
+                                 int(topups), int(last) - CREDITS_PER_JOB,
+                                 _as_time(end)))  # fmt: skip
         used_7, used_30 = used_7 + int(u7 or 0), used_30 + int(u30 or 0)
         first = first if first is not None else _as_time(first_at)
         if seen_at is not None:
@@ -354,8 +357,7 @@ def overview(
         latest_day = summary.seen_at.date()
         if refund and days and days[-1].day == latest_day:  # the refund is today's news
             last = days[-1]
-            days[-1] = StatementDay(last.day, last.opening, last.spent, last.outside,
-                                    last.topups + refund, last.closing + refund)  # fmt: skip
+            days[-1] = replace(last, topups=last.topups + refund, closing=last.closing + refund)
     burn_7 = _burn(summary.used_7, 7, summary.first_at, now)
     burn_30 = _burn(summary.used_30, 30, summary.first_at, now)
     days_left = runs_out = None

@@ -6,7 +6,7 @@ UI only: every figure comes from `mirrago.usage` (SQL over the ledger); widgets 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 
 import streamlit as st
 
@@ -95,8 +95,8 @@ metrics_row(metrics, period)
 st.subheader("Credits over time", anchor=False)
 if found.overview.series or metrics.balance is not None:
     now = datetime.now(UTC)
-    outside = [(datetime.combine(d.day, time(12), UTC), d.closing, d.outside)
-               for d in found.overview.statement if d.outside]  # fmt: skip
+    outside = [(d.last_at, d.closing, d.outside)
+               for d in found.overview.statement if d.outside and d.last_at]  # fmt: skip
     credit_chart(found.overview.series, found.marks, outside, metrics, period, now)
 else:
     st.caption("No credit readings yet: they are recorded with every submission.")

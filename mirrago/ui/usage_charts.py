@@ -41,12 +41,13 @@ def credit_chart(
 ) -> None:
     """A step chart of every reading in the period, batches as light rules, the forecast dashed."""
     data = pd.DataFrame(series, columns=["at", "credits"])
-    start = data["at"].min() if period.since is None else period.since
-    span = max(now - start, timedelta(days=1))
-    forecast = _forecast(metrics, now, max(timedelta(days=7), span / 3))
+    first = data["at"].min() if len(data) else now
+    start = first if period.since is None else max(first, period.since)
+    span = max(now - start, timedelta(minutes=10))
+    forecast = _forecast(metrics, now, span / 3)  # a third of the chart: the near future
     if metrics.balance is not None:  # carry the balance to now, so the step ends at today
         data = pd.concat([data, pd.DataFrame({"at": [now], "credits": [metrics.balance]})])
-    x = alt.X("at:T", title=None, axis=alt.Axis(format="%b %d", labelAngle=0, grid=False))
+    x = alt.X("at:T", title=None, axis=alt.Axis(labelAngle=0, grid=False, labelOverlap=True))
     y = alt.Y("credits:Q", title="Credits", scale=alt.Scale(zero=True))
     base = alt.Chart(data)
     layers = [

@@ -1,0 +1,140 @@
+"""The Usage page in a real browser, on a sandbox the test owns (so it can spend credits on the
+same account outside Studio): empty state, then try-ons, a small CLI batch and jobs submitted
+straight to the server; the chart, the metrics, the history and the export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from browser_app import VIEWPORT, AppServer, start_app, stop_app
+from browser_helpers import assert_no_exception, keyed, open_app, screenshot, wait_for_app
+from playwright.sync_api import Browser, Page, expect
+
+from mirrago.client import MirragoClient
+from mirrago.samples import garments, persons
+from mirrago.sandbox.server import EmbeddedSandbox, SandboxConfig, embedded
+
+pytestmark = pytest.mark.browser
+
+RESULT_TIMEOUT = 40_000  # ms
+OUTSIDE_JOBS = 3
+
+
+@pytest.fixture(scope="module")
+def account() -> Iterator[EmbeddedSandbox]:
+    """The Mirrago account: a sandbox on loopback that the app reaches as its configured server."""
+    with embedded(SandboxConfig(latency=0.3, starting_credits=500)) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture(scope="module")
+def usage_app(account: EmbeddedSandbox, tmp_path_factory: pytest.TempPathFactory):
+    server = start_app(
+        tmp_path_factory.mktemp("usage-app"),
+        extra_env={
+            "MIRRAGO_BASE_URL": account.base_url,
+            "MIRRAGO_CLIENT_ID": account.client_id,
+            "MIRRAGO_CLIENT_SECRET": account.client_secret,
+        },
+    )
+    yield server
+    stop_app(server)
+
+
+@pytest.fixture
+def usage_page(browser: Browser, usage_app: AppServer) -> Iterator[Page]:
+    context = browser.new_context(viewport=VIEWPORT, base_url=usage_app.url)
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def _try_on(page: Page) -> None:
+    open_app(page, "/try-on")
+    button = keyed(page, "tryon-generate").get_by_role("button")
+    expect(button).to_be_enabled()
+    button.click()
+    wait_for_app(page)
+    result = keyed(page, "tryon-result")
+    expect(result.get_by_role("button", name=re.compile("Download the result"))).to_be_visible(
+        timeout=RESULT_TIMEOUT
+    )
+
+
+def _cli_batch(account: EmbeddedSandbox, server: AppServer, tmp: Path, mp: pytest.MonkeyPatch):
+    """A small batch with `mirrago batch`, on the app's own ledger (the same data dir)."""
+    from mirrago.cli import main
+
+    for name, value in (("MIRRAGO_BASE_URL", account.base_url),
+                        ("MIRRAGO_CLIENT_ID", account.client_id),
+                        ("MIRRAGO_CLIENT_SECRET", account.client_secret),
+                        ("MIRRAGO_DATA_DIR", str(server.data_dir))):  # fmt: skip
+        mp.setenv(name, value)
+    source = tmp / "pairs.csv"
+    with source.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["target_image_url", "garment_image_url", "background", "username"])
+        for person, garment in zip(persons()[:3], garments()[:3], strict=True):
+            writer.writerow([str(person.path), str(garment.path), "", "qa-bot"])
+    assert main(["batch", str(source), "--out-dir", str(tmp / "out"), "--name", "QA check"]) == 0
+
+
+def _metric(page: Page, label: str) -> str:
+    name = page.locator("[data-testid='stMetricLabel']", has_text=re.compile(f"^{label}$"))
+    metric = page.locator("[data-testid='stMetric']").filter(has=name)
+    return metric.locator("[data-testid='stMetricValue']").inner_text().strip()
+
+
+def test_usage_page_shows_studio_and_outside_spending(
+    usage_page: Page,
+    usage_app: AppServer,
+    account: EmbeddedSandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    page = usage_page
+    # A new user: the page says what to do first and links to Try-on.
+    open_app(page, "/usage")
+    expect(page.get_by_text("Nothing to show yet")).to_be_visible()
+    expect(page.locator("[data-testid='stPageLink'] a")).to_have_attribute(
+        "href", re.compile(r"try-on")
+    )
+    screenshot(page, "usage-empty")
+
+    _try_on(page)
+    _cli_batch(account, usage_app, tmp_path, monkeypatch)
+    with MirragoClient(account.base_url, account.client_id, account.client_secret) as client:
+        person, garment = persons()[0].path.read_bytes(), garments()[0].path.read_bytes()
+        for _ in range(OUTSIDE_JOBS):  # the same account, spent by another tool
+            client.generate(person, garment)
+    _try_on(page)  # the next reading shows what was spent in between
+
+    open_app(page, "/usage")
+    assert_no_exception(page)
+    chart = page.locator("[data-testid='stVegaLiteChart']").first
+    expect(chart.locator("svg").first).to_be_attached(timeout=30_000)
+    shown = page.locator("[data-testid='stMetric']").all_inner_texts()
+    assert _metric(page, "Used outside Studio") == str(OUTSIDE_JOBS), shown
+    assert _metric(page, "Spent") == "5", shown  # 2 try-ons and a batch of 3
+    assert _metric(page, "Balance") == str(500 - 5 - OUTSIDE_JOBS), shown
+    screenshot(page, "usage-after-try-ons")
+
+    page.get_by_role("tab", name="History").click()
+    wait_for_app(page)
+    panel = page.get_by_role("tabpanel", name="History")
+    expect(panel.locator("[data-testid='stDataFrame']")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"Jobs 1–5 of 5"))).to_be_visible()
+    with page.expect_download() as download:
+        keyed(page, "usage-export-history").get_by_role("button").click()
+    rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+    assert len(rows) == 5
+    assert {row["source"] for row in rows} == {"Try-on", "CLI"}
+    assert sum(row["batch"] == "QA check" for row in rows) == 3
+    screenshot(page, "usage-history")
+    assert_no_exception(page)

@@ -1,0 +1,88 @@
+"""The Usage page through AppTest, on a ledger seeded in a temporary data dir: the empty state,
+the metrics, the history's links to the job view, its filters and paging, bad custom ranges."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+from test_usage import seed
+
+from mirrago.ledger import Ledger
+
+APP = "../app.py"
+RUN_TIMEOUT = 60
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    for name in ("MIRRAGO_BASE_URL", "MIRRAGO_CLIENT_ID", "MIRRAGO_CLIENT_SECRET",
+                 "MIRRAGO_DATABASE_URL"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    path = tmp_path / "data"
+    monkeypatch.setenv("MIRRAGO_DATA_DIR", str(path))
+    monkeypatch.chdir(tmp_path)
+    yield path
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def _usage_page(data_dir: Path) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT)
+    at.run()
+    at.switch_page("pages/usage.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _seeded(data_dir: Path) -> None:
+    ledger = Ledger(f"sqlite:///{data_dir / 'ledger.sqlite3'}")
+    now = datetime.now(UTC).replace(microsecond=0)
+    start = now - timedelta(days=3)
+    seed(ledger, [(start + timedelta(minutes=i), 100 - i, "completed") for i in range(24)],
+         username="ana")  # fmt: skip
+    seed(ledger, [(now - timedelta(hours=1), 70, "failed")], username="ben")  # 6 outside
+    ledger.close()
+
+
+def test_an_empty_ledger_shows_what_to_do_first(data_dir: Path) -> None:
+    at = _usage_page(data_dir)
+    assert any("Nothing to show yet" in info.value for info in at.info)
+    assert not at.main.metric
+
+
+def test_metrics_statement_and_history(data_dir: Path) -> None:
+    _seeded(data_dir)
+    at = _usage_page(data_dir)
+    metrics = {metric.label: metric.value for metric in at.main.metric}
+    assert metrics["Balance"] == "70"  # the failed latest job was refunded
+    assert metrics["Used outside Studio"] == "6"
+    assert metrics["Spent"] == "25"
+    history = at.dataframe[-1].value
+    assert len(history) == 20  # a page
+    assert history["Open"].iloc[0] == "/try-on?job=25"
+    assert list(history["State"].iloc[:2]) == ["Failed", "Completed"]
+
+    at.multiselect(key="usage-states").set_value(["failed"]).run()
+    assert list(at.dataframe[-1].value["Username"]) == ["ben"]
+    at.multiselect(key="usage-states").set_value([]).run()
+    at.text_input(key="usage-search").set_value("no such thing").run()
+    assert any(caption.value == "No jobs match." for caption in at.caption)
+    assert not at.exception
+
+
+def test_second_history_page_and_a_half_picked_custom_range(data_dir: Path) -> None:
+    _seeded(data_dir)
+    at = _usage_page(data_dir)
+    at.session_state["usage-page"] = 2
+    at.run()
+    assert len(at.dataframe[-1].value) == 5
+    at.segmented_control(key="usage-range").set_value("Custom").run()
+    today = datetime.now(UTC).date()
+    at.date_input(key="usage-custom").set_value((today,)).run()  # only the start picked yet
+    assert not at.exception
+    assert {metric.label for metric in at.main.metric} >= {"Balance", "Runs out"}
