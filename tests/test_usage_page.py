@@ -15,7 +15,7 @@ from test_usage import seed
 from mirrago.ledger import Ledger
 
 APP = "../app.py"
-RUN_TIMEOUT = 60
+RUN_TIMEOUT = 90  # a deadline for one script run on a busy machine
 
 
 @pytest.fixture
