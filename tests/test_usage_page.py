@@ -20,6 +20,7 @@ RUN_TIMEOUT = 90  # a deadline for one script run on a busy machine
 
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """As test_app.py's: a fresh data dir, no developer's config; and fresh cached figures."""
     for name in ("MIRRAGO_BASE_URL", "MIRRAGO_CLIENT_ID", "MIRRAGO_CLIENT_SECRET",
                  "MIRRAGO_DATABASE_URL"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)

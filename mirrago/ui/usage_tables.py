@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -228,19 +229,20 @@ def history_table(ledger: Ledger, backend: Backend, filters: HistoryFilter) -> N
         st.pagination(pages, key="usage-page", width="stretch")
 
 
+def _csv_button(label: str, build: Callable[[], str], name: str, key: str) -> None:
+    st.download_button(
+        label, data=build, file_name=f"mirrago-{name}-{datetime.now():%Y%m%d-%H%M}.csv",
+        mime="text/csv", on_click="ignore", icon=":material/download:", key=key,
+    )  # fmt: skip
+
+
 def history_export(ledger: Ledger, filters: HistoryFilter) -> None:
     """The filtered history as CSV, built only when clicked."""
-    st.download_button(
-        "Export history (CSV)", data=lambda: usage.history_csv(ledger, filters),
-        file_name=f"mirrago-history-{datetime.now():%Y%m%d-%H%M}.csv", mime="text/csv",
-        on_click="ignore", icon=":material/download:", key="usage-export-history",
-    )  # fmt: skip
+    _csv_button("Export history (CSV)", lambda: usage.history_csv(ledger, filters), "history",
+                "usage-export-history")  # fmt: skip
 
 
 def statement_export(ledger: Ledger, period: Period) -> None:
     """The daily statement of the range as CSV, built only when clicked."""
-    st.download_button(
-        "Export statement (CSV)", data=lambda: usage.statement_csv(ledger, period),
-        file_name=f"mirrago-statement-{datetime.now():%Y%m%d-%H%M}.csv", mime="text/csv",
-        on_click="ignore", icon=":material/download:", key="usage-export-statement",
-    )  # fmt: skip
+    _csv_button("Export statement (CSV)", lambda: usage.statement_csv(ledger, period),
+                "statement", "usage-export-statement")  # fmt: skip
