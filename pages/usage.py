@@ -78,14 +78,12 @@ def _period() -> Period:
 services = session.current_services()
 ledger = services.ledger
 
-title, picker = st.columns([3, 2], vertical_alignment="bottom")
-with title:
-    st.title("Usage")
+st.title("Usage")
 st.caption(NOTE)
 if not usage.has_activity(ledger):
     _empty_state()
     st.stop()
-with picker:
+with st.container(horizontal=True, vertical_alignment="center"):
     period = _period()
 
 found = figures(ledger, period)

@@ -35,15 +35,18 @@ def _day(value: datetime | None) -> str:
 
 def metrics_row(metrics: Balance, period: Period) -> None:
     """Balance, burn rate, run-out date, spent and outside use, with a warning when short."""
-    balance, burn, runs_out, spent, outside = st.columns(5, border=True)
+    cells = st.grid(5, min_column_width=170)  # wraps on narrow screens
+    balance, burn, runs_out, spent, outside = (cells.container(border=True) for _ in range(5))
     as_of = metrics.as_of.strftime("%Y-%m-%d %H:%M UTC") if metrics.as_of else "no reading yet"
     balance.metric(
         "Balance", None if metrics.balance is None else f"{metrics.balance:,}",
+        delta=f"read {metrics.as_of:%b %d, %H:%M}" if metrics.as_of else None,
+        delta_color="off", delta_arrow="off",
         help=f"The latest reading ({as_of}) less the job it was read for, when that job was "
         "charged (a failed job is refunded).",
     )  # fmt: skip
     burn.metric(
-        "Burn rate", f"{metrics.burn_7:,.1f} / day", delta=f"30 days: {metrics.burn_30:,.1f} / day",
+        "Burn rate", f"{metrics.burn_7:,.1f}/day", delta=f"30 days: {metrics.burn_30:,.1f}/day",
         delta_color="off", delta_arrow="off",
         help="Credits used per day (by Studio and outside it) over the last 7 and 30 days.",
     )  # fmt: skip
@@ -92,7 +95,7 @@ def statement_table(days: list[StatementDay]) -> None:
     ).map(lambda v: "color: #2B8A3E" if v else "color: #ADB5BD", subset=["Top-ups & refunds"])
     st.dataframe(
         styled, hide_index=True, height=min(35 * (len(frame) + 1) + 3, 400),
-        column_config={"Day": st.column_config.DateColumn(format="ddd, MMM D, YYYY"),
+        column_config={"Day": st.column_config.DateColumn(format="MMM D, YYYY"),
                        **{c: number for c in frame.columns[1:]}},
     )  # fmt: skip
 
