@@ -13,7 +13,7 @@ import streamlit as st
 from mirrago import usage
 from mirrago.ui import session
 from mirrago.ui.routing import ensure_routed
-from mirrago.ui.usage_charts import credit_chart, jobs_chart
+from mirrago.ui.usage_charts import show
 from mirrago.ui.usage_data import figures
 from mirrago.ui.usage_tables import (
     activity_figures,
@@ -91,11 +91,9 @@ metrics = found.overview.metrics
 metrics_row(metrics, period)
 
 st.subheader("Credits over time", anchor=False)
-if found.overview.series or metrics.balance is not None:
-    now = datetime.now(UTC)
-    outside = [(d.last_at, d.closing, d.outside)
-               for d in found.overview.statement if d.outside and d.last_at]  # fmt: skip
-    credit_chart(found.overview.series, found.marks, outside, metrics, period, now)
+if found.credit_chart is not None:
+    show(found.credit_chart)
+    st.caption(found.legend)
 else:
     st.caption("No credit readings yet: they are recorded with every submission.")
 
@@ -105,8 +103,8 @@ with statement_tab:
     statement_export(ledger, period)
 with activity_tab:
     activity_figures(found.activity)
-    if found.per_day:
-        jobs_chart(found.per_day)
+    if found.jobs_chart is not None:
+        show(found.jobs_chart)
     by_source, by_person = st.columns(2)
     with by_source:
         breakdown_table(found.by_source, "source", "By source")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import altair as alt
 import pandas as pd
@@ -31,15 +32,16 @@ def _forecast(metrics: Balance, now: datetime, horizon: timedelta) -> pd.DataFra
     return pd.DataFrame({"at": [now, end], "credits": [float(metrics.balance), value]})
 
 
-def credit_chart(
+def credit_spec(
     series: list[tuple[datetime, int]],
     marks: list[tuple[datetime, str, int]],
     outside: list[tuple[datetime, int, int]],
     metrics: Balance,
     period: Period,
     now: datetime,
-) -> None:
-    """A step chart of every reading in the period, batches as light rules, the forecast dashed."""
+) -> tuple[dict[str, Any], str]:
+    """A step chart of every reading in the period, batches as light rules, the forecast dashed:
+    its Vega-Lite spec and a one-line legend."""
     data = pd.DataFrame(series, columns=["at", "credits"])
     first = data["at"].min() if len(data) else now
     start = first if period.since is None else max(first, period.since)
@@ -83,7 +85,6 @@ def credit_chart(
                     tooltip=[alt.Tooltip("credits:Q", title="Forecast", format=",.0f")])
         )
     chart = alt.layer(*layers).properties(height=300)
-    st.altair_chart(chart, width="stretch")
     legend = ":violet[━] balance"
     if marks:
         legend += " · :gray[▼ ┊] batch started"
@@ -91,10 +92,20 @@ def credit_chart(
         legend += " · :red[●] credits used outside Studio that day"
     if forecast is not None:
         legend += " · :orange[╌] forecast at the 7-day rate"
-    st.caption(legend)
+    return _spec(chart), legend
 
 
-def jobs_chart(per_day: list[tuple[date, str, int]]) -> None:
+def _spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
+    # Validating a spec against the Vega-Lite schema takes longer than the rest of the page:
+    # these charts are fixed code, checked by the tests, so they are built without it.
+    return chart.to_dict(validate=False)
+
+
+def show(spec: dict[str, Any]) -> None:
+    st.vega_lite_chart(spec=spec, width="stretch")
+
+
+def jobs_spec(per_day: list[tuple[date, str, int]]) -> dict[str, Any]:
     """Jobs per day, stacked by outcome."""
     data = pd.DataFrame(per_day, columns=["day", "outcome", "jobs"])
     data["day"] = pd.to_datetime(data["day"])
@@ -117,4 +128,4 @@ def jobs_chart(per_day: list[tuple[date, str, int]]) -> None:
         )
         .properties(height=220)
     )
-    st.altair_chart(chart, width="stretch")
+    return _spec(chart)

@@ -11,6 +11,7 @@ import streamlit as st
 
 from mirrago import usage
 from mirrago.ledger import Ledger
+from mirrago.ui.usage_charts import credit_spec, jobs_spec
 from mirrago.usage import Activity, Overview, Period
 
 
@@ -23,6 +24,9 @@ class Figures:
     by_person: list[dict[str, Any]]
     by_batch: list[dict[str, Any]]
     marks: list[tuple[datetime, str, int]]
+    credit_chart: dict[str, Any] | None  # Vega-Lite specs, built with the figures
+    legend: str
+    jobs_chart: dict[str, Any] | None
 
 
 @st.cache_data(ttl=900, max_entries=24, show_spinner=False)
@@ -30,14 +34,27 @@ def _figures(
     _ledger: Ledger, where: str, version: tuple[Any, ...], span: tuple[Any, ...], minute: datetime
 ) -> Figures:
     period = Period(*span)
+    overview = usage.overview(_ledger, period, now=minute)
+    marks = usage.batch_marks(_ledger, period)
+    per_day = usage.jobs_per_day(_ledger, period)
+    credit_chart, legend = None, ""
+    if overview.series or overview.metrics.balance is not None:
+        outside = [(d.last_at, d.closing, d.outside)
+                   for d in overview.statement if d.outside and d.last_at]  # fmt: skip
+        credit_chart, legend = credit_spec(
+            overview.series, marks, outside, overview.metrics, period, minute
+        )
     return Figures(
-        overview=usage.overview(_ledger, period, now=minute),
+        overview=overview,
         activity=usage.activity(_ledger, period),
-        per_day=usage.jobs_per_day(_ledger, period),
+        per_day=per_day,
         by_source=usage.breakdown(_ledger, period, "source"),
         by_person=usage.breakdown(_ledger, period, usage.person_column()),
         by_batch=usage.breakdown(_ledger, period, "batch"),
-        marks=usage.batch_marks(_ledger, period),
+        marks=marks,
+        credit_chart=credit_chart,
+        legend=legend,
+        jobs_chart=jobs_spec(per_day) if per_day else None,
     )
 
 

@@ -42,7 +42,7 @@ def metrics_row(metrics: Balance, period: Period) -> None:
     as_of = metrics.as_of.strftime("%Y-%m-%d %H:%M UTC") if metrics.as_of else "no reading yet"
     balance.metric(
         "Balance", None if metrics.balance is None else f"{metrics.balance:,}",
-        delta=f"read {metrics.as_of:%b %d, %H:%M}" if metrics.as_of else None,
+        delta=f"{metrics.as_of:%b %d %H:%M} UTC" if metrics.as_of else None,
         delta_color="off", delta_arrow="off",
         help=f"The latest reading ({as_of}) less the job it was read for, when that job was "
         "charged (a failed job is refunded).",
