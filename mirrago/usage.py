@@ -35,7 +35,6 @@ BURST_GAP = 5.0  # seconds
 BURST_JUMP = 64  # credits: a larger move between close readings is real (a top-up), not order
 WARN_DAYS = 7
 PASS_VERDICTS = ("pass", "passed", "approved", "good", "ok")
-SOURCES = ("Try-on", "Batch", "CLI")
 OUTCOMES = tuple(state.value for state in FINAL_STATES)
 OUTCOME_ORDER = ("completed", "failed", "uncertain", "canceled")
 
