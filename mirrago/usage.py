@@ -266,7 +266,9 @@ def _all_days(
     conn: sa.Connection, flows: sa.CTE, now: datetime
 ) -> tuple[list[StatementDay], _Summary]:
     """The statement of every day with readings, and the summary of all readings: one query,
-    one row per day (the few day rows are summed up in Python)."""
+    one row per day. Each day opens at the previous day's close (the first at the first
+    reading) and closes at opening − spent − outside + top-ups, which is the balance after its
+    last reading (the tests check the last day's against the latest reading)."""
     day = _day(conn, flows.c.seen_at)
     excess = _excess(flows)
     per_reading = sa.select(
@@ -279,10 +281,6 @@ def _all_days(
         flows.c.credits,
         excess.label("excess"),
         (CREDITS_PER_JOB + _positive(excess)).label("used"),
-        sa.func.first_value(sa.func.coalesce(flows.c.prev - CREDITS_PER_JOB, flows.c.credits))
-        .over(partition_by=day, order_by=flows.c.seq)
-        .label("opening"),
-        sa.func.max(flows.c.seq).over(partition_by=day).label("day_last"),
     ).cte("usage_days")
     r = per_reading.c
     latest = r.seq == r.total
@@ -293,11 +291,11 @@ def _all_days(
     query = (
         sa.select(
             r.day,
-            sa.func.max(r.opening),
             sa.func.count() * CREDITS_PER_JOB,
             sa.func.coalesce(sa.func.sum(_positive(r.excess)), 0),
             sa.func.coalesce(sa.func.sum(_positive(-r.excess)), 0),
-            sa.func.max(sa.case((r.seq == r.day_last, r.credits))),  # the day's last reading
+            sa.func.max(sa.case((r.seq == 1, r.credits))),  # the first reading, on day one
+            sa.func.max(sa.case((latest, r.credits))),
             sa.func.max(sa.case((latest, r.seen_at))),
             sa.func.max(sa.case((latest, r.job_id))),
             used_since(7),
@@ -308,14 +306,16 @@ def _all_days(
         .group_by(r.day)
         .order_by(r.day)
     )
-    days, latest_row, used_7, used_30, first = [], None, 0, 0, None
+    days: list[StatementDay] = []
+    latest_row, used_7, used_30, first = None, 0, 0, None
     for row in conn.execute(query):
-        d, opening, spent, outside, topups, last, seen_at, job_id, u7, u30, first_at, end = row
-        days.append(StatementDay(_as_date(d), int(opening), int(spent), int(outside),
-                                 int(topups), int(last) - CREDITS_PER_JOB,
-                                 _as_time(end)))  # fmt: skip
+        d, spent, outside, topups, first_reading, last, seen_at, job_id, u7, u30, start, end = row
+        opening = days[-1].closing if days else int(first_reading)
+        closing = opening - int(spent) - int(outside) + int(topups)
+        days.append(StatementDay(_as_date(d), opening, int(spent), int(outside), int(topups),
+                                 closing, _as_time(end)))  # fmt: skip
         used_7, used_30 = used_7 + int(u7 or 0), used_30 + int(u30 or 0)
-        first = first if first is not None else _as_time(first_at)
+        first = first if first is not None else _as_time(start)
         if seen_at is not None:
             latest_row = (int(last), _as_time(seen_at), job_id)
     credits, seen, job = latest_row or (None, None, None)
@@ -393,6 +393,10 @@ def readings_series(
     return overview(ledger, period, points=points).series
 
 
+_PACK = 10**9  # more than any balance (+ _SHIFT) will be
+_SHIFT = 10**8  # keeps a negative balance positive in the packing
+
+
 def _series(
     conn: sa.Connection,
     flows: sa.CTE,
@@ -413,21 +417,16 @@ def _series(
     where = [flows.c.seen_at < period.until]
     if period.since is not None:
         where.append(flows.c.seen_at >= period.since)
-    ranked = (
-        sa.select(
-            flows.c.seen_at,
-            flows.c.credits,
-            flows.c.seq,
-            sa.func.max(flows.c.seq).over(partition_by=bucket).label("last"),
-        )
-        .where(*where)
-        .cte("usage_series")
-    )
+    # The bucket's last reading in one GROUP BY, without a second sort: the largest of
+    # seq·PACK + credits + SHIFT carries the last seq's credits in its low digits.
+    packed = sa.cast(flows.c.seq, sa.BigInteger) * _PACK + flows.c.credits + _SHIFT
     rows = conn.execute(
-        sa.select(ranked.c.seen_at, ranked.c.credits)
-        .where(ranked.c.seq == ranked.c.last)
-        .order_by(ranked.c.seq)
+        sa.select(sa.func.max(flows.c.seen_at), sa.func.max(packed))
+        .where(*where)
+        .group_by(bucket)
+        .order_by(sa.func.max(flows.c.seen_at))
     ).all()
+    rows = [(at, int(value) % _PACK - _SHIFT) for at, value in rows]
     return [(_as_time(at), int(credits) - CREDITS_PER_JOB) for at, credits in rows]
 
 
