@@ -140,8 +140,13 @@ class HistoryFilter:
     period: Period
     search: str = ""
     states: tuple[str, ...] = ()
-    username: str | None = None
+    username: str | None = None  # the person filter, on `person`'s column
     batch_id: int | None = None
+    person: str = "username"  # "owner" when the app has sign-in
+    # With sign-in a job's inputs, result and details are its owner's only: then `viewer` is
+    # the signed-in owner, and other people's rows show (and are searched by) public fields.
+    private: bool = False
+    viewer: str | None = None
 
 
 # --------------------------------------------------------------------------- dialect helpers
@@ -178,16 +183,6 @@ def _as_time(value: Any) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _has(column: str) -> bool:
-    return column in jobs.c
-
-
-def person_column() -> str:
-    """Who a job belongs to: the signed-in owner when the ledger records one, else the
-    username sent with the request."""
-    return "owner" if _has("owner") else "username"
 
 
 # --------------------------------------------------------------------------- the readings
@@ -511,7 +506,7 @@ def breakdown(ledger: Ledger, period: Period, by: str) -> list[dict[str, Any]]:
     "batch": jobs, completed, failed, credits, success rate and review pass rate."""
     if by == "source":
         key: Any = _source_label()
-    elif by in ("username", "owner") and _has(by):
+    elif by in ("username", "owner"):
         key = sa.func.coalesce(jobs.c[by], "(none)")
     elif by == "batch":
         key = batches.c.id
@@ -569,17 +564,18 @@ def breakdown(ledger: Ledger, period: Period, by: str) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- history
 
 
-HISTORY_COLUMNS = ("id", "created_at", "source", "batch_id", "batch", "username", "state",
-                   "job_id", "target", "garment", "result_path", "thumbnail_path", "error",
-                   "submitted_at", "finished_at")  # fmt: skip
-
-
 def _history_query(filters: HistoryFilter) -> sa.Select[Any]:
+    mine = sa.true() if not filters.private else jobs.c.owner == filters.viewer
+
+    def shown(column: Any, name: str) -> Any:
+        return (column if not filters.private else sa.case((mine, column))).label(name)
+
+    private = ("target", "garment", "result_path", "thumbnail_path", "error", "username")
     columns = [
         jobs.c.id, jobs.c.created_at, _source_label().label("source"), jobs.c.batch_id,
-        batches.c.name.label("batch"), jobs.c.username, jobs.c.state, jobs.c.job_id,
-        jobs.c.target, jobs.c.garment, jobs.c.result_path, jobs.c.thumbnail_path,
-        jobs.c.error, jobs.c.submitted_at, jobs.c.finished_at,
+        batches.c.name.label("batch"), jobs.c.owner, jobs.c.state, jobs.c.job_id,
+        jobs.c.submitted_at, jobs.c.finished_at, jobs.c.deleted_at,
+        *(shown(jobs.c[name], name) for name in private),
     ]  # fmt: skip
     query = (
         sa.select(*columns)
@@ -589,17 +585,21 @@ def _history_query(filters: HistoryFilter) -> sa.Select[Any]:
     if filters.states:
         query = query.where(jobs.c.state.in_(list(filters.states)))
     if filters.username:
-        query = query.where(jobs.c[person_column()] == filters.username)
+        query = query.where(jobs.c[filters.person] == filters.username)
+        if filters.person == "username":  # other people's usernames are theirs to see
+            query = query.where(mine)
     if filters.batch_id is not None:
         query = query.where(jobs.c.batch_id == filters.batch_id)
     text = filters.search.strip().lower()
     if text:
         pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        fields = (jobs.c.target, jobs.c.garment, jobs.c.username, jobs.c.error, jobs.c.job_id,
-                  batches.c.name)  # fmt: skip
-        query = query.where(
-            sa.or_(*(sa.func.lower(f).like(pattern, escape="\\") for f in fields))
-        )
+
+        def like(column: Any) -> Any:
+            return sa.func.lower(column).like(pattern, escape="\\")
+
+        public = sa.or_(like(jobs.c.job_id), like(batches.c.name))
+        own = sa.and_(mine, sa.or_(*(like(jobs.c[name]) for name in private)))
+        query = query.where(sa.or_(public, own))
     return query
 
 
@@ -617,9 +617,13 @@ def history_page(ledger: Ledger, filters: HistoryFilter, page: int, size: int) -
         return [dict(row) for row in conn.execute(query).mappings()]
 
 
-def usernames(ledger: Ledger) -> list[str]:
-    column = jobs.c[person_column()]
+def usernames(ledger: Ledger, person: str = "username", viewer: str | None = None) -> list[str]:
+    """The people the history can be filtered by: owners, or usernames (the viewer's own only
+    when `viewer` is given: other people's usernames are details of their try-ons)."""
+    column = jobs.c[person]
     query = sa.select(column).where(column.is_not(None)).group_by(column).order_by(column)
+    if viewer is not None and person == "username":
+        query = query.where(jobs.c.owner == viewer)
     with ledger.read_connection() as conn:
         return [str(name) for name in conn.execute(query).scalars()]
 
@@ -648,7 +652,7 @@ def _cell(value: Any) -> Any:
 
 def history_csv(ledger: Ledger, filters: HistoryFilter) -> str:
     """The filtered history (every page), newest first, as CSV."""
-    header = ["row", "created_at", "source", "batch_id", "batch", "username", "state",
+    header = ["row", "created_at", "source", "batch_id", "batch", "owner", "username", "state",
               "job_id", "target", "garment", "result_path", "error", "submitted_at",
               "finished_at"]  # fmt: skip
     query = _history_query(filters).order_by(jobs.c.id.desc())
@@ -656,8 +660,8 @@ def history_csv(ledger: Ledger, filters: HistoryFilter) -> str:
     def rows(conn: sa.Connection) -> Iterator[list[Any]]:
         for row in conn.execution_options(yield_per=1000).execute(query).mappings():
             yield [row["id"], row["created_at"], row["source"], row["batch_id"], row["batch"],
-                   row["username"], row["state"], row["job_id"], row["target"], row["garment"],
-                   row["result_path"], row["error"], row["submitted_at"],
+                   row["owner"], row["username"], row["state"], row["job_id"], row["target"],
+                   row["garment"], row["result_path"], row["error"], row["submitted_at"],
                    row["finished_at"]]  # fmt: skip
 
     with ledger.read_connection() as conn:

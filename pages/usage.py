@@ -14,7 +14,7 @@ from mirrago import usage
 from mirrago.ui import session
 from mirrago.ui.routing import ensure_routed
 from mirrago.ui.usage_charts import show
-from mirrago.ui.usage_data import figures
+from mirrago.ui.usage_data import figures, person_column
 from mirrago.ui.usage_tables import (
     activity_figures,
     breakdown_table,
@@ -109,7 +109,7 @@ with activity_tab:
     with by_source:
         breakdown_table(found.by_source, "source", "By source")
     with by_person:
-        person = usage.person_column()
+        person = person_column()
         breakdown_table(found.by_person, person, f"By {person}")
     breakdown_table(found.by_batch, "batch", "By batch")
 with history_tab:

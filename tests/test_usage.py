@@ -7,6 +7,7 @@ import csv
 import io
 import itertools
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -278,7 +279,7 @@ def test_history_filters_pages_and_exports(ledger: Ledger) -> None:
     day_two = HistoryFilter(Period(date(2026, 3, 2), date(2026, 3, 2)))
     assert usage.history_count(ledger, day_two) == 1
     rows = list(csv.reader(io.StringIO(usage.history_csv(ledger, every))))
-    assert len(rows) == 32 and rows[1][5] == "'=cmd()"  # no formula reaches a spreadsheet
+    assert len(rows) == 32 and rows[1][6] == "'=cmd()"  # no formula reaches a spreadsheet
     statement = list(csv.DictReader(io.StringIO(usage.statement_csv(ledger, ALL))))
     assert [row["closing"] for row in statement] == ["70", "70"]
 
@@ -331,3 +332,23 @@ def test_cli_usage_on_an_empty_ledger_says_so(workdir, capsys) -> None:
 
     assert main(["usage"]) == 0
     assert "No credit readings yet" in capsys.readouterr().out
+
+
+def test_with_sign_in_other_peoples_inputs_results_and_details_stay_hidden(ledger: Ledger) -> None:
+    seed(ledger, [(at(0, 9), 100, "completed")], username="ana-demo")
+    seed(ledger, [(at(0, 10), 99, "failed")], username="ben-demo")
+    with ledger._write() as conn:
+        conn.execute(jobs.update().where(jobs.c.username == "ana-demo").values(owner="ana@x"))
+        conn.execute(jobs.update().where(jobs.c.username == "ben-demo").values(
+            owner="ben@x", target="ben-secret.jpg", error="ben's error"))  # fmt: skip
+    mine = HistoryFilter(ALL, person="owner", private=True, viewer="ana@x")
+    rows = {row["owner"]: row for row in usage.history_page(ledger, mine, 1, 10)}
+    assert rows["ana@x"]["target"] == "p.jpg" and rows["ana@x"]["username"] == "ana-demo"
+    assert rows["ben@x"]["state"] == "failed"  # what it cost stays visible
+    assert [rows["ben@x"][k] for k in ("target", "garment", "error", "username")] == [None] * 4
+    assert usage.history_count(ledger, HistoryFilter(ALL, search="secret")) == 1
+    assert usage.history_count(ledger, replace(mine, search="secret")) == 0
+    assert "ben-secret" not in usage.history_csv(ledger, mine)
+    assert usage.usernames(ledger, "username", viewer="ana@x") == ["ana-demo"]
+    people = {row["owner"]: row["jobs"] for row in usage.breakdown(ledger, ALL, "owner")}
+    assert people == {"ana@x": 1, "ben@x": 1}

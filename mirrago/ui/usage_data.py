@@ -11,6 +11,7 @@ import streamlit as st
 
 from mirrago import usage
 from mirrago.ledger import Ledger
+from mirrago.ui import identity
 from mirrago.ui.usage_charts import credit_spec, jobs_spec
 from mirrago.usage import Activity, Overview, Period
 
@@ -31,7 +32,12 @@ class Figures:
 
 @st.cache_data(ttl=900, max_entries=24, show_spinner=False)
 def _figures(
-    _ledger: Ledger, where: str, version: tuple[Any, ...], span: tuple[Any, ...], minute: datetime
+    _ledger: Ledger,
+    where: str,
+    version: tuple[Any, ...],
+    span: tuple[Any, ...],
+    minute: datetime,
+    person: str,
 ) -> Figures:
     period = Period(*span)
     overview = usage.overview(_ledger, period, now=minute)
@@ -49,7 +55,7 @@ def _figures(
         activity=usage.activity(_ledger, period),
         per_day=per_day,
         by_source=usage.breakdown(_ledger, period, "source"),
-        by_person=usage.breakdown(_ledger, period, usage.person_column()),
+        by_person=usage.breakdown(_ledger, period, person),
         by_batch=usage.breakdown(_ledger, period, "batch"),
         marks=marks,
         credit_chart=credit_chart,
@@ -62,16 +68,31 @@ def figures(ledger: Ledger, period: Period) -> Figures:
     """Every figure of the period, as of this minute."""
     minute = datetime.now(UTC).replace(second=0, microsecond=0)
     version = usage.data_version(ledger)
-    return _figures(ledger, ledger.display_url, version, (period.start, period.end), minute)
+    span = (period.start, period.end)
+    return _figures(ledger, ledger.display_url, version, span, minute, person_column())
+
+
+def person_column() -> str:
+    """Who a job belongs to on this page: its signed-in owner when the app has sign-in, else
+    the username sent with the request."""
+    return "owner" if identity.sign_in_configured() else "username"
+
+
+def viewer() -> tuple[bool, str | None]:
+    """(private, owner): with sign-in, other people's inputs, results and details are hidden."""
+    return identity.sign_in_configured(), identity.current_owner()
 
 
 @st.cache_data(ttl=900, max_entries=8, show_spinner=False)
 def _choices(
-    _ledger: Ledger, where: str, version: tuple[Any, ...]
+    _ledger: Ledger, where: str, version: tuple[Any, ...], person: str, owner: str | None
 ) -> tuple[list[str], list[tuple[int, str]]]:
-    return usage.usernames(_ledger), usage.batch_choices(_ledger)
+    return usage.usernames(_ledger, person, owner), usage.batch_choices(_ledger)
 
 
 def filter_choices(ledger: Ledger) -> tuple[list[str], list[tuple[int, str]]]:
-    """The usernames and batches the history can be filtered by."""
-    return _choices(ledger, ledger.display_url, usage.data_version(ledger))
+    """The people and batches the history can be filtered by."""
+    private, owner = viewer()
+    version = usage.data_version(ledger)
+    return _choices(ledger, ledger.display_url, version, person_column(),
+                    owner if private else None)  # fmt: skip

@@ -18,7 +18,7 @@ from mirrago.backend import Backend
 from mirrago.ledger import Ledger
 from mirrago.ui import session
 from mirrago.ui.job_card import sample_for, seconds_text
-from mirrago.ui.usage_data import filter_choices
+from mirrago.ui.usage_data import filter_choices, person_column, viewer
 from mirrago.usage import Activity, Balance, HistoryFilter, Period, StatementDay
 
 PAGE_SIZE = 20
@@ -176,17 +176,27 @@ def history_filters(ledger: Ledger, period: Period) -> HistoryFilter:
     chosen = states.multiselect("State", list(STATE_LABELS), key="usage-states",
                                 format_func=STATE_LABELS.__getitem__)  # fmt: skip
     people, batches = filter_choices(ledger)
-    who = person.selectbox(usage.person_column().capitalize(), people, index=None,
-                           key="usage-person", placeholder="Anyone")  # fmt: skip
+    column = person_column()
+    who = person.selectbox(column.capitalize(), people, index=None, key="usage-person",
+                           placeholder="Anyone")  # fmt: skip
     choices = dict(batches)
     batch_id = batch.selectbox("Batch", list(choices), index=None, key="usage-batch",
                                format_func=choices.get, placeholder="Any batch")  # fmt: skip
-    return HistoryFilter(period, text[:200], tuple(chosen), who, batch_id)
+    private, owner = viewer()
+    return HistoryFilter(period, text[:200], tuple(chosen), who, batch_id, column, private, owner)
 
 
 def _open_link(row_id: int) -> str:
     tag = session.ledger_tag()
     return f"/try-on?job={row_id}" + (f"@{tag}" if tag else "")
+
+
+def _note(row: dict[str, Any], filters: HistoryFilter) -> str:
+    if row["deleted_at"] is not None:
+        return "Deleted by its owner"
+    if filters.private and row["owner"] != filters.viewer:
+        return "Someone else's try-on: only its owner sees its pictures and details"
+    return row["error"] or ""
 
 
 def history_table(ledger: Ledger, backend: Backend, filters: HistoryFilter) -> None:
@@ -208,12 +218,13 @@ def history_table(ledger: Ledger, backend: Backend, filters: HistoryFilter) -> N
             "Batch": ["" if r["batch"] in SINGLE_TRY_ONS else f"#{r['batch_id']} {r['batch']}"
                       for r in rows],  # fmt: skip
             "Username": [r["username"] or "" for r in rows],
+            **({"Owner": [r["owner"] or "" for r in rows]} if filters.person == "owner" else {}),
             "State": [STATE_LABELS.get(r["state"], r["state"]) for r in rows],
             "Person": [_thumb_for(r["target"], backend) for r in rows],
             "Garment": [_thumb_for(r["garment"], backend) for r in rows],
             "Result": [_thumb_for(r["thumbnail_path"] or r["result_path"], backend)
                        for r in rows],  # fmt: skip
-            "Error": [r["error"] or "" for r in rows],
+            "Error": [_note(r, filters) for r in rows],
         }
     )
     image = st.column_config.ImageColumn(width="small")
