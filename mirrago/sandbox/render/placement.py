@@ -148,6 +148,19 @@ def _upscaled_mask(region: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(small.resize(size, Image.Resampling.BILINEAR))
 
 
+def _close_vertically(mask: np.ndarray, reach: int) -> np.ndarray:
+    """Fill horizontal gaps in `mask` up to `reach` rows high that have the mask both above
+    and below: a white stripe running out to a garment's edge is garment, though the flood
+    fill from the border reached it through that edge."""
+    rows = mask.shape[0]
+    padded = np.vstack([np.zeros((1, mask.shape[1]), dtype=np.int32),
+                        np.cumsum(mask, axis=0, dtype=np.int32)])
+    index = np.arange(rows)
+    above = padded[index + 1] - padded[np.clip(index - reach, 0, rows)]
+    below = padded[np.clip(index + reach + 1, 0, rows)] - padded[index]
+    return mask | ((above > 0) & (below > 0))
+
+
 def _foreground_mask(rgb: Image.Image) -> Image.Image:
     """An "L" mask at full size: 255 on the garment, 0 on its backdrop, lightly feathered.
 
@@ -156,6 +169,7 @@ def _foreground_mask(rgb: Image.Image) -> Image.Image:
     halo of the backdrop.
     """
     backdrop, region = _border_connected_backdrop(_small_copy(rgb))
+    region = ~_close_vertically(~region, max(3, region.shape[0] // 18))
     coarse = _upscaled_mask(region, rgb.size)
     like_backdrop = np.abs(np.asarray(rgb, dtype=np.int16) - backdrop).max(axis=2) <= _TOLERANCE
     edge = (coarse > 0) & (coarse < 255)

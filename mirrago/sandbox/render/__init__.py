@@ -1,0 +1,72 @@
+"""The sandbox's try-on renderer: the garment fitted to the person's pose, offline.
+
+`compose` finds the body (MediaPipe's pose and segmentation models, run by `ai-edge-litert`;
+see `body.py`), reads the garment's outline (`garment.py`), warps the garment's torso and
+sleeves onto the body and layers, shades and feathers them (`fit.py`). When no person is
+found, or the models cannot run here, it falls back to the plain placement of
+`placement.py` and logs why: a sandbox job never fails for that.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from PIL import Image, ImageFilter, ImageOps
+
+from mirrago.sandbox.render import placement
+from mirrago.sandbox.render.body import Body, NoPerson, find_body
+from mirrago.sandbox.render.fit import fit
+from mirrago.sandbox.render.garment import read_garment
+from mirrago.sandbox.render.placement import (
+    BACKGROUND_CHOICES,
+    MAX_SIDE,
+    cut_out,
+    parse_background,
+)
+
+__all__ = [
+    "BACKGROUND_CHOICES",
+    "MAX_SIDE",
+    "Body",
+    "NoPerson",
+    "compose",
+    "cut_out",
+    "find_body",
+    "parse_background",
+]
+
+log = logging.getLogger("mirrago.sandbox.render")
+
+
+def compose(
+    person: Image.Image, garment: Image.Image, background: str | None = None
+) -> Image.Image:
+    """Return the person wearing the garment, at most `MAX_SIDE` px on its longest side (RGB).
+
+    `background` is a value from `parse_background`: None keeps the person's backdrop.
+    """
+    canvas = placement._fit(ImageOps.exif_transpose(person).convert("RGB"), MAX_SIDE)
+    try:
+        body = find_body(canvas)
+    except NoPerson as reason:
+        log.warning("sandbox render: no person found (%s); used the plain placement", reason)
+        return placement.compose(canvas, garment, background)
+    shape = read_garment(garment)
+    backdrop = canvas if background is None else replace_background(canvas, body, background)
+    return fit(canvas, backdrop, shape, body)
+
+
+def replace_background(canvas: Image.Image, body: Body, background: str) -> Image.Image:
+    """The photo with everything but the person (by the segmentation mask) replaced by
+    `background` (`white`, `studio` or a colour). The face is always kept as it was."""
+    mask = np.clip((body.mask - 0.15) / 0.7, 0.0, 1.0)
+    left, top, right, bottom = body.face_box()
+    mask[max(top, 0) : max(bottom, 0), max(left, 0) : max(right, 0)] = 1.0
+    alpha = Image.fromarray((mask * 255).astype(np.uint8), "L").filter(
+        ImageFilter.GaussianBlur(max(1.0, max(canvas.size) / 700))
+    )
+    alpha_array = np.asarray(alpha).copy()
+    alpha_array[max(top, 0) : max(bottom, 0), max(left, 0) : max(right, 0)] = 255
+    fill = placement._backdrop_fill(canvas.size, background)
+    return Image.composite(canvas, fill, Image.fromarray(alpha_array, "L"))

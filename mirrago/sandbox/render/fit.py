@@ -1,0 +1,399 @@
+"""Fit a garment to a found body: warp, layer, shade and composite.
+
+The torso of the garment goes to the body's torso by one affine map set by the shoulders
+(width and tilt) and the hips (length, for tops); each sleeve is a strip of quads laid along
+the arm's polyline (shoulder → elbow → wrist), so it bends at the elbow. Layers, back to
+front: the torso, the person's own arms where they cross it, the sleeves, then the person's
+head and hair, copied back untouched.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageChops, ImageDraw, ImageFilter
+
+from mirrago.sandbox.render import body as bodies
+from mirrago.sandbox.render.garment import Garment, Sleeve
+
+# Outer shoulder width of a garment relative to the distance between shoulder joints.
+_SHOULDER_SPREAD = 1.22
+# How far the shoulder seam sits above the joints, in shoulder widths.
+_SHOULDER_LIFT = 0.13
+# A strapped dress's straps sit this far apart, in shoulder widths.
+_STRAP_SPREAD = 0.74
+# Where a top's hem ends below the hip joints, in shoulder widths.
+_HEM_BELOW_HIPS = 0.12
+
+
+class Frame:
+    """The body's upper frame in image pixels: `x` runs from the image-left shoulder to the
+    image-right one, `y` down the body."""
+
+    def __init__(self, body: bodies.Body) -> None:
+        points = body.points
+        right_first = points[bodies.RIGHT_SHOULDER][0] <= points[bodies.LEFT_SHOULDER][0]
+        sides = (
+            (bodies.RIGHT_SHOULDER, bodies.RIGHT_ELBOW, bodies.RIGHT_WRIST, bodies.RIGHT_HIP),
+            (bodies.LEFT_SHOULDER, bodies.LEFT_ELBOW, bodies.LEFT_WRIST, bodies.LEFT_HIP),
+        )
+        if not right_first:
+            sides = sides[::-1]
+        self.arms = tuple(points[[s, e, w]] for s, e, w, _ in sides)
+        self.hips = points[[sides[0][3], sides[1][3]]]
+        self.hips_visible = bool(body.visibility[[sides[0][3], sides[1][3]]].min() > 0.5)
+        self.arms_visible = tuple(
+            bool(body.visibility[[e, w]].min() > 0.5) for _, e, w, _ in sides
+        )
+        left, right = self.arms[0][0], self.arms[1][0]
+        self.width = max(float(np.linalg.norm(right - left)), 1.0)
+        self.x = (right - left) / self.width
+        self.y = np.array([-self.x[1], self.x[0]])
+        self.mid = (left + right) / 2
+
+
+def _torso_map(garment: Garment, frame: Frame) -> np.ndarray:
+    """The 2×3 affine map from garment pixels to image pixels for the garment's torso."""
+    if garment.sleeves:
+        scale = _SHOULDER_SPREAD * frame.width / garment.width
+    else:
+        scale = _STRAP_SPREAD * frame.width / garment.width
+    lift = _SHOULDER_LIFT * frame.width
+    stretch = scale
+    if not garment.is_long and frame.hips_visible:
+        hem_depth = float((frame.hips.mean(axis=0) - frame.mid) @ frame.y)
+        wanted = hem_depth + lift + _HEM_BELOW_HIPS * frame.width
+        stretch = float(np.clip(wanted / (garment.hem_y - garment.shoulder_y), 0.85 * scale,
+                                1.3 * scale))
+    # image = mid + x·(gx − cx)·scale + y·((gy − shoulder_y)·stretch − lift)
+    linear = np.column_stack([frame.x * scale, frame.y * stretch])
+    offset = (
+        frame.mid
+        - frame.x * garment.centre_x * scale
+        - frame.y * (garment.shoulder_y * stretch + lift)
+    )
+    return np.column_stack([linear, offset])
+
+
+def _apply(matrix: np.ndarray, point: np.ndarray) -> np.ndarray:
+    return matrix[:, :2] @ point + matrix[:, 2]
+
+
+def _affine_layer(
+    source: Image.Image, matrix: np.ndarray, size: tuple[int, int]
+) -> Image.Image:
+    """`source` (RGBA) mapped by the 2×3 `matrix` onto a transparent canvas of `size`.
+
+    Shrinks the source first when the map shrinks it a lot, so that stripes and prints do not
+    alias.
+    """
+    shrink = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+    if shrink < 0.8:
+        factor = max(shrink * 1.25, 0.05)
+        small = (max(1, round(source.width * factor)), max(1, round(source.height * factor)))
+        scaled = source.resize(small, Image.Resampling.BILINEAR)
+        matrix = matrix.copy()
+        matrix[:, 0] *= source.width / small[0]
+        matrix[:, 1] *= source.height / small[1]
+        source = scaled
+    inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
+    return source.transform(
+        size,
+        Image.Transform.AFFINE,
+        tuple(inverse.ravel()),
+        resample=Image.Resampling.BILINEAR,
+    )
+
+
+def _triangle_affine(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The 2×3 affine map taking the triangle `src` (3×2) onto `dst` (3×2)."""
+    a = np.column_stack([src, np.ones(3)])
+    return np.linalg.solve(a, dst).T
+
+
+def _polyline_at(points: np.ndarray, distance: float) -> tuple[np.ndarray, np.ndarray]:
+    """The point `distance` along the polyline (negative: before its start, straight back) and
+    the unit direction there (averaged across a bend so that strips do not fold)."""
+    segments = np.diff(points, axis=0)
+    lengths = np.maximum(np.linalg.norm(segments, axis=1), 1e-6)
+    units = segments / lengths[:, None]
+    if distance <= 0:
+        return points[0] + units[0] * distance, units[0]
+    walked = 0.0
+    for index, (length, unit) in enumerate(zip(lengths, units, strict=True)):
+        if distance <= walked + length or index == len(lengths) - 1:
+            along = distance - walked
+            position = points[index] + unit * along
+            # Blend directions near a joint, over a fifth of the segment on either side.
+            blend = 0.2 * length
+            if index + 1 < len(units) and along > length - blend:
+                weight = 0.5 * (along - (length - blend)) / blend
+                unit = (1 - weight) * unit + weight * units[index + 1]
+            elif index > 0 and along < blend:
+                weight = 0.5 * (blend - along) / blend
+                unit = (1 - weight) * unit + weight * units[index - 1]
+            return position, unit / max(np.linalg.norm(unit), 1e-6)
+        walked += length
+    return points[-1], units[-1]
+
+
+def _draw_sleeve(
+    layer: Image.Image, sleeve: Sleeve, arm: np.ndarray, torso: np.ndarray, scale: float
+) -> float:
+    """Draw the sleeve onto `layer`, warped along `arm` (shoulder, elbow, wrist). Returns how
+    far along the arm (in pixels from the shoulder seam) it ends."""
+    root = sleeve.root
+    axis = (sleeve.cuff - root) / max(sleeve.length, 1e-6)
+    normal = np.array([-axis[1], axis[0]])
+    half_width = sleeve.half_width * 1.12
+    start = _apply(torso, root)
+    arm_length = float(np.linalg.norm(arm[1] - arm[0]) + np.linalg.norm(arm[2] - arm[1]))
+    reach = sleeve.length * scale
+    if reach > 0.75 * arm_length:  # a long sleeve ends at the wrist, whatever its drawing
+        reach = arm_length * 1.02
+    path = np.vstack([start, arm[1], arm[2], arm[2] + (arm[2] - arm[1]) * 0.5])
+    steps = (-0.35, 0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.12)
+    sections_src, sections_dst = [], []
+    for t in steps:
+        centre_src = root + axis * sleeve.length * t
+        sections_src.append((centre_src - normal * half_width, centre_src + normal * half_width))
+        centre_dst, direction = _polyline_at(path, reach * t)
+        normal_dst = np.array([-direction[1], direction[0]])
+        reach_width = half_width * scale
+        sections_dst.append(
+            (centre_dst - normal_dst * reach_width, centre_dst + normal_dst * reach_width)
+        )
+    # Shrink the sleeve once to about its size on the body (the triangles then only move it).
+    factor = min(1.0, scale * 1.25)
+    source = sleeve.image
+    if factor < 0.95:
+        small = (max(1, round(source.width * factor)), max(1, round(source.height * factor)))
+        source = source.resize(small, Image.Resampling.BILINEAR)
+        sections_src = [(a * factor, b * factor) for a, b in sections_src]
+    for (a0, a1), (b0, b1), (c0, c1), (d0, d1) in zip(
+        sections_src[:-1], sections_src[1:], sections_dst[:-1], sections_dst[1:], strict=True
+    ):
+        for src, dst in (
+            (np.array([a0, a1, b1]), np.array([c0, c1, d1])),
+            (np.array([a0, b1, b0]), np.array([c0, d1, d0])),
+        ):
+            _paste_triangle(layer, source, src, dst)
+    return reach
+
+
+def _paste_triangle(
+    layer: Image.Image, source: Image.Image, src: np.ndarray, dst: np.ndarray
+) -> None:
+    """Warp the triangle `src` of `source` onto `dst` of `layer` (in place), through the
+    destination's bounding box only."""
+    left, top = np.floor(dst.min(axis=0)).astype(int) - 1
+    right, bottom = np.ceil(dst.max(axis=0)).astype(int) + 1
+    left, top = max(left, 0), max(top, 0)
+    right, bottom = min(right, layer.width), min(bottom, layer.height)
+    if right <= left or bottom <= top:
+        return
+    box_size = (int(right - left), int(bottom - top))
+    matrix = _triangle_affine(src, dst - (left, top))
+    if abs(np.linalg.det(matrix[:, :2])) < 1e-6:
+        return
+    piece = _affine_layer(source, matrix, box_size)
+    mask = Image.new("L", box_size, 0)
+    polygon = [tuple(p) for p in (dst - (left, top))]
+    ImageDraw.Draw(mask).polygon(polygon, fill=255, outline=255)
+    piece.putalpha(ImageChops.multiply(piece.getchannel("A"), mask))
+    layer.alpha_composite(piece, dest=(int(left), int(top)))
+
+
+def _capsule(size: tuple[int, int], points: np.ndarray, radius: float) -> np.ndarray:
+    """A float mask (0…1) of the thick polyline through `points`."""
+    mask = Image.new("L", size, 0)
+    draw = ImageDraw.Draw(mask)
+    coords = [tuple(p) for p in points]
+    draw.line(coords, fill=255, width=max(1, int(2 * radius)), joint="curve")
+    for x, y in coords:
+        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=255)
+    return np.asarray(mask, dtype=np.float32) / 255.0
+
+
+def _shading(canvas: Image.Image) -> np.ndarray:
+    """The photo's local light as a gain around 1: fine blur over coarse blur of its
+    luminance, so that folds and shadows carry over but the colour of the clothes under the
+    garment (dark trousers, a white shirt) does not. Computed at a quarter size (it is
+    smooth) and scaled back."""
+    small = canvas.convert("L").reduce(4) if min(canvas.size) >= 64 else canvas.convert("L")
+    fine = small.filter(ImageFilter.GaussianBlur(max(1.0, max(small.size) / 150)))
+    coarse = small.filter(ImageFilter.GaussianBlur(max(3.0, max(small.size) / 12)))
+    ratio = (np.asarray(fine, dtype=np.float32) + 8) / (np.asarray(coarse, dtype=np.float32) + 8)
+    gain = np.clip(1.0 + 0.9 * (ratio - 1.0), 0.6, 1.25)
+    gain_image = Image.fromarray(gain.astype(np.float32), "F").resize(
+        canvas.size, Image.Resampling.BILINEAR
+    )
+    return np.asarray(gain_image, dtype=np.float32)
+
+
+def _skin_colour(canvas: Image.Image, body: bodies.Body) -> np.ndarray | None:
+    """The median skin colour inside the face box (YCbCr skin test), or None."""
+    left, top, right, bottom = body.face_box()
+    face = canvas.crop((max(left, 0), max(top, 0), max(right, 1), max(bottom, 1)))
+    if face.width < 4 or face.height < 4:
+        return None
+    rgb = np.asarray(face, dtype=np.int16).reshape(-1, 3)
+    ycc = np.asarray(face.convert("YCbCr"), dtype=np.int16).reshape(-1, 3)
+    skin = (
+        (ycc[:, 2] >= 133) & (ycc[:, 2] <= 180) & (ycc[:, 1] >= 77) & (ycc[:, 1] <= 130)
+        & (rgb[:, 0] > rgb[:, 2])
+    )  # fmt: skip
+    if skin.sum() < 20:
+        return None
+    return np.median(rgb[skin], axis=0).astype(np.float32)
+
+
+def _working_box(
+    size: tuple[int, int], points: list[np.ndarray], margin: float
+) -> tuple[int, int, int, int]:
+    stacked = np.vstack(points)
+    left, top = np.floor(stacked.min(axis=0) - margin).astype(int)
+    right, bottom = np.ceil(stacked.max(axis=0) + margin).astype(int)
+    return (
+        int(np.clip(left, 0, size[0] - 1)),
+        int(np.clip(top, 0, size[1] - 1)),
+        int(np.clip(right, 1, size[0])),
+        int(np.clip(bottom, 1, size[1])),
+    )
+
+
+def _shift(matrix: np.ndarray, offset: tuple[int, int]) -> np.ndarray:
+    shifted = matrix.copy()
+    shifted[:, 2] -= offset
+    return shifted
+
+
+def fit(
+    canvas: Image.Image, backdrop: Image.Image, garment: Garment, body: bodies.Body
+) -> Image.Image:
+    """`canvas` (the person photo, RGB) wearing `garment`, composed over `backdrop` (the
+    photo itself, or the photo with its background replaced).
+
+    All the work happens inside the box the garment and the arms cover.
+    """
+    frame = Frame(body)
+    torso_map = _torso_map(garment, frame)
+    scale = float(np.linalg.norm(torso_map[:, 0]))
+    height, width = garment.torso.height, garment.torso.width
+    corners = [_apply(torso_map, np.array(p, dtype=float))
+               for p in ((0, 0), (width, 0), (0, height), (width, height))]
+    box = _working_box(canvas.size, [np.array(corners), *frame.arms], 0.35 * frame.width)
+    origin = (box[0], box[1])
+    size = (box[2] - box[0], box[3] - box[1])
+    local_map = _shift(torso_map, origin)
+    arms = [arm - origin for arm in frame.arms]
+
+    torso = _affine_layer(garment.torso, local_map, size)
+    sleeves = Image.new("RGBA", size, (0, 0, 0, 0))
+    for sleeve, arm in zip(garment.sleeves, arms, strict=False):
+        _draw_sleeve(sleeves, sleeve, arm, local_map, scale)
+    photo = canvas.crop(box)
+    gain = _shading(photo)
+    result = backdrop.crop(box).convert("RGBA")
+    piece, at = _finish(torso, gain)
+    result.alpha_composite(piece, dest=at)
+
+    # The person's bare forearms and hands stay in front of the garment's torso.
+    front = _bare_arms(photo, body, arms, frame, origin)
+    if front is not None:
+        result.alpha_composite(front)
+    piece, at = _finish(sleeves, gain)
+    result.alpha_composite(piece, dest=at)
+
+    # The head (face and hair) is copied back untouched.
+    result.alpha_composite(_head(backdrop.crop(box), body, origin))
+    out = backdrop.copy()
+    out.paste(result.convert("RGB"), origin)
+    return out
+
+
+def _bare_arms(
+    photo: Image.Image,
+    body: bodies.Body,
+    arms: list[np.ndarray],
+    frame: Frame,
+    origin: tuple[int, int],
+) -> Image.Image | None:
+    """The person's skin-coloured forearms and hands (from the photo) as an RGBA layer, or
+    None when the arms are not seen or no skin colour is found."""
+    skin = _skin_colour(photo.crop((0, 0, photo.width, photo.height)), _Shifted(body, origin))
+    if skin is None:
+        return None
+    radius = 0.15 * frame.width
+    capsules = np.zeros(photo.size[::-1], dtype=np.float32)
+    for arm, visible in zip(arms, frame.arms_visible, strict=True):
+        if not visible:
+            continue
+        hand = arm[2] + (arm[2] - arm[1]) * 0.35
+        capsules = np.maximum(capsules, _capsule(photo.size, np.vstack([arm[1], arm[2], hand]),
+                                                 radius))
+    if not capsules.any():
+        return None
+    rgb = np.asarray(photo, dtype=np.float32)
+    distance = np.abs(rgb - skin).max(axis=2)
+    skin_like = np.clip((70.0 - distance) / 30.0, 0.0, 1.0)
+    left, top = origin
+    person = body.mask[top : top + photo.height, left : left + photo.width]
+    alpha = capsules * skin_like * np.clip(person * 1.5 - 0.25, 0, 1)
+    alpha_image = Image.fromarray((alpha * 255).astype(np.uint8), "L").filter(
+        ImageFilter.GaussianBlur(0.7)
+    )
+    layer = photo.convert("RGBA")
+    layer.putalpha(alpha_image)
+    return layer
+
+
+class _Shifted:
+    """A body's face box moved into a crop's coordinates."""
+
+    def __init__(self, body: bodies.Body, origin: tuple[int, int]) -> None:
+        self._box = body.face_box()
+        self._origin = origin
+
+    def face_box(self) -> tuple[int, int, int, int]:
+        left, top, right, bottom = self._box
+        x, y = self._origin
+        return left - x, top - y, right - x, bottom - y
+
+
+def _head(backdrop: Image.Image, body: bodies.Body, origin: tuple[int, int]) -> Image.Image:
+    """The head of the person (an ellipse around the face and everything of the person
+    above the chin) as an RGBA layer taken from `backdrop`."""
+    left, top, right, bottom = _Shifted(body, origin).face_box()
+    face_width = right - left
+    size = backdrop.size
+    head = Image.new("L", size, 0)
+    ImageDraw.Draw(head).ellipse(
+        (left - 0.25 * face_width, top - 0.6 * face_width, right + 0.25 * face_width, bottom),
+        fill=255,
+    )
+    head_mask = np.asarray(head, dtype=np.float32) / 255.0
+    x, y = origin
+    person = body.mask[y : y + size[1], x : x + size[0]] > 0.5
+    rows = np.arange(size[1], dtype=np.float32)[:, None]
+    above_chin = np.clip((bottom - rows) / 3.0, 0, 1) * person
+    head_mask = np.maximum(head_mask, above_chin)
+    layer = backdrop.convert("RGBA")
+    layer.putalpha(Image.fromarray((head_mask * 255).astype(np.uint8), "L"))
+    return layer
+
+
+def _finish(layer: Image.Image, gain: np.ndarray) -> tuple[Image.Image, tuple[int, int]]:
+    """Shade the layer with the photo's light and feather its edge; returns the piece that
+    holds anything (cropped) and where it goes."""
+    box = layer.getchannel("A").getbbox()
+    if box is None:
+        return Image.new("RGBA", (1, 1), (0, 0, 0, 0)), (0, 0)
+    left, top, right, bottom = box
+    left, top = max(left - 2, 0), max(top - 2, 0)
+    right, bottom = min(right + 2, layer.width), min(bottom + 2, layer.height)
+    piece = layer.crop((left, top, right, bottom))
+    rgb = np.asarray(piece.convert("RGB"), dtype=np.float32)
+    rgb *= gain[top:bottom, left:right, None]
+    shaded = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB").convert("RGBA")
+    shaded.putalpha(piece.getchannel("A").filter(ImageFilter.GaussianBlur(0.8)))
+    return shaded, (left, top)
