@@ -10,6 +10,7 @@ found, or the models cannot run here, it falls back to the plain placement of
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
@@ -30,13 +31,27 @@ __all__ = [
     "MAX_SIDE",
     "Body",
     "NoPerson",
+    "Rendering",
     "compose",
     "cut_out",
     "find_body",
     "parse_background",
+    "render",
 ]
 
 log = logging.getLogger("mirrago.sandbox.render")
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """A render and what it is made of: `coverage` is the garment's opacity per pixel of
+    `image` (None for the plain placement), `body` the person found (None if none was), and
+    `fallback` why the plain placement was used (None when the garment was fitted)."""
+
+    image: Image.Image
+    coverage: np.ndarray | None
+    body: Body | None
+    fallback: str | None
 
 
 def compose(
@@ -46,15 +61,24 @@ def compose(
 
     `background` is a value from `parse_background`: None keeps the person's backdrop.
     """
+    return render(person, garment, background).image
+
+
+def render(
+    person: Image.Image, garment: Image.Image, background: str | None = None
+) -> Rendering:
+    """`compose`, with the garment's coverage and the body it was fitted to."""
     canvas = placement._fit(ImageOps.exif_transpose(person).convert("RGB"), MAX_SIDE)
     try:
         body = find_body(canvas)
     except NoPerson as reason:
         log.warning("sandbox render: no person found (%s); used the plain placement", reason)
-        return placement.compose(canvas, garment, background)
+        image = placement.compose(canvas, garment, background)
+        return Rendering(image, None, None, str(reason))
     shape = read_garment(garment)
     backdrop = canvas if background is None else replace_background(canvas, body, background)
-    return fit(canvas, backdrop, shape, body)
+    image, coverage = fit(canvas, backdrop, shape, body)
+    return Rendering(image, coverage, body, None)
 
 
 def replace_background(canvas: Image.Image, body: Body, background: str) -> Image.Image:

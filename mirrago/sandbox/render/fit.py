@@ -21,6 +21,8 @@ _SHOULDER_SPREAD = 1.22
 _SHOULDER_LIFT = 0.13
 # A strapped dress's straps sit this far apart, in shoulder widths.
 _STRAP_SPREAD = 0.74
+# Where a strapped garment's bodice starts below the shoulder joints, in shoulder widths.
+_BODICE_BELOW_SHOULDERS = 0.42
 # Where a top's hem ends below the hip joints, in shoulder widths.
 _HEM_BELOW_HIPS = 0.12
 
@@ -38,17 +40,31 @@ class Frame:
         )
         if not right_first:
             sides = sides[::-1]
-        self.arms = tuple(points[[s, e, w]] for s, e, w, _ in sides)
+        height, width = body.mask.shape
+
+        def seen(index: int) -> bool:
+            x, y = points[index]
+            return bool(body.visibility[index] > 0.5 and 0 <= x < width and 0 <= y < height)
+
         self.hips = points[[sides[0][3], sides[1][3]]]
-        self.hips_visible = bool(body.visibility[[sides[0][3], sides[1][3]]].min() > 0.5)
-        self.arms_visible = tuple(
-            bool(body.visibility[[e, w]].min() > 0.5) for _, e, w, _ in sides
-        )
-        left, right = self.arms[0][0], self.arms[1][0]
+        self.hips_visible = seen(sides[0][3]) and seen(sides[1][3])
+        left, right = points[sides[0][0]], points[sides[1][0]]
         self.width = max(float(np.linalg.norm(right - left)), 1.0)
         self.x = (right - left) / self.width
         self.y = np.array([-self.x[1], self.x[0]])
         self.mid = (left + right) / 2
+        # An arm out of the picture (a portrait) hangs down by the body, slightly out.
+        arms, visible = [], []
+        for (shoulder, elbow, wrist, _), out in zip(sides, (-1.0, 1.0), strict=True):
+            if seen(elbow):
+                arms.append(points[[shoulder, elbow, wrist]])
+            else:
+                start = points[shoulder]
+                bend = start + self.y * 1.1 * self.width + self.x * out * 0.12 * self.width
+                arms.append(np.vstack([start, bend, bend + self.y * self.width]))
+            visible.append(seen(elbow) and seen(wrist))
+        self.arms = tuple(arms)
+        self.arms_visible = tuple(visible)
 
 
 def _torso_map(garment: Garment, frame: Frame) -> np.ndarray:
@@ -57,7 +73,7 @@ def _torso_map(garment: Garment, frame: Frame) -> np.ndarray:
         scale = _SHOULDER_SPREAD * frame.width / garment.width
     else:
         scale = _STRAP_SPREAD * frame.width / garment.width
-    lift = _SHOULDER_LIFT * frame.width
+    lift = (_SHOULDER_LIFT if garment.sleeves else -_BODICE_BELOW_SHOULDERS) * frame.width
     stretch = scale
     if not garment.is_long and frame.hips_visible:
         hem_depth = float((frame.hips.mean(axis=0) - frame.mid) @ frame.y)
@@ -158,7 +174,8 @@ def _draw_sleeve(
         sections_src.append((centre_src - normal * half_width, centre_src + normal * half_width))
         centre_dst, direction = _polyline_at(path, reach * t)
         normal_dst = np.array([-direction[1], direction[0]])
-        reach_width = half_width * scale
+        # A sleeve hangs closer to the arm than it lies flat in a product shot.
+        reach_width = half_width * scale * 0.85
         sections_dst.append(
             (centre_dst - normal_dst * reach_width, centre_dst + normal_dst * reach_width)
         )
@@ -223,7 +240,7 @@ def _shading(canvas: Image.Image) -> np.ndarray:
     fine = small.filter(ImageFilter.GaussianBlur(max(1.0, max(small.size) / 150)))
     coarse = small.filter(ImageFilter.GaussianBlur(max(3.0, max(small.size) / 12)))
     ratio = (np.asarray(fine, dtype=np.float32) + 8) / (np.asarray(coarse, dtype=np.float32) + 8)
-    gain = np.clip(1.0 + 0.9 * (ratio - 1.0), 0.6, 1.25)
+    gain = np.clip(1.0 + 0.65 * (ratio - 1.0), 0.7, 1.2)
     gain_image = Image.fromarray(gain.astype(np.float32), "F").resize(
         canvas.size, Image.Resampling.BILINEAR
     )
@@ -269,9 +286,10 @@ def _shift(matrix: np.ndarray, offset: tuple[int, int]) -> np.ndarray:
 
 def fit(
     canvas: Image.Image, backdrop: Image.Image, garment: Garment, body: bodies.Body
-) -> Image.Image:
+) -> tuple[Image.Image, np.ndarray]:
     """`canvas` (the person photo, RGB) wearing `garment`, composed over `backdrop` (the
-    photo itself, or the photo with its background replaced).
+    photo itself, or the photo with its background replaced), and the garment's opacity in
+    the result per pixel (0…1: what shows of it after the arms and head in front).
 
     All the work happens inside the box the garment and the arms cover.
     """
@@ -288,27 +306,96 @@ def fit(
     arms = [arm - origin for arm in frame.arms]
 
     torso = _affine_layer(garment.torso, local_map, size)
+    if not garment.sleeves:  # straps run over the shoulders, out of sight behind them
+        _clip_above(torso, frame, origin, -0.08 * frame.width)
     sleeves = Image.new("RGBA", size, (0, 0, 0, 0))
     for sleeve, arm in zip(garment.sleeves, arms, strict=False):
         _draw_sleeve(sleeves, sleeve, arm, local_map, scale)
     photo = canvas.crop(box)
     gain = _shading(photo)
     result = backdrop.crop(box).convert("RGBA")
+    skin = _skin_colour(canvas, body)
+    if skin is not None:
+        covered = np.maximum(
+            np.asarray(torso.getchannel("A")), np.asarray(sleeves.getchannel("A"))
+        )
+        bare = _bare_skin(photo, body, arms, frame, origin, skin, gain, covered)
+        if bare is not None:
+            result.alpha_composite(bare)
     piece, at = _finish(torso, gain)
     result.alpha_composite(piece, dest=at)
+    coverage = np.asarray(torso.getchannel("A"), dtype=np.float32) / 255.0
 
     # The person's bare forearms and hands stay in front of the garment's torso.
     front = _bare_arms(photo, body, arms, frame, origin)
     if front is not None:
         result.alpha_composite(front)
+        coverage = coverage * (1.0 - np.asarray(front.getchannel("A"), dtype=np.float32) / 255)
     piece, at = _finish(sleeves, gain)
     result.alpha_composite(piece, dest=at)
+    sleeve_alpha = np.asarray(sleeves.getchannel("A"), dtype=np.float32) / 255.0
+    coverage = sleeve_alpha + coverage * (1.0 - sleeve_alpha)
 
     # The head (face and hair) is copied back untouched.
-    result.alpha_composite(_head(backdrop.crop(box), body, origin))
+    head = _head(backdrop.crop(box), body, origin)
+    result.alpha_composite(head)
+    coverage *= 1.0 - np.asarray(head.getchannel("A"), dtype=np.float32) / 255.0
     out = backdrop.copy()
     out.paste(result.convert("RGB"), origin)
-    return out
+    full = np.zeros(canvas.size[::-1], dtype=np.float32)
+    full[box[1] : box[3], box[0] : box[2]] = coverage
+    return out, full
+
+
+def _clip_above(layer: Image.Image, frame: Frame, origin: tuple[int, int], depth: float) -> None:
+    """Make the layer transparent above the line `depth` px below the shoulder joints."""
+    ys, xs = np.mgrid[0 : layer.height, 0 : layer.width].astype(np.float32)
+    below = (xs + origin[0] - frame.mid[0]) * frame.y[0] + (ys + origin[1] - frame.mid[1]) * (
+        frame.y[1]
+    )
+    keep = np.clip((below - depth) / 2.0, 0, 1)
+    alpha = np.asarray(layer.getchannel("A"), dtype=np.float32) * keep
+    layer.putalpha(Image.fromarray(alpha.astype(np.uint8), "L"))
+
+
+def _bare_skin(
+    photo: Image.Image,
+    body: bodies.Body,
+    arms: list[np.ndarray],
+    frame: Frame,
+    origin: tuple[int, int],
+    skin: np.ndarray,
+    gain: np.ndarray,
+    covered: np.ndarray,
+) -> Image.Image | None:
+    """Skin painted over the person's own clothes where the new garment leaves the shoulders
+    and arms bare (a strapped dress over a T-shirt, short sleeves over long ones): the
+    person's own sleeves would otherwise show. Only clothing-coloured pixels of the person,
+    on the shoulders and arms, outside the new garment, are painted; shading is kept."""
+    if not all(frame.arms_visible):
+        return None  # a portrait: the arms and their sleeves are out of the picture
+    radius = 0.17 * frame.width
+    chest = np.vstack([arms[0][0], arms[1][0]]) + frame.y * 0.12 * frame.width
+    zone = _capsule(photo.size, chest, 0.28 * frame.width)
+    for arm in arms:
+        zone = np.maximum(zone, _capsule(photo.size, arm, radius))
+    left, top = origin
+    person = body.mask[top : top + photo.height, left : left + photo.width]
+    rgb = np.asarray(photo, dtype=np.float32)
+    not_skin = np.clip((np.abs(rgb - skin).max(axis=2) - 28.0) / 20.0, 0.0, 1.0)
+    # Below the chin only: the head is never painted.
+    _, _, _, chin = _Shifted(body, origin).face_box()
+    rows = np.arange(photo.height, dtype=np.float32)[:, None]
+    below_chin = np.clip((rows - chin - 0.1 * frame.width) / 4.0, 0, 1)
+    alpha = zone * not_skin * np.clip(person * 1.6 - 0.3, 0, 1) * below_chin
+    alpha *= 1.0 - covered.astype(np.float32) / 255.0
+    if alpha.max() < 0.05:
+        return None
+    paint = skin[None, None, :] * gain[..., None]
+    layer = np.dstack([np.clip(paint, 0, 255), alpha * 255]).astype(np.uint8)
+    image = Image.fromarray(layer, "RGBA")
+    image.putalpha(image.getchannel("A").filter(ImageFilter.GaussianBlur(1.0)))
+    return image
 
 
 def _bare_arms(
@@ -371,6 +458,7 @@ def _head(backdrop: Image.Image, body: bodies.Body, origin: tuple[int, int]) -> 
         (left - 0.25 * face_width, top - 0.6 * face_width, right + 0.25 * face_width, bottom),
         fill=255,
     )
+    ImageDraw.Draw(head).rectangle((left, top, right - 1, bottom - 1), fill=255)
     head_mask = np.asarray(head, dtype=np.float32) / 255.0
     x, y = origin
     person = body.mask[y : y + size[1], x : x + size[0]] > 0.5

@@ -46,7 +46,8 @@ class Sleeve:
 class Garment:
     """The garment's landmarks in its own (cropped) pixels.
 
-    `left`/`right` are the torso band's columns, `shoulder_y` the top of the garment at them,
+    `left`/`right` are the torso band's columns, `shoulder_y` the top of the garment at them
+    (for a garment without sleeves: its straps' span, and the top of its bodice),
     `hem_y` its last row, `neck_y` the top of its centre. `torso` is the cut-out without its
     sleeves; `sleeves` is (image-left, image-right), empty for a garment without sleeves.
     """
@@ -155,7 +156,13 @@ def _analyse(garment: Image.Image) -> Garment:
         top_band = solid[top_row : top_row + max(2, int(0.06 * span))]
         columns = np.nonzero(top_band.any(axis=0))[0]
         left, right = float(columns[0]), float(columns[-1] + 1)
-        return Garment(image, image, left, right, float(top_row), float(hem), neck_y, (), colour)
+        # Its anchor is the bodice's top: the first row wider than straps can be.
+        bodice = top_row
+        for y in range(top_row, hem):
+            if max((b - a for a, b in _runs(solid[y])), default=0) > 0.25 * width:
+                bodice = y
+                break
+        return Garment(image, image, left, right, float(bodice), float(hem), neck_y, (), colour)
 
     left, right = hem_left, hem_right
     shoulder_y = (top_at(left + 1) + top_at(right - 2)) / 2
@@ -201,11 +208,11 @@ def _sleeve(
     if len(xs_found) < 10:
         xs_found, ys_found = np.array([seam_x, seam_x]), np.array([start, end])
     points = np.stack([xs_found, ys_found], axis=1).astype(np.float64)
-    distance = np.linalg.norm(points - root, axis=1)
-    far = points[distance >= 0.92 * distance.max()]
-    cuff = far.mean(axis=0)
-    axis = cuff - root
+    # The sleeve's axis runs from the seam through its centre of mass; the cuff is where the
+    # sleeve ends along it.
+    axis = points.mean(axis=0) - root
     axis /= max(np.linalg.norm(axis), 1e-6)
+    cuff = root + axis * float(np.percentile((points - root) @ axis, 99.5))
     across = np.abs((points - root) @ np.array([-axis[1], axis[0]]))
     half_width = float(np.percentile(across, 98)) if len(across) else 4.0
     sleeve = image.copy()
