@@ -97,11 +97,14 @@ def _apply(matrix: np.ndarray, point: np.ndarray) -> np.ndarray:
 def _affine_layer(
     source: Image.Image, matrix: np.ndarray, size: tuple[int, int]
 ) -> Image.Image:
-    """`source` (RGBA) mapped by the 2×3 `matrix` onto a transparent canvas of `size`.
+    """`source` (RGBA, or premultiplied RGBa: pass that when mapping one source many times)
+    mapped by the 2×3 `matrix` onto a transparent canvas of `size`, as RGBA.
 
     Shrinks the source first when the map shrinks it a lot, so that stripes and prints do not
     alias.
     """
+    if source.mode == "RGBA":  # Pillow would premultiply on every call; do it once here
+        source = source.convert("RGBa")
     shrink = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
     if shrink < 0.8:
         factor = max(shrink * 1.25, 0.05)
@@ -117,7 +120,7 @@ def _affine_layer(
         Image.Transform.AFFINE,
         tuple(inverse.ravel()),
         resample=Image.Resampling.BILINEAR,
-    )
+    ).convert("RGBA")
 
 
 def _triangle_affine(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -167,7 +170,7 @@ def _draw_sleeve(
     if reach > 0.75 * arm_length:  # a long sleeve ends at the wrist, whatever its drawing
         reach = arm_length * 1.02
     path = np.vstack([start, arm[1], arm[2], arm[2] + (arm[2] - arm[1]) * 0.5])
-    steps = (-0.35, 0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.12)
+    steps = (-0.35, 0.0, 0.3, 0.6, 0.85, 1.12)
     sections_src, sections_dst = [], []
     for t in steps:
         centre_src = root + axis * sleeve.length * t
@@ -186,6 +189,7 @@ def _draw_sleeve(
         small = (max(1, round(source.width * factor)), max(1, round(source.height * factor)))
         source = source.resize(small, Image.Resampling.BILINEAR)
         sections_src = [(a * factor, b * factor) for a, b in sections_src]
+    source = source.convert("RGBa")
     for (a0, a1), (b0, b1), (c0, c1), (d0, d1) in zip(
         sections_src[:-1], sections_src[1:], sections_dst[:-1], sections_dst[1:], strict=True
     ):
@@ -237,10 +241,10 @@ def _shading(canvas: Image.Image) -> np.ndarray:
     garment (dark trousers, a white shirt) does not. Computed at a quarter size (it is
     smooth) and scaled back."""
     small = canvas.convert("L").reduce(4) if min(canvas.size) >= 64 else canvas.convert("L")
-    fine = small.filter(ImageFilter.GaussianBlur(max(1.0, max(small.size) / 150)))
+    fine = small.filter(ImageFilter.GaussianBlur(max(1.0, max(small.size) / 80)))
     coarse = small.filter(ImageFilter.GaussianBlur(max(3.0, max(small.size) / 12)))
     ratio = (np.asarray(fine, dtype=np.float32) + 8) / (np.asarray(coarse, dtype=np.float32) + 8)
-    gain = np.clip(1.0 + 0.65 * (ratio - 1.0), 0.7, 1.2)
+    gain = np.clip(1.0 + 0.6 * (ratio - 1.0), 0.75, 1.15)
     gain_image = Image.fromarray(gain.astype(np.float32), "F").resize(
         canvas.size, Image.Resampling.BILINEAR
     )
@@ -314,8 +318,11 @@ def fit(
     photo = canvas.crop(box)
     gain = _shading(photo)
     result = backdrop.crop(box).convert("RGBA")
-    skin = _skin_colour(canvas, body)
-    if skin is not None:
+    colour = _skin_colour(canvas, body)
+    skin = None
+    if colour is not None:
+        rgb = np.asarray(photo, dtype=np.int16)
+        skin = (colour, np.abs(rgb - colour.astype(np.int16)).max(axis=2).astype(np.float32))
         covered = np.maximum(
             np.asarray(torso.getchannel("A")), np.asarray(sleeves.getchannel("A"))
         )
@@ -327,7 +334,7 @@ def fit(
     coverage = np.asarray(torso.getchannel("A"), dtype=np.float32) / 255.0
 
     # The person's bare forearms and hands stay in front of the garment's torso.
-    front = _bare_arms(photo, body, arms, frame, origin)
+    front = _bare_arms(photo, body, arms, frame, origin, skin) if skin else None
     if front is not None:
         result.alpha_composite(front)
         coverage = coverage * (1.0 - np.asarray(front.getchannel("A"), dtype=np.float32) / 255)
@@ -358,41 +365,57 @@ def _clip_above(layer: Image.Image, frame: Frame, origin: tuple[int, int], depth
     layer.putalpha(Image.fromarray(alpha.astype(np.uint8), "L"))
 
 
+def _extent(mask: np.ndarray) -> tuple[slice, slice] | None:
+    """The rows and columns that hold anything of `mask`."""
+    rows, columns = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    if len(rows) == 0:
+        return None
+    return slice(rows[0], rows[-1] + 1), slice(columns[0], columns[-1] + 1)
+
+
 def _bare_skin(
     photo: Image.Image,
     body: bodies.Body,
     arms: list[np.ndarray],
     frame: Frame,
     origin: tuple[int, int],
-    skin: np.ndarray,
+    skin: tuple[np.ndarray, np.ndarray],
     gain: np.ndarray,
     covered: np.ndarray,
 ) -> Image.Image | None:
     """Skin painted over the person's own clothes where the new garment leaves the shoulders
     and arms bare (a strapped dress over a T-shirt, short sleeves over long ones): the
     person's own sleeves would otherwise show. Only clothing-coloured pixels of the person,
-    on the shoulders and arms, outside the new garment, are painted; shading is kept."""
+    on the shoulders and arms, outside the new garment, are painted; shading is kept.
+
+    `skin` is the skin colour and each pixel's distance from it."""
     if not all(frame.arms_visible):
         return None  # a portrait: the arms and their sleeves are out of the picture
+    colour, distance = skin
     radius = 0.17 * frame.width
     chest = np.vstack([arms[0][0], arms[1][0]]) + frame.y * 0.12 * frame.width
     zone = _capsule(photo.size, chest, 0.28 * frame.width)
     for arm in arms:
         zone = np.maximum(zone, _capsule(photo.size, arm, radius))
+    zone *= covered < 128
+    extent = _extent(zone > 0)
+    if extent is None:
+        return None
+    rows, columns = extent
     left, top = origin
-    person = body.mask[top : top + photo.height, left : left + photo.width]
-    rgb = np.asarray(photo, dtype=np.float32)
-    not_skin = np.clip((np.abs(rgb - skin).max(axis=2) - 28.0) / 20.0, 0.0, 1.0)
+    person = body.mask[top : top + photo.height, left : left + photo.width][extent]
+    not_skin = np.clip((distance[extent] - 28.0) / 20.0, 0.0, 1.0)
     # Below the chin only: the head is never painted.
     _, _, _, chin = _Shifted(body, origin).face_box()
-    rows = np.arange(photo.height, dtype=np.float32)[:, None]
-    below_chin = np.clip((rows - chin - 0.1 * frame.width) / 4.0, 0, 1)
-    alpha = zone * not_skin * np.clip(person * 1.6 - 0.3, 0, 1) * below_chin
-    alpha *= 1.0 - covered.astype(np.float32) / 255.0
+    ys = np.arange(rows.start, rows.stop, dtype=np.float32)[:, None]
+    below_chin = np.clip((ys - chin - 0.1 * frame.width) / 4.0, 0, 1)
+    alpha = zone[extent] * not_skin * np.clip(person * 1.6 - 0.3, 0, 1) * below_chin
+    alpha *= 1.0 - covered[extent].astype(np.float32) / 255.0
     if alpha.max() < 0.05:
         return None
-    paint = skin[None, None, :] * gain[..., None]
-    layer = np.dstack([np.clip(paint, 0, 255), alpha * 255]).astype(np.uint8)
+    paint = colour[None, None, :] * gain[extent][..., None]
+    layer = np.zeros((photo.height, photo.width, 4), dtype=np.uint8)
+    layer[extent] = np.dstack([np.clip(paint, 0, 255), alpha * 255]).astype(np.uint8)
     image = Image.fromarray(layer, "RGBA")
     image.putalpha(image.getchannel("A").filter(ImageFilter.GaussianBlur(1.0)))
     return image
@@ -404,12 +427,10 @@ def _bare_arms(
     arms: list[np.ndarray],
     frame: Frame,
     origin: tuple[int, int],
+    skin: tuple[np.ndarray, np.ndarray],
 ) -> Image.Image | None:
     """The person's skin-coloured forearms and hands (from the photo) as an RGBA layer, or
-    None when the arms are not seen or no skin colour is found."""
-    skin = _skin_colour(photo.crop((0, 0, photo.width, photo.height)), _Shifted(body, origin))
-    if skin is None:
-        return None
+    None when the arms are not seen."""
     radius = 0.15 * frame.width
     capsules = np.zeros(photo.size[::-1], dtype=np.float32)
     for arm, visible in zip(arms, frame.arms_visible, strict=True):
@@ -418,17 +439,15 @@ def _bare_arms(
         hand = arm[2] + (arm[2] - arm[1]) * 0.35
         capsules = np.maximum(capsules, _capsule(photo.size, np.vstack([arm[1], arm[2], hand]),
                                                  radius))
-    if not capsules.any():
+    extent = _extent(capsules > 0)
+    if extent is None:
         return None
-    rgb = np.asarray(photo, dtype=np.float32)
-    distance = np.abs(rgb - skin).max(axis=2)
-    skin_like = np.clip((70.0 - distance) / 30.0, 0.0, 1.0)
+    skin_like = np.clip((70.0 - skin[1][extent]) / 30.0, 0.0, 1.0)
     left, top = origin
-    person = body.mask[top : top + photo.height, left : left + photo.width]
-    alpha = capsules * skin_like * np.clip(person * 1.5 - 0.25, 0, 1)
-    alpha_image = Image.fromarray((alpha * 255).astype(np.uint8), "L").filter(
-        ImageFilter.GaussianBlur(0.7)
-    )
+    person = body.mask[top : top + photo.height, left : left + photo.width][extent]
+    alpha = np.zeros(capsules.shape, dtype=np.uint8)
+    alpha[extent] = (capsules[extent] * skin_like * np.clip(person * 1.5 - 0.25, 0, 1) * 255)
+    alpha_image = Image.fromarray(alpha, "L").filter(ImageFilter.GaussianBlur(0.7))
     layer = photo.convert("RGBA")
     layer.putalpha(alpha_image)
     return layer

@@ -97,23 +97,33 @@ def read_garment(garment: Image.Image) -> Garment:
     return shape
 
 
-def _runs(row: np.ndarray) -> list[tuple[int, int]]:
-    edges = np.diff(np.r_[0, row.astype(np.int8), 0])
-    return list(zip(np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0], strict=True))
+def _widest_runs(solid: np.ndarray) -> np.ndarray:
+    """The length of each row's longest run of garment pixels."""
+    edges = np.diff(np.pad(solid.astype(np.int8), ((0, 0), (1, 1))), axis=1)
+    rows, starts = np.nonzero(edges == 1)
+    _, ends = np.nonzero(edges == -1)  # row-major order pairs each start with its end
+    widest = np.zeros(solid.shape[0], dtype=np.int64)
+    np.maximum.at(widest, rows, ends - starts)
+    return widest
 
 
-def _centre_run(row: np.ndarray, centre: int) -> tuple[int, int] | None:
-    runs = _runs(row)
-    if not runs:
-        return None
-    return min(runs, key=lambda run: 0 if run[0] <= centre < run[1] else min(
-        abs(run[0] - centre), abs(run[1] - centre)))
+def _centre_runs(solid: np.ndarray, centre: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each row, the run through column `centre`: (has one, left column, right column
+    exclusive)."""
+    width = solid.shape[1]
+    on = solid[:, centre]
+    left_gap = ~solid[:, : centre + 1][:, ::-1]
+    right_gap = ~solid[:, centre:]
+    left_len = np.where(left_gap.any(axis=1), left_gap.argmax(axis=1), centre + 1)
+    right_len = np.where(right_gap.any(axis=1), right_gap.argmax(axis=1), width - centre)
+    return on, centre + 1 - left_len, centre + right_len
 
 
 def _analyse(garment: Image.Image) -> Garment:
+    if max(garment.size) > _GARMENT_SIDE:  # cut out at working size: the same, faster
+        garment = garment.copy()
+        garment.thumbnail((_GARMENT_SIDE, _GARMENT_SIDE), Image.Resampling.BILINEAR)
     image = cut_out(garment)
-    if max(image.size) > _GARMENT_SIDE:
-        image.thumbnail((_GARMENT_SIDE, _GARMENT_SIDE), Image.Resampling.LANCZOS)
     alpha = np.asarray(image.getchannel("A"))
     solid = alpha > 128
     height, width = solid.shape
@@ -124,24 +134,18 @@ def _analyse(garment: Image.Image) -> Garment:
     top_row, hem = int(rows_with[0]), int(rows_with[-1])
     centre = int(round(np.nonzero(solid)[1].mean()))
     span = hem - top_row + 1
+    on, run_left, run_right = _centre_runs(solid, centre)
+    widest = _widest_runs(solid)
 
     def band(fraction_from: float, fraction_to: float) -> tuple[float, float]:
-        lefts, rights = [], []
-        for y in range(top_row + int(fraction_from * span), top_row + int(fraction_to * span)):
-            run = _centre_run(solid[y], centre)
-            if run:
-                lefts.append(run[0])
-                rights.append(run[1])
-        if not lefts:
+        rows = slice(top_row + int(fraction_from * span), top_row + int(fraction_to * span))
+        found = on[rows]
+        if not found.any():
             return 0.0, float(width)
-        return float(np.median(lefts)), float(np.median(rights))
+        return float(np.median(run_left[rows][found])), float(np.median(run_right[rows][found]))
 
     hem_left, hem_right = band(0.86, 0.95)
-    upper_width = max(
-        (run[1] - run[0] for y in range(top_row, top_row + int(0.45 * span))
-         for run in _runs(solid[y])),
-        default=0,
-    )
+    upper_width = int(widest[top_row : top_row + max(1, int(0.45 * span))].max())
     has_sleeves = upper_width > 1.3 * (hem_right - hem_left)
     colour = _main_colour(image, solid)
 
@@ -157,11 +161,8 @@ def _analyse(garment: Image.Image) -> Garment:
         columns = np.nonzero(top_band.any(axis=0))[0]
         left, right = float(columns[0]), float(columns[-1] + 1)
         # Its anchor is the bodice's top: the first row wider than straps can be.
-        bodice = top_row
-        for y in range(top_row, hem):
-            if max((b - a for a, b in _runs(solid[y])), default=0) > 0.25 * width:
-                bodice = y
-                break
+        wide = np.nonzero(widest[top_row:hem] > 0.25 * width)[0]
+        bodice = top_row + int(wide[0]) if len(wide) else top_row
         return Garment(image, image, left, right, float(bodice), float(hem), neck_y, (), colour)
 
     left, right = hem_left, hem_right
@@ -221,7 +222,7 @@ def _sleeve(
 
 
 def _main_colour(image: Image.Image, solid: np.ndarray) -> tuple[int, int, int]:
-    rgb = np.asarray(image.convert("RGB"))[solid]
+    rgb = np.asarray(image.convert("RGB"))[::3, ::3][solid[::3, ::3]]
     if len(rgb) == 0:
         return (128, 128, 128)
     return tuple(int(v) for v in rgb.mean(axis=0))  # type: ignore[return-value]

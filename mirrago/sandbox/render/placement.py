@@ -171,9 +171,10 @@ def _foreground_mask(rgb: Image.Image) -> Image.Image:
     backdrop, region = _border_connected_backdrop(_small_copy(rgb))
     region = ~_close_vertically(~region, max(3, region.shape[0] // 18))
     coarse = _upscaled_mask(region, rgb.size)
-    like_backdrop = np.abs(np.asarray(rgb, dtype=np.int16) - backdrop).max(axis=2) <= _TOLERANCE
     edge = (coarse > 0) & (coarse < 255)
-    foreground = (coarse == 0) | (edge & ~like_backdrop)
+    foreground = coarse == 0
+    edge_pixels = np.asarray(rgb, dtype=np.int16)[edge]  # decide only the edge band by colour
+    foreground[edge] = np.abs(edge_pixels - backdrop).max(axis=1) > _TOLERANCE
     mask = Image.fromarray(np.where(foreground, 255, 0).astype(np.uint8), "L")
     return mask.filter(ImageFilter.GaussianBlur(max(0.6, max(rgb.size) / 1200)))
 
