@@ -338,3 +338,16 @@ def test_sandbox_job_with_no_person_completes_and_logs(make_sandbox, caplog) -> 
     with Image.open(io.BytesIO(result.content)) as image:
         assert image.size == (640, 480)
     assert any("no person found" in record.getMessage() for record in caplog.records)
+
+
+def test_without_the_model_runtime_the_sandbox_falls_back_and_says_why(
+    monkeypatch, caplog
+) -> None:
+    """Where `ai-edge-litert` has no wheel it is not installed: the renderer still answers."""
+    monkeypatch.setattr(bodies, "_models", None)
+    monkeypatch.setattr(bodies, "_unavailable", "ai-edge-litert is not installed")
+    with caplog.at_level(logging.WARNING, logger="mirrago.sandbox.render"):
+        rendering = render.render(load(PERSONS[2]), load(GARMENTS[0]))
+    assert rendering.fallback == "ai-edge-litert is not installed"
+    assert rendering.image.size == canvas_of(PERSONS[2]).size
+    assert any("ai-edge-litert is not installed" in r.getMessage() for r in caplog.records)
