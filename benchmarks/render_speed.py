@@ -4,8 +4,8 @@
 
 Each person photo is scaled to 1024 px on its longest side (the sandbox's own cap) and every
 garment is rendered on it, `--rounds` times. The pose models load once, before timing (as in a
-running sandbox); the garment cache is emptied before every render, so each render pays for
-its garment's cut-out and landmarks.
+running sandbox); the renderer's caches (bodies found, garments read) are emptied before
+every render, so each render pays for finding the body and reading the garment.
 
 It prints the median and worst wall-clock time and the median CPU time of one render, with
 the load average. The render runs on one thread (the models run with one interpreter thread),
@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from mirrago.sandbox import render  # noqa: E402
+from mirrago.sandbox.render import body as bodies  # noqa: E402
 from mirrago.sandbox.render import garment as garments  # noqa: E402
 
 SAMPLES = ROOT / "mirrago" / "samples"
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         for person in persons:
             for garment in garment_images:
                 garments._cache.clear()
+                bodies._found.clear()
                 started, started_cpu = time.perf_counter(), time.process_time()
                 rendering = render.render(person, garment)
                 cpu.append(time.process_time() - started_cpu)

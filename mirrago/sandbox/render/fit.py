@@ -10,7 +10,7 @@ head and hair, copied back untouched.
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageChops, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter
 
 from mirrago.sandbox.render import body as bodies
 from mirrago.sandbox.render.garment import Garment, Sleeve
@@ -21,6 +21,8 @@ _SHOULDER_SPREAD = 1.22
 _SHOULDER_LIFT = 0.13
 # A strapped dress's straps sit this far apart, in shoulder widths.
 _STRAP_SPREAD = 0.74
+# A sleeve's least half-width on the body, in shoulder widths (an arm is about a third wide).
+_MIN_SLEEVE_HALF_WIDTH = 0.19
 # Where a strapped garment's bodice starts below the shoulder joints, in shoulder widths.
 _BODICE_BELOW_SHOULDERS = 0.42
 # Where a top's hem ends below the hip joints, in shoulder widths.
@@ -156,7 +158,12 @@ def _polyline_at(points: np.ndarray, distance: float) -> tuple[np.ndarray, np.nd
 
 
 def _draw_sleeve(
-    layer: Image.Image, sleeve: Sleeve, arm: np.ndarray, torso: np.ndarray, scale: float
+    layer: Image.Image,
+    sleeve: Sleeve,
+    arm: np.ndarray,
+    torso: np.ndarray,
+    scale: float,
+    frame_width: float,
 ) -> float:
     """Draw the sleeve onto `layer`, warped along `arm` (shoulder, elbow, wrist). Returns how
     far along the arm (in pixels from the shoulder seam) it ends."""
@@ -164,21 +171,23 @@ def _draw_sleeve(
     axis = (sleeve.cuff - root) / max(sleeve.length, 1e-6)
     normal = np.array([-axis[1], axis[0]])
     half_width = sleeve.half_width * 1.12
-    start = _apply(torso, root)
     arm_length = float(np.linalg.norm(arm[1] - arm[0]) + np.linalg.norm(arm[2] - arm[1]))
     reach = sleeve.length * scale
     if reach > 0.75 * arm_length:  # a long sleeve ends at the wrist, whatever its drawing
         reach = arm_length * 1.02
+    # The sleeve runs down the arm from between its seam on the torso and the shoulder joint.
+    start = (_apply(torso, root) + arm[0]) / 2
     path = np.vstack([start, arm[1], arm[2], arm[2] + (arm[2] - arm[1]) * 0.5])
-    steps = (-0.35, 0.0, 0.3, 0.6, 0.85, 1.12)
+    steps = (-0.25, 0.0, 0.3, 0.6, 0.85, 1.12)
     sections_src, sections_dst = [], []
     for t in steps:
         centre_src = root + axis * sleeve.length * t
         sections_src.append((centre_src - normal * half_width, centre_src + normal * half_width))
         centre_dst, direction = _polyline_at(path, reach * t)
         normal_dst = np.array([-direction[1], direction[0]])
-        # A sleeve hangs closer to the arm than it lies flat in a product shot.
-        reach_width = half_width * scale * 0.85
+        # A sleeve hangs closer to the arm than it lies flat in a product shot, but is always
+        # a little wider than the arm it covers.
+        reach_width = max(half_width * scale * 0.85, _MIN_SLEEVE_HALF_WIDTH * frame_width)
         sections_dst.append(
             (centre_dst - normal_dst * reach_width, centre_dst + normal_dst * reach_width)
         )
@@ -189,39 +198,60 @@ def _draw_sleeve(
         small = (max(1, round(source.width * factor)), max(1, round(source.height * factor)))
         source = source.resize(small, Image.Resampling.BILINEAR)
         sections_src = [(a * factor, b * factor) for a, b in sections_src]
-    source = source.convert("RGBa")
+    triangles = []
     for (a0, a1), (b0, b1), (c0, c1), (d0, d1) in zip(
         sections_src[:-1], sections_src[1:], sections_dst[:-1], sections_dst[1:], strict=True
     ):
-        for src, dst in (
-            (np.array([a0, a1, b1]), np.array([c0, c1, d1])),
-            (np.array([a0, b1, b0]), np.array([c0, d1, d0])),
-        ):
-            _paste_triangle(layer, source, src, dst)
+        triangles.append((np.array([a0, a1, b1]), np.array([c0, c1, d1])))
+        triangles.append((np.array([a0, b1, b0]), np.array([c0, d1, d0])))
+    _warp_triangles(layer, source, triangles)
     return reach
 
 
-def _paste_triangle(
-    layer: Image.Image, source: Image.Image, src: np.ndarray, dst: np.ndarray
+def _warp_triangles(
+    layer: Image.Image, source: Image.Image, triangles: list[tuple[np.ndarray, np.ndarray]]
 ) -> None:
-    """Warp the triangle `src` of `source` onto `dst` of `layer` (in place), through the
-    destination's bounding box only."""
-    left, top = np.floor(dst.min(axis=0)).astype(int) - 1
-    right, bottom = np.ceil(dst.max(axis=0)).astype(int) + 1
-    left, top = max(left, 0), max(top, 0)
-    right, bottom = min(right, layer.width), min(bottom, layer.height)
+    """Warp each (source triangle, destination triangle) of `source` (RGBA) onto `layer`, in
+    one backward-mapped, bilinear pass over the destination pixels the triangles cover."""
+    premultiplied = np.asarray(source.convert("RGBa"), dtype=np.float32)
+    src_height, src_width = premultiplied.shape[:2]
+    corners = np.vstack([dst for _, dst in triangles])
+    left, top = np.maximum(np.floor(corners.min(axis=0)).astype(int), 0)
+    right = min(int(np.ceil(corners[:, 0].max())) + 1, layer.width)
+    bottom = min(int(np.ceil(corners[:, 1].max())) + 1, layer.height)
     if right <= left or bottom <= top:
         return
-    box_size = (int(right - left), int(bottom - top))
-    matrix = _triangle_affine(src, dst - (left, top))
-    if abs(np.linalg.det(matrix[:, :2])) < 1e-6:
+    # Rasterise which triangle owns each destination pixel, then map every covered pixel back
+    # through its own triangle's affine map.
+    owner = Image.new("L", (right - left, bottom - top), 0)
+    draw = ImageDraw.Draw(owner)
+    maps = np.zeros((len(triangles) + 1, 2, 3))
+    for number, (src, dst) in enumerate(triangles, start=1):
+        maps[number] = _triangle_affine(dst, src)
+        draw.polygon([tuple(p) for p in dst - (left, top)], fill=number, outline=number)
+    ys, xs = np.nonzero(np.asarray(owner))
+    if len(ys) == 0:
         return
-    piece = _affine_layer(source, matrix, box_size)
-    mask = Image.new("L", box_size, 0)
-    polygon = [tuple(p) for p in (dst - (left, top))]
-    ImageDraw.Draw(mask).polygon(polygon, fill=255, outline=255)
-    piece.putalpha(ImageChops.multiply(piece.getchannel("A"), mask))
-    layer.alpha_composite(piece, dest=(int(left), int(top)))
+    chosen = maps[np.asarray(owner)[ys, xs]]
+    px, py = xs + left + 0.5, ys + top + 0.5
+    sx = chosen[:, 0, 0] * px + chosen[:, 0, 1] * py + chosen[:, 0, 2] - 0.5
+    sy = chosen[:, 1, 0] * px + chosen[:, 1, 1] * py + chosen[:, 1, 2] - 0.5
+    x0 = np.clip(np.floor(sx).astype(np.int64), 0, src_width - 1)
+    y0 = np.clip(np.floor(sy).astype(np.int64), 0, src_height - 1)
+    x1, y1 = np.minimum(x0 + 1, src_width - 1), np.minimum(y0 + 1, src_height - 1)
+    fx = np.clip(sx - np.floor(sx), 0, 1)[:, None]
+    fy = np.clip(sy - np.floor(sy), 0, 1)[:, None]
+    outside = ((sx < -1) | (sy < -1) | (sx > src_width) | (sy > src_height))[:, None]
+    sample = (
+        premultiplied[y0, x0] * (1 - fx) * (1 - fy)
+        + premultiplied[y0, x1] * fx * (1 - fy)
+        + premultiplied[y1, x0] * (1 - fx) * fy
+        + premultiplied[y1, x1] * fx * fy
+    ) * ~outside
+    piece = np.zeros((bottom - top, right - left, 4), dtype=np.uint8)
+    piece[ys, xs] = np.clip(sample + 0.5, 0, 255).astype(np.uint8)
+    warped = Image.fromarray(piece, "RGBa").convert("RGBA")
+    layer.alpha_composite(warped, dest=(int(left), int(top)))
 
 
 def _capsule(size: tuple[int, int], points: np.ndarray, radius: float) -> np.ndarray:
@@ -244,7 +274,7 @@ def _shading(canvas: Image.Image) -> np.ndarray:
     fine = small.filter(ImageFilter.GaussianBlur(max(1.0, max(small.size) / 80)))
     coarse = small.filter(ImageFilter.GaussianBlur(max(3.0, max(small.size) / 12)))
     ratio = (np.asarray(fine, dtype=np.float32) + 8) / (np.asarray(coarse, dtype=np.float32) + 8)
-    gain = np.clip(1.0 + 0.6 * (ratio - 1.0), 0.75, 1.15)
+    gain = np.clip(1.0 + 0.6 * (ratio - 1.0), 0.84, 1.15)
     gain_image = Image.fromarray(gain.astype(np.float32), "F").resize(
         canvas.size, Image.Resampling.BILINEAR
     )
@@ -314,7 +344,7 @@ def fit(
         _clip_above(torso, frame, origin, -0.08 * frame.width)
     sleeves = Image.new("RGBA", size, (0, 0, 0, 0))
     for sleeve, arm in zip(garment.sleeves, arms, strict=False):
-        _draw_sleeve(sleeves, sleeve, arm, local_map, scale)
+        _draw_sleeve(sleeves, sleeve, arm, local_map, scale, frame.width)
     photo = canvas.crop(box)
     gain = _shading(photo)
     result = backdrop.crop(box).convert("RGBA")

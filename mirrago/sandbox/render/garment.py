@@ -19,7 +19,7 @@ from PIL import Image, ImageOps
 from mirrago.sandbox.render.placement import cut_out
 
 # Work on the garment at most this size: plenty for a torso at 1024 px, and fast.
-_GARMENT_SIDE = 640
+_GARMENT_SIDE = 512
 
 
 @dataclass(frozen=True)
