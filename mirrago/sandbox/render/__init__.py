@@ -83,14 +83,13 @@ def render(
 
 def replace_background(canvas: Image.Image, body: Body, background: str) -> Image.Image:
     """The photo with everything but the person (by the segmentation mask) replaced by
-    `background` (`white`, `studio` or a colour). The face is always kept as it was."""
-    mask = np.clip((body.mask - 0.15) / 0.7, 0.0, 1.0)
-    left, top, right, bottom = body.face_box()
-    mask[max(top, 0) : max(bottom, 0), max(left, 0) : max(right, 0)] = 1.0
+    `background` (`white`, `studio` or a colour). The face (`Body.face_mask`) is always kept
+    as it was."""
+    mask = np.clip((body.mask - 0.35) / 0.3, 0.0, 1.0)  # a firm edge: the mask is coarse
     alpha = Image.fromarray((mask * 255).astype(np.uint8), "L").filter(
         ImageFilter.GaussianBlur(max(1.0, max(canvas.size) / 700))
     )
     alpha_array = np.asarray(alpha).copy()
-    alpha_array[max(top, 0) : max(bottom, 0), max(left, 0) : max(right, 0)] = 255
+    alpha_array[body.face_mask(canvas.size)] = 255
     fill = placement._backdrop_fill(canvas.size, background)
     return Image.composite(canvas, fill, Image.fromarray(alpha_array, "L"))

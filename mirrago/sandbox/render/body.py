@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,16 @@ class Body:
             round(right + 0.1 * width),
             round(bottom + 0.35 * width),
         )
+
+
+    def face_mask(self, size: tuple[int, int], offset: tuple[int, int] = (0, 0)) -> np.ndarray:
+        """The face: the ellipse inscribed in `face_box()`, as a boolean (height, width) mask
+        of an image of `size` whose top-left corner is at `offset` in this body's image."""
+        left, top, right, bottom = self.face_box()
+        x, y = offset
+        mask = Image.new("L", size, 0)
+        ImageDraw.Draw(mask).ellipse((left - x, top - y, right - x - 1, bottom - y - 1), fill=255)
+        return np.asarray(mask) > 0
 
 
 class _Models:

@@ -274,7 +274,7 @@ def _shading(canvas: Image.Image) -> np.ndarray:
     fine = small.filter(ImageFilter.GaussianBlur(max(1.0, max(small.size) / 80)))
     coarse = small.filter(ImageFilter.GaussianBlur(max(3.0, max(small.size) / 12)))
     ratio = (np.asarray(fine, dtype=np.float32) + 8) / (np.asarray(coarse, dtype=np.float32) + 8)
-    gain = np.clip(1.0 + 0.6 * (ratio - 1.0), 0.84, 1.15)
+    gain = np.clip(1.0 + 0.5 * (ratio - 1.0), 0.86, 1.12)
     gain_image = Image.fromarray(gain.astype(np.float32), "F").resize(
         canvas.size, Image.Resampling.BILINEAR
     )
@@ -345,6 +345,8 @@ def fit(
     sleeves = Image.new("RGBA", size, (0, 0, 0, 0))
     for sleeve, arm in zip(garment.sleeves, arms, strict=False):
         _draw_sleeve(sleeves, sleeve, arm, local_map, scale, frame.width)
+    if garment.sleeves:  # nothing of a sleeve rises above the garment's shoulder line
+        _clip_above(sleeves, frame, origin, -0.1 * frame.width)
     photo = canvas.crop(box)
     gain = _shading(photo)
     result = backdrop.crop(box).convert("RGBA")
@@ -472,7 +474,7 @@ def _bare_arms(
     extent = _extent(capsules > 0)
     if extent is None:
         return None
-    skin_like = np.clip((70.0 - skin[1][extent]) / 30.0, 0.0, 1.0)
+    skin_like = np.clip((42.0 - skin[1][extent]) / 14.0, 0.0, 1.0)
     left, top = origin
     person = body.mask[top : top + photo.height, left : left + photo.width][extent]
     alpha = np.zeros(capsules.shape, dtype=np.uint8)
@@ -507,8 +509,8 @@ def _head(backdrop: Image.Image, body: bodies.Body, origin: tuple[int, int]) -> 
         (left - 0.25 * face_width, top - 0.6 * face_width, right + 0.25 * face_width, bottom),
         fill=255,
     )
-    ImageDraw.Draw(head).rectangle((left, top, right - 1, bottom - 1), fill=255)
     head_mask = np.asarray(head, dtype=np.float32) / 255.0
+    head_mask[body.face_mask(size, origin)] = 1.0
     x, y = origin
     person = body.mask[y : y + size[1], x : x + size[0]] > 0.5
     rows = np.arange(size[1], dtype=np.float32)[:, None]
