@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import logging
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -346,6 +347,7 @@ def test_without_the_model_runtime_the_sandbox_falls_back_and_says_why(
     """Where `ai-edge-litert` has no wheel it is not installed: the renderer still answers."""
     monkeypatch.setattr(bodies, "_models", None)
     monkeypatch.setattr(bodies, "_unavailable", "ai-edge-litert is not installed")
+    monkeypatch.setattr(bodies, "_found", OrderedDict())  # such a process has found nobody
     with caplog.at_level(logging.WARNING, logger="mirrago.sandbox.render"):
         rendering = render.render(load(PERSONS[2]), load(GARMENTS[0]))
     assert rendering.fallback == "ai-edge-litert is not installed"
