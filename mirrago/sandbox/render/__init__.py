@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageFilter, ImageOps
+from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageOps
 
 from mirrago.sandbox.render import placement
 from mirrago.sandbox.render.body import Body, NoPerson, find_body
@@ -86,10 +86,45 @@ def replace_background(canvas: Image.Image, body: Body, background: str) -> Imag
     `background` (`white`, `studio` or a colour). The face (`Body.face_mask`) is always kept
     as it was."""
     mask = np.clip((body.mask - 0.35) / 0.3, 0.0, 1.0)  # a firm edge: the mask is coarse
-    alpha = Image.fromarray((mask * 255).astype(np.uint8), "L").filter(
-        ImageFilter.GaussianBlur(max(1.0, max(canvas.size) / 700))
-    )
+    alpha = Image.fromarray((mask * 255).astype(np.uint8), "L")
+    # The segmentation model is trained on upper bodies and loses legs towards the bottom of
+    # a full-length photo: keep the skin- or trouser-coloured band along each seen leg.
+    legs = _legs(canvas, body)
+    if legs is not None:
+        alpha = ImageChops.lighter(alpha, legs)
+    alpha = alpha.filter(ImageFilter.GaussianBlur(max(1.0, max(canvas.size) / 700)))
     alpha_array = np.asarray(alpha).copy()
     alpha_array[body.face_mask(canvas.size)] = 255
     fill = placement._backdrop_fill(canvas.size, background)
     return Image.composite(canvas, fill, Image.fromarray(alpha_array, "L"))
+
+
+def _legs(canvas: Image.Image, body: Body) -> Image.Image | None:
+    """A mask of the legs (hip → knee → ankle, where seen) whose colour is that of the
+    person's hips, or None."""
+    points, seen = body.points, body.visibility > 0.5
+    width = body.shoulder_width
+    mask = Image.new("L", canvas.size, 0)
+    draw = ImageDraw.Draw(mask)
+    drawn = False
+    for hip, knee, ankle in ((23, 25, 27), (24, 26, 28)):
+        if not (seen[hip] and seen[knee]):
+            continue
+        chain = [hip, knee, ankle] if seen[ankle] else [hip, knee]
+        line = [tuple(points[i]) for i in chain]
+        if seen[ankle]:  # on to the foot
+            line.append(tuple(points[ankle] + (points[ankle] - points[knee]) * 0.15))
+        draw.line(line, fill=255, width=max(1, int(0.42 * width)), joint="curve")
+        drawn = True
+    if not drawn:
+        return None
+    hips = points[[23, 24]].mean(axis=0)
+    x, y = int(np.clip(hips[0], 0, canvas.width - 1)), int(np.clip(hips[1], 0, canvas.height - 1))
+    sample = np.asarray(canvas.crop((x - 8, y + 4, x + 8, y + 20)), dtype=np.int16).reshape(-1, 3)
+    if len(sample) == 0:
+        return None
+    trousers = np.median(sample, axis=0)
+    rgb = np.asarray(canvas, dtype=np.int16)
+    like = np.abs(rgb - trousers).max(axis=2) < 48
+    legs = (np.asarray(mask) > 0) & like
+    return Image.fromarray((legs * 255).astype(np.uint8), "L")

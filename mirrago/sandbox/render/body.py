@@ -183,14 +183,16 @@ def _find_body(image: Image.Image) -> Body:
         rect = _detect(models, image)
         if rect is None:
             raise NoPerson("the pose detector found no person")
-        points, visibility, presence = _landmarks(models, image, rect)
+        points, visibility, presence, body_mask = _landmarks(models, image, rect)
         if presence >= _MIN_PRESENCE:  # refine on the crop the landmarks themselves define
-            points, visibility, presence = _landmarks(
+            points, visibility, presence, body_mask = _landmarks(
                 models, image, _rect_from(points[_HIPS_CENTRE], points[_BODY_EXTENT])
             )
         if presence < _MIN_PRESENCE:
             raise NoPerson(f"the pose landmarks were not confident (presence {presence:.2f})")
-        mask = _segment(models, image)
+        # The pose model's mask holds whole bodies, arms and legs; the selfie model's is
+        # sharper on head-and-shoulders portraits. The person is where either sees one.
+        mask = np.maximum(_segment(models, image), np.clip(body_mask, 0.0, 1.0))
     if mask.mean() < 0.02:
         raise NoPerson("the person mask is empty")
     return Body(points=points[:33], visibility=visibility[:33], mask=mask)
@@ -266,7 +268,15 @@ def _landmarks(models: _Models, image: Image.Image, rect):
     u, v = raw[:, 0], raw[:, 1]
     points = np.stack([a * u + b * v + c, d * u + e * v + f], axis=1)
     visibility = 1.0 / (1.0 + np.exp(-raw[:, 3]))
-    return points, visibility, presence
+    # The landmark model's own body mask (logits in the crop), mapped back onto the image.
+    logits = np.clip(outputs[2][..., 0], -30, 30)
+    crop_mask = Image.fromarray((1.0 / (1.0 + np.exp(-logits))).astype(np.float32), "F")
+    inverse = np.linalg.inv(np.array([[a, b, c], [d, e, f], [0, 0, 1]]))[:2]
+    body_mask = crop_mask.transform(
+        image.size, Image.Transform.AFFINE, tuple(inverse.ravel()),
+        resample=Image.Resampling.BILINEAR,
+    )
+    return points, visibility, presence, np.asarray(body_mask, dtype=np.float32)
 
 
 def _segment(models: _Models, image: Image.Image) -> np.ndarray:
