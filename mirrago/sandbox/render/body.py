@@ -192,7 +192,11 @@ def _find_body(image: Image.Image) -> Body:
             raise NoPerson(f"the pose landmarks were not confident (presence {presence:.2f})")
         # The pose model's mask holds whole bodies, arms and legs; the selfie model's is
         # sharper on head-and-shoulders portraits. The person is where either sees one.
-        mask = np.maximum(_segment(models, image), np.clip(body_mask, 0.0, 1.0))
+        half = np.maximum(_segment(models, image), np.clip(body_mask, 0.0, 1.0))
+    mask = np.asarray(
+        Image.fromarray(half, "F").resize(image.size, Image.Resampling.BILINEAR),
+        dtype=np.float32,
+    )
     if mask.mean() < 0.02:
         raise NoPerson("the person mask is empty")
     return Body(points=points[:33], visibility=visibility[:33], mask=mask)
@@ -272,8 +276,9 @@ def _landmarks(models: _Models, image: Image.Image, rect):
     logits = np.clip(outputs[2][..., 0], -30, 30)
     crop_mask = Image.fromarray((1.0 / (1.0 + np.exp(-logits))).astype(np.float32), "F")
     inverse = np.linalg.inv(np.array([[a, b, c], [d, e, f], [0, 0, 1]]))[:2]
+    inverse[:, :2] *= 2  # made at half size: the masks are smooth, and upscaled once later
     body_mask = crop_mask.transform(
-        image.size, Image.Transform.AFFINE, tuple(inverse.ravel()),
+        _half(image.size), Image.Transform.AFFINE, tuple(inverse.ravel()),
         resample=Image.Resampling.BILINEAR,
     )
     return points, visibility, presence, np.asarray(body_mask, dtype=np.float32)
@@ -287,6 +292,10 @@ def _segment(models: _Models, image: Image.Image) -> np.ndarray:
     x0, y0 = pad_x / scale, pad_y / scale
     box = (x0, y0, x0 + image.width / scale, y0 + image.height / scale)
     mask = Image.fromarray(inner.astype(np.float32), "F").transform(
-        image.size, Image.Transform.EXTENT, box, resample=Image.Resampling.BILINEAR
+        _half(image.size), Image.Transform.EXTENT, box, resample=Image.Resampling.BILINEAR
     )
     return np.clip(np.asarray(mask, dtype=np.float32), 0.0, 1.0)
+
+
+def _half(size: tuple[int, int]) -> tuple[int, int]:
+    return max(1, size[0] // 2), max(1, size[1] // 2)
