@@ -183,11 +183,13 @@ def _find_body(image: Image.Image) -> Body:
         rect = _detect(models, image)
         if rect is None:
             raise NoPerson("the pose detector found no person")
-        points, visibility, presence, body_mask = _landmarks(models, image, rect)
-        if presence >= _MIN_PRESENCE:  # refine on the crop the landmarks themselves define
-            points, visibility, presence, body_mask = _landmarks(
-                models, image, _rect_from(points[_HIPS_CENTRE], points[_BODY_EXTENT])
-            )
+        points, visibility, presence, _ = _landmarks(models, image, rect, with_mask=False)
+        if presence < _MIN_PRESENCE:
+            raise NoPerson(f"the pose landmarks were not confident (presence {presence:.2f})")
+        # Refine on the crop the landmarks themselves define.
+        points, visibility, presence, body_mask = _landmarks(
+            models, image, _rect_from(points[_HIPS_CENTRE], points[_BODY_EXTENT])
+        )
         if presence < _MIN_PRESENCE:
             raise NoPerson(f"the pose landmarks were not confident (presence {presence:.2f})")
         # The pose model's mask holds whole bodies, arms and legs; the selfie model's is
@@ -250,7 +252,7 @@ def _rect_from(centre: np.ndarray, extent: np.ndarray) -> tuple[float, float, fl
     return float(centre[0]), float(centre[1]), max(side, 8.0), float(rotation)
 
 
-def _landmarks(models: _Models, image: Image.Image, rect):
+def _landmarks(models: _Models, image: Image.Image, rect, with_mask: bool = True):
     cx, cy, side, rotation = rect
     cos, sin = np.cos(rotation), np.sin(rotation)
     step = side / _LANDMARK_SIDE
@@ -272,6 +274,8 @@ def _landmarks(models: _Models, image: Image.Image, rect):
     u, v = raw[:, 0], raw[:, 1]
     points = np.stack([a * u + b * v + c, d * u + e * v + f], axis=1)
     visibility = 1.0 / (1.0 + np.exp(-raw[:, 3]))
+    if not with_mask:
+        return points, visibility, presence, None
     # The landmark model's own body mask (logits in the crop), mapped back onto the image.
     logits = np.clip(outputs[2][..., 0], -30, 30)
     crop_mask = Image.fromarray((1.0 / (1.0 + np.exp(-logits))).astype(np.float32), "F")

@@ -387,14 +387,21 @@ def fit(
 
 
 def _clip_above(layer: Image.Image, frame: Frame, origin: tuple[int, int], depth: float) -> None:
-    """Make the layer transparent above the line `depth` px below the shoulder joints."""
-    ys, xs = np.mgrid[0 : layer.height, 0 : layer.width].astype(np.float32)
-    below = (xs + origin[0] - frame.mid[0]) * frame.y[0] + (ys + origin[1] - frame.mid[1]) * (
-        frame.y[1]
-    )
-    keep = np.clip((below - depth) / 2.0, 0, 1)
-    alpha = np.asarray(layer.getchannel("A"), dtype=np.float32) * keep
-    layer.putalpha(Image.fromarray(alpha.astype(np.uint8), "L"))
+    """Make the layer transparent above the line `depth` px below the shoulder joints (only
+    the rows that line can cross are touched)."""
+    xs = np.arange(layer.width, dtype=np.float32)[None, :] + origin[0] - frame.mid[0]
+    # Row where the line crosses each column: (x, y)·frame.y = depth.
+    if abs(frame.y[1]) < 1e-3:
+        return
+    line = (depth - xs * frame.y[0]) / frame.y[1] + frame.mid[1] - origin[1]
+    last = int(np.clip(np.ceil(line.max()) + 3, 0, layer.height))
+    if last <= 0:
+        return
+    ys = np.arange(last, dtype=np.float32)[:, None]
+    keep = np.clip((ys - line) * frame.y[1] / 2.0, 0, 1)
+    alpha = np.asarray(layer.getchannel("A")).copy()
+    alpha[:last] = (alpha[:last] * keep).astype(np.uint8)
+    layer.putalpha(Image.fromarray(alpha, "L"))
 
 
 def _extent(mask: np.ndarray) -> tuple[slice, slice] | None:
