@@ -7,6 +7,7 @@ speed is `benchmarks/render_speed.py`'s job.
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import time
@@ -40,6 +41,7 @@ def load(path: Path) -> Image.Image:
         return image
 
 
+@functools.cache
 def canvas_of(path: Path) -> Image.Image:
     """The person as the renderer sees it: upright RGB after the sandbox's size cap."""
     return _fit(load(path).convert("RGB"), render.MAX_SIDE)
@@ -70,6 +72,7 @@ def polygon_mask(size: tuple[int, int], polygon: np.ndarray) -> np.ndarray:
     return np.asarray(mask) > 0
 
 
+@functools.cache
 def garment_pixels(path: Path) -> np.ndarray:
     rgba = np.asarray(render.cut_out(load(path)), dtype=np.int16)
     return rgba[rgba[..., 3] > 200][:, :3]
@@ -80,6 +83,7 @@ def garment_colour(path: Path) -> np.ndarray:
     return np.median(garment_pixels(path), axis=0).astype(np.float32)
 
 
+@functools.cache
 def garment_palette(path: Path) -> np.ndarray:
     """The garment's eight main colours."""
     cut = render.cut_out(load(path)).convert("RGB")
