@@ -22,6 +22,7 @@ logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name
 # named after its URL and starts with `ensure_routed()` (see mirrago/ui/routing.py).
 PAGES = [
     st.Page("pages/try-on.py", title="Try-on", icon=":material/checkroom:", url_path="try-on"),
+    st.Page("pages/batch.py", title="Batch", icon=":material/photo_library:", url_path="batch"),
     st.Page("pages/usage.py", title="Usage", icon=":material/insights:", url_path="usage"),
 ]
 

@@ -1,4 +1,4 @@
-"""Batch files: read and check a batch CSV completely, and write its results.csv.
+"""Batch files: read and check a batch table (CSV, Excel) completely, and write results.csv.
 
 Every problem in an input file is collected with its line number before anything runs;
 results.csv accounts for every input row, in input order.
@@ -57,6 +57,7 @@ class CsvBatch:
     header: list[str]
     rows: list[CsvRow]
     problems: list[str]  # every problem, "line N: …", in file order
+    notes: list[str] = field(default_factory=list)  # what was read differently (no header…)
 
     @property
     def valid(self) -> list[CsvRow]:
@@ -74,6 +75,17 @@ def read_batch_csv(path: Path) -> CsvBatch:
         raise BatchFileError(f"INPUT.csv {str(path)!r} is a folder, not a CSV file") from None
     except OSError as error:
         raise BatchFileError(f"INPUT.csv {str(path)!r} cannot be read ({error.strerror})") from None
+    return read_batch_bytes(data, path)
+
+
+def read_batch_bytes(data: bytes, path: Path) -> CsvBatch:
+    """Check a batch file's bytes: CSV, or Excel (.xlsx) when `path` says so. Relative image
+    paths are looked up next to `path`. Every problem is collected, none is raised."""
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        records = _xlsx_records(data)
+        if isinstance(records, str):
+            return CsvBatch(path, [], [], [records])
+        return check_records(records, path)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -97,13 +109,69 @@ def read_batch_csv(path: Path) -> CsvBatch:
             start = reader.line_num + 1
     except csv.Error as error:
         return CsvBatch(path, [], [], [f"line {reader.line_num}: {error}"])
+    return check_records(records, path)
 
-    header_line, header = records[0]
+
+def _xlsx_records(data: bytes) -> list[tuple[int, list[str]]] | str:
+    """The first sheet's rows as text cells, or the problem with the file."""
+    try:
+        from openpyxl import load_workbook
+
+        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception:  # noqa: BLE001 - any unreadable workbook is one plain message
+        return "the file is not an Excel workbook (.xlsx); save it as .xlsx or CSV UTF-8"
+    try:
+        sheet = workbook.worksheets[0]
+        records = []
+        for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
+            cells = ["" if value is None else str(value) for value in row]
+            while cells and not cells[-1].strip():
+                cells.pop()
+            records.append((number, cells))
+    finally:
+        workbook.close()
+    if not any(cells for _, cells in records):
+        return "line 1: the sheet is empty; it needs a header line: " + ",".join(IMAGE_COLUMNS)
+    return records
+
+
+def _headerless(header: list[str]) -> bool:
+    """A file with no header line: two cells that are images (links or file names), and no
+    known column name."""
+    names = [name.strip().lower() for name in header]
+    if len(names) != 2 or set(names) & set(IMAGE_COLUMNS + OPTIONAL_COLUMNS):
+        return False
+    return all(is_url(cell.strip()) or _looks_like_file(cell) for cell in header)
+
+
+def _looks_like_file(cell: str) -> bool:
+    return Path(cell.strip()).suffix.lower() in (".jpg", ".jpeg", ".png", ".webp")
+
+
+def check_records(records: list[tuple[int, list[str]]], path: Path) -> CsvBatch:
+    """Check a table given as (line number, cells) records; the first is the header, unless
+    the file is a header-less two-column table of images."""
+    if not records:
+        problem = "line 1: the file is empty; it needs a header line: " + ",".join(IMAGE_COLUMNS)
+        return CsvBatch(path, [], [], [problem])
+    notes: list[str] = []
+    header = records[0][1]
+    if _headerless(header):
+        header, data = list(IMAGE_COLUMNS), records
+        notes.append(
+            "No header line: the first column is read as the person, the second as the garment."
+        )
+    else:
+        data = records[1:]
     header_problems = _header_problems(header)
     problems = list(header_problems)
     names = [name.strip().lower() for name in header]
+    unknown = [name for name in names if name and name not in IMAGE_COLUMNS + OPTIONAL_COLUMNS]
+    if unknown and not header_problems:
+        listed = ", ".join(repr(name) for name in unknown)
+        notes.append(f"Ignored column{'s' * (len(unknown) > 1)} {listed}: not used by a batch.")
     rows: list[CsvRow] = []
-    for line, record in records[1:]:
+    for line, record in data:
         if not any(cell.strip() for cell in record):
             continue  # a blank line is not a row
         row = CsvRow(index=len(rows), line=line, values=record)
@@ -113,7 +181,38 @@ def read_batch_csv(path: Path) -> CsvBatch:
         problems += [f"line {row.line}: {problem}" for problem in row.problems]
     if not rows and not problems:
         problems.append("line 2: the file has a header but no rows to run")
-    return CsvBatch(path, header, rows, problems)
+    return CsvBatch(path, header, rows, problems, notes)
+
+
+def _check_duplicate(
+    row: CsvRow, seen: dict[tuple[str, str, str | None], CsvRow], unit: str = "line"
+) -> None:
+    """The same person, garment and background twice would spend a credit on the same image
+    (a table rule of the Batch page; `mirrago batch` runs repeats on purpose)."""
+    if row.job is None:
+        return
+    pair = (row.job.target, row.job.garment, row.job.background)
+    first = seen.setdefault(pair, row)
+    if first is not row:
+        row.problems.append(f"the same pair as {unit} {first.line} (a duplicate)")
+        row.job = None
+
+
+def check_cells(cells: dict[str, str], base: Path) -> CsvRow:
+    """Check one row given by column name (the Batch page's table); `base` resolves relative
+    file names. The row's `job` is set when it is valid, else its `problems` say why."""
+    names = list(IMAGE_COLUMNS + OPTIONAL_COLUMNS)
+    row = CsvRow(index=0, line=0, values=[str(cells.get(name) or "") for name in names])
+    _check_row(row, names, base)
+    return row
+
+
+def check_duplicates(rows: list[CsvRow]) -> None:
+    """Mark every repeat of an earlier valid row's pair (see `check_cells`; `line` is the
+    table's row number)."""
+    seen: dict[tuple[str, str, str | None], CsvRow] = {}
+    for row in rows:
+        _check_duplicate(row, seen, unit="row")
 
 
 def _header_problems(header: list[str]) -> list[str]:

@@ -33,7 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from mirrago.config import Settings
 from mirrago.models import MirragoError, Submission
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 HOST = socket.gethostname()
 
 
@@ -116,6 +116,8 @@ class BatchRecord:
     name: str
     source: str
     created_at: datetime
+    private: bool = False  # worked only by the runner that named it (a CLI run)
+    paused: bool = False  # no runner claims its queued rows until it is resumed
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,8 @@ batches = sa.Table(
     # A private batch is worked only by runners that name it (a CLI run), never by a runner
     # that takes every batch (the app's): Ctrl-C in the CLI must stop its submissions.
     sa.Column("private", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    # Paused from the Batch page: runners claim none of its queued rows (schema 2).
+    sa.Column("paused", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
     sa.Index("ix_batches_source", "source"),
 )
 
@@ -257,8 +261,6 @@ job_events = sa.Table(
 )
 
 # Upgrades from version n to n + 1, run in one transaction when an older ledger is opened.
-# Version 1 is the first schema, so there are none yet; a future change adds e.g.
-# `MIGRATIONS[1] = _add_some_column` and bumps SCHEMA_VERSION.
 Migration = Callable[[Connection], None]
 
 
@@ -272,7 +274,14 @@ def _datetime_type(conn: Connection) -> str:
     return "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
 
 
-MIGRATIONS: dict[int, Migration] = {1: _add_owner_and_deletion}
+def _add_batch_paused(conn: Connection) -> None:
+    """Schema 2 → 3: batches can be paused from the Batch page."""
+    conn.execute(
+        sa.text("ALTER TABLE batches ADD COLUMN paused BOOLEAN NOT NULL DEFAULT FALSE")
+    )
+
+
+MIGRATIONS: dict[int, Migration] = {1: _add_owner_and_deletion, 2: _add_batch_paused}
 
 
 def utcnow() -> datetime:
@@ -492,6 +501,60 @@ class Ledger:
             query = query.limit(limit)
         with self._read() as conn:
             return [_batch(row) for row in conn.execute(query)]
+
+    # ------------------------------------------------------------------ the Batch page (issue 9)
+
+    def batch_counts(
+        self, batch_ids: Iterable[int] | None = None
+    ) -> dict[int, dict[JobState, int]]:
+        """Rows by state for each batch (every state present, zero included), in one query."""
+        query = sa.select(jobs.c.batch_id, jobs.c.state, sa.func.count()).group_by(
+            jobs.c.batch_id, jobs.c.state
+        )
+        if batch_ids is not None:
+            query = query.where(jobs.c.batch_id.in_(list(batch_ids)))
+        found: dict[int, dict[JobState, int]] = {}
+        with self._read() as conn:
+            for batch_id, state, count in conn.execute(query):
+                counts = found.setdefault(int(batch_id), {s: 0 for s in JobState})
+                counts[JobState(state)] = int(count)
+        return found
+
+    def set_batch_paused(self, batch_id: int, paused: bool) -> None:
+        """Pause (no runner claims its queued rows; rows in flight finish) or resume a batch."""
+        with self._write() as conn:
+            conn.execute(batches.update().where(batches.c.id == batch_id).values(paused=paused))
+
+    def rename_batch(self, batch_id: int, name: str) -> None:
+        with self._write() as conn:
+            conn.execute(batches.update().where(batches.c.id == batch_id).values(name=name))
+
+    def delete_batch(self, batch_id: int) -> list[str] | None:
+        """Delete a batch and its rows; returns the file paths its rows named (inputs, results,
+        thumbnails) that no other row names, for the caller to remove. None (nothing deleted)
+        while a row is being submitted or processed: those answers still have to be recorded."""
+        busy = [JobState.SUBMITTING.value, JobState.SUBMITTED.value]
+        with self._write() as conn:
+            rows = conn.execute(
+                sa.select(jobs.c.state, jobs.c.target, jobs.c.garment, jobs.c.result_path,
+                          jobs.c.thumbnail_path).where(jobs.c.batch_id == batch_id)
+            ).all()
+            if any(row.state in busy for row in rows):
+                return None
+            named = {value for row in rows for value in row[1:] if value}
+            conn.execute(job_events.delete().where(
+                job_events.c.row_id.in_(sa.select(jobs.c.id).where(jobs.c.batch_id == batch_id))
+            ))
+            conn.execute(jobs.delete().where(jobs.c.batch_id == batch_id))
+            conn.execute(batches.delete().where(batches.c.id == batch_id))
+            still_named = set()
+            if named:
+                for column in (jobs.c.target, jobs.c.garment, jobs.c.result_path,
+                               jobs.c.thumbnail_path):
+                    still_named.update(
+                        conn.execute(sa.select(column).where(column.in_(named))).scalars()
+                    )
+        return sorted(named - still_named)
 
     # ------------------------------------------------------------------ reading jobs
 
@@ -767,7 +830,7 @@ class Ledger:
     def has_queued(self, batch_ids: Iterable[int] | None = None) -> bool:
         query = (
             sa.select(jobs.c.id)
-            .where(jobs.c.state == JobState.QUEUED.value, _in_scope(batch_ids))
+            .where(jobs.c.state == JobState.QUEUED.value, _claimable(batch_ids))
             .limit(1)
         )
         with self._read() as conn:
@@ -782,7 +845,7 @@ class Ledger:
         first, it changes nothing and we try the next candidate. On PostgreSQL the candidate is
         also locked with SKIP LOCKED, so concurrent claimers pick different rows.
         """
-        scope = _in_scope(batch_ids)
+        scope = _claimable(batch_ids)
         for _ in range(20):
             with self._write() as conn:
                 candidate = (
@@ -1006,6 +1069,12 @@ def _in_scope(batch_ids: Iterable[int] | None) -> sa.ColumnElement[bool]:
     return jobs.c.batch_id.in_(public)
 
 
+def _claimable(batch_ids: Iterable[int] | None) -> sa.ColumnElement[bool]:
+    """Queued rows a runner may submit: in its scope, and not in a paused batch."""
+    paused = sa.select(batches.c.id).where(batches.c.paused == sa.true())
+    return sa.and_(_in_scope(batch_ids), jobs.c.batch_id.not_in(paused))
+
+
 def _claimed_by_any(owners: Sequence[str | None]) -> sa.ColumnElement[bool]:
     named = [owner for owner in owners if owner is not None]
     clauses = []
@@ -1036,7 +1105,9 @@ def _reason(error: SQLAlchemyError) -> str:
 
 
 def _batch(row: Any) -> BatchRecord:
-    return BatchRecord(int(row.id), row.name, row.source, row.created_at)
+    return BatchRecord(
+        int(row.id), row.name, row.source, row.created_at, bool(row.private), bool(row.paused)
+    )
 
 
 def _job(row: Any) -> JobRecord:

@@ -1,0 +1,194 @@
+"""The Batch page's result gallery: filters, a paged grid of result cards (thumbnails only) and
+the detail dialog (full-size result, before/after, inputs, metadata, download; Previous/Next
+through the filtered results without closing it).
+
+Extension points for the review issue: `FILTERS` (extra filters drawn in the filter bar),
+`CARD_EXTRAS` (drawn at the bottom of every card) and `DETAIL_EXTRAS` (drawn in the dialog
+under the result: the review controls live there). Each is a list of callables; append to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import streamlit as st
+
+from mirrago.ledger import JobRecord, JobState
+from mirrago.services import Services
+from mirrago.ui.batch_images import INPUT_THUMB_SIDE, input_thumb, result_thumb
+from mirrago.ui.batch_images import _data_url as data_url
+from mirrago.ui.frames import THUMB_SIZE, empty_frame
+from mirrago.ui.job_card import (
+    STATE_LABELS,
+    describe_input,
+    job_details,
+    local_image,
+    result_view,
+    state_badge,
+    state_words,
+)
+from mirrago.ui.plain import md_text
+
+PAGE_SIZE = 24
+DETAIL_IDS_KEY = "batch-detail-ids"  # the filtered rows' ids, in order, when the dialog opened
+DETAIL_POS_KEY = "batch-detail-pos"  # which of them the dialog shows (None: closed)
+
+# (rows, services) -> rows: draws its own widget in the filter bar (keys "batch-filter-...").
+GalleryFilter = Callable[[list[JobRecord], Services], list[JobRecord]]
+FILTERS: list[GalleryFilter] = []
+# (services, row) -> None: drawn at the bottom of each card / in the detail dialog.
+CARD_EXTRAS: list[Callable[[Services, JobRecord], None]] = []
+DETAIL_EXTRAS: list[Callable[[Services, JobRecord], None]] = []
+
+VERDICT_COLOURS = {"pass": "green", "fail": "red"}
+
+
+def _label_filter(rows: list[JobRecord], label: str, key: str,
+                  value: Callable[[JobRecord], str]) -> list[JobRecord]:
+    options = sorted({value(row) for row in rows})
+    if len(options) < 2:
+        return rows
+    chosen = st.multiselect(label, options, key=key, placeholder="All")
+    return [row for row in rows if value(row) in chosen] if chosen else rows
+
+
+def filter_bar(services: Services, rows: list[JobRecord]) -> list[JobRecord]:
+    """State, username, person, garment; sort; and the extra FILTERS. Returns the rows shown."""
+    backend = services.backend
+    with st.container(horizontal=True, key="batch-filters"):
+        states = [state for state in JobState if any(row.state is state for row in rows)]
+        chosen = st.pills("State", states, selection_mode="multi", key="batch-filter-state",
+                          format_func=lambda s: STATE_LABELS[s][0])
+        if chosen:
+            rows = [row for row in rows if row.state in chosen]
+        rows = _label_filter(rows, "Username", "batch-filter-username",
+                             lambda row: row.username or "(none)")
+        rows = _label_filter(rows, "Person", "batch-filter-person",
+                             lambda row: _input_label(row.target, backend, "person"))
+        rows = _label_filter(rows, "Garment", "batch-filter-garment",
+                             lambda row: _input_label(row.garment, backend, "garment"))
+        for extra in FILTERS:
+            rows = extra(rows, services)
+        order = st.segmented_control("Sort", ["Row", "Newest"], default="Row", required=True,
+                                     key="batch-sort")
+    if order == "Newest":
+        rows = sorted(rows, key=lambda row: (row.finished_at or row.created_at, row.id),
+                      reverse=True)
+    return rows
+
+
+def _input_label(value: str, backend, role: str) -> str:
+    label = describe_input(value, backend, role)
+    if label.startswith(("your ", "an image from")) and not value.startswith("http"):
+        return Path(value).name
+    return label
+
+
+@st.cache_data(show_spinner=False)
+def _placeholder(hint: str) -> str:
+    return data_url(empty_frame(THUMB_SIZE, hint=hint))
+
+
+def card(services: Services, row: JobRecord) -> bool:
+    """One result card; True when its Open button was clicked."""
+    backend = services.backend
+    with st.container(border=True, key=f"batch-card-{row.id}"):
+        thumb = result_thumb(row.thumbnail_path, row.result_path)
+        if thumb is None:
+            thumb = _placeholder("" if row.state.is_final else "Working…")
+        st.image(thumb, width="stretch")
+        with st.container(horizontal=True, gap="xsmall", key=f"batch-card-inputs-{row.id}"):
+            for value in (row.target, row.garment):
+                small = input_thumb(value, backend)
+                if small:
+                    st.image(small, width=INPUT_THUMB_SIDE // 2)
+            state_badge(row)
+            if row.review_verdict:
+                st.badge(md_text(row.review_verdict),
+                         color=VERDICT_COLOURS.get(row.review_verdict, "gray"))  # type: ignore[arg-type]
+        st.caption(f"Row {row.row_index + 1}" + (f" · {md_text(row.username)}"
+                                                  if row.username else ""))
+        if row.error and row.state is not JobState.COMPLETED:
+            st.caption(md_text(row.error[:160]))
+        for extra in CARD_EXTRAS:
+            extra(services, row)
+        return st.button("Open", key=f"batch-open-{row.id}", icon=":material/open_in_full:",
+                         width="stretch", type="tertiary")
+
+
+def gallery(services: Services, rows: list[JobRecord]) -> None:
+    """Filters, the paged grid; a card's Open button opens the detail dialog."""
+    shown = filter_bar(services, rows)
+    if not shown:
+        st.caption("No results match these filters.")
+        return
+    pages = max(1, -(-len(shown) // PAGE_SIZE))
+    number = 1
+    if pages > 1:
+        number = st.pagination(pages, key="batch-gallery-page")
+    start = (min(number, pages) - 1) * PAGE_SIZE
+    st.caption(f"Showing {start + 1}–{min(start + PAGE_SIZE, len(shown))} of {len(shown):,}")
+    with st.grid("auto", min_column_width=200, gap="small", key="batch-grid"):
+        for index, row in enumerate(shown[start:start + PAGE_SIZE], start=start):
+            if card(services, row):
+                st.session_state[DETAIL_IDS_KEY] = [r.id for r in shown]
+                st.session_state[DETAIL_POS_KEY] = index
+                st.rerun(scope="app")
+
+
+def _close_detail() -> None:
+    st.session_state.pop(DETAIL_POS_KEY, None)
+
+
+def _step(delta: int) -> None:
+    ids = st.session_state.get(DETAIL_IDS_KEY) or []
+    position = st.session_state.get(DETAIL_POS_KEY) or 0
+    st.session_state[DETAIL_POS_KEY] = max(0, min(len(ids) - 1, position + delta))
+
+
+@st.dialog("Result", width="large", on_dismiss=_close_detail)
+def _detail_dialog(services: Services) -> None:
+    ids = st.session_state.get(DETAIL_IDS_KEY) or []
+    position = st.session_state.get(DETAIL_POS_KEY) or 0
+    row = services.ledger.job(ids[position]) if ids else None
+    if row is None:
+        st.text("This result is no longer in the ledger.")
+        return
+    with st.container(horizontal=True, vertical_alignment="center", key="batch-detail-nav"):
+        st.button("Previous", icon=":material/chevron_left:", key="batch-detail-prev",
+                  disabled=position == 0, on_click=_step, args=(-1,), shortcut="Left")
+        st.markdown(f"**Row {row.row_index + 1}** · {position + 1} of {len(ids)}")
+        state_badge(row)
+        st.button("Next", icon=":material/chevron_right:", key="batch-detail-next",
+                  disabled=position >= len(ids) - 1, on_click=_step, args=(1,), shortcut="Right")
+    result_col, info_col = st.columns([3, 2], gap="medium")
+    with result_col:
+        before = local_image(row.target, services.backend)
+        if row.state is JobState.COMPLETED:
+            result_view(services, row, before)
+        else:
+            st.image(_placeholder(state_words(row)), width="stretch")
+            if row.error:
+                st.text(row.error)
+    with info_col:
+        for extra in DETAIL_EXTRAS:
+            extra(services, row)
+        _inputs(services, row)
+        if row.state is not JobState.COMPLETED:
+            job_details(row)
+
+
+def _inputs(services: Services, row: JobRecord) -> None:
+    for role, value in (("Person", row.target), ("Garment", row.garment)):
+        with st.container(horizontal=True, vertical_alignment="center"):
+            thumb = input_thumb(value, services.backend, side=160)
+            if thumb:
+                st.image(thumb, width=80)
+            st.text(f"{role}: {value}")
+
+
+def detail(services: Services) -> None:
+    """Open the detail dialog when a card asked for it (call once per run, outside fragments)."""
+    if st.session_state.get(DETAIL_POS_KEY) is not None:
+        _detail_dialog(services)

@@ -1,0 +1,88 @@
+"""Past batches on the Batch page (page and command-line ones): name, date, size, pass rate,
+state; open, rename, and delete (with its stored inputs and results, after a confirmation)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+import streamlit as st
+
+from mirrago import batchprogress
+from mirrago.batchprogress import BatchSummary
+from mirrago.services import Services
+from mirrago.ui.batch_run import STATE_BADGES
+from mirrago.ui.plain import md_text
+
+NOTE_KEY = "batch-history-note"
+
+
+def _frame(listed: list[BatchSummary]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "id": [s.batch.id for s in listed],
+            "name": [s.batch.name for s in listed],
+            "started": [s.batch.created_at.astimezone().strftime("%Y-%m-%d %H:%M")
+                        for s in listed],
+            "size": [s.size for s in listed],
+            "pass rate": [None if s.pass_rate is None else round(100 * s.pass_rate)
+                          for s in listed],
+            "state": [STATE_BADGES[s.state][0] for s in listed],
+            "from": [s.origin for s in listed],
+        }
+    )
+
+
+def history(services: Services, open_batch: Callable[[int], None]) -> None:
+    listed = batchprogress.summaries(services.ledger, limit=200)
+    if not listed:
+        st.caption("No batches yet: add rows under New batch and run them, or run "
+                   "`mirrago batch INPUT.csv` from a shell.")
+        return
+    note = st.session_state.pop(NOTE_KEY, None)
+    if note:
+        st.success(md_text(note), icon=":material/check:")
+    picked = st.dataframe(
+        _frame(listed), key="batch-history-table", hide_index=True, width="stretch",
+        on_select="rerun", selection_mode="single-row",
+        column_config={
+            "id": st.column_config.NumberColumn("Batch", format="%d", width="small"),
+            "pass rate": st.column_config.ProgressColumn("Pass rate", format="%d%%",
+                                                         min_value=0, max_value=100),
+        },
+    )
+    selected = picked.selection.rows if picked else []
+    if not selected:
+        st.caption("Select a batch to open, rename or delete it.")
+        return
+    summary = listed[selected[0]]
+    _actions(services, summary, open_batch)
+
+
+def _actions(services: Services, summary: BatchSummary,
+             open_batch: Callable[[int], None]) -> None:
+    batch = summary.batch
+    with st.container(horizontal=True, vertical_alignment="bottom", key="batch-history-actions"):
+        if st.button("Open", type="primary", icon=":material/open_in_new:",
+                     key="batch-history-open"):
+            open_batch(batch.id)
+            st.rerun()
+        name = st.text_input("Name", value=batch.name, key=f"batch-rename-{batch.id}")
+        if st.button("Rename", key="batch-history-rename", icon=":material/edit:",
+                     disabled=not name.strip() or name.strip() == batch.name):
+            services.ledger.rename_batch(batch.id, name.strip())
+            st.session_state[NOTE_KEY] = f"Renamed to {name.strip()}"
+            st.rerun()
+        with st.popover("Delete", icon=":material/delete:", key="batch-history-delete"):
+            st.markdown(f"Delete **{md_text(batch.name)}** ({summary.size:,} rows) and its "
+                        "stored inputs and results? This cannot be undone.")
+            if st.button("Yes, delete it", type="primary", key="batch-history-confirm"):
+                removed = batchprogress.delete_batch(services.ledger,
+                                                     services.settings.data_dir, batch.id)
+                if removed is None:
+                    st.error("Some rows are still in progress: pause the batch and wait for "
+                             "them, then delete it.")
+                    return
+                st.session_state[NOTE_KEY] = (f"Deleted {batch.name} and {removed} stored "
+                                              f"file{'s' * (removed != 1)}")
+                st.rerun()

@@ -1,0 +1,61 @@
+"""Small images for the Batch page: every picture in a table or a grid is a URL string or a
+small data URL (never full-size bytes: Streamlit re-sends and stores those on every run)."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import streamlit as st
+
+from mirrago.backend import Backend
+from mirrago.images import make_thumbnail
+from mirrago.ui.job_card import sample_for
+
+CARD_THUMB_SIDE = 240  # px: a result on a card
+INPUT_THUMB_SIDE = 96  # px: the two inputs under it, and the table previews
+MAX_CARD_IMAGE = 64 * 1024  # bytes: the most any one grid image may weigh
+
+
+def _data_url(jpeg: bytes) -> str:
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
+
+
+@st.cache_data(max_entries=4096, show_spinner=False)
+def _file_thumb(path: str, mtime: float, side: int) -> str | None:
+    try:
+        data = Path(path).read_bytes()
+        thumb = make_thumbnail(data, max_side=side)
+    except Exception:  # a missing or broken file shows as no image, never an error
+        return None
+    return _data_url(thumb) if len(thumb) <= MAX_CARD_IMAGE * 3 // 4 else None
+
+
+def file_thumb(path: str | None, side: int = CARD_THUMB_SIDE) -> str | None:
+    """A data URL of a small JPEG of a local image (cached per file version)."""
+    if not path:
+        return None
+    try:
+        mtime = Path(path).stat().st_mtime
+    except OSError:
+        return None
+    return _file_thumb(str(path), mtime, side)
+
+
+def input_thumb(value: str, backend: Backend, side: int = INPUT_THUMB_SIDE) -> str | None:
+    """A job input's thumbnail: a shipped sample or a stored file as a small data URL; any
+    other http(s) link as itself (the browser loads it); None for anything else."""
+    sample = sample_for(value, backend)
+    if sample is not None:
+        return file_thumb(str(sample.path), side)
+    if urlsplit(value).scheme in ("http", "https"):
+        return value
+    if value and Path(value).is_absolute():
+        return file_thumb(value, side)
+    return None
+
+
+def result_thumb(thumbnail_path: str | None, result_path: str | None) -> str | None:
+    """The card image of a result: its stored thumbnail, made smaller still."""
+    return file_thumb(thumbnail_path or result_path, CARD_THUMB_SIDE)

@@ -1,0 +1,82 @@
+"""The Batch page: a table of pairs in, a live result gallery out.
+
+UI only. Running a batch enqueues it with the runner (the same engine as `mirrago batch`);
+everything shown afterwards is read back from the ledger, so a refresh, another tab or another
+browser shows the same batch. `/batch` opens the most recent batch, `/batch?batch=<id>` any one.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from mirrago import batchprogress
+from mirrago.ledger import BatchRecord
+from mirrago.services import Services
+from mirrago.ui import session
+from mirrago.ui.batch_gallery import detail, gallery
+from mirrago.ui.batch_history import history
+from mirrago.ui.batch_input import input_section
+from mirrago.ui.batch_run import controls, figures, header, open_batch, opened_batch
+from mirrago.ui.routing import ensure_routed
+
+ensure_routed()
+
+VIEW_KEY = "batch-view"
+VIEWS = {
+    "new": ":material/table_rows: New batch",
+    "results": ":material/photo_library: Results",
+    "history": ":material/history: Past batches",
+}
+LIVE_REFRESH = 1.5  # seconds between looks at the ledger while a batch is active
+
+
+def _show(batch_id: int) -> None:
+    """Open a batch in the Results view (after Run, or from Past batches)."""
+    open_batch(batch_id)
+    st.session_state[VIEW_KEY] = "results"
+
+
+def _results(services: Services, batch: BatchRecord) -> None:
+    active = sum(services.ledger.counts(batch.id)[s] for s in batchprogress.ACTIVE) > 0
+    was_active_key = f"batch-was-active-{batch.id}"
+    st.session_state[was_active_key] = active
+
+    @st.fragment(run_every=LIVE_REFRESH if active else None)
+    def live() -> None:
+        current = services.ledger.batch(batch.id)
+        if current is None:  # deleted meanwhile (another tab)
+            st.rerun(scope="app")
+        rows = services.ledger.jobs(batch_id=batch.id)
+        progress = batchprogress.progress(current, rows)
+        header(current, progress)
+        figures(progress)
+        controls(services, current, rows, progress)
+        st.divider()
+        gallery(services, rows)
+        if st.session_state.get(was_active_key) and not progress.active:
+            st.rerun(scope="app")  # finished: one full run, then the page stops ticking
+
+    live()
+    detail(services)
+
+
+services = session.current_services()
+
+st.title("Batch")
+st.caption("Many pairs at once: fill the table (type, paste, import or combine), check it, run "
+           "it, and watch the results arrive. Nothing is spent on rows that fail the checks.")
+
+batch = opened_batch(services)
+if st.session_state.get(VIEW_KEY) not in VIEWS:
+    st.session_state[VIEW_KEY] = "results" if batch is not None else "new"
+view = st.segmented_control("View", list(VIEWS), format_func=VIEWS.__getitem__, required=True,
+                            key=VIEW_KEY, label_visibility="collapsed")
+
+if view == "new":
+    input_section(services, _show)
+elif view == "history":
+    history(services, _show)
+elif batch is None:
+    st.info("No batch yet: add rows under New batch and run them.", icon=":material/info:")
+else:
+    _results(services, batch)
