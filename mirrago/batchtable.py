@@ -137,22 +137,22 @@ def sample_url(base_url: str, sample: samples.Sample) -> str:
     return f"{base_url.rstrip('/')}/samples/{sample.relative_path}"
 
 
-def sample_rows(base_url: str, count: int = 4) -> Table:
-    """A few person × garment rows from the sandbox's samples (different pairs each)."""
+def sample_rows(base_url: str, existing: Table = (), count: int = 4) -> Table:
+    """`count` person × garment rows from the sandbox's samples that are not in `existing`
+    yet (so pressing the button again adds new pairs, not duplicates)."""
     persons = [sample_url(base_url, s) for s in samples.persons()]
     garments = [sample_url(base_url, s) for s in samples.garments()]
-    if not persons or not garments:
-        return []
+    taken = {(row.get("target_image_url"), row.get("garment_image_url")) for row in existing}
+    # Diagonals first: the first rows pair each person with a different garment.
+    pairs = [
+        (persons[(start + shift) % len(persons)], garments[start % len(garments)])
+        for shift in range(len(persons))
+        for start in range(len(garments))
+    ] if persons and garments else []
+    fresh = [pair for pair in dict.fromkeys(pairs) if pair not in taken][:count]
     return [
-        clean_row(
-            {
-                "target_image_url": persons[index % len(persons)],
-                "garment_image_url": garments[index % len(garments)],
-                "background": "",
-                "username": "",
-            }
-        )
-        for index in range(count)
+        clean_row({"target_image_url": person, "garment_image_url": garment})
+        for person, garment in fresh
     ]
 
 

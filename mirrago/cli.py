@@ -181,7 +181,15 @@ def build_parser() -> argparse.ArgumentParser:
         "relative to the CSV's folder). Writes DIR/results.csv and the images under DIR/. "
         "Running the same command again continues the batch in DIR.",
     )
-    batch.add_argument("csv_path", metavar="INPUT.csv", type=Path)
+    batch.add_argument("csv_path", metavar="INPUT.csv", type=Path, nargs="?")
+    batch.add_argument(
+        "--follow",
+        metavar="BATCH_ID",
+        type=_positive_int,
+        default=None,
+        help="instead of running a file, show the progress of batch BATCH_ID (one started on "
+        "the Batch page, say) until it finishes",
+    )
     batch.add_argument(
         "--out-dir",
         type=Path,
@@ -386,6 +394,10 @@ class _Interrupt:
 def run_batch(args: argparse.Namespace) -> int:
     from mirrago.services import open_services
 
+    if args.follow is not None:
+        return follow_batch(args)
+    if args.csv_path is None:
+        raise UsageError("batch needs INPUT.csv (or --follow BATCH_ID)")
     table = read_batch_csv(args.csv_path)
     if table.problems and not (args.skip_invalid and table.valid and table.header):
         count = len(table.problems)
@@ -530,6 +542,26 @@ def _batch_outcome(
     if summary.get("completed", 0) == len(table.rows):
         return EXIT_OK
     return EXIT_JOB_FAILED
+
+
+def follow_batch(args: argparse.Namespace) -> int:
+    """`mirrago batch --follow ID`: 0 when every row completed, 1 when some did not."""
+    from mirrago.batchfollow import follow
+    from mirrago.ledger import JobState, Ledger
+
+    ledger = Ledger.open(load_settings())
+    try:
+        counts = follow(ledger, args.follow, args.timeout)
+    finally:
+        ledger.close()
+    if counts is None:
+        raise UsageError(f"there is no batch {args.follow} in this ledger")
+    summary = ", ".join(f"{n} {state.value}" for state, n in counts.items() if n)
+    print(f"Batch {args.follow}: {summary or 'no rows'}", file=sys.stderr)
+    active = counts[JobState.QUEUED] + counts[JobState.SUBMITTING] + counts[JobState.SUBMITTED]
+    if active:
+        raise MirragoError(f"{active} rows still in progress after {args.timeout:g} s")
+    return EXIT_OK if counts[JobState.COMPLETED] == sum(counts.values()) else EXIT_JOB_FAILED
 
 
 # --------------------------------------------------------------------------- usage

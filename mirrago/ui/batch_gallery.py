@@ -162,7 +162,7 @@ def _detail_dialog(services: Services) -> None:
         state_badge(row)
         st.button("Next", icon=":material/chevron_right:", key="batch-detail-next",
                   disabled=position >= len(ids) - 1, on_click=_step, args=(1,), shortcut="Right")
-    result_col, info_col = st.columns([3, 2], gap="medium")
+    result_col, info_col = st.columns(2, gap="medium")
     with result_col:
         before = local_image(row.target, services.backend)
         if row.state is JobState.COMPLETED:
@@ -175,17 +175,20 @@ def _detail_dialog(services: Services) -> None:
         for extra in DETAIL_EXTRAS:
             extra(services, row)
         _inputs(services, row)
-        if row.state is not JobState.COMPLETED:
+        if row.state is not JobState.COMPLETED:  # a completed result has its own details
             job_details(row)
 
 
 def _inputs(services: Services, row: JobRecord) -> None:
-    for role, value in (("Person", row.target), ("Garment", row.garment)):
-        with st.container(horizontal=True, vertical_alignment="center"):
-            thumb = input_thumb(value, services.backend, side=160)
+    columns = st.columns(2, gap="small")
+    for column, (role, value) in zip(columns, (("Person", row.target), ("Garment", row.garment)),
+                                     strict=True):
+        with column:
+            thumb = input_thumb(value, services.backend, side=240)
             if thumb:
-                st.image(thumb, width=80)
-            st.text(f"{role}: {value}")
+                st.image(thumb, width=120)
+            st.caption(role)
+            st.text(value)
 
 
 def detail(services: Services) -> None:

@@ -84,12 +84,13 @@ def _frame(services: Services, checked: list[RowCheck]) -> pd.DataFrame:
     )
     # Typed, so an empty table is editable as text (an empty column would be float).
     text = ["check", *COLUMNS]
+    frame.index = range(1, len(frame) + 1)  # row numbers as the checks name them
     return frame.astype({name: "string" for name in text})
 
 
 def table_editor(services: Services, checked: list[RowCheck]) -> None:
     config = {
-        "check": st.column_config.TextColumn("Check", width="medium", disabled=True,
+        "check": st.column_config.TextColumn("Check", width="large", disabled=True,
                                              help="Why a row will be skipped; ✓ when it is fine"),
         "target_image_url": st.column_config.TextColumn(
             "target_image_url", width="medium", help="The person photo: an http(s) link or a "
@@ -150,7 +151,9 @@ def _add_samples(services: Services) -> None:
             "live endpoint cannot reach. Paste or import your own links instead."
         ]
         return
-    add_rows(batchtable.sample_rows(services.backend.base_url), "Added 4 sample rows.")
+    rows = batchtable.sample_rows(services.backend.base_url, table())
+    add_rows(rows, f"Added {len(rows)} sample rows." if rows else "Every sample pair is "
+             "already in the table.")
 
 
 def _stored(files: list, role: str, services: Services) -> list[str]:
