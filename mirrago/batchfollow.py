@@ -14,11 +14,12 @@ POLL_SECONDS = 0.5
 
 
 def follow(ledger: Ledger, batch_id: int, timeout: float | None = None,
-           out: TextIO = sys.stderr) -> dict[JobState, int] | None:
+           out: TextIO | None = None) -> dict[JobState, int] | None:
     """Show the batch's progress until no row is active (or `timeout` passes); returns the
     final counts, or None when there is no such batch."""
     from tqdm import tqdm
 
+    out = out or sys.stderr
     batch = ledger.batch(batch_id)
     if batch is None:
         return None

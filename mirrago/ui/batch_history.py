@@ -35,28 +35,29 @@ def _frame(listed: list[BatchSummary]) -> pd.DataFrame:
 
 def history(services: Services, open_batch: Callable[[int], None]) -> None:
     listed = batchprogress.summaries(services.ledger, limit=200)
+    note = st.session_state.pop(NOTE_KEY, None)
+    if note:
+        st.success(md_text(note), icon=":material/check:")
     if not listed:
         st.caption("No batches yet: add rows under New batch and run them, or run "
                    "`mirrago batch INPUT.csv` from a shell.")
         return
-    note = st.session_state.pop(NOTE_KEY, None)
-    if note:
-        st.success(md_text(note), icon=":material/check:")
-    picked = st.dataframe(
+    st.dataframe(
         _frame(listed), key="batch-history-table", hide_index=True, width="stretch",
-        on_select="rerun", selection_mode="single-row",
         column_config={
             "id": st.column_config.NumberColumn("Batch", format="%d", width="small"),
             "pass rate": st.column_config.ProgressColumn("Pass rate", format="%d%%",
                                                          min_value=0, max_value=100),
         },
     )
-    selected = picked.selection.rows if picked else []
-    if not selected:
-        st.caption("Select a batch to open, rename or delete it.")
-        return
-    summary = listed[selected[0]]
-    _actions(services, summary, open_batch)
+    by_id = {s.batch.id: s for s in listed}
+    chosen = st.selectbox(
+        "Batch to open, rename or delete", list(by_id), key="batch-history-pick",
+        format_func=lambda batch_id: f"{batch_id} · {by_id[batch_id].batch.name}",
+        index=None, placeholder="Choose a batch",
+    )
+    if chosen is not None and chosen in by_id:
+        _actions(services, by_id[chosen], open_batch)
 
 
 def _actions(services: Services, summary: BatchSummary,

@@ -2,8 +2,8 @@
 checked as it is edited, Check links, and the Run button with its cost.
 
 The table lives in session state as plain rows; the editor shows it with a preview of both
-images and each row's check. An edit is merged into the rows by the editor's callback, which
-also bumps the editor's key so the previews and checks redraw.
+images and each row's check. An edit is merged into the rows on the run it arrives in, and the
+editor's key is bumped so the previews and checks redraw.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def _editor_key() -> str:
 
 
 def _merge_edits() -> None:
-    """The editor's callback: apply its edits, additions and deletions to the rows."""
+    """Apply the editor's edits, additions and deletions to the rows."""
     edits = st.session_state.get(_editor_key()) or {}
     rows = [dict(r) for r in table()]
     for position, change in (edits.get("edited_rows") or {}).items():
@@ -113,9 +113,12 @@ def table_editor(services: Services, checked: list[RowCheck]) -> None:
         hide_index=False,
         width="stretch",
         height=min(420, 38 + 35 * (len(checked) + 1)),
-        on_change=_merge_edits,
         placeholder="",
     )
+    edits = st.session_state.get(_editor_key()) or {}
+    if any(edits.get(part) for part in ("edited_rows", "added_rows", "deleted_rows")):
+        _merge_edits()  # then redraw with the rows' new previews and checks
+        st.rerun()
 
 
 def import_panel(services: Services) -> None:

@@ -1,0 +1,491 @@
+"""The Batch page: its UI-free logic (table checks, import, Combine, progress figures, link
+checks, the ledger's batch additions, `mirrago batch --follow`) and the page through AppTest
+on the embedded sandbox, with a real ledger in a temporary data dir."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import streamlit as st
+from openpyxl import Workbook
+from streamlit.testing.v1 import AppTest
+
+from mirrago import batchprogress, batchtable, linkcheck
+from mirrago import ledger as ledger_module
+from mirrago.cli import main
+from mirrago.config import load_settings
+from mirrago.ledger import JobInput, JobState, Ledger
+from mirrago.samples import garments, persons
+from mirrago.services import Services
+from mirrago.ui import session
+
+APP = "../app.py"
+RUN_TIMEOUT = 30
+SANDBOX = "http://127.0.0.1:9/samples"  # only the shape matters to the checks
+
+
+def url(kind: str, name: str) -> str:
+    return f"{SANDBOX}/{kind}/{name}"
+
+
+# --------------------------------------------------------------------------- table checks
+
+
+def test_every_bad_row_gets_its_reason_and_good_rows_their_job(tmp_path: Path) -> None:
+    person, garment = url("persons", "a.jpg"), url("garments", "b.png")
+    table = [
+        {"target_image_url": person, "garment_image_url": garment},
+        {"target_image_url": "", "garment_image_url": garment},
+        {"target_image_url": "ftp://host/a.jpg", "garment_image_url": garment},
+        {"target_image_url": person, "garment_image_url": url("garments", "c.png"),
+         "background": "purple"},
+        {"target_image_url": person, "garment_image_url": garment},
+        {"target_image_url": str(tmp_path / "missing.jpg"), "garment_image_url": garment},
+    ]
+    checked = batchtable.check_table([batchtable.clean_row(r) for r in table], tmp_path)
+    assert checked[0].job is not None and checked[0].problem is None
+    problems = [c.problem or "" for c in checked[1:]]
+    assert "target_image_url is empty" in problems[0]
+    assert "not an http(s) URL" in problems[1]
+    assert "background 'purple'" in problems[2]
+    assert "the same pair as row 1" in problems[3]
+    assert "no such file" in problems[4]
+    assert all(c.job is None for c in checked[1:])
+
+
+def test_link_check_findings_mark_the_rows_that_use_the_link(tmp_path: Path) -> None:
+    good, bad = url("persons", "a.jpg"), url("persons", "gone.jpg")
+    garment = url("garments", "b.png")
+    table = [batchtable.clean_row({"target_image_url": p, "garment_image_url": garment})
+             for p in (good, bad)]
+    checked = batchtable.check_table(table, tmp_path, {bad: "unreachable (HTTP 404)", good: None})
+    assert checked[0].job is not None
+    assert checked[1].job is None and "unreachable (HTTP 404)" in (checked[1].problem or "")
+
+
+def test_combine_makes_every_person_with_every_garment() -> None:
+    rows = batchtable.combine(["p1", "p2", "p3"], ["g1", "g2", "g3", "g4"], "white")
+    assert len(rows) == 12
+    assert {(r["target_image_url"], r["garment_image_url"]) for r in rows} == {
+        (p, g) for p in ("p1", "p2", "p3") for g in ("g1", "g2", "g3", "g4")
+    }
+    assert all(r["background"] == "white" for r in rows)
+
+
+def test_sample_rows_add_new_pairs_each_time() -> None:
+    first = batchtable.sample_rows("http://127.0.0.1:5")
+    second = batchtable.sample_rows("http://127.0.0.1:5", first)
+    pairs = {(r["target_image_url"], r["garment_image_url"]) for r in first + second}
+    assert len(first) == len(second) == 4 and len(pairs) == 8
+
+
+def test_import_reads_csv_with_unknown_columns_and_notes_them(tmp_path: Path) -> None:
+    data = (
+        "target_image_url,garment_image_url,notes,username\n"
+        f"{url('persons', 'a.jpg')},{url('garments', 'b.png')},hello,ana\n"
+    ).encode()
+    imported = batchtable.import_file("pairs.csv", data, tmp_path)
+    assert imported.rows == [{
+        "target_image_url": url("persons", "a.jpg"), "garment_image_url": url("garments", "b.png"),
+        "background": "", "username": "ana",
+    }]
+    assert any("'notes'" in note for note in imported.notes)
+
+
+def test_import_accepts_a_header_less_two_column_file(tmp_path: Path) -> None:
+    data = f"{url('persons', 'a.jpg')},{url('garments', 'b.png')}\n" \
+           f"{url('persons', 'c.jpg')},{url('garments', 'd.png')}\n"
+    imported = batchtable.import_file("pairs.csv", data.encode(), tmp_path)
+    assert [r["target_image_url"] for r in imported.rows] == [url("persons", "a.jpg"),
+                                                              url("persons", "c.jpg")]
+    assert any("No header line" in note for note in imported.notes)
+
+
+def test_import_reads_an_xlsx_workbook(tmp_path: Path) -> None:
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["target_image_url", "garment_image_url", "background"])
+    sheet.append([url("persons", "a.jpg"), url("garments", "b.png"), "studio"])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    imported = batchtable.import_file("pairs.xlsx", buffer.getvalue(), tmp_path)
+    assert imported.rows[0]["background"] == "studio" and not imported.problems
+
+
+def test_import_of_a_broken_workbook_is_one_plain_problem(tmp_path: Path) -> None:
+    imported = batchtable.import_file("pairs.xlsx", b"not a workbook", tmp_path)
+    assert imported.rows == [] and "not an Excel workbook" in imported.problems[0]
+
+
+# --------------------------------------------------------------------------- link checks
+
+
+class _Images(BaseHTTPRequestHandler):
+    PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        if self.path == "/no-head.png":
+            self.send_response(405)
+            self.end_headers()
+            return
+        self._answer(head=True)
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._answer(head=False)
+
+    def _answer(self, head: bool) -> None:
+        if self.path == "/missing.png":
+            self.send_response(404)
+            self.end_headers()
+            return
+        body, kind = (b"<html></html>", "text/html") if self.path == "/page.html" else (
+            self.PNG, "image/png" if self.path != "/no-head.png" else "")
+        self.send_response(200)
+        if kind:
+            self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def image_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Images)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_check_links_tells_reachable_images_from_the_rest(image_server: str) -> None:
+    found = linkcheck.check_links([f"{image_server}/ok.png", f"{image_server}/missing.png",
+                                   f"{image_server}/page.html", f"{image_server}/no-head.png",
+                                   "http://127.0.0.1:1/closed.png"], timeout=3)
+    assert found[f"{image_server}/ok.png"] is None
+    assert found[f"{image_server}/no-head.png"] is None  # HEAD refused: the ranged GET sniffs
+    assert "HTTP 404" in (found[f"{image_server}/missing.png"] or "")
+    assert "not an image" in (found[f"{image_server}/page.html"] or "")
+    assert "unreachable" in (found["http://127.0.0.1:1/closed.png"] or "")
+
+
+# --------------------------------------------------------------------------- ledger and figures
+
+
+PAIRS = [JobInput(f"/p{i}.jpg", f"/g{i}.png") for i in range(3)]
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    opened = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+    yield opened
+    opened.close()
+
+
+def test_a_paused_batch_is_not_claimed_until_resumed(ledger: Ledger) -> None:
+    batch = ledger.create_batch("b", "batch-page", PAIRS)
+    ledger.set_batch_paused(batch.id, True)
+    assert not ledger.has_queued() and ledger.claim_next("r1") is None
+    ledger.set_batch_paused(batch.id, False)
+    claimed = ledger.claim_next("r1")
+    assert claimed is not None and claimed.batch_id == batch.id
+
+
+def test_a_schema_1_ledger_is_upgraded_with_the_pause_flag(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        ledger_module.metadata.create_all(conn)
+        conn.execute(sa.text("ALTER TABLE batches DROP COLUMN paused"))
+        conn.execute(sa.text("INSERT INTO schema_version (version) VALUES (1)"))
+        conn.execute(sa.text("INSERT INTO batches (name, source, created_at, private) "
+                             "VALUES ('old', 'cli', '2026-01-01 00:00:00', 1)"))
+    engine.dispose()
+    upgraded = Ledger(f"sqlite:///{path}")
+    try:
+        assert upgraded.schema_version() == 2
+        [old] = upgraded.batches()
+        assert old.name == "old" and old.private and not old.paused
+    finally:
+        upgraded.close()
+
+
+def test_delete_removes_the_batch_and_only_its_own_files_in_the_data_dir(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    (data_dir / "inputs").mkdir(parents=True)
+    own, shared, outside = data_dir / "inputs/own.jpg", data_dir / "inputs/shared.jpg", \
+        tmp_path / "users-photo.jpg"
+    for path in (own, shared, outside):
+        path.write_bytes(b"x")
+    doomed = ledger.create_batch(
+        "doomed", "batch-page", [JobInput(str(own), str(shared)), JobInput(str(outside), str(own))]
+    )
+    kept = ledger.create_batch("kept", "batch-page", [JobInput(str(shared), "https://x/g.png")])
+    removed = batchprogress.delete_batch(ledger, data_dir, doomed.id)
+    assert removed == 1 and not own.exists()
+    assert shared.exists() and outside.exists()
+    assert ledger.batch(doomed.id) is None and ledger.batch(kept.id) is not None
+
+
+def test_a_batch_with_rows_in_flight_is_not_deleted(ledger: Ledger, tmp_path: Path) -> None:
+    batch = ledger.create_batch("busy", "batch-page", PAIRS)
+    ledger.claim_next("r1")
+    assert batchprogress.delete_batch(ledger, tmp_path, batch.id) is None
+    assert ledger.batch(batch.id) is not None
+
+
+def test_progress_figures_count_states_credits_rate_and_eta(ledger: Ledger) -> None:
+    batch = ledger.create_batch("b", "batch-page", [JobInput(f"/p{i}", "/g") for i in range(6)])
+    rows = ledger.jobs(batch_id=batch.id)
+    start = rows[0].created_at
+    end = start + timedelta(seconds=30)
+    done = [replace(r, state=JobState.COMPLETED, job_id=f"j{i}", submitted_at=start,
+                    finished_at=end) for i, r in enumerate(rows[:2])]
+    failed = [replace(rows[2], state=JobState.FAILED, finished_at=end)]
+    figures = batchprogress.progress(batch, done + failed + rows[3:],
+                                     now=start + timedelta(seconds=30))
+    assert figures.total == 6 and figures.finished == 3 and figures.active == 3
+    assert figures.credits_spent == 2  # the failed row never reached the server
+    assert figures.rate_per_min == pytest.approx(6.0)  # 3 jobs in 30 s
+    assert figures.eta_seconds == pytest.approx(30.0)
+    assert figures.pass_rate == pytest.approx(2 / 3) and figures.state == "running"
+
+
+# --------------------------------------------------------------------------- the page (AppTest)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    for name in ("MIRRAGO_BASE_URL", "MIRRAGO_CLIENT_ID", "MIRRAGO_CLIENT_SECRET",
+                 "MIRRAGO_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    path = tmp_path / "data"
+    monkeypatch.setenv("MIRRAGO_DATA_DIR", str(path))
+    monkeypatch.chdir(tmp_path)
+    yield path
+    st.cache_resource.clear()
+
+
+def services() -> Services:
+    return session.services_for(load_settings())
+
+
+@pytest.fixture
+def page(data_dir: Path) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT)
+    at.run()
+    at.switch_page("pages/batch.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
+
+
+def texts(at: AppTest) -> str:
+    parts = [e.value for e in (*at.text, *at.caption, *at.markdown, *at.warning, *at.info,
+                               *at.error, *at.success)]
+    return "\n".join(str(p) for p in parts)
+
+
+def set_table(at: AppTest, rows: list[dict[str, str]]) -> None:
+    at.session_state["batch-table"] = [batchtable.clean_row(r) for r in rows]
+    at.run()
+    assert not at.exception, at.exception
+
+
+def sample_pairs(count: int) -> list[dict[str, str]]:
+    base = services().backend.base_url
+    return batchtable.sample_rows(base, count=count)
+
+
+def button(at: AppTest, key: str):
+    return at.button(key=key)
+
+
+def test_invalid_rows_are_marked_counted_and_priced_out(page: AppTest) -> None:
+    good = sample_pairs(2)
+    set_table(page, [*good, {"target_image_url": "not a link", "garment_image_url": ""}])
+    run = button(page, "batch-run")
+    assert run.label == "Run batch — 2 credits" and not run.disabled
+    shown = texts(page)
+    assert "1 invalid row skipped, never sent" in shown
+    assert "Row 3: target_image_url 'not a link': no such file; garment_image_url is empty" in shown
+    run.click().run()
+    assert page.session_state["batch-view"] == "results"
+    batch = batchprogress.latest_batch(services().ledger)
+    assert batch is not None and len(services().ledger.jobs(batch_id=batch.id)) == 2
+    wait_until(lambda: not sum(services().ledger.counts(batch.id)[s]
+                               for s in batchprogress.ACTIVE))
+    page.run()
+    assert not page.exception
+    assert {m.label: m.value for m in page.metric}["Done"] == "2"
+    assert len([b for b in page.button if b.key and b.key.startswith("batch-open-")]) == 2
+
+
+def test_the_editor_merges_added_edited_and_deleted_rows(page: AppTest) -> None:
+    set_table(page, [])
+    button(page, "batch-add-samples").click().run()
+    key = f"batch-editor-{page.session_state['batch-editor-version']}"
+    page.session_state[key] = {
+        "edited_rows": {0: {"username": "ana"}},
+        "added_rows": [{"target_image_url": "https://example.com/p.jpg",
+                        "garment_image_url": "https://example.com/g.jpg"}],
+        "deleted_rows": [1],  # positions: the second sample row
+    }
+    page.run()
+    rows = page.session_state["batch-table"]
+    assert [r["username"] for r in rows] == ["ana", "", "", ""]
+    assert rows[-1]["target_image_url"] == "https://example.com/p.jpg" and len(rows) == 4
+
+
+def test_the_balance_warning_appears_when_the_batch_costs_more(page: AppTest) -> None:
+    ledger = services().ledger
+    with ledger._write() as conn:  # noqa: SLF001 - a known low balance, as a job would record
+        conn.execute(ledger_module.credit_readings.insert().values(
+            at=ledger_module.utcnow(), credits_before=1, job_id="j"))
+    set_table(page, sample_pairs(3))
+    assert "latest known balance 1 credits" in texts(page)
+    assert any("needs 3 credits" in w.value for w in page.warning)
+
+
+def test_sample_rows_on_a_live_endpoint_add_nothing_and_say_why(
+    page: AppTest, make_sandbox
+) -> None:
+    live = make_sandbox()
+    page.session_state[session.LIVE_SETTINGS_KEY] = session.live_settings(
+        live.base_url, live.client_id, live.client_secret)
+    page.run()
+    button(page, "batch-add-samples").click().run()
+    assert page.session_state["batch-table"] == []
+    assert "Sample rows need public image links" in texts(page)
+
+
+def test_pause_resume_and_cancel_queued(page: AppTest) -> None:
+    runner = services().runner
+    runner.hold()  # nothing is sent while the test looks at the queued rows
+    set_table(page, sample_pairs(3))
+    button(page, "batch-run").click().run()
+    batch = batchprogress.latest_batch(services().ledger)
+    assert batch is not None
+    button(page, "batch-pause").click().run()
+    assert services().ledger.batch(batch.id).paused
+    assert "Paused" in texts(page)
+    button(page, "batch-resume").click().run()
+    assert not services().ledger.batch(batch.id).paused
+    assert button(page, "batch-cancel").label == "Cancel queued (3)"
+    button(page, "batch-cancel").click().run()
+    counts = services().ledger.counts(batch.id)
+    assert counts[JobState.CANCELED] == 3
+    assert "Finished" in texts(page)  # the state badge
+    runner.resume()
+
+
+def test_retry_failed_and_ticked_uncertain_rows(page: AppTest) -> None:
+    ledger = services().ledger
+    bad = {"target_image_url": "http://127.0.0.1:1/nobody.jpg",
+           "garment_image_url": "http://127.0.0.1:1/nothing.png"}
+    set_table(page, [bad])
+    button(page, "batch-run").click().run()
+    batch = batchprogress.latest_batch(ledger)
+    assert batch is not None
+    wait_until(lambda: ledger.counts(batch.id)[JobState.FAILED] == 1)
+    page.run()
+    retry = button(page, "batch-retry")
+    assert retry.label == "Retry failed — 1 credit"
+    retry.click().run()
+    [row] = ledger.jobs(batch_id=batch.id)
+    assert row.attempts == 2
+    wait_until(lambda: ledger.counts(batch.id)[JobState.FAILED] == 1)
+
+    runner = services().runner
+    runner.hold()
+    unsure = ledger.create_batch("unsure", batchprogress.PAGE_SOURCE, [
+        JobInput(r["target_image_url"], r["garment_image_url"]) for r in sample_pairs(2)])
+    for _ in range(2):
+        claimed = ledger.claim_next("gone-runner", [unsure.id])
+        ledger.mark_uncertain(claimed.id, "gone-runner", "no answer")
+    page.query_params["batch"] = str(unsure.id)
+    page.session_state["batch-open"] = unsure.id
+    page.run()
+    assert "may or may not have made them" in texts(page)
+    first = ledger.jobs(batch_id=unsure.id)[0]
+    page.pills(key="batch-uncertain-pick").set_value([first.id]).run()
+    button(page, "batch-uncertain-retry").click().run()
+    states = [r.state for r in ledger.jobs(batch_id=unsure.id)]
+    assert states == [JobState.QUEUED, JobState.UNCERTAIN]
+    runner.resume()
+
+
+def test_past_batches_list_cli_ones_and_delete_asks_first(
+    page: AppTest, data_dir: Path, capsys
+) -> None:
+    source = data_dir.parent / "pairs.csv"
+    person, garment = persons()[0].path, garments()[0].path
+    source.write_text(f"target_image_url,garment_image_url\n{person},{garment}\n")
+    assert main(["batch", str(source), "--out-dir", str(data_dir.parent / "out")]) == 0
+    cli_batch = batchprogress.latest_batch(services().ledger)
+    assert cli_batch is not None and cli_batch.private
+    # the CLI's own batch can be followed from the shell too
+    assert main(["batch", "--follow", str(cli_batch.id)]) == 0
+    assert "1 completed" in capsys.readouterr().err
+
+    page.segmented_control(key="batch-view").set_value("history").run()
+    assert not page.exception
+    frame = page.dataframe[0].value
+    assert list(frame["from"]) == ["Command line"] and list(frame["size"]) == [1]
+    assert list(frame["pass rate"]) == [100] and list(frame["state"]) == ["Finished"]
+    page.selectbox(key="batch-history-pick").set_value(cli_batch.id).run()
+    page.text_input(key=f"batch-rename-{cli_batch.id}").input("Spring line-up").run()
+    button(page, "batch-history-rename").click().run()
+    assert services().ledger.batch(cli_batch.id).name == "Spring line-up"
+    result = services().ledger.jobs(batch_id=cli_batch.id)[0].result_path
+    assert result and Path(result).exists()
+    page.selectbox(key="batch-history-pick").set_value(cli_batch.id).run()
+    button(page, "batch-history-confirm").click().run()
+    assert services().ledger.batch(cli_batch.id) is None
+    assert not Path(result).exists()
+    assert "Deleted Spring line\\-up and 2 stored files" in texts(page)  # result, thumbnail
+    assert person.exists()  # the CLI's input is the user's own file: never deleted
+
+
+def test_follow_a_page_batch_from_the_shell(page: AppTest, capsys) -> None:
+    set_table(page, sample_pairs(2))
+    button(page, "batch-run").click().run()
+    batch = batchprogress.latest_batch(services().ledger)
+    assert batch is not None
+    assert main(["batch", "--follow", str(batch.id)]) == 0
+    assert "2 completed" in capsys.readouterr().err
+    assert main(["batch", "--follow", "999"]) == 2
+    assert "no batch 999" in capsys.readouterr().err
+
+
+def test_a_username_with_markup_is_shown_as_text(page: AppTest) -> None:
+    rows = sample_pairs(1)
+    rows[0]["username"] = "<img src=x onerror=alert(1)> **bold**"
+    set_table(page, rows)
+    button(page, "batch-run").click().run()
+    batch = batchprogress.latest_batch(services().ledger)
+    wait_until(lambda: services().ledger.counts(batch.id)[JobState.COMPLETED] == 1)
+    page.run()
+    captions = [c.value for c in page.caption if "Row 1" in c.value]
+    assert captions and "\\<img" in captions[0] and "\\*\\*bold\\*\\*" in captions[0]
