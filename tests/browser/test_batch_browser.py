@@ -1,0 +1,209 @@
+"""The Batch page in a real browser: on the embedded sandbox (the shared app server) and on a
+sandbox configured as a live endpoint (this module's server): import with a bad row, sample
+rows, Combine, a refresh mid-batch, the detail dialog, markup in a username, a 500-row batch."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from browser_app import ARTIFACTS, AppServer, start_app, stop_app
+from browser_helpers import assert_no_exception, keyed, open_app, screenshot, wait_for_app
+from PIL import Image
+from playwright.sync_api import Browser, Page, expect
+
+from mirrago import ledger as ledger_module
+from mirrago.ledger import JobInput, Ledger
+from mirrago.sandbox.server import EmbeddedSandbox, SandboxConfig, start_embedded
+
+pytestmark = pytest.mark.browser
+
+FINISH_TIMEOUT = 60_000  # ms
+MARKUP = "<img src=x onerror=alert(1)>"
+
+
+@pytest.fixture(scope="module")
+def live_sandbox() -> Iterator[EmbeddedSandbox]:
+    """A sandbox slow enough to be caught mid-batch: 1–2 s a job, two at a time."""
+    sandbox = start_embedded(SandboxConfig(latency=(1.0, 2.0), workers=2, seed=5))
+    yield sandbox
+    sandbox.stop()
+
+
+@pytest.fixture(scope="module")
+def live_app(live_sandbox: EmbeddedSandbox, tmp_path_factory: pytest.TempPathFactory
+             ) -> Iterator[AppServer]:
+    """The app configured for that sandbox as a live endpoint (MIRRAGO_BASE_URL set)."""
+    server = start_app(tmp_path_factory.mktemp("batch-live"), {
+        "MIRRAGO_BASE_URL": live_sandbox.base_url,
+        "MIRRAGO_CLIENT_ID": live_sandbox.client_id,
+        "MIRRAGO_CLIENT_SECRET": live_sandbox.client_secret,
+    })
+    yield server
+    stop_app(server)
+
+
+@pytest.fixture
+def live_page(browser: Browser, live_app: AppServer) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1440, "height": 900},
+                                  base_url=live_app.url)
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def click(page: Page, key: str) -> None:
+    keyed(page, key).get_by_role("button").first.click()
+    wait_for_app(page)
+
+
+def snap(page: Page, name: str) -> None:
+    """A full-page screenshot while the page ticks (`screenshot` waits for a quiet page)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]')"
+                           ".scrollHeight")
+    page.set_viewport_size({"width": 1440, "height": max(900, height)})
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    page.set_viewport_size({"width": 1440, "height": 900})
+
+
+def cards(page: Page):
+    """The result cards (each has one Open button)."""
+    return page.locator("[class*='st-key-batch-open-']")
+
+
+def expect_finished(page: Page, count: int) -> None:
+    expect(keyed(page, "batch-header")).to_contain_text("Finished", timeout=FINISH_TIMEOUT)
+    expect(page.locator("[class*='st-key-batch-open-']")).to_have_count(count)
+    assert_no_exception(page)
+
+
+def test_import_with_a_bad_row_runs_the_rest_and_survives_a_refresh(
+    live_page: Page, live_sandbox: EmbeddedSandbox, tmp_path: Path
+) -> None:
+    page = live_page
+    alerts: list[str] = []
+    page.on("dialog", lambda dialog: (alerts.append(dialog.message), dialog.dismiss()))
+    base = f"{live_sandbox.base_url}/samples"
+    csv = tmp_path / "pairs.csv"
+    csv.write_text(
+        "target_image_url,garment_image_url,username,notes\n"
+        f"{base}/persons/studio-ana.jpg,{base}/garments/red-hoodie.png,{MARKUP},a\n"
+        f"{base}/persons/studio-kofi.jpg,not-a-link,qa,b\n"
+        f"{base}/persons/studio-mei.jpg,{base}/garments/denim-shirt.png,qa,c\n"
+        f"{base}/persons/studio-sam.jpg,{base}/garments/floral-dress.png,qa,d\n"
+        f"{base}/persons/astronaut.jpg,{base}/garments/green-sweater.png,qa,e\n"
+    )
+    before = live_sandbox.engine.stats()["jobs_created"]
+    open_app(page, "/batch")
+    click(page, "batch-add-samples")  # a live endpoint: samples are not reachable from it
+    expect(page.get_by_text("Sample rows need public image links")).to_be_visible()
+    keyed(page, "batch-import").locator("input[type=file]").set_input_files(str(csv))
+    wait_for_app(page)
+    expect(page.get_by_text("Imported 5 rows from pairs.csv")).to_be_visible()
+    expect(page.get_by_text("Ignored column 'notes'")).to_be_visible()
+    expect(page.get_by_text("Row 2: garment_image_url 'not-a-link'")).to_be_visible()
+    run = keyed(page, "batch-run").get_by_role("button")
+    expect(run).to_have_text(re.compile("Run batch — 4 credits"))
+    screenshot(page, "batch-table")
+    run.click()  # no wait_for_app from here: a running batch keeps the page ticking
+
+    header = keyed(page, "batch-header")
+    expect(header).to_contain_text("Running", timeout=FINISH_TIMEOUT)
+    name = header.locator("h3").inner_text()
+    expect(cards(page).first).to_be_visible(timeout=FINISH_TIMEOUT)
+    snap(page, "batch-mid")
+    page.reload()  # the runner works on; the page rebuilds from the ledger
+    expect(keyed(page, "batch-header").locator("h3")).to_have_text(name)
+    expect_finished(page, 4)
+    assert live_sandbox.engine.stats()["jobs_created"] - before == 4  # the bad row never sent
+    first = keyed(page, f"batch-card-{_first_card_id(page)}")
+    expect(first).to_contain_text(MARKUP)  # shown as text, not an image tag
+    assert page.locator("[data-testid='stMain'] img[src='x']").count() == 0
+    screenshot(page, "batch-finished")
+    assert alerts == []
+
+
+def _first_card_id(page: Page) -> str:
+    name = page.locator("[class*='st-key-batch-open-']").first.get_attribute("class") or ""
+    return re.search(r"st-key-batch-open-(\d+)", name).group(1)  # type: ignore[union-attr]
+
+
+def test_combine_then_sample_rows_run_and_the_detail_view_steps_to_the_next(page: Page) -> None:
+    open_app(page, "/batch")
+    keyed(page, "batch-view").get_by_role("radio", name=re.compile("New batch")).click()
+    wait_for_app(page)
+    keyed(page, "batch-combine").get_by_role("button").first.click()
+    for role, count in (("person", 3), ("garment", 4)):  # two pasted lists of links
+        area = keyed(page, f"batch-combine-{role}-urls").locator("textarea")
+        area.fill("\n".join(f"https://example.com/{role}-{i}.jpg" for i in range(count)))
+        area.press("Control+Enter")
+        wait_for_app(page)
+    add = keyed(page, "batch-combine-add").get_by_role("button")
+    expect(add).to_have_text(re.compile("3 × 4 = 12 rows"))
+    add.click()
+    wait_for_app(page)
+    expect(page.get_by_text("Added 12 rows (3 persons × 4 garments)")).to_be_visible()
+    expect(keyed(page, "batch-run").get_by_role("button")).to_have_text(
+        re.compile("Run batch — 12 credits"))
+    click(page, "batch-clear")
+
+    click(page, "batch-add-samples")
+    expect(keyed(page, "batch-run").get_by_role("button")).to_have_text(
+        re.compile("Run batch — 4 credits"))
+    keyed(page, "batch-run").get_by_role("button").click()
+    expect_finished(page, 4)
+
+    page.locator("[class*='st-key-batch-open-'] button").first.click()
+    dialog = page.locator("[data-testid='stDialog']")
+    expect(dialog).to_contain_text("1 of 4")
+    expect(dialog.locator("[data-testid='stImage'] img").first).to_be_visible()
+    page.wait_for_function("() => Array.from(document.images).every(image => image.complete)")
+    page.screenshot(path=str(ARTIFACTS / "batch-detail.png"))
+    dialog.get_by_role("button", name=re.compile("Next")).click()
+    expect(dialog).to_contain_text("2 of 4")
+    expect(dialog).to_contain_text("Row 2")
+    assert_no_exception(page)
+
+
+def seed_finished_batch(data_dir: Path, rows: int) -> int:
+    """A finished batch of `rows` completed rows in the app's ledger, sharing one thumbnail."""
+    thumbs = data_dir / "thumbs"
+    thumbs.mkdir(parents=True, exist_ok=True)
+    thumb = thumbs / "seed.jpg"
+    Image.new("RGB", (240, 320), (120, 90, 200)).save(thumb, "JPEG")
+    ledger = Ledger(f"sqlite:///{data_dir / 'ledger.sqlite3'}")
+    try:
+        inputs = [JobInput(f"https://example.com/p{i}.jpg", f"https://example.com/g{i}.png")
+                  for i in range(rows)]
+        # Private while seeding, so the app's runner never claims a row of it.
+        batch = ledger.create_batch("Five hundred", "batch-page", inputs, private=True)
+        now = ledger_module.utcnow()
+        jobs, batches = ledger_module.jobs, ledger_module.batches
+        with ledger._write() as conn:  # noqa: SLF001 - seeding finished rows in one statement
+            conn.execute(jobs.update().where(jobs.c.batch_id == batch.id).values(
+                state="completed", job_id="seed-" + jobs.c.id.cast(sa.Text),
+                submitted_at=now, finished_at=now, thumbnail_path=str(thumb),
+                result_path=str(thumb)))
+            conn.execute(batches.update().where(batches.c.id == batch.id).values(private=False))
+        return batch.id
+    finally:
+        ledger.close()
+
+
+def test_a_500_row_finished_batch_opens_paged(live_page: Page, live_app: AppServer) -> None:
+    batch_id = seed_finished_batch(live_app.data_dir, 500)
+    open_app(live_page, f"/batch?batch={batch_id}")
+    expect(keyed(live_page, "batch-header")).to_contain_text("Five hundred")
+    expect(live_page.get_by_text("Showing 1–24 of 500")).to_be_visible()
+    expect(keyed(live_page, "batch-gallery-page")).to_be_visible()
+    expect(live_page.locator("[class*='st-key-batch-open-']")).to_have_count(24)
+    sizes = live_page.evaluate(
+        "() => Array.from(document.querySelectorAll('[class*=st-key-batch-card-] img'))"
+        ".map(image => image.src.length)")
+    assert sizes and max(sizes) * 3 / 4 <= 64 * 1024
+    assert_no_exception(live_page)
