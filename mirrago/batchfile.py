@@ -78,14 +78,15 @@ def read_batch_csv(path: Path) -> CsvBatch:
     return read_batch_bytes(data, path)
 
 
-def read_batch_bytes(data: bytes, path: Path) -> CsvBatch:
+def read_batch_bytes(data: bytes, path: Path, *, check: bool = True) -> CsvBatch:
     """Check a batch file's bytes: CSV, or Excel (.xlsx) when `path` says so. Relative image
-    paths are looked up next to `path`. Every problem is collected, none is raised."""
+    paths are looked up next to `path`. Every problem is collected, none is raised. With
+    `check=False` only the file and its header are checked (the caller checks the rows)."""
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         records = _xlsx_records(data)
         if isinstance(records, str):
             return CsvBatch(path, [], [], [records])
-        return check_records(records, path)
+        return check_records(records, path, check=check)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -109,7 +110,7 @@ def read_batch_bytes(data: bytes, path: Path) -> CsvBatch:
             start = reader.line_num + 1
     except csv.Error as error:
         return CsvBatch(path, [], [], [f"line {reader.line_num}: {error}"])
-    return check_records(records, path)
+    return check_records(records, path, check=check)
 
 
 def _xlsx_records(data: bytes) -> list[tuple[int, list[str]]] | str:
@@ -148,7 +149,9 @@ def _looks_like_file(cell: str) -> bool:
     return Path(cell.strip()).suffix.lower() in (".jpg", ".jpeg", ".png", ".webp")
 
 
-def check_records(records: list[tuple[int, list[str]]], path: Path) -> CsvBatch:
+def check_records(
+    records: list[tuple[int, list[str]]], path: Path, *, check: bool = True
+) -> CsvBatch:
     """Check a table given as (line number, cells) records; the first is the header, unless
     the file is a header-less two-column table of images."""
     if not records:
@@ -175,7 +178,7 @@ def check_records(records: list[tuple[int, list[str]]], path: Path) -> CsvBatch:
         if not any(cell.strip() for cell in record):
             continue  # a blank line is not a row
         row = CsvRow(index=len(rows), line=line, values=record)
-        if not header_problems:  # rows cannot be read without their columns
+        if check and not header_problems:  # rows cannot be read without their columns
             _check_row(row, names, path.parent)
         rows.append(row)
         problems += [f"line {row.line}: {problem}" for problem in row.problems]

@@ -95,7 +95,7 @@ def import_file(name: str, data: bytes, base: Path) -> Imported:
     """Read an uploaded CSV or .xlsx (the `mirrago batch` columns; unknown columns ignored,
     a header-less two-column file accepted) into table rows. Bad rows come in too, so the
     table can show them with their reasons."""
-    table = read_batch_bytes(data, base / Path(name).name)
+    table = read_batch_bytes(data, base / Path(name).name, check=False)  # rows: check_table
     if not table.header:
         return Imported([], table.problems, table.notes)
     names = [cell.strip().lower() for cell in table.header]

@@ -9,11 +9,13 @@ under the result: the review controls live there). Each is a list of callables; 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
 import streamlit as st
 
+from mirrago.backend import Backend
 from mirrago.ledger import JobRecord, JobState
 from mirrago.services import Services
 from mirrago.ui.batch_images import INPUT_THUMB_SIDE, input_thumb, result_thumb
@@ -78,7 +80,8 @@ def filter_bar(services: Services, rows: list[JobRecord]) -> list[JobRecord]:
     return rows
 
 
-def _input_label(value: str, backend, role: str) -> str:
+@functools.lru_cache(maxsize=4096)  # a 500-row batch names a few dozen images: look each up once
+def _input_label(value: str, backend: Backend, role: str) -> str:
     label = describe_input(value, backend, role)
     if label.startswith(("your ", "an image from")) and not value.startswith("http"):
         return Path(value).name

@@ -4,6 +4,7 @@ small data URL (never full-size bytes: Streamlit re-sends and stores those on ev
 from __future__ import annotations
 
 import base64
+import functools
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -43,12 +44,18 @@ def file_thumb(path: str | None, side: int = CARD_THUMB_SIDE) -> str | None:
     return _file_thumb(str(path), mtime, side)
 
 
+@functools.lru_cache(maxsize=4096)
+def _sample_path(value: str, backend: Backend) -> str | None:
+    sample = sample_for(value, backend)  # lists the samples folder: once per value
+    return str(sample.path) if sample is not None else None
+
+
 def input_thumb(value: str, backend: Backend, side: int = INPUT_THUMB_SIDE) -> str | None:
     """A job input's thumbnail: a shipped sample or a stored file as a small data URL; any
     other http(s) link as itself (the browser loads it); None for anything else."""
-    sample = sample_for(value, backend)
+    sample = _sample_path(value, backend)
     if sample is not None:
-        return file_thumb(str(sample.path), side)
+        return file_thumb(sample, side)
     if urlsplit(value).scheme in ("http", "https"):
         return value
     if value and Path(value).is_absolute():

@@ -62,8 +62,14 @@ def _merge_edits() -> None:
 
 
 def checks(services: Services) -> list[RowCheck]:
+    """The rows' checks, redone only when the rows or the link findings changed."""
     links = st.session_state.get(LINKS_KEY) or {}
-    return batchtable.check_table(table(), services.settings.data_dir, links)
+    stamp = (st.session_state.get(VERSION_KEY, 0), id(table()), len(links))
+    cached = st.session_state.get("batch-checks")
+    if cached is None or cached[0] != stamp:
+        cached = (stamp, batchtable.check_table(table(), services.settings.data_dir, links))
+        st.session_state["batch-checks"] = cached
+    return cached[1]
 
 
 def _frame(services: Services, checked: list[RowCheck]) -> pd.DataFrame:
