@@ -487,5 +487,5 @@ def test_a_username_with_markup_is_shown_as_text(page: AppTest) -> None:
     batch = batchprogress.latest_batch(services().ledger)
     wait_until(lambda: services().ledger.counts(batch.id)[JobState.COMPLETED] == 1)
     page.run()
-    captions = [c.value for c in page.caption if "Row 1" in c.value]
+    captions = [c.value for c in page.caption if "onerror" in c.value]
     assert captions and "\\<img" in captions[0] and "\\*\\*bold\\*\\*" in captions[0]

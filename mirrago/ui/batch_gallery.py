@@ -106,12 +106,14 @@ def card(services: Services, row: JobRecord) -> bool:
                 small = input_thumb(value, backend)
                 if small:
                     st.image(small, width=INPUT_THUMB_SIDE // 2)
+        with st.container(horizontal=True, gap="xsmall", vertical_alignment="center"):
             state_badge(row)
             if row.review_verdict:
                 st.badge(md_text(row.review_verdict),
                          color=VERDICT_COLOURS.get(row.review_verdict, "gray"))  # type: ignore[arg-type]
-        st.caption(f"Row {row.row_index + 1}" + (f" · {md_text(row.username)}"
-                                                  if row.username else ""))
+            st.caption(f"Row {row.row_index + 1}")
+        if row.username:
+            st.caption(md_text(row.username[:60]))
         if row.error and row.state is not JobState.COMPLETED:
             st.caption(md_text(row.error[:160]))
         for extra in CARD_EXTRAS:
@@ -165,7 +167,7 @@ def _detail_dialog(services: Services) -> None:
         state_badge(row)
         st.button("Next", icon=":material/chevron_right:", key="batch-detail-next",
                   disabled=position >= len(ids) - 1, on_click=_step, args=(1,), shortcut="Right")
-    result_col, info_col = st.columns(2, gap="medium")
+    result_col, info_col = st.columns([2, 3], gap="medium")
     with result_col:
         before = local_image(row.target, services.backend)
         if row.state is JobState.COMPLETED:
@@ -189,7 +191,7 @@ def _inputs(services: Services, row: JobRecord) -> None:
         with column:
             thumb = input_thumb(value, services.backend, side=240)
             if thumb:
-                st.image(thumb, width=120)
+                st.image(thumb, width=96)
             st.caption(role)
             st.text(value)
 

@@ -17,6 +17,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from mirrago import ledger as ledger_module
 from mirrago.ledger import JobInput, Ledger
+from mirrago.samples import garments, persons
 from mirrago.sandbox.server import EmbeddedSandbox, SandboxConfig, start_embedded
 
 pytestmark = pytest.mark.browser
@@ -27,8 +28,8 @@ MARKUP = "<img src=x onerror=alert(1)>"
 
 @pytest.fixture(scope="module")
 def live_sandbox() -> Iterator[EmbeddedSandbox]:
-    """A sandbox slow enough to be caught mid-batch: 1–2 s a job, two at a time."""
-    sandbox = start_embedded(SandboxConfig(latency=(1.0, 2.0), workers=2, seed=5))
+    """A sandbox slow enough to be caught mid-batch: 2–3 s a job, one at a time."""
+    sandbox = start_embedded(SandboxConfig(latency=(2.0, 3.0), workers=1, seed=5))
     yield sandbox
     sandbox.stop()
 
@@ -115,8 +116,9 @@ def test_import_with_a_bad_row_runs_the_rest_and_survives_a_refresh(
     header = keyed(page, "batch-header")
     expect(header).to_contain_text("Running", timeout=FINISH_TIMEOUT)
     name = header.locator("h3").inner_text()
-    expect(cards(page).first).to_be_visible(timeout=FINISH_TIMEOUT)
-    snap(page, "batch-mid")
+    expect(keyed(page, "batch-grid").get_by_text("Done").first).to_be_visible(
+        timeout=FINISH_TIMEOUT)
+    snap(page, "batch-mid")  # one result in, three to come (a job at a time, 2–3 s each)
     page.reload()  # the runner works on; the page rebuilds from the ledger
     expect(keyed(page, "batch-header").locator("h3")).to_have_text(name)
     expect_finished(page, 4)
@@ -178,7 +180,8 @@ def seed_finished_batch(data_dir: Path, rows: int) -> int:
     Image.new("RGB", (240, 320), (120, 90, 200)).save(thumb, "JPEG")
     ledger = Ledger(f"sqlite:///{data_dir / 'ledger.sqlite3'}")
     try:
-        inputs = [JobInput(f"https://example.com/p{i}.jpg", f"https://example.com/g{i}.png")
+        people, clothes = persons(), garments()  # local files: nothing for the browser to fetch
+        inputs = [JobInput(str(people[i % len(people)].path), str(clothes[i % len(clothes)].path))
                   for i in range(rows)]
         # Private while seeding, so the app's runner never claims a row of it.
         batch = ledger.create_batch("Five hundred", "batch-page", inputs, private=True)
