@@ -46,6 +46,11 @@ def history(services: Services, open_batch: Callable[[int], None]) -> None:
         _frame(listed), key="batch-history-table", hide_index=True, width="stretch",
         column_config={
             "id": st.column_config.NumberColumn("Batch", format="%d", width="small"),
+            "name": st.column_config.TextColumn("Name", width="large"),
+            "started": "Started",
+            "size": st.column_config.NumberColumn("Rows", format="%d"),
+            "state": "State",
+            "from": "Started from",
             "pass rate": st.column_config.ProgressColumn("Pass rate", format="%d%%",
                                                          min_value=0, max_value=100),
         },
