@@ -322,8 +322,11 @@ def button(at: AppTest, key: str):
     return at.button(key=key)
 
 
-def test_invalid_rows_are_marked_counted_and_priced_out(page: AppTest) -> None:
+def test_invalid_rows_are_skipped_the_rest_run_and_can_be_followed_from_the_shell(
+    page: AppTest, capsys
+) -> None:
     good = sample_pairs(2)
+    good[0]["username"] = "<img src=x onerror=alert(1)> **bold**"
     set_table(page, [*good, {"target_image_url": "not a link", "garment_image_url": ""}])
     run = button(page, "batch-run")
     assert run.label == "Run batch — 2 credits" and not run.disabled
@@ -334,12 +337,18 @@ def test_invalid_rows_are_marked_counted_and_priced_out(page: AppTest) -> None:
     assert page.session_state["batch-view"] == "results"
     batch = batchprogress.latest_batch(services().ledger)
     assert batch is not None and len(services().ledger.jobs(batch_id=batch.id)) == 2
-    wait_until(lambda: not sum(services().ledger.counts(batch.id)[s]
-                               for s in batchprogress.ACTIVE))
+    # `mirrago batch --follow` watches the page's batch from the shell until it finishes
+    assert main(["batch", "--follow", str(batch.id)]) == 0
+    assert "2 completed" in capsys.readouterr().err
+    assert main(["batch", "--follow", "999"]) == 2
+    assert "no batch 999" in capsys.readouterr().err
     page.run()
     assert not page.exception
     assert {m.label: m.value for m in page.metric}["Done"] == "2"
     assert len([b for b in page.button if b.key and b.key.startswith("batch-open-")]) == 2
+    # user text on a card is shown as text: Markdown and HTML escaped
+    captions = [c.value for c in page.caption if "onerror" in c.value]
+    assert captions and "\\<img" in captions[0] and "\\*\\*bold\\*\\*" in captions[0]
 
 
 def test_the_editor_merges_added_edited_and_deleted_rows(page: AppTest) -> None:
@@ -466,26 +475,3 @@ def test_past_batches_list_cli_ones_and_delete_asks_first(
     assert not Path(result).exists()
     assert "Deleted Spring line\\-up and 2 stored files" in texts(page)  # result, thumbnail
     assert person.exists()  # the CLI's input is the user's own file: never deleted
-
-
-def test_follow_a_page_batch_from_the_shell(page: AppTest, capsys) -> None:
-    set_table(page, sample_pairs(2))
-    button(page, "batch-run").click().run()
-    batch = batchprogress.latest_batch(services().ledger)
-    assert batch is not None
-    assert main(["batch", "--follow", str(batch.id)]) == 0
-    assert "2 completed" in capsys.readouterr().err
-    assert main(["batch", "--follow", "999"]) == 2
-    assert "no batch 999" in capsys.readouterr().err
-
-
-def test_a_username_with_markup_is_shown_as_text(page: AppTest) -> None:
-    rows = sample_pairs(1)
-    rows[0]["username"] = "<img src=x onerror=alert(1)> **bold**"
-    set_table(page, rows)
-    button(page, "batch-run").click().run()
-    batch = batchprogress.latest_batch(services().ledger)
-    wait_until(lambda: services().ledger.counts(batch.id)[JobState.COMPLETED] == 1)
-    page.run()
-    captions = [c.value for c in page.caption if "onerror" in c.value]
-    assert captions and "\\<img" in captions[0] and "\\*\\*bold\\*\\*" in captions[0]

@@ -280,11 +280,13 @@ def run_button(services: Services, checked: list[RowCheck], on_run) -> None:
 
 def _run(services: Services, inputs: list, name: str, on_run) -> None:
     title = name.strip() or datetime.now().strftime("Batch %d %b %H:%M")
-    batch = services.runner.enqueue(inputs, name=title, source=PAGE_SOURCE)
+    enqueued = services.runner.enqueue(inputs, name=title, source=PAGE_SOURCE)
+    # The batch record, or (engine hardening, issue 7) its rows: either names the batch.
+    batch_id = enqueued[0].batch_id if isinstance(enqueued, list) else enqueued.id
     _set_table([], f"Started {title!r}: {len(inputs)} rows.")
     st.session_state.pop(LINKS_KEY, None)
     st.session_state["batch-name"] = ""
-    on_run(batch.id)
+    on_run(batch_id)
 
 
 def input_section(services: Services, on_run) -> None:
