@@ -464,6 +464,14 @@ def test_past_batches_list_cli_ones_and_delete_asks_first(
     assert list(frame["from"]) == ["Command line"] and list(frame["size"]) == [1]
     assert list(frame["pass rate"]) == [100] and list(frame["state"]) == ["Finished"]
     page.selectbox(key="batch-history-pick").set_value(cli_batch.id).run()
+    button(page, "batch-history-open").click().run()
+    assert not page.exception
+    assert page.session_state["batch-view"] == "results"
+    assert page.query_params["batch"] == [str(cli_batch.id)] or \
+        page.query_params["batch"] == str(cli_batch.id)
+    assert "mirrago batch --follow" in texts(page)  # a CLI batch: the CLI runs it
+    page.segmented_control(key="batch-view").set_value("history").run()
+    page.selectbox(key="batch-history-pick").set_value(cli_batch.id).run()
     page.text_input(key=f"batch-rename-{cli_batch.id}").input("Spring line-up").run()
     button(page, "batch-history-rename").click().run()
     assert services().ledger.batch(cli_batch.id).name == "Spring line-up"

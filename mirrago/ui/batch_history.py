@@ -69,10 +69,9 @@ def _actions(services: Services, summary: BatchSummary,
              open_batch: Callable[[int], None]) -> None:
     batch = summary.batch
     with st.container(horizontal=True, vertical_alignment="bottom", key="batch-history-actions"):
-        if st.button("Open", type="primary", icon=":material/open_in_new:",
-                     key="batch-history-open"):
-            open_batch(batch.id)
-            st.rerun()
+        # A callback: it switches the page's view before the view control is drawn.
+        st.button("Open", type="primary", icon=":material/open_in_new:",
+                  key="batch-history-open", on_click=open_batch, args=(batch.id,))
         name = st.text_input("Name", value=batch.name, key=f"batch-rename-{batch.id}")
         if st.button("Rename", key="batch-history-rename", icon=":material/edit:",
                      disabled=not name.strip() or name.strip() == batch.name):
