@@ -204,19 +204,19 @@ def test_a_paused_batch_is_not_claimed_until_resumed(ledger: Ledger) -> None:
     assert claimed is not None and claimed.batch_id == batch.id
 
 
-def test_a_schema_1_ledger_is_upgraded_with_the_pause_flag(tmp_path: Path) -> None:
+def test_a_schema_2_ledger_is_upgraded_with_the_pause_flag(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite3"
     engine = sa.create_engine(f"sqlite:///{path}")
     with engine.begin() as conn:
         ledger_module.metadata.create_all(conn)
         conn.execute(sa.text("ALTER TABLE batches DROP COLUMN paused"))
-        conn.execute(sa.text("INSERT INTO schema_version (version) VALUES (1)"))
+        conn.execute(sa.text("INSERT INTO schema_version (version) VALUES (2)"))
         conn.execute(sa.text("INSERT INTO batches (name, source, created_at, private) "
                              "VALUES ('old', 'cli', '2026-01-01 00:00:00', 1)"))
     engine.dispose()
     upgraded = Ledger(f"sqlite:///{path}")
     try:
-        assert upgraded.schema_version() == 2
+        assert upgraded.schema_version() == 3
         [old] = upgraded.batches()
         assert old.name == "old" and old.private and not old.paused
     finally:

@@ -94,6 +94,7 @@ def test_a_schema_1_ledger_gains_owner_and_deletion_columns(tmp_path: Path) -> N
     with ledger._write() as conn:  # noqa: SLF001 - turn it back into a schema 1 ledger
         conn.execute(sa.text("ALTER TABLE jobs DROP COLUMN owner"))
         conn.execute(sa.text("ALTER TABLE jobs DROP COLUMN deleted_at"))
+        conn.execute(sa.text("ALTER TABLE batches DROP COLUMN paused"))  # schema 3's column
         conn.execute(sa.text("UPDATE schema_version SET version = 1"))
     ledger.close()
     upgraded = Ledger(url)
