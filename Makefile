@@ -20,6 +20,7 @@ lint: install
 bench: install
 	$(VENV)/bin/python benchmarks/batch_throughput.py
 	$(VENV)/bin/python benchmarks/usage_page.py
+	$(VENV)/bin/python benchmarks/batch_page.py
 
 samples: install
 	$(VENV)/bin/python scripts/make_samples.py
