@@ -209,6 +209,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="submit the valid rows even when some rows are invalid",
     )
 
+    # --- export (issue 10) ---
+    export = commands.add_parser(
+        "export",
+        parents=[common],
+        help="write a batch's Results CSV, Images ZIP or HTML report",
+        description="Export a batch from the ledger (by id, or by name: the newest of that "
+        "name). Each option takes a file name; without one the file is named after the batch "
+        "in the current folder. Nothing is fetched from the API.",
+    )
+    export.add_argument("batch", metavar="BATCH", help="batch id or name")
+    for flag, what in (
+        ("--csv", "Results CSV"),
+        ("--zip", "Images ZIP"),
+        ("--html", "HTML report"),
+    ):
+        export.add_argument(
+            flag, nargs="?", const="", default=None, type=str, metavar="FILE", help=f"the {what}"
+        )
+    # --- end export (issue 10) ---
+
     usage = commands.add_parser(
         "usage",
         parents=[common],
@@ -597,6 +617,56 @@ def run_usage(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --------------------------------------------------------------------------- export (issue 10)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from mirrago import export
+    from mirrago.ledger import Ledger
+
+    wanted = [
+        (kind, value)
+        for kind, value in (("results", args.csv), ("images", args.zip), ("report", args.html))
+        if value is not None
+    ]
+    if not wanted:
+        raise UsageError("mirrago export: choose at least one of --csv, --zip, --html")
+    ledger = Ledger.open(load_settings())
+    try:
+        batch = _find_batch(ledger, args.batch)
+        for kind, value in wanted:
+            target = Path(value or export.default_name(batch, kind))
+            _check_out_path(target)
+            temporary = target.with_name(f".{target.name}.tmp")
+            try:
+                if kind == "results":
+                    temporary.write_bytes(export.results_csv(ledger, batch.id))
+                elif kind == "images":
+                    export.write_zip(ledger, batch.id, temporary)
+                else:
+                    with temporary.open("w", encoding="utf-8") as handle:
+                        export.write_html(ledger, batch.id, handle)
+                temporary.replace(target)
+            finally:
+                temporary.unlink(missing_ok=True)
+            print(f"{kind}: {target}")
+    finally:
+        ledger.close()
+    return EXIT_OK
+
+
+def _find_batch(ledger: Any, text: str) -> Any:
+    batch = ledger.batch(int(text)) if text.strip().isdigit() else None
+    if batch is None:
+        batch = next((b for b in ledger.batches() if b.name == text), None)
+    if batch is None:
+        raise UsageError(
+            f"mirrago export: no batch {text!r} in the ledger; give a batch id or name "
+            "(`mirrago usage` shows the ledger in use)"
+        )
+    return batch
+
+
 # --------------------------------------------------------------------------- sandbox, main
 
 
@@ -630,6 +700,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "try-on": run_try_on,
     "batch": run_batch,
     "usage": run_usage,
+    "export": run_export,  # issue 10
 }
 
 

@@ -21,7 +21,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from mirrago.config import Settings
 from mirrago.models import MirragoError, Submission
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 HOST = socket.gethostname()
 
 
@@ -145,6 +145,40 @@ class Recovery:
 
     uncertain: list[int]
     adopted: list[JobRecord]
+
+
+# --- reviews and run comparisons (issue 10) ------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReviewRecord:
+    """One verdict given on one attempt of a row (the history keeps every one, undone too)."""
+
+    id: int
+    row_id: int
+    attempt: int
+    verdict: str
+    reasons: tuple[str, ...]
+    note: str | None
+    reviewer: str | None
+    at: datetime
+    seconds: float | None
+    undone: bool
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """Which of two runs of the same pair is better: "left", "right" or "same"."""
+
+    left_batch_id: int
+    right_batch_id: int
+    pair_key: str
+    judgement: str
+    reviewer: str | None
+    at: datetime
+
+
+# --- end reviews and run comparisons (issue 10) ---------------------------------------
 
 
 # --------------------------------------------------------------------------- schema
@@ -260,6 +294,53 @@ job_events = sa.Table(
     sa.Index("ix_job_events_row", "row_id"),
 )
 
+# --- reviews and run comparisons (issue 10) ------------------------------------------
+# Every verdict ever given (the jobs table holds only the current one); a retry keeps them.
+reviews = sa.Table(
+    "reviews",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("row_id", sa.Integer, sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("verdict", sa.String(16), nullable=False),
+    sa.Column("reasons", sa.Text, nullable=False, default="[]"),
+    sa.Column("note", sa.Text),
+    sa.Column("reviewer", sa.Text),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("seconds", sa.Float),
+    sa.Column("undone", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    sa.Index("ix_reviews_row", "row_id"),
+)
+
+# A judgement of two runs of the same pair (person, garment, background) in two batches.
+comparisons = sa.Table(
+    "comparisons",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "left_batch_id", sa.Integer, sa.ForeignKey("batches.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column(
+        "right_batch_id",
+        sa.Integer,
+        sa.ForeignKey("batches.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("pair_key", sa.Text, nullable=False),
+    sa.Column("judgement", sa.String(8), nullable=False),
+    sa.Column("reviewer", sa.Text),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("left_batch_id", "right_batch_id", "pair_key", name="uq_comparison_pair"),
+)
+
+
+def _add_reviews_and_comparisons(conn: Connection) -> None:
+    reviews.create(conn, checkfirst=True)
+    comparisons.create(conn, checkfirst=True)
+
+
+# --- end reviews and run comparisons (issue 10) ---------------------------------------
+
 # Upgrades from version n to n + 1, run in one transaction when an older ledger is opened.
 Migration = Callable[[Connection], None]
 
@@ -281,7 +362,11 @@ def _add_batch_paused(conn: Connection) -> None:
     )
 
 
-MIGRATIONS: dict[int, Migration] = {1: _add_owner_and_deletion, 2: _add_batch_paused}
+MIGRATIONS: dict[int, Migration] = {
+    1: _add_owner_and_deletion,
+    2: _add_batch_paused,
+    3: _add_reviews_and_comparisons,  # issue 10
+}
 
 
 def utcnow() -> datetime:
@@ -683,17 +768,19 @@ class Ledger:
         with self._read() as conn:
             return conn.execute(query).first() is not None
 
-    def retry(self, row_id: int) -> bool:
+    def retry(self, row_id: int, *, rerun_completed: bool = False) -> bool:
         """Queue a failed or uncertain row again as a new attempt; the old outcome is recorded
-        as an event. False when the row is in another state."""
+        as an event. False when the row is in another state. `rerun_completed` also re-runs a
+        completed row (a reviewer's "Run again" on a result that failed review)."""
+        allowed = RETRYABLE_STATES | ({JobState.COMPLETED} if rerun_completed else set())
         with self._write() as conn:
             row = conn.execute(jobs.select().where(jobs.c.id == row_id)).first()
-            if row is None or JobState(row.state) not in RETRYABLE_STATES:
+            if row is None or JobState(row.state) not in allowed:
                 return False
             moved = _move(
                 conn,
                 row_id,
-                RETRYABLE_STATES,
+                allowed,
                 state=JobState.QUEUED,
                 attempts=jobs.c.attempts + 1,
                 job_id=None,
@@ -708,6 +795,10 @@ class Ledger:
                 thumbnail_path=None,
                 claimed_by=None,
                 claimed_at=None,
+                # A new attempt asks for a new verdict; the old one stays in `reviews` (issue 10).
+                review_verdict=None,
+                review_note=None,
+                review_tags="[]",
             )
             if moved:
                 previous = {
@@ -716,8 +807,153 @@ class Ledger:
                     "job_id": row.job_id,
                     "error": row.error,
                 }
+                if row.review_verdict:  # issue 10: a re-run result that had a verdict
+                    previous["review_verdict"] = row.review_verdict
                 _event(conn, row_id, "retried", previous)
         return moved
+
+    # --- reviews and run comparisons (issue 10) --------------------------------------
+
+    def record_review(
+        self,
+        row_id: int,
+        verdict: str,
+        reasons: Sequence[str] = (),
+        note: str | None = None,
+        *,
+        reviewer: str | None = None,
+        seconds: float | None = None,
+    ) -> ReviewRecord | None:
+        """Give the row's current attempt a verdict: it becomes the row's review and is added to
+        its history. None when the row does not exist. (Checks: `mirrago.review`.)"""
+        now = utcnow()
+        clean = list(dict.fromkeys(str(r).strip() for r in reasons if str(r).strip()))
+        with self._write() as conn:
+            attempt = conn.execute(sa.select(jobs.c.attempts).where(jobs.c.id == row_id)).scalar()
+            if attempt is None:
+                return None
+            conn.execute(
+                jobs.update()
+                .where(jobs.c.id == row_id)
+                .values(
+                    review_verdict=verdict,
+                    review_note=note,
+                    review_tags=json.dumps(clean),
+                    updated_at=now,
+                )
+            )
+            review_id = conn.execute(
+                reviews.insert().values(
+                    row_id=row_id,
+                    attempt=int(attempt),
+                    verdict=verdict,
+                    reasons=json.dumps(clean),
+                    note=note,
+                    reviewer=reviewer,
+                    at=now,
+                    seconds=seconds,
+                    undone=False,
+                )
+            ).inserted_primary_key[0]
+        return ReviewRecord(
+            int(review_id), row_id, int(attempt), verdict, tuple(clean), note, reviewer, now,
+            seconds, False,
+        )
+
+    def undo_review(self, row_id: int) -> ReviewRecord | None:
+        """Take back the row's latest verdict on its current attempt: the row returns to the
+        verdict before it (or to none). Returns the verdict undone, None when there was none."""
+        with self._write() as conn:
+            attempt = conn.execute(sa.select(jobs.c.attempts).where(jobs.c.id == row_id)).scalar()
+            live = (
+                reviews.select()
+                .where(
+                    reviews.c.row_id == row_id,
+                    reviews.c.attempt == attempt,
+                    reviews.c.undone == sa.false(),
+                )
+                .order_by(reviews.c.id.desc())
+                .limit(2)
+            )
+            found = list(conn.execute(live))
+            if not found:
+                return None
+            conn.execute(reviews.update().where(reviews.c.id == found[0].id).values(undone=True))
+            before = found[1] if len(found) > 1 else None
+            conn.execute(
+                jobs.update()
+                .where(jobs.c.id == row_id)
+                .values(
+                    review_verdict=before.verdict if before else None,
+                    review_note=before.note if before else None,
+                    review_tags=before.reasons if before else "[]",
+                    updated_at=utcnow(),
+                )
+            )
+        return replace(_review(found[0]), undone=True)
+
+    def reviews(
+        self, *, batch_id: int | None = None, row_id: int | None = None
+    ) -> list[ReviewRecord]:
+        """The review history, oldest first (undone verdicts included, marked)."""
+        query = reviews.select().order_by(reviews.c.id)
+        if row_id is not None:
+            query = query.where(reviews.c.row_id == row_id)
+        if batch_id is not None:
+            query = query.where(
+                reviews.c.row_id.in_(sa.select(jobs.c.id).where(jobs.c.batch_id == batch_id))
+            )
+        with self._read() as conn:
+            return [_review(row) for row in conn.execute(query)]
+
+    def save_judgement(
+        self,
+        left_batch_id: int,
+        right_batch_id: int,
+        pair_key: str,
+        judgement: str | None,
+        *,
+        reviewer: str | None = None,
+    ) -> None:
+        """Record (or, with None, clear) the judgement of one shared pair of two batches."""
+        where = sa.and_(
+            comparisons.c.left_batch_id == left_batch_id,
+            comparisons.c.right_batch_id == right_batch_id,
+            comparisons.c.pair_key == pair_key,
+        )
+        with self._write() as conn:
+            conn.execute(comparisons.delete().where(where))
+            if judgement is not None:
+                conn.execute(
+                    comparisons.insert().values(
+                        left_batch_id=left_batch_id,
+                        right_batch_id=right_batch_id,
+                        pair_key=pair_key,
+                        judgement=judgement,
+                        reviewer=reviewer,
+                        at=utcnow(),
+                    )
+                )
+
+    def judgements(self, left_batch_id: int, right_batch_id: int) -> dict[str, Judgement]:
+        query = comparisons.select().where(
+            comparisons.c.left_batch_id == left_batch_id,
+            comparisons.c.right_batch_id == right_batch_id,
+        )
+        with self._read() as conn:
+            return {
+                row.pair_key: Judgement(
+                    int(row.left_batch_id),
+                    int(row.right_batch_id),
+                    row.pair_key,
+                    row.judgement,
+                    row.reviewer,
+                    row.at,
+                )
+                for row in conn.execute(query)
+            }
+
+    # --- end reviews and run comparisons (issue 10) ----------------------------------
 
     # ------------------------------------------------------------------ runners
 
@@ -1141,4 +1377,23 @@ def _job(row: Any) -> JobRecord:
         review_tags=tags,
         owner=row.owner,
         deleted_at=row.deleted_at,
+    )
+
+
+def _review(row: Any) -> ReviewRecord:  # issue 10
+    try:
+        reasons = tuple(json.loads(row.reasons or "[]"))
+    except ValueError:
+        reasons = ()
+    return ReviewRecord(
+        id=int(row.id),
+        row_id=int(row.row_id),
+        attempt=int(row.attempt),
+        verdict=row.verdict,
+        reasons=reasons,
+        note=row.note,
+        reviewer=row.reviewer,
+        at=row.at,
+        seconds=None if row.seconds is None else float(row.seconds),
+        undone=bool(row.undone),
     )
