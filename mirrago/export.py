@@ -493,6 +493,8 @@ def _rate_text(rate: review.Rate) -> str:
 def _card_html(job: JobRecord, current: ReviewRecord | None, thumbs: _Thumbnails) -> str:
     verdict = job.review_verdict if job.review_verdict in review.VERDICTS else ""
     badge = {"pass": "Pass", "fail": "Fail"}.get(verdict, "Not reviewed")
+    if job.state is not JobState.COMPLETED:
+        badge = "No result"
     uri = thumbs.result(job)
     result = (
         f'<img class="result" src="{uri}" alt="Result of row {job.row_index + 1}">'
@@ -504,8 +506,8 @@ def _card_html(job: JobRecord, current: ReviewRecord | None, thumbs: _Thumbnails
         for value, role in ((job.target, "Person"), (job.garment, "Garment"))
     )
     details = [
-        ("Person", job.target),
-        ("Garment", job.garment),
+        ("Person", _input_text(job.target)),
+        ("Garment", _input_text(job.garment)),
         ("Background", job.background or "original"),
         ("Username", job.username),
         ("Job id", job.job_id),
@@ -514,7 +516,11 @@ def _card_html(job: JobRecord, current: ReviewRecord | None, thumbs: _Thumbnails
         details.append(
             ("Reviewed", f"{current.reviewer or 'unnamed'}, {current.at:%Y-%m-%d %H:%M}")
         )
-    rows = "".join(f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>" for k, v in details if v)
+    rows = "".join(
+        f"<dt>{_esc(k)}</dt><dd>{v if k in ('Person', 'Garment') else _esc(v)}</dd>"
+        for k, v in details
+        if v
+    )
     reasons = "".join(
         f'<span class="reason">{_esc(review.REASONS.get(tag, tag))}</span>'
         for tag in job.review_tags
@@ -534,6 +540,11 @@ def _card_html(job: JobRecord, current: ReviewRecord | None, thumbs: _Thumbnails
         parts.append(f'<div class="error">{_esc(job.error)}</div>')
     parts.append(f"<dl>{rows}</dl></article>")
     return "".join(parts)
+
+
+def _input_text(value: str) -> str:
+    """An input's name, and where it came from in small print (already escaped)."""
+    return f'{_esc(review.input_label(value))}<br><small class="meta">{_esc(value)}</small>'
 
 
 def _input_html(value: str, role: str, thumbs: _Thumbnails) -> str:

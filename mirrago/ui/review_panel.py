@@ -1,0 +1,253 @@
+"""The review loop on screen: Pass (`P`), Fail (`F`), reason tags on the number keys, a note,
+Undo (`U`), Skip (`S`); after a verdict the view moves to the next unreviewed result of the
+current filter. Plus the review filters and the summary figures.
+
+Everything is saved in the ledger at once (`mirrago.review`); the session only remembers which
+result is on screen, the reasons ticked for it, when it was shown and this session's verdicts
+(for Undo). Buttons act in their callbacks, so the run that follows a keypress already shows
+the next result.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import streamlit as st
+
+from mirrago import review
+from mirrago.ledger import JobRecord, Ledger, ReviewRecord
+from mirrago.models import MirragoError
+
+STATE_KEY = "review.state"
+REVIEWER_KEY = "review-reviewer"
+REASON_KEYS = {reason: str(number) for number, reason in enumerate(review.REASONS, start=1)}
+VERDICT_BADGES = {
+    review.PASS: ("Pass", "green", ":material/check:"),
+    review.FAIL: ("Fail", "red", ":material/close:"),
+}
+
+
+@dataclass
+class ReviewState:
+    """What this browser session remembers about its review (everything else is the ledger's)."""
+
+    current: int | None = None  # the row on screen
+    shown_at: float = field(default_factory=time.monotonic)
+    reasons: set[str] = field(default_factory=set)
+    done: list[int] = field(default_factory=list)  # rows given a verdict here, for Undo
+    message: str | None = None
+
+    def show(self, row_id: int | None) -> None:
+        if row_id != self.current:
+            self.current = row_id
+            self.shown_at = time.monotonic()
+            self.reasons = set()
+
+
+def state() -> ReviewState:
+    found = st.session_state.get(STATE_KEY)
+    if not isinstance(found, ReviewState):
+        found = st.session_state[STATE_KEY] = ReviewState()
+    return found
+
+
+def reviewer_name() -> str | None:
+    """The signed-in user's name, else the name typed in the review bar."""
+    try:
+        if st.user.is_logged_in:
+            return str(st.user.get("name") or st.user.get("email") or "") or None
+    except Exception:  # no auth configured: st.user has nothing to say
+        pass
+    return (st.session_state.get(REVIEWER_KEY) or "").strip() or None
+
+
+def current_job(ordered: Sequence[JobRecord]) -> JobRecord | None:
+    """The result on screen: the remembered one when it is in this view, else the first
+    unreviewed one of it, else its first result."""
+    session = state()
+    by_id = {job.id: job for job in ordered}
+    if session.current in by_id:
+        return by_id[session.current]
+    job = review.next_unreviewed(ordered, None) or (ordered[0] if ordered else None)
+    session.show(job.id if job else None)
+    return job
+
+
+# --------------------------------------------------------------------------- actions
+
+
+def _verdict(ledger: Ledger, job: JobRecord, ordered: list[JobRecord], verdict: str) -> None:
+    session = state()
+    note = st.session_state.get(f"review-note-{job.id}")
+    try:
+        review.give_verdict(
+            ledger,
+            job,
+            verdict,
+            sorted(session.reasons),
+            note,
+            reviewer=reviewer_name(),
+            seconds=time.monotonic() - session.shown_at,
+        )
+    except MirragoError as error:
+        session.message = str(error)
+        return
+    session.message = None
+    session.done.append(job.id)
+    fresh = [ledger.job(job.id) or job if row.id == job.id else row for row in ordered]
+    following = review.next_unreviewed(fresh, job.id)
+    session.show(following.id if following else job.id)
+
+
+def _toggle_reason(reason: str) -> None:
+    session = state()
+    session.reasons ^= {reason}
+    session.message = None
+
+
+def _skip(ordered: list[JobRecord], job: JobRecord) -> None:
+    session = state()
+    session.message = None
+    following = review.next_unreviewed(ordered, job.id)
+    if following is None:  # nothing unreviewed left: step to the next result instead
+        index = next((i for i, row in enumerate(ordered) if row.id == job.id), -1)
+        following = ordered[(index + 1) % len(ordered)] if ordered else None
+    session.show(following.id if following else None)
+
+
+def _undo(ledger: Ledger) -> None:
+    session = state()
+    session.message = None
+    while session.done:
+        row_id = session.done.pop()
+        undone = ledger.undo_review(row_id)
+        if undone is not None:
+            session.show(row_id)
+            session.reasons = set(undone.reasons)
+            return
+    session.message = "Nothing to undo: no verdict was given in this session yet."
+
+
+# --------------------------------------------------------------------------- widgets
+
+
+def verdict_badge(job: JobRecord) -> None:
+    if job.review_verdict in VERDICT_BADGES:
+        words, colour, icon = VERDICT_BADGES[job.review_verdict]
+        st.badge(words, color=colour, icon=icon)  # type: ignore[arg-type]
+    elif review.reviewable(job):
+        st.badge("To review", color="gray", icon=":material/rate_review:")
+
+
+def review_controls(ledger: Ledger, job: JobRecord, ordered: Sequence[JobRecord]) -> None:
+    """The verdict bar for `job`, the result on screen among `ordered` (the current filter)."""
+    ordered = list(ordered)
+    session = state()
+    if not review.reviewable(job):
+        st.caption("Only a finished result can be reviewed.")
+        return
+    if job.review_verdict in review.VERDICTS:
+        reasons = ", ".join(review.REASONS.get(tag, tag) for tag in job.review_tags)
+        st.caption(f"Current verdict: {job.review_verdict}" + (f" ({reasons})" if reasons else ""))
+    st.caption("Reasons for a fail: press their number keys, then F.")
+    with st.container(horizontal=True, gap="small", key="review-reasons"):
+        for reason, label in review.REASONS.items():
+            st.button(
+                label,
+                key=f"review-reason-{reason}",
+                type="primary" if reason in session.reasons else "secondary",
+                shortcut=REASON_KEYS[reason],
+                on_click=_toggle_reason,
+                args=(reason,),
+            )
+    st.text_input(
+        "Note (optional)",
+        key=f"review-note-{job.id}",
+        value=job.review_note or "",
+        placeholder="What is wrong, where",
+    )
+    with st.container(horizontal=True, gap="small", key="review-verdicts"):
+        st.button(
+            "Pass",
+            key="review-pass",
+            icon=":material/check:",
+            shortcut="P",
+            on_click=_verdict,
+            args=(ledger, job, ordered, review.PASS),
+        )
+        st.button(
+            "Fail",
+            key="review-fail",
+            icon=":material/close:",
+            shortcut="F",
+            on_click=_verdict,
+            args=(ledger, job, ordered, review.FAIL),
+            help="A fail needs at least one reason (keys 1–6)",
+        )
+        st.button("Skip", key="review-skip", shortcut="S", on_click=_skip, args=(ordered, job))
+        st.button(
+            "Undo",
+            key="review-undo",
+            icon=":material/undo:",
+            shortcut="U",
+            on_click=_undo,
+            args=(ledger,),
+            disabled=not session.done,
+        )
+    if session.message:
+        st.error(session.message, icon=":material/error:")
+    elif not session.reasons:
+        st.caption("Fail needs a reason first: pick one with keys 1–6.")
+
+
+def review_filters(key: str = "review-filter") -> tuple[list[str], list[str]]:
+    """Verdict and reason filters; returns (verdicts, reasons) for `review.matches`."""
+    verdict_labels = {"unreviewed": "To review", review.PASS: "Pass", review.FAIL: "Fail"}
+    with st.container(horizontal=True, gap="medium", key=f"{key}-bar"):
+        verdicts = st.pills(
+            "Verdict",
+            list(verdict_labels),
+            selection_mode="multi",
+            format_func=verdict_labels.__getitem__,
+            key=f"{key}-verdict",
+        )
+        reasons = st.pills(
+            "Reason",
+            list(review.REASONS),
+            selection_mode="multi",
+            format_func=review.REASONS.__getitem__,
+            key=f"{key}-reason",
+        )
+    return list(verdicts or []), list(reasons or [])
+
+
+def review_summary(jobs: Sequence[JobRecord], history: Sequence[ReviewRecord]) -> None:
+    """Reviewed n of m, pass rate, median time, counts per reason, the worst inputs."""
+    summary = review.summarize(jobs, history)
+    median = "–" if summary.median_seconds is None else f"{summary.median_seconds:.1f} s"
+    with st.container(horizontal=True, gap="medium", key="review-summary"):
+        st.metric("Reviewed", f"{summary.reviewed} of {summary.reviewable}", border=True)
+        st.metric("Pass rate", review.percent(summary.pass_rate), border=True)
+        st.metric("Failed", summary.failed, border=True)
+        st.metric("Median time per review", median, border=True)
+    if not summary.failed:
+        return
+    left, middle, right = st.columns(3)
+    with left:
+        st.caption("Fails by reason")
+        for reason, count in summary.reasons.items():
+            if count:
+                st.text(f"{review.REASONS[reason]}: {count}")
+    for column, title, rates in (
+        (middle, "Worst garments", summary.worst_garments),
+        (right, "Worst persons", summary.worst_persons),
+    ):
+        with column:
+            st.caption(title)
+            for rate in rates:
+                st.text(
+                    f"{review.input_label(rate.value)}: {review.percent(rate.rate)} "
+                    f"({rate.passed}/{rate.reviewed})"
+                )

@@ -1,0 +1,125 @@
+"""The review section of a batch: who reviews, the Export menu, the summary figures, and three
+views: Review (one result at a time, keyboard first), Matrix and Compare. One call from a page:
+`review_workspace(ledger, batch_id)`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from mirrago import review
+from mirrago.ledger import JobRecord, Ledger
+from mirrago.ui.review_compare import compare_view
+from mirrago.ui.review_export import export_menu
+from mirrago.ui.review_matrix import matrix_view
+from mirrago.ui.review_panel import (
+    REVIEWER_KEY,
+    current_job,
+    review_controls,
+    review_filters,
+    review_summary,
+    reviewer_name,
+    state,
+    verdict_badge,
+)
+
+VIEW_KEY = "review-view"
+QUEUE_KEY = "review-queue"
+VIEWS = {"review": "Review", "matrix": "Matrix", "compare": "Compare runs"}
+VIEW_ICONS = {
+    "review": ":material/rate_review:",
+    "matrix": ":material/grid_on:",
+    "compare": ":material/compare:",
+}
+
+
+def open_in_review(row_id: int) -> None:
+    """Show `row_id` in the Review view (a matrix cell's click)."""
+    state().show(row_id)
+    st.session_state[VIEW_KEY] = "review"
+    st.session_state[QUEUE_KEY] = False
+
+
+def review_workspace(ledger: Ledger, batch_id: int) -> None:
+    jobs = ledger.jobs(batch_id=batch_id)
+    with st.container(horizontal=True, vertical_alignment="bottom", key="review-bar"):
+        st.text_input(
+            "Reviewer",
+            key=REVIEWER_KEY,
+            placeholder="Your name, for the record",
+            width=260,
+        )
+        export_menu(ledger, batch_id, reviewer=reviewer_name())
+    review_summary(jobs, ledger.reviews(batch_id=batch_id))
+    view = st.segmented_control(
+        "View",
+        list(VIEWS),
+        default="review",
+        required=True,
+        format_func=lambda v: f"{VIEW_ICONS[v]} {VIEWS[v]}",
+        key=VIEW_KEY,
+        label_visibility="collapsed",
+    )
+    if view == "matrix":
+        matrix_view(jobs, open_in_review)
+    elif view == "compare":
+        compare_view(ledger, batch_id)
+    else:
+        review_view(ledger, jobs)
+
+
+def review_view(ledger: Ledger, jobs: list[JobRecord]) -> None:
+    """Filters, then the result on screen with its verdict bar."""
+    verdicts, reasons = review_filters()
+    queue = st.toggle("To review queue (unreviewed, oldest first)", key=QUEUE_KEY, value=False)
+    ordered = [
+        job for job in jobs if review.reviewable(job) and review.matches(job, verdicts, reasons)
+    ]
+    if queue:
+        ordered = review.review_queue(ordered)
+    if not ordered:
+        st.info("No finished result matches these filters.")
+        return
+    job = current_job(ordered)
+    if job is None:
+        return
+    left, right = st.columns([3, 2], gap="medium")
+    with left:
+        _result_and_inputs(job, ordered)
+    with right:
+        review_controls(ledger, job, ordered)
+        waiting = sum(review.is_unreviewed(row) for row in ordered)
+        st.caption(
+            f"{waiting} of {len(ordered)} results in this view still to review."
+            if waiting
+            else "Every result in this view is reviewed."
+        )
+
+
+def _result_and_inputs(job: JobRecord, ordered: list[JobRecord]) -> None:
+    position = next(i for i, row in enumerate(ordered) if row.id == job.id) + 1
+    with st.container(horizontal=True, vertical_alignment="center", key="review-title"):
+        st.markdown(f"**Row {job.row_index + 1}** · {position} of {len(ordered)}")
+        verdict_badge(job)
+    st.caption(f"{review.input_label(job.target)} × {review.input_label(job.garment)}")
+    result, person, garment = st.columns([2, 1, 1])
+    with result:
+        if job.result_path and Path(job.result_path).is_file():
+            st.image(job.result_path, width="stretch", caption="Result")
+        else:
+            st.caption("The result file is missing from the data dir.")
+    for column, value, role in ((person, job.target, "Person"), (garment, job.garment, "Garment")):
+        with column:
+            _input_image(value, role)
+
+
+def _input_image(value: str, role: str) -> None:
+    sample = review.sample_file(value)
+    local = sample or (Path(value) if "://" not in value and Path(value).is_file() else None)
+    if local is not None:
+        st.image(str(local), width="stretch", caption=role)
+    elif value.startswith(("http://", "https://")):
+        st.image(value, width="stretch", caption=role)
+    else:
+        st.caption(f"{role}: not available")

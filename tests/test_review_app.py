@@ -1,0 +1,201 @@
+"""The review widgets through AppTest, on known data in a real SQLite ledger: verdicts, a fail
+needing a reason, undo, skip, the advance order, filters and the queue, summary figures, the
+matrix and a comparison of two runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from review_data import finished_batch, grid_pairs
+from streamlit.testing.v1 import AppTest
+
+from mirrago import review
+from mirrago.ledger import BatchRecord, Ledger
+
+APP = "apps/review_app.py"
+
+
+@pytest.fixture
+def ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    monkeypatch.setenv("MIRRAGO_REVIEW_LEDGER", url)
+    opened = Ledger(url)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def batch(ledger: Ledger, tmp_path: Path) -> BatchRecord:
+    """3 persons × 4 garments; row 3 failed at the server."""
+    return finished_batch(ledger, tmp_path, grid_pairs(3, 4), name="spring", failed_rows=[2])
+
+
+def _app(batch: BatchRecord) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.query_params["batch"] = str(batch.id)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def _row_on_screen(at: AppTest) -> int:
+    title = next(m.value for m in at.markdown if m.value.startswith("**Row "))
+    return int(title.split("**")[1].removeprefix("Row "))
+
+
+def _metrics(at: AppTest) -> dict[str, str]:
+    return {metric.label: metric.value for metric in at.metric}
+
+
+def _verdicts(ledger: Ledger, batch: BatchRecord) -> dict[int, tuple]:
+    return {
+        job.row_index + 1: (job.review_verdict, job.review_tags)
+        for job in ledger.jobs(batch_id=batch.id)
+        if job.review_verdict
+    }
+
+
+def test_verdicts_advance_to_the_next_unreviewed_and_a_fail_needs_a_reason(
+    ledger: Ledger, batch: BatchRecord
+) -> None:
+    at = _app(batch)
+    at.text_input(key="review-reviewer").input("Ana").run()
+    assert _row_on_screen(at) == 1
+    at.button(key="review-pass").click().run()
+    assert _row_on_screen(at) == 2
+    at.button(key="review-fail").click().run()  # no reason: said at once, nothing saved
+    assert "needs at least one reason" in at.error[0].value
+    assert _row_on_screen(at) == 2 and _verdicts(ledger, batch) == {1: ("pass", ())}
+    at.button(key="review-reason-artifacts").click().run()
+    at.button(key="review-reason-other").click().run()
+    at.text_input(key=f"review-note-{_job(ledger, batch, 2).id}").input("a seam <b>").run()
+    at.button(key="review-fail").click().run()
+    assert _row_on_screen(at) == 4  # row 3 failed at the server: not reviewable
+    assert _verdicts(ledger, batch) == {1: ("pass", ()), 2: ("fail", ("artifacts", "other"))}
+    second = _job(ledger, batch, 2)
+    assert second.review_note == "a seam <b>"
+    history = ledger.reviews(row_id=second.id)
+    assert history[0].reviewer == "Ana" and history[0].seconds is not None
+    assert _metrics(at)["Reviewed"] == "2 of 11" and _metrics(at)["Pass rate"] == "50%"
+
+
+def _job(ledger: Ledger, batch: BatchRecord, row: int):  # noqa: ANN202
+    return next(job for job in ledger.jobs(batch_id=batch.id) if job.row_index == row - 1)
+
+
+def test_undo_takes_back_the_last_verdict_and_shows_that_result(
+    ledger: Ledger, batch: BatchRecord
+) -> None:
+    at = _app(batch)
+    at.button(key="review-pass").click().run()
+    at.button(key="review-reason-wrong-garment").click().run()
+    at.button(key="review-fail").click().run()
+    assert _row_on_screen(at) == 4
+    at.button(key="review-undo").click().run()
+    assert _row_on_screen(at) == 2 and _verdicts(ledger, batch) == {1: ("pass", ())}
+    assert at.button(key="review-reason-wrong-garment").proto.type == "primary"  # kept ticked
+    at.button(key="review-undo").click().run()
+    assert _row_on_screen(at) == 1 and _verdicts(ledger, batch) == {}
+    assert at.button(key="review-undo").disabled
+
+
+def test_skip_moves_on_without_a_verdict_and_the_next_verdict_comes_back_to_it(
+    ledger: Ledger, batch: BatchRecord
+) -> None:
+    at = _app(batch)
+    at.button(key="review-skip").click().run()
+    assert _row_on_screen(at) == 2 and _verdicts(ledger, batch) == {}
+    for _ in range(10):  # rows 2, 4 … 12
+        at.button(key="review-pass").click().run()
+    assert _row_on_screen(at) == 1  # wrapped round to the skipped one
+    at.button(key="review-pass").click().run()
+    assert _metrics(at)["Reviewed"] == "11 of 11"
+    assert "Every result in this view is reviewed." in [c.value for c in at.caption]
+
+
+def test_filters_and_the_queue_order(ledger: Ledger, batch: BatchRecord) -> None:
+    jobs = sorted(ledger.jobs(batch_id=batch.id), key=lambda job: job.row_index)
+    review.give_verdict(ledger, jobs[4], "fail", ["artifacts"])
+    review.give_verdict(ledger, jobs[7], "fail", ["other"])
+    review.give_verdict(ledger, jobs[0], "pass")
+    at = _app(batch)
+    at.pills(key="review-filter-verdict").set_value(["fail"]).run()
+    assert _row_on_screen(at) == 5
+    at.button(key="review-skip").click().run()
+    assert _row_on_screen(at) == 8
+    at.pills(key="review-filter-reason").set_value(["other"]).run()
+    assert _row_on_screen(at) == 8
+    assert "1 of 1" in next(m.value for m in at.markdown if m.value.startswith("**Row "))
+    at.pills(key="review-filter-verdict").set_value([]).run()
+    at.pills(key="review-filter-reason").set_value([]).run()
+    at.toggle(key="review-queue").set_value(True).run()  # unreviewed, oldest first
+    assert "of 8" in next(m.value for m in at.markdown if m.value.startswith("**Row "))
+
+
+def test_the_summary_shows_figures_on_known_data(ledger: Ledger, batch: BatchRecord) -> None:
+    jobs = sorted(ledger.jobs(batch_id=batch.id), key=lambda job: job.row_index)
+    for index, seconds in ((0, 2.0), (1, 4.0), (3, 6.0)):
+        review.give_verdict(ledger, jobs[index], "pass", seconds=seconds)
+    review.give_verdict(ledger, jobs[5], "fail", ["garment-distorted"], seconds=10.0)
+    at = _app(batch)
+    assert _metrics(at) == {
+        "Reviewed": "4 of 11",
+        "Pass rate": "75%",
+        "Failed": "1",
+        "Median time per review": "5.0 s",
+    }
+    texts = [text.value for text in at.text]
+    assert "Garment distorted: 1" in texts
+    assert "Red hoodie: 50% (1/2)" in texts  # garment 2: row 2 passed, row 6 failed
+
+
+def test_the_matrix_shows_pass_rates_and_a_click_opens_that_result(
+    ledger: Ledger, batch: BatchRecord
+) -> None:
+    jobs = sorted(ledger.jobs(batch_id=batch.id), key=lambda job: job.row_index)
+    for index in (0, 1, 4):
+        review.give_verdict(ledger, jobs[index], "pass")
+    review.give_verdict(ledger, jobs[5], "fail", ["artifacts"])
+    at = _app(batch)
+    at.segmented_control(key="review-view").set_value("matrix").run()
+    assert not at.exception
+    texts = [text.value for text in at.text]
+    # person 1 and garment 1: 2 of 2; person 2 and garment 2: 1 of 2
+    assert (texts.count("100% (2/2)"), texts.count("50% (1/2)")) == (2, 2)
+    assert texts.count("–") == 3  # person 3; garments 3 and 4
+    assert len(at.get("image")) == 12
+    at.button(key=f"review-matrix-open-{jobs[6].id}").click().run()
+    assert at.segmented_control(key="review-view").value == "review"
+    assert _row_on_screen(at) == 7
+
+
+def test_a_comparison_of_two_runs_is_judged_with_keys_and_summarised(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    pairs = grid_pairs(2, 3)
+    before = finished_batch(ledger, tmp_path, pairs, name="before", prefix="a")
+    after = finished_batch(ledger, tmp_path, pairs, name="after", prefix="b")
+    old = sorted(ledger.jobs(batch_id=before.id), key=lambda job: job.row_index)
+    new = sorted(ledger.jobs(batch_id=after.id), key=lambda job: job.row_index)
+    review.give_verdict(ledger, old[0], "fail", ["artifacts"])
+    review.give_verdict(ledger, new[0], "pass")
+    at = _app(after)
+    at.segmented_control(key="review-view").set_value("compare").run()
+    assert (
+        at.selectbox(key="compare-batch-left").value,
+        at.selectbox(key="compare-batch-right").value,
+    ) == (
+        before.id,
+        after.id,
+    )
+    for key in ("right", "left", "same", "same", "right", "right"):
+        at.button(key=f"compare-{key}").click().run()
+    assert not at.exception
+    metrics = _metrics(at)
+    assert (metrics["Shared pairs"], metrics["Judged"]) == ("6", "6 of 6")
+    assert (metrics["Improved"], metrics["Regressed"], metrics["Unchanged"]) == ("3", "1", "2")
+    assert any("1 fail → pass" in caption.value for caption in at.caption)
+    saved = ledger.judgements(before.id, after.id)
+    assert sorted(j.judgement for j in saved.values()) == ["left", *["right"] * 3, "same", "same"]
