@@ -17,14 +17,18 @@ from mirrago.ui.batch_gallery import detail, gallery
 from mirrago.ui.batch_history import history
 from mirrago.ui.batch_input import input_section
 from mirrago.ui.batch_run import controls, figures, header, open_batch, opened_batch
+from mirrago.ui.review_hooks import install as install_review  # issue 10
+from mirrago.ui.review_workspace import review_workspace  # issue 10
 from mirrago.ui.routing import ensure_routed
 
 ensure_routed()
+install_review()  # verdicts on cards, in the detail dialog and in the filters
 
 VIEW_KEY = "batch-view"
 VIEWS = {
     "new": ":material/table_rows: New batch",
     "results": ":material/photo_library: Results",
+    "review": ":material/rate_review: Review & reports",  # issue 10
     "history": ":material/history: Past batches",
 }
 LIVE_REFRESH = 1.5  # seconds between looks at the ledger while a batch is active
@@ -78,5 +82,7 @@ elif view == "history":
     history(services, _show)
 elif batch is None:
     st.info("No batch yet: add rows under New batch and run them.", icon=":material/info:")
+elif view == "review":
+    review_workspace(services.ledger, batch.id)
 else:
     _results(services, batch)

@@ -29,6 +29,9 @@ def result_image(index: int, size: tuple[int, int] = (384, 512)) -> bytes:
     draw = ImageDraw.Draw(image)
     draw.rectangle((size[0] // 4, size[1] // 4, size[0] * 3 // 4, size[1]), fill=(240, 240, 240))
     draw.text((size[0] // 3, size[1] // 3), f"row {index + 1}", fill=(20, 20, 20))
+    if size[0] >= 640:  # photo-sized: grain, so the JPEG weighs what a photo does
+        grain = Image.effect_noise(size, 48).convert("RGB")
+        image = Image.blend(image, grain, 0.25)
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=85)
     return buffer.getvalue()
@@ -51,6 +54,7 @@ def finished_batch(
     name: str = "known batch",
     failed_rows: Sequence[int] = (),
     prefix: str = "job",
+    result_size: tuple[int, int] = (384, 512),
 ) -> BatchRecord:
     """A batch whose rows are all final: completed with a result on disk, except
     `failed_rows` (failed by the server)."""
@@ -77,7 +81,7 @@ def finished_batch(
             if row.row_index in failed_rows:
                 ledger.fail_job(row.id, RUNNER, "The server could not render this pair.")
                 continue
-            data = result_image(row.row_index)
+            data = result_image(row.row_index, result_size)
             result = results / f"{job_id}.jpg"
             thumb = thumbs / f"{job_id}.jpg"
             result.write_bytes(data)

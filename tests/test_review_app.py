@@ -199,3 +199,18 @@ def test_a_comparison_of_two_runs_is_judged_with_keys_and_summarised(
     assert any("1 fail → pass" in caption.value for caption in at.caption)
     saved = ledger.judgements(before.id, after.id)
     assert sorted(j.judgement for j in saved.values()) == ["left", *["right"] * 3, "same", "same"]
+
+
+def test_run_again_queues_a_failed_result_and_keeps_its_verdict_in_history(
+    ledger: Ledger, batch: BatchRecord
+) -> None:
+    at = _app(batch)
+    at.button(key="review-reason-artifacts").click().run()
+    at.button(key="review-fail").click().run()
+    at.pills(key="review-filter-verdict").set_value(["fail"]).run()
+    assert _row_on_screen(at) == 1
+    at.button(key="review-rerun").click().run()
+    first = _job(ledger, batch, 1)
+    assert (first.state.value, first.attempts, first.review_verdict) == ("queued", 2, None)
+    assert [(r.attempt, r.verdict) for r in ledger.reviews(row_id=first.id)] == [(1, "fail")]
+    assert "No finished result matches these filters." in [i.value for i in at.info]

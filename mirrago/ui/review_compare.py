@@ -12,6 +12,7 @@ import streamlit as st
 
 from mirrago import export, review
 from mirrago.ledger import BatchRecord, JobRecord, Ledger
+from mirrago.ui.plain import md_text
 from mirrago.ui.review_panel import reviewer_name, verdict_badge
 
 CURRENT_KEY = "compare.current"
@@ -54,7 +55,7 @@ def _result(job: JobRecord, side: str) -> None:
         else:
             st.caption(f"No result ({job.state.value})")
         if job.review_tags:
-            st.caption(", ".join(review.REASONS.get(tag, tag) for tag in job.review_tags))
+            st.caption(md_text(", ".join(review.REASONS.get(t, t) for t in job.review_tags)))
 
 
 def compare_view(ledger: Ledger, batch_id: int | None = None, key: str = "compare") -> None:
@@ -124,7 +125,8 @@ def _judging(ledger: Ledger, left_id: int, right_id: int, pairs: Sequence) -> No
     judged = review.JUDGEMENTS.get(pair.judgement or "", "not judged yet")
     st.markdown(f"**Pair {position} of {len(pairs)}**")
     st.caption(
-        f"{review.input_label(pair.left.target)} × {review.input_label(pair.left.garment)} · "
+        f"{md_text(review.input_label(pair.left.target))} × "
+        f"{md_text(review.input_label(pair.left.garment))} · "
         f"{judged} · {CHANGE_WORDS[pair.verdict_change]}"
     )
     left, right = st.columns(2)

@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw
 
 from mirrago import review
 from mirrago.ledger import JobRecord
+from mirrago.ui.plain import md_text
 
 CELL = 132  # px, square
 PICTURES_UP_TO = 150  # cells; larger matrices show coloured tiles only (thumbnails cost memory)
@@ -77,11 +78,11 @@ def matrix_view(
         header = st.columns(widths, vertical_alignment="bottom")
         header[0].caption("Person \\ garment")
         for column, garment in zip(header[1:-1], matrix.garments, strict=True):
-            column.caption(review.input_label(garment), help=garment)
+            column.caption(md_text(review.input_label(garment)), help=md_text(garment))
         header[-1].caption("Pass rate")
         for person in matrix.persons:
             cells = st.columns(widths, vertical_alignment="center")
-            cells[0].text(review.input_label(person), help=person)
+            cells[0].text(review.input_label(person), help=md_text(person))
             for column, garment in zip(cells[1:-1], matrix.garments, strict=True):
                 job = matrix.cell(person, garment)
                 if job is None:

@@ -11,7 +11,7 @@ the next result.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import streamlit as st
@@ -19,6 +19,7 @@ import streamlit as st
 from mirrago import review
 from mirrago.ledger import JobRecord, Ledger, ReviewRecord
 from mirrago.models import MirragoError
+from mirrago.ui.plain import md_text
 
 STATE_KEY = "review.state"
 REVIEWER_KEY = "review-reviewer"
@@ -77,8 +78,18 @@ def current_job(ordered: Sequence[JobRecord]) -> JobRecord | None:
 
 # --------------------------------------------------------------------------- actions
 
+Mover = Callable[[int], None]  # shows another row (the page's own way, e.g. the detail dialog)
 
-def _verdict(ledger: Ledger, job: JobRecord, ordered: list[JobRecord], verdict: str) -> None:
+
+def _move(row_id: int | None, on_move: Mover | None) -> None:
+    state().show(row_id)
+    if on_move is not None and row_id is not None:
+        on_move(row_id)
+
+
+def _verdict(
+    ledger: Ledger, job: JobRecord, ordered: list[JobRecord], verdict: str, on_move: Mover | None
+) -> None:
     session = state()
     note = st.session_state.get(f"review-note-{job.id}")
     try:
@@ -98,7 +109,7 @@ def _verdict(ledger: Ledger, job: JobRecord, ordered: list[JobRecord], verdict: 
     session.done.append(job.id)
     fresh = [ledger.job(job.id) or job if row.id == job.id else row for row in ordered]
     following = review.next_unreviewed(fresh, job.id)
-    session.show(following.id if following else job.id)
+    _move(following.id if following else job.id, on_move)
 
 
 def _toggle_reason(reason: str) -> None:
@@ -107,27 +118,36 @@ def _toggle_reason(reason: str) -> None:
     session.message = None
 
 
-def _skip(ordered: list[JobRecord], job: JobRecord) -> None:
+def _skip(ordered: list[JobRecord], job: JobRecord, on_move: Mover | None) -> None:
     session = state()
     session.message = None
     following = review.next_unreviewed(ordered, job.id)
     if following is None:  # nothing unreviewed left: step to the next result instead
         index = next((i for i, row in enumerate(ordered) if row.id == job.id), -1)
         following = ordered[(index + 1) % len(ordered)] if ordered else None
-    session.show(following.id if following else None)
+    _move(following.id if following else None, on_move)
 
 
-def _undo(ledger: Ledger) -> None:
+def _undo(ledger: Ledger, on_move: Mover | None) -> None:
     session = state()
     session.message = None
     while session.done:
         row_id = session.done.pop()
         undone = ledger.undo_review(row_id)
         if undone is not None:
-            session.show(row_id)
+            _move(row_id, on_move)
             session.reasons = set(undone.reasons)
             return
     session.message = "Nothing to undo: no verdict was given in this session yet."
+
+
+def _rerun(ledger: Ledger, job: JobRecord) -> None:
+    session = state()
+    if ledger.retry(job.id, rerun_completed=True):
+        session.message = None
+        st.toast(f"Row {job.row_index + 1} is queued again as attempt {job.attempts + 1}.")
+    else:
+        session.message = "This row cannot be run again now: it is no longer a finished result."
 
 
 # --------------------------------------------------------------------------- widgets
@@ -141,16 +161,24 @@ def verdict_badge(job: JobRecord) -> None:
         st.badge("To review", color="gray", icon=":material/rate_review:")
 
 
-def review_controls(ledger: Ledger, job: JobRecord, ordered: Sequence[JobRecord]) -> None:
-    """The verdict bar for `job`, the result on screen among `ordered` (the current filter)."""
+def review_controls(
+    ledger: Ledger,
+    job: JobRecord,
+    ordered: Sequence[JobRecord],
+    on_move: Mover | None = None,
+) -> None:
+    """The verdict bar for `job`, the result on screen among `ordered` (the current filter).
+    After a verdict, Skip or Undo, `on_move(row_id)` is called with the row to show next."""
     ordered = list(ordered)
     session = state()
+    session.show(job.id)  # a row shown by other means (the dialog's Next) starts its clock
     if not review.reviewable(job):
         st.caption("Only a finished result can be reviewed.")
         return
     if job.review_verdict in review.VERDICTS:
         reasons = ", ".join(review.REASONS.get(tag, tag) for tag in job.review_tags)
-        st.caption(f"Current verdict: {job.review_verdict}" + (f" ({reasons})" if reasons else ""))
+        reasons = f" ({md_text(reasons)})" if reasons else ""
+        st.caption(f"Current verdict: {job.review_verdict}{reasons}")
     st.caption("Reasons for a fail: press their number keys, then F.")
     with st.container(horizontal=True, gap="small", key="review-reasons"):
         for reason, label in review.REASONS.items():
@@ -175,7 +203,7 @@ def review_controls(ledger: Ledger, job: JobRecord, ordered: Sequence[JobRecord]
             icon=":material/check:",
             shortcut="P",
             on_click=_verdict,
-            args=(ledger, job, ordered, review.PASS),
+            args=(ledger, job, ordered, review.PASS, on_move),
         )
         st.button(
             "Fail",
@@ -183,19 +211,31 @@ def review_controls(ledger: Ledger, job: JobRecord, ordered: Sequence[JobRecord]
             icon=":material/close:",
             shortcut="F",
             on_click=_verdict,
-            args=(ledger, job, ordered, review.FAIL),
+            args=(ledger, job, ordered, review.FAIL, on_move),
             help="A fail needs at least one reason (keys 1–6)",
         )
-        st.button("Skip", key="review-skip", shortcut="S", on_click=_skip, args=(ordered, job))
+        st.button(
+            "Skip", key="review-skip", shortcut="S", on_click=_skip, args=(ordered, job, on_move)
+        )
         st.button(
             "Undo",
             key="review-undo",
             icon=":material/undo:",
             shortcut="U",
             on_click=_undo,
-            args=(ledger,),
+            args=(ledger, on_move),
             disabled=not session.done,
         )
+        if job.review_verdict == review.FAIL:
+            st.button(
+                "Run again",
+                key="review-rerun",
+                icon=":material/replay:",
+                on_click=_rerun,
+                args=(ledger, job),
+                help="Queue this pair again as a new attempt (it spends a credit). The verdict "
+                "stays in the history; the new result asks for a new one.",
+            )
     if session.message:
         st.error(session.message, icon=":material/error:")
     elif not session.reasons:

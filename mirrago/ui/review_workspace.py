@@ -10,6 +10,7 @@ import streamlit as st
 
 from mirrago import review
 from mirrago.ledger import JobRecord, Ledger
+from mirrago.ui.plain import md_text
 from mirrago.ui.review_compare import compare_view
 from mirrago.ui.review_export import export_menu
 from mirrago.ui.review_matrix import matrix_view
@@ -42,7 +43,12 @@ def open_in_review(row_id: int) -> None:
 
 
 def review_workspace(ledger: Ledger, batch_id: int) -> None:
+    batch = ledger.batch(batch_id)
     jobs = ledger.jobs(batch_id=batch_id)
+    if batch is not None:
+        st.subheader(f"Review: {md_text(batch.name)}", anchor=False)
+        made = batch.created_at.strftime("%Y-%m-%d %H:%M UTC")
+        st.caption(f"Batch {batch.id} · {len(jobs)} rows · created {made}")
     with st.container(horizontal=True, vertical_alignment="bottom", key="review-bar"):
         st.text_input(
             "Reviewer",
@@ -102,7 +108,9 @@ def _result_and_inputs(job: JobRecord, ordered: list[JobRecord]) -> None:
     with st.container(horizontal=True, vertical_alignment="center", key="review-title"):
         st.markdown(f"**Row {job.row_index + 1}** · {position} of {len(ordered)}")
         verdict_badge(job)
-    st.caption(f"{review.input_label(job.target)} × {review.input_label(job.garment)}")
+    st.caption(
+        f"{md_text(review.input_label(job.target))} × {md_text(review.input_label(job.garment))}"
+    )
     result, person, garment = st.columns([2, 1, 1])
     with result:
         if job.result_path and Path(job.result_path).is_file():

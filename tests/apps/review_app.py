@@ -25,5 +25,4 @@ batch = batch or next(iter(ledger.batches(limit=1)), None)
 if batch is None:
     st.info("No batch yet.")
 else:
-    st.subheader(batch.name, anchor=False)
     review_workspace(ledger, batch.id)

@@ -1,0 +1,116 @@
+"""The review tools plugged into the Batch page's gallery (its extension points in
+`mirrago.ui.batch_gallery`): verdict and reason filters and a "to review" queue in the filter
+bar, Pass / Fail-with-a-reason on each card, and the keyboard verdict bar in the detail dialog
+(after a verdict the dialog moves to the next unreviewed result of the filtered list)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from mirrago import review
+from mirrago.ledger import JobRecord
+from mirrago.models import MirragoError
+from mirrago.services import Services
+from mirrago.ui import batch_gallery
+from mirrago.ui.review_panel import review_controls, reviewer_name, state
+
+QUEUE_KEY = "batch-filter-queue"
+
+
+def install() -> None:
+    """Register the hooks once per process (the gallery's lists are module-level)."""
+    if _filter in batch_gallery.FILTERS:
+        return
+    batch_gallery.FILTERS.append(_filter)
+    batch_gallery.CARD_EXTRAS.append(_card)
+    batch_gallery.DETAIL_EXTRAS.append(_detail)
+
+
+def _filter(rows: list[JobRecord], services: Services) -> list[JobRecord]:
+    labels = {"unreviewed": "To review", review.PASS: "Pass", review.FAIL: "Fail"}
+    verdicts = st.pills(
+        "Verdict",
+        list(labels),
+        selection_mode="multi",
+        format_func=labels.__getitem__,
+        key="batch-filter-verdict",
+    )
+    reasons = st.pills(
+        "Reason",
+        list(review.REASONS),
+        selection_mode="multi",
+        format_func=review.REASONS.__getitem__,
+        key="batch-filter-reason",
+    )
+    queue = st.toggle(
+        "To-review queue",
+        key=QUEUE_KEY,
+        help="Unreviewed finished results only, oldest first",
+    )
+    if verdicts or reasons:
+        rows = [row for row in rows if review.matches(row, verdicts or [], reasons or [])]
+    if queue:
+        rows = review.review_queue(rows)
+    return rows
+
+
+def _quick(services: Services, row: JobRecord, verdict: str, reason: str | None) -> None:
+    try:
+        review.give_verdict(
+            services.ledger, row, verdict, [reason] if reason else [], reviewer=reviewer_name()
+        )
+    except MirragoError as error:
+        st.toast(str(error), icon=":material/error:")
+
+
+def _card(services: Services, row: JobRecord) -> None:
+    """Pass, or Fail with one reason picked in its menu (a fail always has a reason)."""
+    if not review.reviewable(row):
+        return
+    with st.container(horizontal=True, gap="xsmall", key=f"batch-card-review-{row.id}"):
+        st.button(
+            "Pass",
+            key=f"batch-card-pass-{row.id}",
+            icon=":material/check:",
+            type="tertiary",
+            on_click=_quick,
+            args=(services, row, review.PASS, None),
+        )
+        with st.popover("Fail", icon=":material/close:", key=f"batch-card-fail-{row.id}"):
+            st.caption("Why does it fail?")
+            for reason, label in review.REASONS.items():
+                st.button(
+                    label,
+                    key=f"batch-card-fail-{row.id}-{reason}",
+                    on_click=_quick,
+                    args=(services, row, review.FAIL, reason),
+                    width="stretch",
+                )
+
+
+def _show_in_dialog(row_id: int) -> None:
+    ids = st.session_state.get(batch_gallery.DETAIL_IDS_KEY) or []
+    if row_id in ids:
+        st.session_state[batch_gallery.DETAIL_POS_KEY] = ids.index(row_id)
+
+
+def _detail(services: Services, row: JobRecord) -> None:
+    """The verdict bar in the detail dialog, over the results the dialog steps through."""
+    ids = st.session_state.get(batch_gallery.DETAIL_IDS_KEY) or [row.id]
+    by_id = {job.id: job for job in services.ledger.jobs(batch_id=row.batch_id)}
+    ordered = [by_id[row_id] for row_id in ids if row_id in by_id]
+    with st.container(border=True, key="batch-detail-review"):
+        review_controls(services.ledger, row, ordered, on_move=_show_in_dialog)
+        left = sum(review.is_unreviewed(job) for job in ordered)
+        st.caption(f"{left} of {len(ordered)} in this list still to review.")
+    state().show(row.id)
+
+
+def open_review_queue(services: Services, batch_id: int) -> bool:
+    """Open the detail dialog on the batch's to-review queue; False when it is empty."""
+    queue = review.review_queue(services.ledger.jobs(batch_id=batch_id))
+    if not queue:
+        return False
+    st.session_state[batch_gallery.DETAIL_IDS_KEY] = [job.id for job in queue]
+    st.session_state[batch_gallery.DETAIL_POS_KEY] = 0
+    return True

@@ -1,0 +1,210 @@
+"""The review tools of the Batch page in real headless Chromium: 20 results reviewed with the
+keyboard alone, the downloaded Results CSV, the HTML report opened from disk (every card with
+its images, no network request), the 3 × 4 matrix, and two 6-pair runs judged with keys.
+
+One app server for the module, its ledger filled with finished batches on known data before it
+starts (tests/review_data.py). Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from browser_app import ARTIFACTS, AppServer, start_app, stop_app
+from browser_helpers import assert_no_exception, keyed, screenshot, wait_for_app
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from review_data import finished_batch, grid_pairs  # noqa: E402
+
+from mirrago.ledger import Ledger  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def review_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AppServer, dict]]:
+    workdir = tmp_path_factory.mktemp("review-app")
+    data_dir = workdir / "data"
+    ledger = Ledger(f"sqlite:///{data_dir / 'ledger.sqlite3'}")
+    try:
+        ids = {
+            "twenty": finished_batch(ledger, data_dir, grid_pairs(4, 5), name="Twenty").id,
+            "matrix": finished_batch(ledger, data_dir, grid_pairs(3, 4), name="Grid 3x4").id,
+            "before": finished_batch(
+                ledger, data_dir, grid_pairs(2, 3), name="Run A", prefix="a"
+            ).id,
+            "after": finished_batch(
+                ledger, data_dir, grid_pairs(2, 3), name="Run B", prefix="b"
+            ).id,
+        }
+    finally:
+        ledger.close()
+    server = start_app(workdir)
+    yield server, ids
+    stop_app(server)
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copy(server.log_path, ARTIFACTS / "streamlit-review.log")
+
+
+@pytest.fixture
+def review_page(browser: Browser, review_server: tuple[AppServer, dict]) -> Iterator[Page]:
+    server, _ = review_server
+    context: BrowserContext = browser.new_context(
+        viewport={"width": 1440, "height": 900}, base_url=server.url, accept_downloads=True
+    )
+    context.set_default_timeout(60_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def _open_review(page: Page, batch_id: int) -> None:
+    page.goto(f"/batch?batch={batch_id}")
+    wait_for_app(page, timeout=120)  # the first visit starts the services (a loaded CI box)
+    page.get_by_role("button", name="Review & reports").or_(
+        page.get_by_text("Review & reports", exact=True)
+    ).first.click()
+    wait_for_app(page)
+    expect(keyed(page, "review-summary")).to_be_visible()
+
+
+def _row_on_screen(page: Page) -> str:
+    return keyed(page, "review-title").inner_text().split("·")[0].strip()
+
+
+def _verdict_key(page: Page, key: str, last: bool = False) -> None:
+    """Press a verdict key; wait until the next result is on screen (or, for the last one,
+    until every result is reviewed)."""
+    before = _row_on_screen(page)
+    page.keyboard.press(key)
+    if last:
+        expect(page.get_by_text("Every result in this view is reviewed.")).to_be_visible()
+    else:
+        title = keyed(page, "review-title")
+        expect(title).not_to_have_text(re.compile(rf"^\s*{before} ·"))
+    wait_for_app(page)
+
+
+def _press(page: Page, key: str) -> None:
+    page.keyboard.press(key)
+    wait_for_app(page)
+
+
+def _metric(page: Page, label: str) -> str:
+    metric = page.locator("[data-testid='stMetric']").filter(has_text=label).first
+    return metric.locator("[data-testid='stMetricValue']").inner_text().strip()
+
+
+def _download(page: Page, label: str, target: Path) -> Path:
+    keyed(page, "review-export").locator("button").first.click()
+    with page.expect_download() as info:
+        page.get_by_role("button", name=label).click()
+    info.value.save_as(target)
+    page.keyboard.press("Escape")
+    return target
+
+
+def test_twenty_results_reviewed_with_the_keyboard_alone(
+    review_page: Page, review_server: tuple[AppServer, dict], tmp_path: Path
+) -> None:
+    page = review_page
+    _open_review(page, review_server[1]["twenty"])
+    page.locator("[data-testid='stHeading']").first.click()  # focus the page, not a field
+    seen = []
+    for index in range(20):
+        seen.append(_row_on_screen(page))
+        if index % 4 == 3:
+            _press(page, "2")  # wrong garment
+            expect(keyed(page, "review-reason-wrong-garment").locator("button")).to_have_attribute(
+                "kind", "primary"
+            )
+            _verdict_key(page, "f", last=index == 19)
+        else:
+            _verdict_key(page, "p", last=index == 19)
+        if index == 9:
+            screenshot(page, "review-keyboard-midway")
+    assert seen == [f"Row {n}" for n in range(1, 21)]
+    expect(page.get_by_text("Every result in this view is reviewed.")).to_be_visible()
+    assert _metric(page, "Reviewed") == "20 of 20"
+    assert _metric(page, "Pass rate") == "75%"
+    assert_no_exception(page)
+    screenshot(page, "review-keyboard-done")
+
+    data = _download(page, "Results CSV", tmp_path / "results.csv").read_text("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(data)))
+    assert [row["verdict"] for row in rows] == (["pass"] * 3 + ["fail"]) * 5
+    assert {row["reasons"] for row in rows if row["verdict"] == "fail"} == {"wrong-garment"}
+    assert all(row["review_seconds"] for row in rows)
+
+
+def test_the_html_report_opens_from_disk_with_every_image_and_no_request(
+    review_page: Page, review_server: tuple[AppServer, dict], browser: Browser, tmp_path: Path
+) -> None:
+    _open_review(review_page, review_server[1]["matrix"])
+    report = _download(review_page, "HTML report", tmp_path / "report.html")
+    offline = browser.new_context(viewport={"width": 1280, "height": 900}, offline=True)
+    requests: list[str] = []
+    page = offline.new_page()
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(report.resolve().as_uri())
+    page.wait_for_load_state("load")
+    assert page.locator("article.card").count() == 12
+    images = page.locator("img")
+    assert images.count() == 12 * 3 + 12  # each card: result + 2 inputs; the matrix: 12
+    page.wait_for_function(
+        "() => Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"
+    )
+    assert [url for url in requests if not url.startswith(("file:", "data:"))] == []
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "review-html-report.png"), full_page=True)
+    offline.close()
+
+
+def test_the_matrix_renders_three_by_four(
+    review_page: Page, review_server: tuple[AppServer, dict]
+) -> None:
+    page = review_page
+    _open_review(page, review_server[1]["matrix"])
+    page.get_by_text("Matrix", exact=True).click()
+    wait_for_app(page)
+    matrix = keyed(page, "review-matrix")
+    expect(matrix.locator("[data-testid='stImage'] img")).to_have_count(12)
+    page.wait_for_function(
+        "() => Array.from(document.querySelectorAll('.st-key-review-matrix img'))"
+        ".every(i => i.complete && i.naturalWidth > 0)"
+    )
+    expect(matrix.get_by_text("Row 7", exact=True)).to_be_visible()
+    assert_no_exception(page)
+    screenshot(page, "review-matrix")
+    matrix.get_by_text("Row 7", exact=True).click()
+    wait_for_app(page)
+    assert _row_on_screen(page) == "Row 7"
+
+
+def test_two_runs_are_judged_with_keys_and_summarised(
+    review_page: Page, review_server: tuple[AppServer, dict]
+) -> None:
+    page = review_page
+    _open_review(page, review_server[1]["after"])
+    page.get_by_text("Compare runs", exact=True).click()
+    wait_for_app(page)
+    expect(keyed(page, "compare-summary")).to_be_visible()
+    page.locator("[data-testid='stHeading']").first.click()
+    for key in "213322":
+        _press(page, key)
+    assert _metric(page, "Judged") == "6 of 6"
+    assert (_metric(page, "Improved"), _metric(page, "Regressed"), _metric(page, "Unchanged")) == (
+        "3",
+        "1",
+        "2",
+    )
+    assert_no_exception(page)
+    screenshot(page, "review-compare")
