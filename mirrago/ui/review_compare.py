@@ -51,7 +51,7 @@ def _result(job: JobRecord, side: str) -> None:
             verdict_badge(job)
         path = job.result_path if review.reviewable(job) else None
         if path and Path(path).is_file():
-            st.image(job.thumbnail_path or path, width="stretch")
+            st.image(path, width=360)  # the full result: side by side, details matter
         else:
             st.caption(f"No result ({job.state.value})")
         if job.review_tags:
@@ -129,11 +129,6 @@ def _judging(ledger: Ledger, left_id: int, right_id: int, pairs: Sequence) -> No
         f"{md_text(review.input_label(pair.left.garment))} · "
         f"{judged} · {CHANGE_WORDS[pair.verdict_change]}"
     )
-    left, right = st.columns(2)
-    with left:
-        _result(pair.left, "left")
-    with right:
-        _result(pair.right, "right")
     with st.container(horizontal=True, gap="small", key="compare-judgements"):
         for judgement, label in review.JUDGEMENTS.items():
             st.button(
@@ -159,3 +154,8 @@ def _judging(ledger: Ledger, left_id: int, right_id: int, pairs: Sequence) -> No
             on_click=_step,
             args=(pairs, pair.key, 1),
         )
+    left, right = st.columns(2)
+    with left:
+        _result(pair.left, "left")
+    with right:
+        _result(pair.right, "right")

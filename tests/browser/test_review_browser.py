@@ -24,6 +24,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from review_data import finished_batch, grid_pairs  # noqa: E402
 
+from mirrago import review  # noqa: E402
 from mirrago.ledger import Ledger  # noqa: E402
 
 pytestmark = pytest.mark.browser
@@ -45,6 +46,7 @@ def review_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Ap
                 ledger, data_dir, grid_pairs(2, 3), name="Run B", prefix="b"
             ).id,
         }
+        _review_some(ledger, ids["matrix"])
     finally:
         ledger.close()
     server = start_app(workdir)
@@ -52,6 +54,28 @@ def review_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Ap
     stop_app(server)
     ARTIFACTS.mkdir(exist_ok=True)
     shutil.copy(server.log_path, ARTIFACTS / "streamlit-review.log")
+
+
+HOSTILE_NOTE = "<img src=x onerror=alert(1)> sleeve **melts**"
+
+
+def _review_some(ledger: Ledger, batch_id: int) -> None:
+    """The 3 × 4 batch, partly reviewed: the matrix and the report have colours and figures."""
+    jobs = sorted(ledger.jobs(batch_id=batch_id), key=lambda job: job.row_index)
+    plan = {
+        0: ("pass", []),
+        1: ("fail", ["garment-distorted", "artifacts"]),
+        2: ("pass", []),
+        4: ("pass", []),
+        5: ("fail", ["wrong-garment"]),
+        6: ("pass", []),
+        8: ("fail", ["face-body-changed"]),
+        9: ("fail", ["garment-distorted"]),
+    }
+    for index, (verdict, reasons) in plan.items():
+        note = HOSTILE_NOTE if index == 1 else None
+        review.give_verdict(ledger, jobs[index], verdict, reasons, note, reviewer="QA Ana",
+                            seconds=3.0 + index)  # fmt: skip
 
 
 @pytest.fixture
@@ -163,6 +187,8 @@ def test_the_html_report_opens_from_disk_with_every_image_and_no_request(
         "() => Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"
     )
     assert [url for url in requests if not url.startswith(("file:", "data:"))] == []
+    assert page.locator("article.card .note").first.inner_text() == HOSTILE_NOTE  # as text
+    assert page.locator("article.card .badge.fail").count() == 4
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "review-html-report.png"), full_page=True)
     offline.close()
@@ -181,10 +207,10 @@ def test_the_matrix_renders_three_by_four(
         "() => Array.from(document.querySelectorAll('.st-key-review-matrix img'))"
         ".every(i => i.complete && i.naturalWidth > 0)"
     )
-    expect(matrix.get_by_text("Row 7", exact=True)).to_be_visible()
+    expect(matrix.get_by_role("button", name="Row 7", exact=True)).to_be_visible()
     assert_no_exception(page)
     screenshot(page, "review-matrix")
-    matrix.get_by_text("Row 7", exact=True).click()
+    matrix.get_by_role("button", name="Row 7", exact=True).click()
     wait_for_app(page)
     assert _row_on_screen(page) == "Row 7"
 
