@@ -216,7 +216,7 @@ def test_a_schema_2_ledger_is_upgraded_with_the_pause_flag(tmp_path: Path) -> No
     engine.dispose()
     upgraded = Ledger(f"sqlite:///{path}")
     try:
-        assert upgraded.schema_version() == 3
+        assert upgraded.schema_version() == ledger_module.SCHEMA_VERSION
         [old] = upgraded.batches()
         assert old.name == "old" and old.private and not old.paused
     finally:

@@ -121,7 +121,7 @@ def test_sqlite_ledger_uses_wal_and_a_busy_timeout(tmp_path: Path) -> None:
         opened.close()
 
 
-def test_reopening_a_ledger_keeps_its_rows(ledger_url: str) -> None:
+def test_reopening_a_version_1_ledger_keeps_its_rows(ledger_url: str) -> None:
     first = Ledger(ledger_url)
     batch = first.create_batch("kept", "src", PAIRS)
     first.close()
