@@ -61,6 +61,8 @@ def _quick(services: Services, row: JobRecord, verdict: str, reason: str | None)
         )
     except MirragoError as error:
         st.toast(str(error), icon=":material/error:")
+        return
+    state().done.append(row.id)  # Undo takes back a card's verdict too
 
 
 def _card(services: Services, row: JobRecord) -> None:

@@ -1,0 +1,98 @@
+"""The review tools inside the Batch page (AppTest, embedded sandbox, a real ledger): Pass and
+Fail-with-a-reason on the cards, the verdict and reason filters and the to-review queue in the
+gallery, and the Review & reports view."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from review_data import finished_batch, grid_pairs
+from streamlit.testing.v1 import AppTest
+
+from mirrago import review
+from mirrago.ledger import BatchRecord, Ledger
+
+APP = "../app.py"
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    for name in ("MIRRAGO_BASE_URL", "MIRRAGO_CLIENT_ID", "MIRRAGO_CLIENT_SECRET",
+                 "MIRRAGO_DATABASE_URL"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    path = tmp_path / "data"
+    monkeypatch.setenv("MIRRAGO_DATA_DIR", str(path))
+    monkeypatch.chdir(tmp_path)
+    yield path
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def ledger(data_dir: Path) -> Iterator[Ledger]:
+    opened = Ledger(f"sqlite:///{data_dir / 'ledger.sqlite3'}")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def batch(ledger: Ledger, data_dir: Path) -> BatchRecord:
+    return finished_batch(ledger, data_dir, grid_pairs(2, 3), name="page batch")
+
+
+def _page(batch: BatchRecord, view: str = "results") -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page("pages/batch.py")
+    at.query_params["batch"] = str(batch.id)
+    at.session_state["batch-view"] = view
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _cards(at: AppTest) -> list[str]:
+    return [c.value for c in at.caption if c.value.startswith("Row ")]
+
+
+def test_cards_take_a_pass_and_a_fail_with_its_reason(ledger: Ledger, batch: BatchRecord) -> None:
+    jobs = sorted(ledger.jobs(batch_id=batch.id), key=lambda job: job.row_index)
+    at = _page(batch)
+    at.button(key=f"batch-card-pass-{jobs[0].id}").click().run()
+    at.button(key=f"batch-card-fail-{jobs[1].id}-background-wrong").click().run()
+    assert not at.exception
+    assert ledger.job(jobs[0].id).review_verdict == "pass"
+    second = ledger.job(jobs[1].id)
+    assert (second.review_verdict, second.review_tags) == ("fail", ("background-wrong",))
+
+
+def test_the_gallery_filters_by_verdict_reason_and_queue(
+    ledger: Ledger, batch: BatchRecord
+) -> None:
+    jobs = sorted(ledger.jobs(batch_id=batch.id), key=lambda job: job.row_index)
+    review.give_verdict(ledger, jobs[1], "fail", ["artifacts"])
+    review.give_verdict(ledger, jobs[3], "fail", ["other"])
+    review.give_verdict(ledger, jobs[4], "pass")
+    at = _page(batch)
+    at.pills(key="batch-filter-verdict").set_value(["fail"]).run()
+    assert _cards(at) == ["Row 2", "Row 4"]
+    at.pills(key="batch-filter-reason").set_value(["other"]).run()
+    assert _cards(at) == ["Row 4"]
+    at.pills(key="batch-filter-verdict").set_value([]).run()
+    at.pills(key="batch-filter-reason").set_value([]).run()
+    at.toggle(key="batch-filter-queue").set_value(True).run()
+    assert _cards(at) == ["Row 1", "Row 3", "Row 6"]
+
+
+def test_the_review_view_records_a_verdict_and_shows_the_summary(
+    ledger: Ledger, batch: BatchRecord
+) -> None:
+    at = _page(batch, view="review")
+    at.button(key="review-pass").click().run()
+    assert not at.exception
+    metrics = {metric.label: metric.value for metric in at.metric}
+    assert metrics["Reviewed"] == "1 of 6" and metrics["Pass rate"] == "100%"
+    first = min(ledger.jobs(batch_id=batch.id), key=lambda job: job.row_index)
+    assert ledger.job(first.id).review_verdict == "pass"
