@@ -214,3 +214,34 @@ def test_run_again_queues_a_failed_result_and_keeps_its_verdict_in_history(
     assert (first.state.value, first.attempts, first.review_verdict) == ("queued", 2, None)
     assert [(r.attempt, r.verdict) for r in ledger.reviews(row_id=first.id)] == [(1, "fail")]
     assert "No finished result matches these filters." in [i.value for i in at.info]
+
+
+def test_keys_pressed_faster_than_the_page_redraws_judge_the_pairs_in_turn(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    # Two keys in one script run (the second pressed before the page redrew): each must judge
+    # its own pair; before the fix both acted on the first pair, the second undoing the first.
+    pairs = grid_pairs(1, 3)
+    before = finished_batch(ledger, tmp_path, pairs, name="before", prefix="a")
+    after = finished_batch(ledger, tmp_path, pairs, name="after", prefix="b")
+    at = _app(after)
+    at.segmented_control(key="review-view").set_value("compare").run()
+    at.button(key="compare-right").click()
+    at.button(key="compare-left").click()
+    at.run()
+    judged = [pair.judgement for pair in review.compare_runs(ledger, before.id, after.id)]
+    assert set(judged[:2]) == {"left", "right"} and judged[2] is None  # (callback order
+    # within one run is Streamlit's, so which pair got which key is not asserted)
+
+
+def test_a_verdict_then_skip_before_the_redraw_skips_the_next_result(
+    ledger: Ledger, batch: BatchRecord
+) -> None:
+    # Before the fix, Skip acted on the row its button was drawn for (row 1, just passed), so
+    # the second key was lost and row 2 stayed on screen.
+    at = _app(batch)
+    at.button(key="review-pass").click()
+    at.button(key="review-skip").click()
+    at.run()
+    assert _verdicts(ledger, batch) == {1: ("pass", ())}
+    assert _row_on_screen(at) == 4  # row 2 skipped; row 3 failed at the server

@@ -29,7 +29,13 @@ def _batch_label(batch: BatchRecord) -> str:
     return f"#{batch.id} {batch.name} ({batch.created_at:%Y-%m-%d %H:%M})"
 
 
-def _judge(ledger: Ledger, left: int, right: int, pairs: list, key: str, judgement: str) -> None:
+def _judge(ledger: Ledger, left: int, right: int, judgement: str) -> None:
+    """Judge the pair the session shows now (not the one the button was drawn for: keys pressed
+    faster than the page redraws judge the pairs in turn), then move to the next unjudged."""
+    key = st.session_state.get(CURRENT_KEY)
+    pairs = review.compare_runs(ledger, left, right)
+    if key not in {pair.key for pair in pairs}:
+        return
     review.judge(ledger, left, right, key, judgement, reviewer=reviewer_name())
     updated = [
         review.ComparedPair(p.key, p.left, p.right, judgement) if p.key == key else p for p in pairs
@@ -38,9 +44,10 @@ def _judge(ledger: Ledger, left: int, right: int, pairs: list, key: str, judgeme
     st.session_state[CURRENT_KEY] = following.key if following else key
 
 
-def _step(pairs: list, key: str, offset: int) -> None:
-    index = next((i for i, pair in enumerate(pairs) if pair.key == key), 0)
-    st.session_state[CURRENT_KEY] = pairs[(index + offset) % len(pairs)].key
+def _step(keys: list[str], offset: int) -> None:
+    current = st.session_state.get(CURRENT_KEY)
+    index = keys.index(current) if current in keys else 0
+    st.session_state[CURRENT_KEY] = keys[(index + offset) % len(keys)]
 
 
 def _result(job: JobRecord, side: str) -> None:
@@ -137,14 +144,14 @@ def _judging(ledger: Ledger, left_id: int, right_id: int, pairs: Sequence) -> No
                 shortcut=JUDGEMENT_KEYS[judgement],
                 type="primary" if pair.judgement == judgement else "secondary",
                 on_click=_judge,
-                args=(ledger, left_id, right_id, pairs, pair.key, judgement),
+                args=(ledger, left_id, right_id, judgement),
             )
         st.button(
             "Previous",
             key="compare-prev",
             icon=":material/chevron_left:",
             on_click=_step,
-            args=(pairs, pair.key, -1),
+            args=(keys, -1),
         )
         st.button(
             "Next",
@@ -152,7 +159,7 @@ def _judging(ledger: Ledger, left_id: int, right_id: int, pairs: Sequence) -> No
             icon=":material/chevron_right:",
             shortcut="S",
             on_click=_step,
-            args=(pairs, pair.key, 1),
+            args=(keys, 1),
         )
     left, right = st.columns(2)
     with left:

@@ -87,10 +87,28 @@ def _move(row_id: int | None, on_move: Mover | None) -> None:
         on_move(row_id)
 
 
+def _fresh(ledger: Ledger, ordered_ids: list[int], batch_id: int) -> list[JobRecord]:
+    """The view's rows as the ledger has them now, in the view's order."""
+    by_id = {job.id: job for job in ledger.jobs(batch_id=batch_id)}
+    return [by_id[row_id] for row_id in ordered_ids if row_id in by_id]
+
+
+def _on_screen(rows: list[JobRecord]) -> JobRecord | None:
+    """The row the session shows now. Callbacks act on it, not on the row their button was
+    drawn for: keys pressed faster than the page redraws apply to the rows in turn (a second
+    key must never land on the row the first one already judged)."""
+    current = state().current
+    return next((row for row in rows if row.id == current), None)
+
+
 def _verdict(
-    ledger: Ledger, job: JobRecord, ordered: list[JobRecord], verdict: str, on_move: Mover | None
+    ledger: Ledger, ordered_ids: list[int], batch_id: int, verdict: str, on_move: Mover | None
 ) -> None:
     session = state()
+    rows = _fresh(ledger, ordered_ids, batch_id)
+    job = _on_screen(rows)
+    if job is None:
+        return
     note = st.session_state.get(f"review-note-{job.id}")
     try:
         review.give_verdict(
@@ -107,7 +125,7 @@ def _verdict(
         return
     session.message = None
     session.done.append(job.id)
-    fresh = [ledger.job(job.id) or job if row.id == job.id else row for row in ordered]
+    fresh = [ledger.job(job.id) or job if row.id == job.id else row for row in rows]
     following = review.next_unreviewed(fresh, job.id)
     _move(following.id if following else job.id, on_move)
 
@@ -118,13 +136,17 @@ def _toggle_reason(reason: str) -> None:
     session.message = None
 
 
-def _skip(ordered: list[JobRecord], job: JobRecord, on_move: Mover | None) -> None:
+def _skip(ledger: Ledger, ordered_ids: list[int], batch_id: int, on_move: Mover | None) -> None:
     session = state()
     session.message = None
-    following = review.next_unreviewed(ordered, job.id)
+    rows = _fresh(ledger, ordered_ids, batch_id)
+    job = _on_screen(rows)
+    if job is None:
+        return
+    following = review.next_unreviewed(rows, job.id)
     if following is None:  # nothing unreviewed left: step to the next result instead
-        index = next((i for i, row in enumerate(ordered) if row.id == job.id), -1)
-        following = ordered[(index + 1) % len(ordered)] if ordered else None
+        index = next((i for i, row in enumerate(rows) if row.id == job.id), -1)
+        following = rows[(index + 1) % len(rows)] if rows else None
     _move(following.id if following else None, on_move)
 
 
@@ -169,7 +191,7 @@ def review_controls(
 ) -> None:
     """The verdict bar for `job`, the result on screen among `ordered` (the current filter).
     After a verdict, Skip or Undo, `on_move(row_id)` is called with the row to show next."""
-    ordered = list(ordered)
+    ordered_ids = [row.id for row in ordered]
     session = state()
     session.show(job.id)  # a row shown by other means (the dialog's Next) starts its clock
     if not review.reviewable(job):
@@ -203,7 +225,7 @@ def review_controls(
             icon=":material/check:",
             shortcut="P",
             on_click=_verdict,
-            args=(ledger, job, ordered, review.PASS, on_move),
+            args=(ledger, ordered_ids, job.batch_id, review.PASS, on_move),
         )
         st.button(
             "Fail",
@@ -211,11 +233,15 @@ def review_controls(
             icon=":material/close:",
             shortcut="F",
             on_click=_verdict,
-            args=(ledger, job, ordered, review.FAIL, on_move),
+            args=(ledger, ordered_ids, job.batch_id, review.FAIL, on_move),
             help="A fail needs at least one reason (keys 1–6)",
         )
         st.button(
-            "Skip", key="review-skip", shortcut="S", on_click=_skip, args=(ordered, job, on_move)
+            "Skip",
+            key="review-skip",
+            shortcut="S",
+            on_click=_skip,
+            args=(ledger, ordered_ids, job.batch_id, on_move),
         )
         st.button(
             "Undo",
