@@ -107,12 +107,3 @@ def _detail(services: Services, row: JobRecord) -> None:
         st.caption(f"{left} of {len(ordered)} in this list still to review.")
     state().show(row.id)
 
-
-def open_review_queue(services: Services, batch_id: int) -> bool:
-    """Open the detail dialog on the batch's to-review queue; False when it is empty."""
-    queue = review.review_queue(services.ledger.jobs(batch_id=batch_id))
-    if not queue:
-        return False
-    st.session_state[batch_gallery.DETAIL_IDS_KEY] = [job.id for job in queue]
-    st.session_state[batch_gallery.DETAIL_POS_KEY] = 0
-    return True
