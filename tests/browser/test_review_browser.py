@@ -224,8 +224,11 @@ def test_two_runs_are_judged_with_keys_and_summarised(
     wait_for_app(page)
     expect(keyed(page, "compare-summary")).to_be_visible()
     page.locator("[data-testid='stHeading']").first.click()
-    for key in "213322":
-        _press(page, key)
+    for done, key in enumerate("213322", start=1):
+        page.keyboard.press(key)  # wait for each judgement to land before the next key
+        judged = page.locator("[data-testid='stMetric']").filter(has_text="Judged")
+        expect(judged.locator("[data-testid='stMetricValue']")).to_have_text(f"{done} of 6")
+        wait_for_app(page)
     assert _metric(page, "Judged") == "6 of 6"
     assert (_metric(page, "Improved"), _metric(page, "Regressed"), _metric(page, "Unchanged")) == (
         "3",
