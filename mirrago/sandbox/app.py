@@ -10,8 +10,6 @@ import base64
 import binascii
 import functools
 import json
-import re
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -22,11 +20,16 @@ from fastapi.responses import FileResponse, JSONResponse
 from starlette.datastructures import UploadFile
 
 from mirrago import __version__
-from mirrago.sandbox.engine import Engine, ImageSource, SandboxError, SubmitRequest
+from mirrago.sandbox.engine import (
+    SAMPLE_KINDS,
+    Engine,
+    ImageSource,
+    SandboxError,
+    SubmitRequest,
+    sample_files,
+    sample_path,
+)
 
-SAMPLES_DIR = Path(__file__).parents[1] / "samples"
-SAMPLE_KINDS = ("persons", "garments")
-SAMPLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.(?:jpe?g|png|webp)$", re.IGNORECASE)
 MEDIA_TYPES = {
     ".jpg": "image/jpeg",
     ".jpeg": "image/jpeg",
@@ -161,38 +164,19 @@ def create_app(engine: Engine) -> FastAPI:
         """URLs of the shipped sample images, by kind."""
         base = str(request.base_url).rstrip("/")
         return {
-            kind: [f"{base}/samples/{kind}/{path.name}" for path in _sample_files(kind)]
+            kind: [f"{base}/samples/{kind}/{path.name}" for path in sample_files(kind)]
             for kind in SAMPLE_KINDS
         }
 
     @app.get("/samples/{kind}/{name}", response_class=FileResponse)
     def sample(kind: str, name: str) -> FileResponse:
         """One shipped sample image (kind: persons or garments)."""
-        path = _sample_path(kind, name)
+        path = sample_path(kind, name)
         if path is None:
             raise SandboxError(404, "No such sample image.")
         return FileResponse(path, media_type=MEDIA_TYPES[path.suffix.lower()])
 
     return app
-
-
-def _sample_files(kind: str) -> list[Path]:
-    folder = SAMPLES_DIR / kind
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and SAMPLE_NAME.match(p.name))
-
-
-def _sample_path(kind: str, name: str) -> Path | None:
-    """The sample file, or None; names are matched against a strict pattern and the resolved
-    path must stay inside the samples folder, so no traversal gets out."""
-    if kind not in SAMPLE_KINDS or not SAMPLE_NAME.match(name):
-        return None
-    folder = (SAMPLES_DIR / kind).resolve()
-    path = (folder / name).resolve()
-    if path.parent != folder or not path.is_file():
-        return None
-    return path
 
 
 def _bearer(request: Request) -> str | None:
