@@ -46,6 +46,11 @@ CALLBACK_DELAYS = (0.0, 0.3, 1.0)  # one try after each delay
 SAMPLES_DIR = Path(__file__).parents[1] / "samples"
 SAMPLE_KINDS = ("persons", "garments")
 SAMPLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.(?:jpe?g|png|webp)$", re.IGNORECASE)
+# Background values: keep-words, the named choices, true (white) and #rgb[a]/#rrggbb[aa].
+BACKGROUND_PATTERN = (
+    r"^\s*(original|false|none|keep|no|0|white|studio|true"
+    r"|#([0-9A-Fa-f]{3}|[0-9A-Fa-f]{4}|[0-9A-Fa-f]{6}|[0-9A-Fa-f]{8}))?\s*$"
+)
 RESULT_NAME = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.png$")
 STAT_NAMES = (
     "token_requests",
@@ -434,7 +439,21 @@ class Engine:
         return source
 
     @staticmethod
-    def _background(value: object) -> str | None:
+    def check_background(value: object) -> None:
+        """400 unless `value` is absent, a boolean or a known background (BACKGROUND_PATTERN)."""
+        if value is None or isinstance(value, bool):
+            return
+        if not isinstance(value, str) or not re.match(BACKGROUND_PATTERN, value):
+            shown = str(value)[:40]
+            raise SandboxError(
+                400,
+                f"Unknown background {shown!r}: use original (or false), white, studio, "
+                "or a colour such as #f0f0f0.",
+            )
+
+    @classmethod
+    def _background(cls, value: object) -> str | None:
+        cls.check_background(value)
         try:
             return render.parse_background(value)
         except ValueError as error:
@@ -445,7 +464,10 @@ class Engine:
         text = (value or "").strip()
         if not text:
             return None
-        parts = urlsplit(text)
+        try:
+            parts = urlsplit(text)
+        except ValueError:
+            raise SandboxError(400, "Invalid callback_url: it must be an http(s) URL.") from None
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise SandboxError(400, "Invalid callback_url: it must be an http(s) URL.")
         return text
@@ -463,7 +485,12 @@ class Engine:
     def _fetch(self, field_name: str, url: str, base_url: str) -> bytes:
         """The bytes at `url`: the sandbox's own sample URLs are read from disk (they are on
         loopback), anything else is fetched from a public address (see urlguard)."""
-        own = _own_sample_route(url, base_url)
+        try:
+            own = _own_sample_route(url, base_url)
+        except ValueError:
+            raise SandboxError(
+                400, f"Invalid image URL ({field_name}): it must be an http:// or https:// URL."
+            ) from None
         if own is not None:
             path = sample_path(*own)
             if path is None:

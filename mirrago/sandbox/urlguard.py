@@ -147,15 +147,16 @@ def public_session(allow_private: bool = False) -> requests.Session:
 
 def check_url(url: str, allow_private: bool = False) -> None:
     """FetchError unless `url` is http(s) and (unless `allow_private`) its host is public."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise FetchError("it must be an http:// or https:// URL.")
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        parts = urlsplit(url)
+        hostname, port = parts.hostname, parts.port
     except ValueError:
-        raise FetchError("its port is not a number between 0 and 65535.") from None
+        raise FetchError("it must be an http:// or https:// URL with a valid host.") from None
+    if parts.scheme not in ("http", "https") or not hostname:
+        raise FetchError("it must be an http:// or https:// URL.")
+    port = port or (443 if parts.scheme == "https" else 80)
     if not allow_private:
-        check_host(parts.hostname, port)
+        check_host(hostname, port)
 
 
 def fetch_public(
