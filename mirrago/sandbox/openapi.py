@@ -346,16 +346,16 @@ GENERATE: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
+            "application/json": {
+                "schema": _ref("GenerateJson"),
+                "examples": {},  # build_document: the reference's bodies, with this sandbox's URLs
+            },
             "multipart/form-data": {
                 "schema": _ref("GenerateForm"),
                 "encoding": {
                     "target_image": {"contentType": "image/jpeg, image/png, image/webp"},
                     "garment_image": {"contentType": "image/jpeg, image/png, image/webp"},
                 },
-            },
-            "application/json": {
-                "schema": _ref("GenerateJson"),
-                "examples": "SAMPLE_URL_EXAMPLES",
             },
         },
     },
