@@ -12,13 +12,13 @@ MIRRAGO_SANDBOX_URL to the sandbox's base URL.
 from __future__ import annotations
 
 import io
+import json
 import os
+import urllib.request
 
 import schemathesis
 from hypothesis import strategies as st
 from PIL import Image
-
-from mirrago.sandbox.engine import SAMPLE_KINDS, sample_files
 
 BASE_URL = os.environ.get("MIRRAGO_SANDBOX_URL", "http://127.0.0.1:8700").rstrip("/")
 FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP"}
@@ -44,7 +44,6 @@ def _images(fmt: str) -> st.SearchStrategy[bytes]:
 for _media_type, _fmt in FORMATS.items():
     schemathesis.openapi.media_type(_media_type, _images(_fmt))
 
-_SAMPLE_URLS = [
-    f"{BASE_URL}/samples/{kind}/{path.name}" for kind in SAMPLE_KINDS for path in sample_files(kind)
-]
+with urllib.request.urlopen(f"{BASE_URL}/samples", timeout=10) as _response:  # noqa: S310
+    _SAMPLE_URLS = [url for urls in json.load(_response).values() for url in urls]
 schemathesis.openapi.format("uri", st.sampled_from(_SAMPLE_URLS))
