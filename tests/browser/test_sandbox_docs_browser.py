@@ -19,7 +19,7 @@ pytestmark = pytest.mark.browser
 def docs_page(browser: Browser) -> Iterator[tuple[Page, EmbeddedSandbox]]:
     with embedded(SandboxConfig(latency=0.05)) as sandbox:
         context = browser.new_context(viewport={"width": 1280, "height": 900})
-        context.set_default_timeout(30_000)
+        context.set_default_timeout(90_000)
         # Nothing but the sandbox: /docs must load no script or style from elsewhere.
         outside: list[str] = []
         context.on(
