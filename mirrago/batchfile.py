@@ -25,7 +25,6 @@ BACKGROUNDS = ("original", "white", "studio")
 class BatchFileError(ValueError):
     """The input file cannot be read at all (missing, a folder, unreadable)."""
 
-
 IMAGE_COLUMNS = ("target_image_url", "garment_image_url")
 OPTIONAL_COLUMNS = ("background", "username")
 RESULT_COLUMNS = (
@@ -200,6 +199,7 @@ def _check_image_cell(name: str, value: str, base: Path, row: CsvRow) -> str | N
 
 def _short(value: str) -> str:
     return repr(value if len(value) <= 80 else value[:77] + "...")
+
 
 
 def is_url(text: str) -> bool:

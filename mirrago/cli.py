@@ -44,7 +44,6 @@ EXIT_BAD_INPUT = 2
 EXIT_SERVICE = 3
 EXIT_INTERRUPTED = 130
 
-
 class UsageError(Exception):
     """Bad command-line input: exit 2, nothing submitted."""
 

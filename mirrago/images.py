@@ -253,6 +253,7 @@ def _decode(data: bytes, *, max_side: int) -> tuple[Image.Image, tuple[int, int]
     return image, original_size
 
 
+
 def _open(data: bytes) -> Image.Image:
     try:
         return Image.open(io.BytesIO(data))
@@ -357,7 +358,9 @@ def _to_srgb(image: Image.Image, icc_profile: bytes | None) -> Image.Image:
     if icc_profile and image.mode in ("RGB", "CMYK"):
         try:
             source = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))
-            converted = ImageCms.profileToProfile(image, source, _srgb_profile(), outputMode="RGB")
+            converted = ImageCms.profileToProfile(
+                image, source, _srgb_profile(), outputMode="RGB"
+            )
             if converted is not None:
                 return converted
         except Exception:  # noqa: BLE001 - a broken profile: fall back to a plain conversion
