@@ -39,9 +39,13 @@ def _assets_dir() -> Path | None:
 def add_docs_routes(app: FastAPI, engine: Engine) -> None:
     """`/docs`, its OAuth2 redirect page and its script and style files."""
     assets = _assets_dir()
-    local = {"swagger_js_url": "/docs/assets/swagger-ui-bundle.js",
-             "swagger_css_url": "/docs/assets/swagger-ui.css",
-             "swagger_favicon_url": "/docs/assets/favicon.png"} if assets else {}  # fmt: skip
+    local: dict[str, str] = {}
+    if assets is not None:
+        local = {
+            "swagger_js_url": "/docs/assets/swagger-ui-bundle.js",
+            "swagger_css_url": "/docs/assets/swagger-ui.css",
+            "swagger_favicon_url": "/docs/assets/favicon.png",
+        }
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:

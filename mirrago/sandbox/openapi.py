@@ -198,7 +198,7 @@ SCHEMAS: dict[str, Any] = {
             "credits_before",
             "created_at",
         ],
-    },  # fmt: skip
+    },
     "Job": {
         "type": "object",
         "properties": {
@@ -236,7 +236,7 @@ SCHEMAS: dict[str, Any] = {
             "result_url",
             "error_msg",
         ],
-    },  # fmt: skip
+    },
 }
 
 
@@ -411,7 +411,7 @@ GENERATE: dict[str, Any] = {
                 "too_large": "target_image is 16.2 MB, over the 15.0 MB upload limit: send a "
                 "smaller or more compressed image."
             },
-        ),  # fmt: skip
+        ),
         "429": _error(
             "Too many submissions: wait `Retry-After` seconds. With `--strict-reference` the "
             "sandbox answers the reference's '500 Rate Limit' instead.",
