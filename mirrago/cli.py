@@ -152,6 +152,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer exactly like the published reference (completedc, "
         "'500 Rate Limit', result_url null)",
     )
+    sandbox.add_argument(
+        "--allow-private-urls",
+        action="store_true",
+        help="also fetch image URLs on loopback and private networks (tests, local use)",
+    )
+    sandbox.add_argument(
+        "--print-openapi",
+        action="store_true",
+        help="write the sandbox's OpenAPI document (JSON) to stdout and exit",
+    )
 
     try_on = commands.add_parser("try-on", parents=[common], help="dress one person in one garment")
     try_on.add_argument("target", metavar="TARGET", help="person photo: a file or an http(s) URL")
@@ -684,7 +694,13 @@ def run_sandbox(args: argparse.Namespace) -> int:
         starting_credits=args.credits,
         seed=args.seed,
         strict_reference=args.strict_reference,
+        allow_private_urls=args.allow_private_urls,
     )
+    if args.print_openapi:
+        from mirrago.sandbox.server import openapi_json
+
+        print(openapi_json(config))
+        return EXIT_OK
     try:
         serve(config, args.host, args.port)
     except OSError as error:

@@ -14,7 +14,13 @@ from PIL import Image, ImageDraw
 from mirrago.sandbox.server import EmbeddedSandbox, SandboxConfig, start_embedded
 
 # Small latencies keep the suite fast while jobs still pass through queued and processing.
-FAST_SANDBOX: dict[str, Any] = {"latency": (0.05, 0.2), "workers": 4, "seed": 1}
+# Test servers for images and callbacks listen on loopback: allow the sandbox to reach them.
+FAST_SANDBOX: dict[str, Any] = {
+    "latency": (0.05, 0.2),
+    "workers": 4,
+    "seed": 1,
+    "allow_private_urls": True,
+}
 
 PERSON_BACKDROP = (70, 110, 160)
 GARMENT_BACKDROP = (250, 250, 250)

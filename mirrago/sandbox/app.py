@@ -10,8 +10,6 @@ import base64
 import binascii
 import functools
 import json
-import re
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -22,11 +20,18 @@ from fastapi.responses import FileResponse, JSONResponse
 from starlette.datastructures import UploadFile
 
 from mirrago import __version__
-from mirrago.sandbox.engine import Engine, ImageSource, SandboxError, SubmitRequest
+from mirrago.sandbox.docs import add_docs_routes, has_demo_credentials
+from mirrago.sandbox.engine import (
+    SAMPLE_KINDS,
+    Engine,
+    ImageSource,
+    SandboxError,
+    SubmitRequest,
+    sample_files,
+    sample_path,
+)
+from mirrago.sandbox.openapi import DEFAULT_BASE_URL, build_document
 
-SAMPLES_DIR = Path(__file__).parents[1] / "samples"
-SAMPLE_KINDS = ("persons", "garments")
-SAMPLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.(?:jpe?g|png|webp)$", re.IGNORECASE)
 MEDIA_TYPES = {
     ".jpg": "image/jpeg",
     ".jpeg": "image/jpeg",
@@ -36,59 +41,6 @@ MEDIA_TYPES = {
 SUBMIT_THREADS = 16
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 
-_IMAGE_FIELDS = {
-    "target_image": {"type": "string", "format": "binary", "description": "Person image (jpg/png)"},
-    "garment_image": {"type": "string", "format": "binary", "description": "Garment (jpg/png)"},
-    "target_image_url": {"type": "string", "description": "http(s) URL of the person image"},
-    "garment_image_url": {"type": "string", "description": "http(s) URL of the garment image"},
-}
-_OPTION_FIELDS = {
-    "background": {"type": "string", "description": "original (or false), white, studio, a colour"},
-    "backgroud": {"type": "string", "description": "The reference's spelling of background"},
-    "username": {"type": "string", "description": "Requesting user reference"},
-    "callback_url": {"type": "string", "description": "URL that receives the final job JSON"},
-}
-_GENERATE_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {"type": "object", "properties": {**_IMAGE_FIELDS, **_OPTION_FIELDS}}
-            },
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "target_image_url": _IMAGE_FIELDS["target_image_url"],
-                        "garment_image_url": _IMAGE_FIELDS["garment_image_url"],
-                        "target_image": {"type": "string", "description": "A URL, as above"},
-                        "garment_image": {"type": "string", "description": "A URL, as above"},
-                        **_OPTION_FIELDS,
-                    },
-                }
-            },
-        },
-    }
-}
-_TOKEN_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "client_id": {"type": "string"},
-                        "client_secret": {"type": "string"},
-                        "grant_type": {"type": "string", "enum": ["client_credentials"]},
-                    },
-                    "required": ["client_id", "client_secret"],
-                }
-            }
-        },
-    }
-}
-
 
 def create_app(engine: Engine) -> FastAPI:
     """The sandbox's FastAPI application, serving `engine`."""
@@ -96,8 +48,25 @@ def create_app(engine: Engine) -> FastAPI:
         title="Mirrago sandbox",
         version=__version__,
         description="A local server implementing the Mirrago try-on API (mirrago-api.md).",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.engine = engine
+    generated = app.openapi
+
+    def document(base_url: str = DEFAULT_BASE_URL) -> dict[str, Any]:
+        demo = has_demo_credentials(engine.config)
+        return build_document(generated(), demo_credentials=demo, base_url=base_url)
+
+    app.openapi = document  # type: ignore[method-assign]
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi_document(request: Request) -> JSONResponse:
+        # Examples name this server's own sample URLs, so "Try it out" works as shown.
+        return JSONResponse(document(str(request.base_url)))
+
+    add_docs_routes(app, engine)
     submit_limiter = anyio.CapacityLimiter(SUBMIT_THREADS)
 
     @app.exception_handler(SandboxError)
@@ -109,7 +78,7 @@ def create_app(engine: Engine) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok", "service": "mirrago-sandbox", "docs": "/docs"}
 
-    @app.post("/oauth/token", openapi_extra=_TOKEN_BODY)
+    @app.post("/oauth/token")
     async def oauth_token(request: Request) -> JSONResponse:
         """Issue an access token (OAuth client credentials; JSON or form body)."""
         fields, _files = await _read_body(request, engine)
@@ -117,19 +86,20 @@ def create_app(engine: Engine) -> FastAPI:
         client_secret = _text(fields.get("client_secret"))
         if not client_id and not client_secret:
             client_id, client_secret = _basic_credentials(request)
-        grant_type = _text(fields.get("grant_type"))
-        if grant_type and grant_type != "client_credentials":
+        grant_type = fields.get("grant_type", "client_credentials")
+        if grant_type != "client_credentials":
             message = "Unsupported grant_type: use client_credentials."
             body = {"error": "unsupported_grant_type", "detail": message}
             raise SandboxError(400, message, body=body)
         token = engine.issue_token(client_id, client_secret)
         return JSONResponse(token, headers={"Cache-Control": "no-store"})
 
-    @app.post("/v1/mirrago/generate-image", openapi_extra=_GENERATE_BODY)
+    @app.post("/v1/mirrago/generate-image")
     async def generate_image(request: Request) -> dict[str, Any]:
         """Create a try-on job from two images (files or URLs)."""
         client_id = engine.admit_submission(_bearer(request))
         fields, files = await _read_body(request, engine)
+        _check_generate_fields(fields, engine)
         submission = SubmitRequest(
             target=_image_source(fields, files, "target_image"),
             garment=_image_source(fields, files, "garment_image"),
@@ -161,38 +131,19 @@ def create_app(engine: Engine) -> FastAPI:
         """URLs of the shipped sample images, by kind."""
         base = str(request.base_url).rstrip("/")
         return {
-            kind: [f"{base}/samples/{kind}/{path.name}" for path in _sample_files(kind)]
+            kind: [f"{base}/samples/{kind}/{path.name}" for path in sample_files(kind)]
             for kind in SAMPLE_KINDS
         }
 
     @app.get("/samples/{kind}/{name}", response_class=FileResponse)
     def sample(kind: str, name: str) -> FileResponse:
         """One shipped sample image (kind: persons or garments)."""
-        path = _sample_path(kind, name)
+        path = sample_path(kind, name)
         if path is None:
             raise SandboxError(404, "No such sample image.")
         return FileResponse(path, media_type=MEDIA_TYPES[path.suffix.lower()])
 
     return app
-
-
-def _sample_files(kind: str) -> list[Path]:
-    folder = SAMPLES_DIR / kind
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and SAMPLE_NAME.match(p.name))
-
-
-def _sample_path(kind: str, name: str) -> Path | None:
-    """The sample file, or None; names are matched against a strict pattern and the resolved
-    path must stay inside the samples folder, so no traversal gets out."""
-    if kind not in SAMPLE_KINDS or not SAMPLE_NAME.match(name):
-        return None
-    folder = (SAMPLES_DIR / kind).resolve()
-    path = (folder / name).resolve()
-    if path.parent != folder or not path.is_file():
-        return None
-    return path
 
 
 def _bearer(request: Request) -> str | None:
@@ -260,6 +211,27 @@ def _image_source(fields: dict[str, Any], files: dict[str, bytes], name: str) ->
         if url:
             return ImageSource(field_name, url=url)
     return None
+
+
+_GENERATE_TEXT_FIELDS = (
+    "target_image",
+    "garment_image",
+    "target_image_url",
+    "garment_image_url",
+    "username",
+    "callback_url",
+)
+
+
+def _check_generate_fields(fields: dict[str, Any], engine: Engine) -> None:
+    """400 for a known field of the wrong type (a JSON number as a URL, an object as username)
+    or a background the sandbox does not know, even when another field would do instead."""
+    for name in _GENERATE_TEXT_FIELDS:
+        value = fields.get(name)
+        if value is not None and not isinstance(value, str):
+            raise SandboxError(400, f"Invalid {name}: it must be a string.")
+    for name in ("background", "backgroud"):
+        engine.check_background(fields.get(name))
 
 
 def _first_present(fields: dict[str, Any], *names: str) -> object:

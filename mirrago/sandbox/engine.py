@@ -27,12 +27,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import requests
 from PIL import Image
 
 from mirrago.sandbox import render
+from mirrago.sandbox.urlguard import FetchError, check_url, fetch_public, public_session
 
 log = logging.getLogger("mirrago.sandbox")
 
@@ -42,6 +43,14 @@ MAX_PIXELS = 50_000_000  # refuse decompression bombs before decoding them
 URL_TIMEOUT = (3.05, 10.0)  # (connect, read) seconds for fetching image URLs
 CALLBACK_TIMEOUT = 3.0
 CALLBACK_DELAYS = (0.0, 0.3, 1.0)  # one try after each delay
+SAMPLES_DIR = Path(__file__).parents[1] / "samples"
+SAMPLE_KINDS = ("persons", "garments")
+SAMPLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.(?:jpe?g|png|webp)$", re.IGNORECASE)
+# Background values: keep-words, the named choices, true (white) and #rgb[a]/#rrggbb[aa].
+BACKGROUND_PATTERN = (
+    r"^\s*(original|false|none|keep|no|0|white|studio|true"
+    r"|#([0-9A-Fa-f]{3}|[0-9A-Fa-f]{4}|[0-9A-Fa-f]{6}|[0-9A-Fa-f]{8}))?\s*$"
+)
 RESULT_NAME = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.png$")
 STAT_NAMES = (
     "token_requests",
@@ -89,6 +98,9 @@ class SandboxConfig:
     answer_delay: float = 0.0  # seconds generate-image holds its answer after creating the job
     seed: int | None = None
     max_upload_bytes: int = 15 * 1024 * 1024
+    # Fetch image URLs on loopback and private networks too (tests, local use). Off, only
+    # public addresses are fetched; the sandbox's own /samples/ URLs are always served.
+    allow_private_urls: bool = False
 
 
 class SandboxError(Exception):
@@ -158,6 +170,37 @@ def _seeded(seed: int | None, purpose: str) -> random.Random:
 
 def _megabytes(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MB"
+
+
+def sample_files(kind: str) -> list[Path]:
+    """The shipped sample images of `kind` (persons or garments), by name."""
+    folder = SAMPLES_DIR / kind
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and SAMPLE_NAME.match(p.name))
+
+
+def sample_path(kind: str, name: str) -> Path | None:
+    """The sample file, or None; names are matched against a strict pattern and the resolved
+    path must stay inside the samples folder, so no traversal gets out."""
+    if kind not in SAMPLE_KINDS or not SAMPLE_NAME.match(name):
+        return None
+    folder = (SAMPLES_DIR / kind).resolve()
+    path = (folder / name).resolve()
+    if path.parent != folder or not path.is_file():
+        return None
+    return path
+
+
+def _own_sample_route(url: str, base_url: str) -> tuple[str, str] | None:
+    """(kind, name) when `url` is this sandbox's own `/samples/<kind>/<name>` URL."""
+    parts, base = urlsplit(url.strip()), urlsplit(base_url)
+    if (parts.scheme, parts.netloc.lower()) != (base.scheme, base.netloc.lower()):
+        return None
+    segments = unquote(parts.path).split("/")
+    if len(segments) != 4 or segments[:2] != ["", "samples"]:
+        return None
+    return segments[2], segments[3]
 
 
 class Engine:
@@ -326,8 +369,8 @@ class Engine:
             garment_source = self._require(request.garment, "garment_image")
             background = self._background(request.background)
             callback_url = self._callback_url(request.callback_url)
-            target_data, _ = self._load_image(target_source)
-            garment_data, garment_ext = self._load_image(garment_source)
+            target_data, _ = self._load_image(target_source, base_url)
+            garment_data, garment_ext = self._load_image(garment_source, base_url)
         except SandboxError as error:
             if error.status_code in (400, 413):
                 self._count("bad_requests")
@@ -396,7 +439,21 @@ class Engine:
         return source
 
     @staticmethod
-    def _background(value: object) -> str | None:
+    def check_background(value: object) -> None:
+        """400 unless `value` is absent, a boolean or a known background (BACKGROUND_PATTERN)."""
+        if value is None or isinstance(value, bool):
+            return
+        if not isinstance(value, str) or not re.match(BACKGROUND_PATTERN, value):
+            shown = str(value)[:40]
+            raise SandboxError(
+                400,
+                f"Unknown background {shown!r}: use original (or false), white, studio, "
+                "or a colour such as #f0f0f0.",
+            )
+
+    @classmethod
+    def _background(cls, value: object) -> str | None:
+        cls.check_background(value)
         try:
             return render.parse_background(value)
         except ValueError as error:
@@ -407,46 +464,50 @@ class Engine:
         text = (value or "").strip()
         if not text:
             return None
-        parts = urlsplit(text)
+        try:
+            parts = urlsplit(text)
+        except ValueError:
+            raise SandboxError(400, "Invalid callback_url: it must be an http(s) URL.") from None
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise SandboxError(400, "Invalid callback_url: it must be an http(s) URL.")
         return text
 
-    def _load_image(self, source: ImageSource) -> tuple[bytes, str]:
+    def _load_image(self, source: ImageSource, base_url: str) -> tuple[bytes, str]:
         """The image bytes of one side, fetched if it is a URL, checked to decode as an image.
         Returns the bytes and the extension of their format."""
         if source.data is not None:
             self._check_size(source.field, len(source.data))
             data = source.data
         else:
-            data = self._fetch(source.field, str(source.url))
+            data = self._fetch(source.field, str(source.url), base_url)
         return data, self._check_image(source.field, data)
 
-    def _fetch(self, field_name: str, url: str) -> bytes:
-        def invalid(why: str) -> SandboxError:
-            return SandboxError(400, f"Invalid image URL ({field_name}): {why}")
-
-        parts = urlsplit(url.strip())
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise invalid("it must be an http:// or https:// URL.")
-        limit = self.config.max_upload_bytes
+    def _fetch(self, field_name: str, url: str, base_url: str) -> bytes:
+        """The bytes at `url`: the sandbox's own sample URLs are read from disk (they are on
+        loopback), anything else is fetched from a public address (see urlguard)."""
         try:
-            with requests.get(
+            own = _own_sample_route(url, base_url)
+        except ValueError:
+            raise SandboxError(
+                400, f"Invalid image URL ({field_name}): it must be an http:// or https:// URL."
+            ) from None
+        if own is not None:
+            path = sample_path(*own)
+            if path is None:
+                raise SandboxError(
+                    400, f"Invalid image URL ({field_name}): there is no such sample image."
+                )
+            return path.read_bytes()
+        try:
+            return fetch_public(
                 url.strip(),
+                allow_private=self.config.allow_private_urls,
+                max_bytes=self.config.max_upload_bytes,
                 timeout=URL_TIMEOUT,
-                stream=True,
                 headers={"User-Agent": "mirrago-sandbox"},
-            ) as response:
-                if response.status_code != 200:
-                    raise invalid(f"fetching it answered HTTP {response.status_code}.")
-                data = bytearray()
-                for chunk in response.iter_content(64 * 1024):
-                    data += chunk
-                    if len(data) > limit:
-                        raise invalid(f"the image is larger than {_megabytes(limit)}.")
-        except requests.RequestException as error:
-            raise invalid(f"could not fetch it ({type(error).__name__}).") from None
-        return bytes(data)
+            )
+        except FetchError as error:
+            raise SandboxError(400, f"Invalid image URL ({field_name}): {error}") from None
 
     @staticmethod
     def _check_image(field_name: str, data: bytes) -> str:
@@ -620,14 +681,21 @@ class Engine:
 
     def _deliver_callback(self, url: str, payload: dict[str, Any]) -> None:
         """POST the final job to its callback_url: best effort, a few tries with backoff."""
+        allow_private = self.config.allow_private_urls
         for delay in CALLBACK_DELAYS:
             if self._stopping.wait(delay):
                 return
             try:
-                response = requests.post(url, json=payload, timeout=CALLBACK_TIMEOUT)
+                check_url(url, allow_private)  # callbacks reach public addresses only, too
+                with public_session(allow_private) as session:
+                    response = session.post(
+                        url, json=payload, timeout=CALLBACK_TIMEOUT, allow_redirects=False
+                    )
                 if response.ok:
                     self._count("callbacks_sent")
                     return
+            except FetchError:
+                break
             except requests.RequestException:
                 pass
         self._count("callback_failures")

@@ -8,6 +8,7 @@ the app), or in the foreground for `mirrago sandbox`.
 from __future__ import annotations
 
 import http.client
+import json
 import socket
 import sys
 import threading
@@ -22,7 +23,15 @@ import uvicorn
 from mirrago.sandbox.app import create_app
 from mirrago.sandbox.engine import Engine, SandboxConfig
 
-__all__ = ["EmbeddedSandbox", "Engine", "SandboxConfig", "embedded", "serve", "start_embedded"]
+__all__ = [
+    "EmbeddedSandbox",
+    "Engine",
+    "SandboxConfig",
+    "embedded",
+    "openapi_json",
+    "serve",
+    "start_embedded",
+]
 
 START_TIMEOUT = 15.0
 DEMO_SECRET = SandboxConfig().client_secret
@@ -200,3 +209,12 @@ def serve(config: SandboxConfig, host: str, port: int) -> None:
         engine.stop()
         sock.close()
         print("Mirrago sandbox stopped.", file=sys.stderr, flush=True)
+
+
+def openapi_json(config: SandboxConfig | None = None) -> str:
+    """The sandbox's OpenAPI document as JSON text, without starting a server."""
+    engine = Engine(config)
+    try:
+        return json.dumps(create_app(engine).openapi(), indent=2)
+    finally:
+        engine.stop()

@@ -1,0 +1,321 @@
+"""The sandbox fetches image URLs (and posts callbacks) only to public addresses: no loopback,
+private, link-local, shared, reserved, multicast or unspecified address, however written, by DNS
+name, after a redirect or after DNS changes its answer; its own sample URLs still work.
+
+Everything runs over real HTTP on loopback. The machine has no public network, so where a test
+needs a "public" host it treats one loopback address (127.0.0.2) as public by patching the
+classifier, and DNS names are given fixed answers by patching `socket.getaddrinfo` for those
+names only.
+"""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import requests
+from PIL import Image
+
+from mirrago.client import MirragoClient
+from mirrago.models import AuthenticationError, BadRequestError
+from mirrago.sandbox import urlguard
+from mirrago.sandbox.server import EmbeddedSandbox
+
+TIMEOUT = 60  # a deadline for each request, generous on a busy machine
+PRIVATE = "that address is on a private network; the service cannot fetch it"
+MakeSandbox = Callable[..., EmbeddedSandbox]
+
+
+def png_bytes() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 60), (90, 120, 200)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class CountingServer:
+    """An HTTP server on a loopback address that counts the requests it gets and answers each
+    path as told: `routes[path] = (status, headers, body)`; anything else is a PNG."""
+
+    def __init__(self, host: str = "127.0.0.1"):
+        self.hits: list[str] = []
+        self.routes: dict[str, tuple[int, dict[str, str], bytes]] = {}
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                outer.hits.append(self.path)
+                status, headers, body = outer.routes.get(
+                    self.path, (200, {"Content-Type": "image/png"}, png_bytes())
+                )
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_POST = do_GET  # noqa: N815 - callbacks
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer((host, 0), Handler)
+        self.url = f"http://{host}:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,))
+        self._thread.daemon = True
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def counting() -> Iterator[CountingServer]:
+    server = CountingServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def guarded(make_sandbox: MakeSandbox) -> EmbeddedSandbox:
+    """A sandbox as users get it: private addresses refused."""
+    return make_sandbox(allow_private_urls=False)
+
+
+def token_headers(sandbox: EmbeddedSandbox) -> dict[str, str]:
+    body = {
+        "client_id": sandbox.client_id,
+        "client_secret": sandbox.client_secret,
+        "grant_type": "client_credentials",
+    }
+    response = requests.post(f"{sandbox.base_url}/oauth/token", json=body, timeout=TIMEOUT)
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def submit_urls(sandbox: EmbeddedSandbox, target: str, garment: str, **extra: Any):
+    body = {"target_image_url": target, "garment_image_url": garment, **extra}
+    return requests.post(
+        f"{sandbox.base_url}/v1/mirrago/generate-image",
+        headers=token_headers(sandbox),
+        json=body,
+        timeout=TIMEOUT,
+    )
+
+
+def own_samples(sandbox: EmbeddedSandbox) -> tuple[str, str]:
+    urls = requests.get(f"{sandbox.base_url}/samples", timeout=TIMEOUT).json()
+    return urls["persons"][0], urls["garments"][0]
+
+
+@pytest.fixture
+def fake_dns(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+    """`names[host] = [address, ...]`: getaddrinfo answers those names with those addresses
+    (one answer per call, in turn, the last repeated), every other name as usual."""
+    names: dict[str, list[str]] = {}
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(host, bytes):
+            host = host.decode()
+        answers = names.get(str(host))
+        if not answers:
+            return real(host, port, *args, **kwargs)
+        address = answers.pop(0) if len(answers) > 1 else answers[0]
+        return real(address, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return names
+
+
+@pytest.fixture
+def public_127_0_0_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Treat 127.0.0.2 as a public address: the stand-in for an internet host."""
+    real = urlguard.is_public
+
+    def is_public(address: urlguard.IPAddress) -> bool:
+        return address == ipaddress.ip_address("127.0.0.2") or real(address)
+
+    monkeypatch.setattr(urlguard, "is_public", is_public)
+
+
+# ---- the address classifier -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1", "127.8.9.10", "10.0.0.1", "172.16.5.4", "192.168.1.1", "169.254.169.254",
+        "100.64.0.1", "0.0.0.0", "224.0.0.1", "240.0.0.1", "255.255.255.255", "192.0.2.1",
+        "::1", "::", "fe80::1", "fc00::1", "fd12:3456::1", "ff02::1", "::ffff:127.0.0.1",
+        "::ffff:169.254.169.254", "::ffff:10.0.0.1", "2002:7f00:1::1", "64:ff9b::a9fe:a9fe",
+        "2001:db8::1",
+    ],
+)  # fmt: skip
+def test_non_public_addresses_are_refused(address: str) -> None:
+    assert not urlguard.is_public(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize(
+    "address", ["8.8.8.8", "93.184.216.34", "2606:4700::1111", "::ffff:8.8.8.8"]
+)
+def test_public_addresses_are_allowed(address: str) -> None:
+    assert urlguard.is_public(ipaddress.ip_address(address))
+
+
+def test_a_dns_name_with_any_private_address_is_refused(fake_dns: dict[str, list[str]]) -> None:
+    fake_dns["internal.example.test"] = ["10.1.2.3"]
+    with pytest.raises(urlguard.PrivateAddressError):
+        urlguard.check_host("internal.example.test", 80)
+    with pytest.raises(urlguard.PrivateAddressError):
+        urlguard.check_host("localhost", 80)  # a real name on every machine
+
+
+# ---- through the sandbox's HTTP API ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["127.0.0.1", "localhost", "[::ffff:127.0.0.1]", "2130706433", "0x7f.1", "127.1"],
+)
+def test_image_url_on_loopback_is_refused_and_never_fetched(
+    guarded: EmbeddedSandbox, counting: CountingServer, host: str
+) -> None:
+    port = counting.url.rsplit(":", 1)[1]
+    person, garment = own_samples(guarded)
+    response = submit_urls(guarded, f"http://{host}:{port}/person.png", garment)
+    assert response.status_code == 400, response.text
+    assert PRIVATE in response.json()["detail"]
+    assert "target_image_url" in response.json()["detail"]
+    assert counting.hits == []
+    assert guarded.engine.stats()["jobs_created"] == 0
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[fe80::1]/x.png",
+        "http://[::1]:9/x.png",
+        "http://10.255.255.1/x.png",
+        "http://0.0.0.0:9/x.png",
+        "https://[::ffff:a9fe:a9fe]/x.png",
+    ],
+)
+def test_image_url_on_link_local_or_private_networks_is_refused(
+    guarded: EmbeddedSandbox, url: str
+) -> None:
+    person, _ = own_samples(guarded)
+    response = submit_urls(guarded, person, url)
+    assert response.status_code == 400, response.text
+    assert PRIVATE in response.json()["detail"]
+    assert "garment_image_url" in response.json()["detail"]
+
+
+def test_dns_name_resolving_to_a_private_address_is_refused(
+    guarded: EmbeddedSandbox, counting: CountingServer, fake_dns: dict[str, list[str]]
+) -> None:
+    fake_dns["images.example.test"] = ["127.0.0.1"]
+    port = counting.url.rsplit(":", 1)[1]
+    person, _ = own_samples(guarded)
+    response = submit_urls(guarded, person, f"http://images.example.test:{port}/g.png")
+    assert response.status_code == 400 and PRIVATE in response.json()["detail"]
+    assert counting.hits == []
+
+
+@pytest.mark.usefixtures("public_127_0_0_2")
+def test_redirect_from_a_public_host_to_a_private_one_is_refused(
+    guarded: EmbeddedSandbox, counting: CountingServer
+) -> None:
+    public = CountingServer("127.0.0.2")
+    try:
+        public.routes["/moved.png"] = (302, {"Location": f"{counting.url}/secret.png"}, b"")
+        public.routes["/fine.png"] = (301, {"Location": "/final.png"}, b"")
+        person, _ = own_samples(guarded)
+        response = submit_urls(guarded, person, f"{public.url}/moved.png")
+        assert response.status_code == 400 and PRIVATE in response.json()["detail"]
+        assert public.hits == ["/moved.png"] and counting.hits == []
+
+        # A redirect that stays on public addresses is followed.
+        response = submit_urls(guarded, person, f"{public.url}/fine.png")
+        assert response.status_code == 200, response.text
+        assert public.hits[-2:] == ["/fine.png", "/final.png"]
+    finally:
+        public.close()
+
+
+@pytest.mark.usefixtures("public_127_0_0_2")
+def test_dns_answer_changing_to_a_private_address_is_caught_at_connect(
+    guarded: EmbeddedSandbox, counting: CountingServer, fake_dns: dict[str, list[str]]
+) -> None:
+    # Public when the sandbox checks the name, loopback when it connects (DNS rebinding).
+    fake_dns["rebind.example.test"] = ["127.0.0.2", "127.0.0.1"]
+    port = counting.url.rsplit(":", 1)[1]
+    person, _ = own_samples(guarded)
+    response = submit_urls(guarded, person, f"http://rebind.example.test:{port}/g.png")
+    assert response.status_code == 400 and PRIVATE in response.json()["detail"]
+    assert counting.hits == []
+
+
+def test_the_sandboxs_own_sample_urls_are_still_served(guarded: EmbeddedSandbox) -> None:
+    person, garment = own_samples(guarded)
+    response = submit_urls(guarded, person, garment)
+    assert response.status_code == 200, response.text
+    missing = f"{guarded.base_url}/samples/garments/no-such-garment.png"
+    response = submit_urls(guarded, person, missing)
+    assert response.status_code == 400 and "no such sample" in response.json()["detail"]
+    other_route = f"{guarded.base_url}/health"  # its own address, but not a sample
+    response = submit_urls(guarded, person, other_route)
+    assert response.status_code == 400 and PRIVATE in response.json()["detail"]
+
+
+def test_allow_private_urls_lets_loopback_images_through(
+    make_sandbox: MakeSandbox, counting: CountingServer
+) -> None:
+    sandbox = make_sandbox(allow_private_urls=True)
+    person, _ = own_samples(sandbox)
+    response = submit_urls(sandbox, person, f"{counting.url}/g.png")
+    assert response.status_code == 200, response.text
+    assert counting.hits == ["/g.png"]
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_image_host_refusing_access_is_an_image_url_problem_not_a_credentials_one(
+    make_sandbox: MakeSandbox, counting: CountingServer, status: int
+) -> None:
+    sandbox = make_sandbox(allow_private_urls=True)
+    counting.routes["/locked.png"] = (status, {"WWW-Authenticate": "Basic"}, b"no")
+    person, _ = own_samples(sandbox)
+    locked = f"{counting.url}/locked.png"
+    response = submit_urls(sandbox, person, locked)
+    assert response.status_code == 400
+    text = response.json()["detail"]
+    assert text.startswith("Invalid image URL (garment_image_url)")
+    for credentials_word in ("401", "403", "unauthor", "client id", "secret", "credential"):
+        assert credentials_word not in text.lower()
+
+    client = MirragoClient(sandbox.base_url, sandbox.client_id, sandbox.client_secret)
+    with pytest.raises(BadRequestError) as raised:
+        client.generate(person, locked)
+    assert not isinstance(raised.value, AuthenticationError)
+    assert "image" in str(raised.value).lower() and "client" not in str(raised.value).lower()
+
+
+def test_callbacks_to_private_addresses_are_not_sent(
+    guarded: EmbeddedSandbox, counting: CountingServer
+) -> None:
+    person, garment = own_samples(guarded)
+    response = submit_urls(guarded, person, garment, callback_url=f"{counting.url}/hook")
+    assert response.status_code == 200, response.text
+    deadline = time.monotonic() + 60
+    while guarded.engine.stats()["callback_failures"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert guarded.engine.stats()["callback_failures"] == 1
+    assert counting.hits == []
