@@ -165,7 +165,7 @@ def test_refresh_during_a_running_job_keeps_it_and_it_finishes(page: Page):
     open_app(page, "/try-on")
     generate(page)
     expect(keyed(page, "tryon-status")).to_be_visible()
-    assert re.search(r"[?&]job=\d+", page.url), page.url
+    expect(page).to_have_url(re.compile(r"[?&]job=\d+"))
     screenshot(page, "try-on-running")
 
     page.reload()

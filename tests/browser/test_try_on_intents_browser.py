@@ -123,7 +123,7 @@ def test_an_iphone_heic_photo_gives_a_result_and_a_refresh_keeps_its_previews(
     _username(page, "heic")
     keyed(page, "tryon-generate").get_by_role("button").click()
     wait_for_app(page)
-    assert re.search(r"[?&]job=\d+", page.url)
+    expect(page).to_have_url(re.compile(r"[?&]job=\d+"))  # the query string follows the run
     # A refresh (mid-job or after): the previews show this job's own inputs, not the defaults.
     page.reload()
     wait_for_app(page)
@@ -249,7 +249,7 @@ def test_a_live_connections_try_on_survives_a_refresh(page: Page):
         _username(page, "live-refresh")
         keyed(page, "tryon-generate").get_by_role("button").click()
         wait_for_app(page)
-        assert re.search(r"[?&]job=\d+%40|[?&]job=\d+@", page.url), page.url
+        expect(page).to_have_url(re.compile(r"[?&]job=\d+%40|[?&]job=\d+@"))
         page.reload()  # ends the session and its connection; the server's runner goes on
         wait_for_app(page)
         expect(page.get_by_text("Connect again to start new try-ons")).to_be_visible()
