@@ -136,9 +136,10 @@ def run(
         runner.start()
         try:
             started, started_wall = time.monotonic(), time.time()
-            batch = runner.enqueue(inputs, name=f"benchmark {scenario}", source=scenario)
+            queued = runner.enqueue(inputs, name=f"benchmark {scenario}", source=scenario)
+            batch_id = queued[0].batch_id
             counts = runner.wait(
-                batch.id,
+                batch_id,
                 timeout=30 + 10 * rows * latency / max(1, workers),
                 on_progress=_progress_printer(runner, started) if progress else None,
             )

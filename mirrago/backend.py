@@ -12,7 +12,30 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from mirrago.config import Settings
-from mirrago.models import AuthenticationError
+from mirrago.models import missing_credentials
+
+SANDBOX_KEY_PREFIX = "sandbox#"
+
+
+def backend_key(base_url: str, client_id: str) -> str:
+    """The ledger's name for a server and account: its base URL and client id, never the secret.
+
+    Rows queued for one key are only ever submitted to, and polled at, that server.
+    """
+    parts = urlsplit(str(base_url).strip())
+    where = f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
+    return f"{where}#{client_id}"[:255]
+
+
+def describe_backend(key: str) -> str:
+    """A backend key in the user's words (for "waiting for …")."""
+    if key.startswith(SANDBOX_KEY_PREFIX):
+        return "the local sandbox"
+    where, _, client = key.rpartition("#")
+    if not where:
+        return "an unknown server (recorded before servers were)"
+    host = urlsplit(where).netloc or where
+    return f"{host} (client {client})" if client else host
 
 
 @dataclass(frozen=True)
@@ -31,6 +54,14 @@ class Backend:
             return "Sandbox (local)"
         return urlsplit(self.base_url).netloc or self.base_url
 
+    @property
+    def key(self) -> str:
+        """The ledger's name for this backend (`backend_key`). Every embedded sandbox is one
+        backend, whatever its port: its jobs cost nothing, so any sandbox may run them."""
+        if self.is_sandbox:
+            return f"{SANDBOX_KEY_PREFIX}{self.client_id}"
+        return backend_key(self.base_url, self.client_id)
+
 
 @dataclass
 class RunningBackend:
@@ -44,11 +75,7 @@ def start_backend(settings: Settings) -> RunningBackend:
     """Return the configured live backend, or start the embedded sandbox and return it."""
     if not settings.uses_sandbox:
         if not settings.client_id or not settings.client_secret:
-            raise AuthenticationError(
-                f"MIRRAGO_BASE_URL is set to {settings.base_url}, but MIRRAGO_CLIENT_ID or "
-                "MIRRAGO_CLIENT_SECRET is missing: set both (env, .env or "
-                ".streamlit/secrets.toml), or unset MIRRAGO_BASE_URL to use the local sandbox."
-            )
+            raise missing_credentials(str(settings.base_url))
         live = Backend(str(settings.base_url), settings.client_id, settings.client_secret)
         return RunningBackend(live)
 

@@ -250,6 +250,18 @@ def build_parser() -> argparse.ArgumentParser:
     usage.add_argument(
         "--csv", action="store_true", help="print the daily statement as CSV, nothing else"
     )
+
+    assign = commands.add_parser(
+        "assign-backend",
+        parents=[common],
+        help="let this server run the unfinished jobs of an unknown server",
+        description="Jobs recorded before the ledger knew which server each job is for wait "
+        "(they are never submitted by themselves). This gives the unfinished ones to the "
+        "server configured now (MIRRAGO_BASE_URL, or the local sandbox).",
+    )
+    assign.add_argument(
+        "--batch", type=_positive_int, default=None, help="only this batch (default: every one)"
+    )
     return parser
 
 
@@ -304,11 +316,11 @@ def run_try_on(args: argparse.Namespace) -> int:
     with open_services(start_runner=False, batch_ids=(), max_transient_failures=3) as services:
         backend, runner, ledger = services.backend, services.runner, services.ledger
         print(f"Using {backend.label} at {backend.base_url}", file=sys.stderr)
+        _print_migration_notes(ledger)
         started = time.monotonic()
-        batch = runner.enqueue([job_input], name="try-on", source="cli:try-on")
-        [row] = ledger.jobs(batch_id=batch.id)
+        [row] = runner.enqueue([job_input], name="try-on", source="cli:try-on")
         runner.start()
-        row = _follow(services, batch.id, row.id, started, args.timeout)
+        row = _follow(services, row.batch_id, row.id, started, args.timeout)
 
         if row.state is JobState.COMPLETED and row.result_path:
             result = Path(row.result_path)  # saved by the runner as results/<job_id>.<ext>
@@ -421,6 +433,40 @@ class _Interrupt:
         self.on_first()
 
 
+class _LedgerNotice:
+    """One line when the job ledger stops answering, one when it is back (the runner and the
+    CLI wait it out meanwhile)."""
+
+    def __init__(self) -> None:
+        self.shown: str | None = None
+
+    def update(self, problem: str | None) -> None:
+        if problem and self.shown is None:
+            _say(f"mirrago: the job ledger is unreachable ({problem}); retrying — Ctrl-C to stop")
+        elif problem is None and self.shown is not None:
+            _say("mirrago: the job ledger answers again; carrying on")
+        self.shown = problem
+
+    def patiently(self, read: Callable[[], Any]) -> Any:
+        """`read()`, retried while the ledger cannot be reached (Ctrl-C stops)."""
+        from mirrago.backoff import keep_trying
+        from mirrago.ledger import LedgerUnavailableError
+
+        def failed(error: BaseException) -> None:
+            self.update(getattr(error, "reason", str(error)))
+
+        result = keep_trying(read, retry_on=(LedgerUnavailableError,), on_failure=failed)
+        self.update(None)
+        return result
+
+
+def _say(line: str) -> None:
+    """A line on stderr that does not break a progress bar."""
+    from tqdm import tqdm
+
+    tqdm.write(line, file=sys.stderr)
+
+
 def run_batch(args: argparse.Namespace) -> int:
     from mirrago.services import open_services
 
@@ -449,11 +495,17 @@ def run_batch(args: argparse.Namespace) -> int:
 
     with open_services(start_runner=False, batch_ids=()) as services, _Interrupt() as interrupt:
         print(f"Using {services.backend.label} at {services.backend.base_url}", file=sys.stderr)
-        batch = _batch_for(services.ledger, table, out_dir, args.name or args.csv_path.stem)
+        _print_migration_notes(services.ledger)
+        batch = _batch_for(
+            services.ledger, table, out_dir, args.name or args.csv_path.stem, services.backend.key
+        )
         runner = services.runner
         runner.add_batch(batch.id)
+        notice = _LedgerNotice()
 
         def stop_submitting() -> None:
+            if notice.shown is not None:
+                raise KeyboardInterrupt  # nothing can be recorded while the ledger is away
             runner.hold()
             print(
                 "\nmirrago: stopping: no new submissions; waiting for the ones in flight "
@@ -463,26 +515,28 @@ def run_batch(args: argparse.Namespace) -> int:
 
         interrupt.on_first = stop_submitting
         runner.start()
-        counts = _wait_with_progress(services, batch.id, args.timeout, interrupt)
+        _wait_with_progress(services, batch.id, args.timeout, interrupt, notice)
         # Whatever the reason for stopping, no row is left mid-submission in results.csv.
-        runner.hold()
-        deadline = time.monotonic() + 60
-        while runner.in_flight() and runner.running and time.monotonic() < deadline:
-            time.sleep(0.05)
-        counts = services.ledger.counts(batch.id)
-        summary = write_results(services.ledger, table, batch.id, out_dir)
+        runner.drain(timeout=60)
+        counts = notice.patiently(lambda: services.ledger.counts(batch.id))
+        summary = notice.patiently(
+            lambda: write_results(services.ledger, table, batch.id, out_dir)
+        )
         return _batch_outcome(services, counts, table, summary, out_dir, args, interrupt.requested)
 
 
-def _batch_for(ledger: Any, table: CsvBatch, out_dir: Path, name: str) -> Any:
+def _batch_for(ledger: Any, table: CsvBatch, out_dir: Path, name: str, backend: str) -> Any:
     """The batch of this out-dir: the one recorded before (resuming), or a new one."""
+    from mirrago.backend import describe_backend
+
     source = str(out_dir)
     wanted = {row.index: row.job for row in table.valid}
     found = ledger.find_batch(source)
     if found is None:
         rows = sorted(wanted.items())
-        return ledger.create_batch_rows(name, source, rows, private=True)
-    recorded = {row.row_index: row.input for row in ledger.jobs(batch_id=found.id)}
+        return ledger.create_batch_rows(name, source, rows, backend=backend, private=True)
+    recorded_rows = ledger.jobs(batch_id=found.id)
+    recorded = {row.row_index: row.input for row in recorded_rows}
     if recorded != wanted:
         index = min(i for i in set(recorded) | set(wanted) if recorded.get(i) != wanted.get(i))
         lines = {row.index: row.line for row in table.rows}
@@ -491,7 +545,17 @@ def _batch_for(ledger: Any, table: CsvBatch, out_dir: Path, name: str) -> Any:
             f"--out-dir {source!r} holds a batch from a different CSV ({where} differs): "
             "run this CSV with another --out-dir"
         )
-    done = sum(1 for row in ledger.jobs(batch_id=found.id) if row.state.is_final)
+    elsewhere = sorted(
+        {row.backend for row in recorded_rows if not row.state.is_final and row.backend != backend}
+    )
+    if elsewhere:
+        raise UsageError(
+            f"--out-dir {source!r} holds a batch whose unfinished rows wait for "
+            f"{', '.join(describe_backend(key) for key in elsewhere)}, not this server: run it "
+            f"with that server's settings, or move them here with `mirrago assign-backend "
+            f"--batch {found.id}`"
+        )
+    done = sum(1 for row in recorded_rows if row.state.is_final)
     print(
         f"Resuming batch {found.id} in {source}: {done} of {len(recorded)} rows already done",
         file=sys.stderr,
@@ -500,14 +564,18 @@ def _batch_for(ledger: Any, table: CsvBatch, out_dir: Path, name: str) -> Any:
 
 
 def _wait_with_progress(
-    services: Any, batch_id: int, timeout: float | None, interrupt: _Interrupt
-) -> dict[Any, int]:
+    services: Any,
+    batch_id: int,
+    timeout: float | None,
+    interrupt: _Interrupt,
+    notice: _LedgerNotice,
+) -> None:
     from tqdm import tqdm
 
-    from mirrago.ledger import JobState
+    from mirrago.ledger import JobState, LedgerUnavailableError
 
     runner = services.runner
-    total = sum(services.ledger.counts(batch_id).values())
+    total = sum(notice.patiently(lambda: services.ledger.counts(batch_id)).values())
     deadline = None if timeout is None else time.monotonic() + timeout
     bar = tqdm(total=total, unit="row", file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
     done = [0]
@@ -527,17 +595,24 @@ def _wait_with_progress(
         while True:
             remaining = None if deadline is None else deadline - time.monotonic()
             step = 0.5 if remaining is None else max(0.0, min(0.5, remaining))
-            counts = runner.wait(batch_id, timeout=step, on_progress=show)
-            active = counts[JobState.SUBMITTING] + counts[JobState.SUBMITTED]
+            try:
+                counts = runner.wait(batch_id, timeout=step, on_progress=show)
+            except LedgerUnavailableError as error:
+                counts = None
+                notice.update(error.reason)
+            else:
+                notice.update(runner.ledger_problem)
             if interrupt.requested:
-                if runner.in_flight() == 0 or not runner.running:
-                    return counts  # what was in flight has returned and is recorded
-                time.sleep(0.05)
+                return  # the caller drains what is in flight
+            if counts is None:
+                if remaining is not None and remaining <= 0:
+                    return
                 continue
+            active = counts[JobState.SUBMITTING] + counts[JobState.SUBMITTED]
             if active + counts[JobState.QUEUED] == 0 or runner.paused or not runner.running:
-                return counts
+                return
             if remaining is not None and remaining <= 0:
-                return counts
+                return
     finally:
         bar.close()
 
@@ -599,18 +674,23 @@ def follow_batch(args: argparse.Namespace) -> int:
 
 def run_usage(args: argparse.Namespace) -> int:
     from mirrago import usage
+    from mirrago.backend import describe_backend
     from mirrago.ledger import Ledger
 
     period = usage.Period.last(args.days)
     ledger = Ledger.open(load_settings())
     try:
+        _print_migration_notes(ledger)
         if args.csv:
             sys.stdout.write(usage.statement_csv(ledger, period))
             return EXIT_OK
         found = usage.overview(ledger, period)
+        unfinished = ledger.unfinished_by_backend()
     finally:
         ledger.close()
     print(f"Credits, last {args.days} days ({period.label()}, UTC; ledger: {ledger.display_url})")
+    for key, count in sorted(unfinished.items()):
+        print(f"  {count} unfinished job(s) for {describe_backend(key)}")
     if found.metrics.balance is None:
         print("No credit readings yet: they are recorded with every submission.")
         return EXIT_OK
@@ -675,6 +755,39 @@ def _find_batch(ledger: Any, text: str) -> Any:
             "(`mirrago usage` shows the ledger in use)"
         )
     return batch
+# --------------------------------------------------------------------------- assign-backend
+
+
+def run_assign_backend(args: argparse.Namespace) -> int:
+    """Give the unfinished rows of an unknown server (from before the ledger recorded servers)
+    to the configured one, so its runners submit or poll them."""
+    from mirrago.backend import describe_backend, start_backend
+    from mirrago.ledger import Ledger
+
+    settings = load_settings()
+    running = start_backend(settings)  # the key needs the backend's address and client id
+    try:
+        ledger = Ledger.open(settings)
+        try:
+            _print_migration_notes(ledger)
+            # Named batch: the user moves its rows from whichever server they were for.
+            moved = ledger.assign_backend(
+                running.backend.key,
+                batch_id=args.batch,
+                **({"from_backend": None} if args.batch else {}),
+            )
+        finally:
+            ledger.close()
+    finally:
+        running.stop()
+    where = describe_backend(running.backend.key)
+    print(f"{moved} unfinished job(s) now wait for {where}.")
+    return EXIT_OK
+
+
+def _print_migration_notes(ledger: Any) -> None:
+    for note in ledger.migration_notes:
+        print(f"mirrago: {note}", file=sys.stderr)
 
 
 # --------------------------------------------------------------------------- sandbox, main
@@ -717,6 +830,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "batch": run_batch,
     "usage": run_usage,
     "export": run_export,  # issue 10
+    "assign-backend": run_assign_backend,
 }
 
 

@@ -1,43 +1,36 @@
 """The thin, typed HTTP client for the Mirrago API: token, generate, job, wait, download.
 
-One `requests.Session` per client, an explicit (connect, read) timeout on every call, and
-urllib3's `Retry` for transport-level retries. The retry policy, in one place:
+One `requests.Session` per client, an explicit (connect, read) timeout on every call, and one
+retry policy, decided by method in `_request` (as replicate-python does):
 
-- Reads (GET) and the token request (a POST that creates nothing) are retried on connection
-  errors, read errors, 429 and 500/502/503/504, up to `max_retries` times, with jittered
-  exponential backoff (`backoff_factor * 2**n`, capped at `backoff_max`) that honours
-  `Retry-After` (itself capped at `RETRY_AFTER_MAX`).
-- `generate` (a POST that creates a job and spends a credit) is retried only when the server
-  certainly did not create a job: a connection that never opened, a 429, or a 5xx whose body says
-  "rate limit" (the reference's "500 Rate Limit", which urllib3 cannot see, so `_request` retries
-  it with the same backoff). A timeout after sending, a broken connection after sending, or a
-  plain 5xx raise `SubmissionUncertainError` and are never resubmitted.
+- Idempotent requests (GET, and the token POST, which creates nothing) are retried on
+  connection errors, timeouts, 429 and 500/502/503/504, up to `max_retries` times, waiting
+  `mirrago.backoff.backoff` (capped, jittered, with a floor, honouring `Retry-After`).
+- `generate` (a POST that creates a job and spends a credit) is never retried here. A timeout
+  after sending, a connection broken after sending, or a plain 5xx raise
+  `SubmissionUncertainError`; a rate limit raises `RateLimitError`. The runner decides what
+  to do next (it owns retrying jobs).
 - A 401 on an API call fetches one new token and retries once.
 
-Errors are the classes of `mirrago.models`; problems with a local input (missing file, empty,
-too large, unsupported type) raise `ImageError` before anything is sent. No secret or token
-appears in any message, repr or log line.
+Errors are the classes of `mirrago.models`. The client sends bytes and URLs only: turning
+paths, file objects and images into uploads is `mirrago.images.upload_for`'s job. No secret or
+token appears in any message, repr or log line.
 """
 
 from __future__ import annotations
 
 import email.utils
-import io
 import logging
-import os
-import random
 import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urljoin, urlsplit
 
 import requests
-from PIL import Image
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import (
     ConnectTimeoutError,
@@ -45,9 +38,9 @@ from urllib3.exceptions import (
     NewConnectionError,
     ReadTimeoutError,
 )
-from urllib3.util.retry import Retry
 
 from mirrago import __version__
+from mirrago.backoff import backoff
 from mirrago.models import (
     AuthenticationError,
     BadRequestError,
@@ -56,20 +49,20 @@ from mirrago.models import (
     InsufficientCreditsError,
     Job,
     MirragoError,
+    NotFoundError,
     RateLimitError,
     ServerError,
     Submission,
     SubmissionUncertainError,
     TimeoutError,
     error_text,
+    missing_credentials,
+    uncertain_text,
 )
 
 if TYPE_CHECKING:
     from mirrago.backend import Backend
-    from mirrago.config import Settings
 
-ImageInput = str | os.PathLike[str] | bytes | BinaryIO | Image.Image
-"""A path, bytes, a binary file object, a PIL image, or an http(s) URL string."""
 
 log = logging.getLogger("mirrago.client")
 
@@ -79,39 +72,13 @@ JOB_PATH = "/v1/mirrago/job/{job_id}"
 
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 MAX_DOWNLOAD_BYTES = 25 * 1024 * 1024
-RETRY_AFTER_MAX = 60.0  # a server asking for longer is retried after a minute anyway
 TOKEN_MARGIN_MAX = 60.0  # refresh a token this long before it expires (or 10% of its life)
 DEFAULT_TOKEN_TTL = 3600.0  # when a token response gives no usable expires_in
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 QUEUED_STATUSES = frozenset({"pending", "queued"})
 
 _RATE_LIMIT_RE = re.compile(r"rate[\s_-]?limit", re.IGNORECASE)
-_MAGIC = (
-    (b"\x89PNG\r\n\x1a\n", "image/png", "png"),
-    (b"\xff\xd8\xff", "image/jpeg", "jpg"),
-    (b"GIF87a", "image/gif", "gif"),
-    (b"GIF89a", "image/gif", "gif"),
-)
-_UPLOAD_ONLY_MAGIC = (
-    (b"BM", "image/bmp", "bmp"),
-    (b"II*\x00", "image/tiff", "tif"),
-    (b"MM\x00*", "image/tiff", "tif"),
-)
-_ROLE_LABELS = {"target_image": "target (person) image", "garment_image": "garment image"}
 
-
-class _Retry(Retry):
-    """urllib3's Retry with `Retry-After` capped, so a server cannot park a call for hours."""
-
-    def get_retry_after(self, response: Any) -> float | None:
-        value = super().get_retry_after(response)
-        return None if value is None else min(value, RETRY_AFTER_MAX)
-
-
-class _SubmitRetry(_Retry):
-    # urllib3 would also resend on a 413 or 503 carrying Retry-After; for a job-creating POST
-    # only a 429 proves that nothing was created.
-    RETRY_AFTER_STATUS_CODES = frozenset({429})
 
 
 @dataclass
@@ -122,17 +89,6 @@ class _CachedToken:
     @property
     def fresh(self) -> bool:
         return time.monotonic() < self.expires_at
-
-
-@dataclass(frozen=True)
-class _Upload:
-    """One side of a generate request: either a file to upload or a URL to pass."""
-
-    field_name: str  # target_image | garment_image
-    url: str | None = None
-    data: bytes | None = None
-    filename: str | None = None
-    content_type: str | None = None
 
 
 class MirragoClient:
@@ -154,7 +110,6 @@ class MirragoClient:
         max_retries: int = 3,
         backoff_factor: float = 0.5,
         backoff_max: float = 8.0,
-        backoff_jitter: float = 0.3,
         poll_interval: float = 0.5,
         poll_max: float = 5.0,
         max_upload_bytes: int = MAX_UPLOAD_BYTES,
@@ -166,10 +121,7 @@ class MirragoClient:
                 "check MIRRAGO_BASE_URL."
             )
         if not client_id or not client_secret:
-            raise AuthenticationError(
-                "The Mirrago client id or secret is empty: set MIRRAGO_CLIENT_ID and "
-                "MIRRAGO_CLIENT_SECRET."
-            )
+            raise missing_credentials(str(base_url))
         self.base_url = str(base_url).strip().rstrip("/")
         self.client_id = client_id
         self._client_secret = client_secret
@@ -177,7 +129,6 @@ class MirragoClient:
         self.max_retries = max_retries
         self.backoff_factor = backoff_factor
         self.backoff_max = backoff_max
-        self.backoff_jitter = backoff_jitter
         self.poll_interval = poll_interval
         self.poll_max = poll_max
         self.max_upload_bytes = max_upload_bytes
@@ -185,6 +136,8 @@ class MirragoClient:
         self._token: _CachedToken | None = None
         self._token_lock = threading.Lock()
         self._session = self._build_session()
+        self._submit_session = self._build_session()  # job-creating POSTs: never kept alive
+
 
     # ----------------------------------------------------------------- construction
 
@@ -193,64 +146,18 @@ class MirragoClient:
         """A client for a `mirrago.backend.Backend` (the live API or the embedded sandbox)."""
         return cls(backend.base_url, backend.client_id, backend.client_secret, **kw)
 
-    @classmethod
-    def from_settings(cls, settings: Settings, **kw: Any) -> MirragoClient:
-        """A client for live `mirrago.config.Settings` (for the sandbox, use `from_backend`)."""
-        if not settings.base_url:
-            raise ConnectionError(
-                "MIRRAGO_BASE_URL is not set: set it with MIRRAGO_CLIENT_ID and "
-                "MIRRAGO_CLIENT_SECRET for the live API, or open the local sandbox with "
-                "mirrago.backend.open_backend()."
-            )
-        if not settings.client_id or not settings.client_secret:
-            raise AuthenticationError(
-                f"MIRRAGO_BASE_URL is set to {settings.base_url}, but MIRRAGO_CLIENT_ID or "
-                "MIRRAGO_CLIENT_SECRET is missing: set both (env, .env or "
-                ".streamlit/secrets.toml), or unset MIRRAGO_BASE_URL to use the local sandbox."
-            )
-        return cls(settings.base_url, settings.client_id, settings.client_secret, **kw)
-
-    def _retry(
-        self, cls: type[Retry], methods: frozenset[str], statuses: frozenset[int], read: int | bool
-    ) -> Retry:
-        return cls(
-            total=None,
-            connect=self.max_retries,
-            read=read,
-            status=self.max_retries,
-            other=0,
-            redirect=5,
-            allowed_methods=methods,
-            status_forcelist=statuses,
-            backoff_factor=self.backoff_factor,
-            backoff_max=self.backoff_max,
-            backoff_jitter=self.backoff_jitter,
-            respect_retry_after_header=True,
-            raise_on_status=False,  # hand the last response back: `_error_for` types it
-        )
-
     def _build_session(self) -> requests.Session:
         session = requests.Session()
         session.headers["User-Agent"] = f"mirrago-studio/{__version__}"
-
-        def adapter(retry: Retry) -> HTTPAdapter:
-            return HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=32)
-
-        # requests picks the adapter with the longest matching prefix, so each URL gets the
-        # retry policy its method allows.
-        reads = adapter(
-            self._retry(_Retry, frozenset({"GET", "HEAD"}), RETRY_STATUSES, self.max_retries)
-        )
-        session.mount("http://", reads)
-        session.mount("https://", reads)
-        token = adapter(self._retry(_Retry, frozenset({"POST"}), RETRY_STATUSES, self.max_retries))
-        session.mount(self.base_url + TOKEN_PATH, token)
-        submit = adapter(self._retry(_SubmitRetry, frozenset({"POST"}), frozenset({429}), False))
-        session.mount(self.base_url + GENERATE_PATH, submit)
+        # No transport-level retries: `_request` is the one place that retries.
+        adapter = HTTPAdapter(max_retries=0, pool_connections=4, pool_maxsize=32)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
         return session
 
     def close(self) -> None:
         self._session.close()
+        self._submit_session.close()
 
     def __enter__(self) -> MirragoClient:
         return self
@@ -329,69 +236,72 @@ class MirragoClient:
         path_or_url: str,
         *,
         auth: bool = True,
-        idempotent: bool = True,
         timeout: float | None = None,
         **kwargs: Any,
     ) -> requests.Response:
-        """Send one request with auth, the 401 refresh and typed errors; return a 2xx response.
-
-        `idempotent=False` (generate) turns transport failures that may have reached the server,
-        and plain 5xx answers, into `SubmissionUncertainError`, and retries "rate limit" 5xx
-        answers here (urllib3 cannot read bodies).
-        """
+        """Send a request with auth, the 401 refresh, typed errors and the retry policy (see
+        the module docstring); return a 2xx response."""
         url = self._absolute(path_or_url)
+        idempotent = method in ("GET", "HEAD") or url == self.base_url + TOKEN_PATH
+        retries = self.max_retries if idempotent else 0
         read_timeout = self.timeout if timeout is None else timeout
         timeouts = (min(read_timeout, 10.0), read_timeout)
         refreshed = False
-        rate_limit_retries = 0
+        attempt = 0
         while True:
             headers: dict[str, str] = {}
             token = self._access_token() if auth else None
             if token:
                 headers["Authorization"] = f"Bearer {token}"
-            response = self._send(
-                method, url, idempotent, headers=headers, timeout=timeouts, **kwargs
-            )
+            try:
+                response = self._send(
+                    method, url, idempotent, headers=headers, timeout=timeouts, **kwargs
+                )
+            except ConnectionError as error:  # timeouts included; generate: never sent
+                if attempt >= retries:
+                    raise
+                self._wait_to_retry(attempt, None, error)
+                attempt += 1
+                continue
             if response.status_code < 300:
                 return response
             if response.status_code == 401 and token and not refreshed:
                 refreshed = True
                 response.close()
                 self._forget_token(token)
-                log.debug(
-                    "401 on %s %s: fetching a new token and retrying once",
-                    method,
-                    _display_url(url),
-                )
+                log.debug("401 on %s %s: new token, one retry", method, _display_url(url))
                 continue
             error, detail = self._error_for(response)
             response.close()
-            if (
-                isinstance(error, RateLimitError)
-                and not idempotent
-                and (error.status_code or 0) >= 500
-                and rate_limit_retries < self.max_retries
-            ):
-                delay = self._backoff(rate_limit_retries, error.retry_after)
-                rate_limit_retries += 1
-                log.debug(
-                    "rate limited (%s); retry %d in %.2f s",
-                    error.status_code,
-                    rate_limit_retries,
-                    delay,
-                )
-                time.sleep(delay)
+            if attempt < retries and response.status_code in RETRY_STATUSES:
+                retry_after = error.retry_after if isinstance(error, RateLimitError) else None
+                self._wait_to_retry(attempt, retry_after, error)
+                attempt += 1
                 continue
             if not idempotent and isinstance(error, ServerError):
                 raise _uncertain(f"the server answered {error.status_code} ({detail})", error)
             raise error
 
+    def _wait_to_retry(self, attempt: int, retry_after: float | None, error: Exception) -> None:
+        delay = backoff(
+            attempt, base=self.backoff_factor, cap=self.backoff_max, retry_after=retry_after
+        )
+        log.debug("retry %d in %.2f s after: %s", attempt + 1, delay, error)
+        time.sleep(delay)
+
     def _send(self, method: str, url: str, idempotent: bool, **kwargs: Any) -> requests.Response:
         """One `session.request` with transport failures mapped to Mirrago errors."""
         host = urlsplit(url).netloc
+        session = self._session
+        if not idempotent:
+            # A job-creating POST never rides a kept-alive connection: one the server is closing
+            # as idle (uvicorn after 5 s) would break it with no way to know whether the job was
+            # created. A fresh connection costs a handshake; a lost answer, a credit.
+            session = self._submit_session
+            kwargs["headers"] = {**kwargs.get("headers", {}), "Connection": "close"}
         started = time.monotonic()
         try:
-            response = self._session.request(
+            response = session.request(
                 method, url, allow_redirects=method in ("GET", "HEAD"), **kwargs
             )
         except requests.RequestException as exc:
@@ -479,7 +389,8 @@ class MirragoClient:
             )
         elif 400 <= status < 500:
             hint = " Use a smaller image." if status == 413 else ""
-            error = BadRequestError(
+            kind = NotFoundError if status in (404, 410) else BadRequestError
+            error = kind(
                 f"The Mirrago server rejected the request ({status}): {_sentence(detail)}{hint}",
                 status_code=status,
                 body=body,
@@ -492,14 +403,6 @@ class MirragoClient:
                 body=body,
             )
         return error, detail
-
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        """Seconds before retry `attempt` (0-based): Retry-After if given, else capped,
-        jittered exponential backoff with a floor of `backoff_factor`."""
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), RETRY_AFTER_MAX)
-        base = min(self.backoff_max, self.backoff_factor * (2**attempt))
-        return base + random.random() * self.backoff_jitter
 
     def _scrub(self, text: str) -> str:
         """Remove the secret and the token, should a server ever echo them."""
@@ -520,8 +423,8 @@ class MirragoClient:
 
     def generate(
         self,
-        target: ImageInput,
-        garment: ImageInput,
+        target: object,
+        garment: object,
         *,
         background: str | None = None,
         username: str | None = None,
@@ -534,9 +437,12 @@ class MirragoClient:
         input (nothing is sent), the typed API errors, and `SubmissionUncertainError` when the
         server may have created the job anyway (never resubmitted).
         """
+        from mirrago.images import upload_for  # the one place inputs become uploads
+
+        limit = self.max_upload_bytes
         sides = [
-            self._upload_for("target_image", target),
-            self._upload_for("garment_image", garment),
+            upload_for("target_image", target, max_bytes=limit),
+            upload_for("garment_image", garment, max_bytes=limit),
         ]
         options = {"background": background, "username": username, "callback_url": callback_url}
         options = {key: value for key, value in options.items() if value is not None}
@@ -552,7 +458,7 @@ class MirragoClient:
                 if side.data is not None
             }
             kwargs = {"data": form, "files": files}
-        response = self._request("POST", GENERATE_PATH, idempotent=False, **kwargs)
+        response = self._request("POST", GENERATE_PATH, **kwargs)
         body = _json_or_none(response)
         if not isinstance(body, dict) or not body.get("job_id"):
             cause = ServerError(
@@ -590,28 +496,28 @@ class MirragoClient:
         """Poll the job until it is final and return it: it may be COMPLETED or FAILED, so the
         caller must check `job.status` (and `job.error_message` on failure).
 
-        Polls at once, then after `poll_interval` growing ×1.5 up to `poll_max`; while the job is
-        still pending/queued the interval grows ×2 up to twice `poll_max`. A rate limit waits its
-        `Retry-After`. `on_update(job)` is called after each poll whose raw status differs from
-        the previous poll's (so also after the first poll); its exceptions propagate.
+        Polls at once, then waits `backoff` from `poll_interval` up to `poll_max` (twice that
+        while the job is still pending/queued); a rate limit waits its `Retry-After`.
+        `on_update(job)` is called after each poll whose raw status differs from the previous
+        poll's (so also after the first poll); its exceptions propagate.
         Raises `models.TimeoutError` once `timeout` seconds have passed without a final status,
         and the client's errors when the job cannot be read even after retries (a 404, say).
         """
         started = time.monotonic()
         deadline = started + timeout
-        interval = self.poll_interval
+        polls = 0
         last_raw: str | None = None
         while True:
             remaining = deadline - time.monotonic()
-            delay = None
+            retry_after = None
+            cap = self.poll_max
             try:
                 job = self.job(job_id, timeout=min(self.timeout, max(remaining, 1.0)))
             except RateLimitError as error:
-                delay = self._backoff(0, error.retry_after)
+                retry_after = error.retry_after
             except TimeoutError:
                 if time.monotonic() >= deadline:
                     break
-                delay = interval
             else:
                 if on_update is not None and job.raw_status != last_raw:
                     on_update(job)
@@ -619,11 +525,9 @@ class MirragoClient:
                 if job.status.is_final:
                     return job
                 if job.raw_status.strip().lower() in QUEUED_STATUSES:
-                    delay = interval
-                    interval = min(interval * 2.0, self.poll_max * 2.0)
-                else:
-                    delay = interval
-                    interval = min(interval * 1.5, self.poll_max)
+                    cap = self.poll_max * 2.0  # still waiting its turn: look less often
+            delay = backoff(polls, base=self.poll_interval, cap=cap, retry_after=retry_after)
+            polls += 1
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -664,7 +568,9 @@ class MirragoClient:
                     exc, urlsplit(absolute).netloc, True, self.timeout
                 ) from None
         data = b"".join(chunks)
-        if not _is_result_image(data):
+        from mirrago.images import result_extension
+
+        if result_extension(data) is None:
             raise ImageError(
                 f"The result at {shown} is not an image (expected PNG, JPEG, WEBP or GIF; got "
                 f"{response.headers.get('Content-Type') or 'unknown content'})."
@@ -673,84 +579,11 @@ class MirragoClient:
 
     # ----------------------------------------------------------------- inputs
 
-    def _upload_for(self, field_name: str, value: object) -> _Upload:
-        """Turn one generate input into a URL or an in-memory file, checking it first."""
-        label = _ROLE_LABELS[field_name]
-        if isinstance(value, str) and re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", value.strip()):
-            url = value.strip()
-            parts = urlsplit(url)
-            if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-                raise ImageError(
-                    f"The {label} URL {_display_url(url)} is not an http(s) URL: give an "
-                    "http(s) URL or a local file."
-                )
-            return _Upload(field_name, url=url)
-        if isinstance(value, str | os.PathLike):
-            data, filename = self._read_path(Path(value), label)
-        elif isinstance(value, bytes | bytearray | memoryview):
-            data, filename = bytes(value), None
-        elif isinstance(value, Image.Image):
-            data, filename = _encode_pil(value, label), None
-        elif hasattr(value, "read"):
-            data, filename = self._read_file_object(value, label), _file_object_name(value)
-        else:
-            raise ImageError(
-                f"The {label} must be a path, bytes, a binary file, a PIL image or an http(s) "
-                f"URL, not {type(value).__name__}."
-            )
-        if not data:
-            raise ImageError(f"The {label} is empty (0 bytes): choose another image.")
-        if len(data) > self.max_upload_bytes:
-            raise ImageError(self._upload_too_large(label, len(data)))
-        sniffed = _sniff_upload(data)
-        if sniffed is not None:
-            content_type, ext = sniffed
-        else:
-            content_type, ext = "application/octet-stream", "bin"
-        return _Upload(
-            field_name,
-            data=data,
-            filename=filename or f"{field_name}.{ext}",
-            content_type=content_type,
-        )
-
-    def _read_path(self, path: Path, label: str) -> tuple[bytes, str]:
-        try:
-            if not path.is_file():
-                what = "is a folder, not a file" if path.is_dir() else "does not exist"
-                raise ImageError(f"The {label} {str(path)!r} {what}: check the path.")
-            size = path.stat().st_size
-            if size > self.max_upload_bytes:
-                raise ImageError(self._upload_too_large(label, size))
-            return path.read_bytes(), path.name
-        except OSError as exc:
-            raise ImageError(
-                f"The {label} {str(path)!r} could not be read ({exc.strerror or exc}): "
-                "check the path and its permissions."
-            ) from None
-
-    def _read_file_object(self, handle: IO[Any], label: str) -> bytes:
-        data = handle.read(self.max_upload_bytes + 1)
-        if isinstance(data, str):
-            raise ImageError(f"The {label} file was opened in text mode: open it with 'rb'.")
-        return bytes(data or b"")
-
-    def _upload_too_large(self, label: str, size: int) -> str:
-        return (
-            f"The {label} is {size / 1024 / 1024:.1f} MB, over the "
-            f"{self.max_upload_bytes / 1024 / 1024:g} MB upload limit: use a smaller image."
-        )
-
-
 # --------------------------------------------------------------------- helpers
 
 
 def _uncertain(reason: str, cause: MirragoError) -> SubmissionUncertainError:
-    return SubmissionUncertainError(
-        f"The server may or may not have created this job (it may have spent a credit): "
-        f"{reason}; check the job list before trying again.",
-        cause=cause,
-    )
+    return SubmissionUncertainError(uncertain_text(reason), cause=cause)
 
 
 def _seconds(value: object, default: float) -> float:
@@ -886,48 +719,6 @@ def _too_large(shown: str, max_bytes: int) -> str:
         f"The result at {shown} is larger than the {max_bytes / 1024 / 1024:g} MB download "
         "limit; it was not saved."
     )
-
-
-def _sniff(data: bytes, table: tuple[tuple[bytes, str, str], ...]) -> tuple[str, str] | None:
-    for magic, content_type, ext in table:
-        if data.startswith(magic):
-            return content_type, ext
-    return None
-
-
-def _is_result_image(data: bytes) -> bool:
-    is_webp = data.startswith(b"RIFF") and data[8:12] == b"WEBP"
-    return is_webp or _sniff(data, _MAGIC) is not None
-
-
-def _sniff_upload(data: bytes) -> tuple[str, str] | None:
-    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
-        return "image/webp", "webp"
-    return _sniff(data, _MAGIC + _UPLOAD_ONLY_MAGIC)
-
-
-def _encode_pil(image: Image.Image, label: str) -> bytes:
-    """PNG when the image has transparency (garment cut-outs), else JPEG."""
-    has_alpha = image.mode in ("RGBA", "LA", "PA") or (
-        image.mode == "P" and "transparency" in image.info
-    )
-    buffer = io.BytesIO()
-    try:
-        if has_alpha:
-            image.save(buffer, format="PNG")
-        else:
-            rgb = image if image.mode in ("RGB", "L") else image.convert("RGB")
-            rgb.save(buffer, format="JPEG", quality=92)
-    except (OSError, ValueError) as exc:
-        raise ImageError(f"The {label} could not be encoded ({exc}): use an RGB image.") from None
-    return buffer.getvalue()
-
-
-def _file_object_name(handle: object) -> str | None:
-    name = getattr(handle, "name", None)
-    if isinstance(name, str) and name and not name.startswith("<"):
-        return os.path.basename(name)
-    return None
 
 
 def _form_value(value: object) -> str:

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import functools
 import io
+import os
+import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import IO, Any, Literal
+from urllib.parse import urlsplit
 
 from PIL import ExifTags, Image, ImageCms, ImageOps
 
@@ -143,12 +147,9 @@ def describe(prepared: PreparedImage) -> str:
     return final
 
 
-def sniff_mime(data: bytes) -> str | None:
-    """The image MIME type that `data` starts like (`image/jpeg`), or None if it is no image.
-
-    Reads only the header; the image may still turn out truncated or damaged when decoded.
-    Recognises HEIC/AVIF containers too, which Pillow may not be able to decode.
-    """
+def header_mime(data: bytes) -> str | None:
+    """The image MIME type the first bytes of `data` announce (no decoding), or None. The one
+    table of image signatures: uploads, results and CSV checks all read it."""
     if not data:
         return None
     for prefix, mime in _MAGIC:
@@ -164,6 +165,25 @@ def sniff_mime(data: bytes) -> str | None:
         return "image/heic"
     if brand in ("avif", "avis"):
         return "image/avif"
+    return None
+
+
+def result_extension(data: bytes) -> str | None:
+    """The file extension of a result image the API may return (PNG, JPEG, WEBP, GIF), by its
+    signature; None when it is none of them."""
+    mime = header_mime(data)
+    return EXTENSIONS[mime] if mime in RESULT_MIMES else None
+
+
+def sniff_mime(data: bytes) -> str | None:
+    """The image MIME type that `data` starts like (`image/jpeg`), or None if it is no image.
+
+    Reads only the header; the image may still turn out truncated or damaged when decoded.
+    Recognises HEIC/AVIF containers too, which Pillow may not be able to decode.
+    """
+    known = header_mime(data)
+    if known is not None or not data:
+        return known
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -171,6 +191,126 @@ def sniff_mime(data: bytes) -> str | None:
                 return Image.MIME.get(image.format or "")
     except Exception:  # noqa: BLE001 - any failure to parse a header means "not an image"
         return None
+
+
+# --------------------------------------------------------------------------- uploads
+
+EXTENSIONS = {
+    "image/jpeg": "jpg",
+    "image/png": "png",
+    "image/gif": "gif",
+    "image/webp": "webp",
+    "image/tiff": "tif",
+    "image/bmp": "bmp",
+    "image/heic": "heic",
+    "image/avif": "avif",
+}
+RESULT_MIMES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
+_ROLE_LABELS = {"target_image": "target (person) image", "garment_image": "garment image"}
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One side of a generate request: either a file to upload or a URL to pass."""
+
+    field_name: str  # target_image | garment_image
+    url: str | None = None
+    data: bytes | None = None
+    filename: str | None = None
+    content_type: str | None = None
+
+
+def upload_for(field_name: str, value: object, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Upload:
+    """One side of a generate request (`field_name` target_image or garment_image) from a
+    path, bytes, a binary file object, a PIL image or an http(s) URL: a URL to pass, or bytes
+    to upload with a type and a name. Checked first: an unusable input raises `ImageError`
+    and nothing is sent."""
+    label = _ROLE_LABELS[field_name]
+    if isinstance(value, str) and re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", value.strip()):
+        url = value.strip()
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+            raise ImageError(
+                f"The {label} URL {url.split('?')[0]} is not an http(s) URL: give an "
+                "http(s) URL or a local file."
+            )
+        return Upload(field_name, url=url)
+    if isinstance(value, str | os.PathLike):
+        data, filename = _read_path(Path(value), label, max_bytes)
+    elif isinstance(value, bytes | bytearray | memoryview):
+        data, filename = bytes(value), None
+    elif isinstance(value, Image.Image):
+        data, filename = _encode_pil(value, label), None
+    elif hasattr(value, "read"):
+        data, filename = _read_file_object(value, label, max_bytes), _file_object_name(value)
+    else:
+        raise ImageError(
+            f"The {label} must be a path, bytes, a binary file, a PIL image or an http(s) "
+            f"URL, not {type(value).__name__}."
+        )
+    if not data:
+        raise ImageError(f"The {label} is empty (0 bytes): choose another image.")
+    if len(data) > max_bytes:
+        raise ImageError(_too_large_upload(label, len(data), max_bytes))
+    content_type = header_mime(data) or "application/octet-stream"
+    ext = EXTENSIONS.get(content_type, "bin")
+    return Upload(
+        field_name,
+        data=data,
+        filename=filename or f"{field_name}.{ext}",
+        content_type=content_type,
+    )
+
+def _read_path(path: Path, label: str, max_bytes: int) -> tuple[bytes, str]:
+    try:
+        if not path.is_file():
+            what = "is a folder, not a file" if path.is_dir() else "does not exist"
+            raise ImageError(f"The {label} {str(path)!r} {what}: check the path.")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise ImageError(_too_large_upload(label, size, max_bytes))
+        return path.read_bytes(), path.name
+    except OSError as exc:
+        raise ImageError(
+            f"The {label} {str(path)!r} could not be read ({exc.strerror or exc}): "
+            "check the path and its permissions."
+        ) from None
+
+def _read_file_object(handle: IO[Any], label: str, max_bytes: int) -> bytes:
+    data = handle.read(max_bytes + 1)
+    if isinstance(data, str):
+        raise ImageError(f"The {label} file was opened in text mode: open it with 'rb'.")
+    return bytes(data or b"")
+
+def _too_large_upload(label: str, size: int, max_bytes: int) -> str:
+    return (
+        f"The {label} is {size / 1024 / 1024:.1f} MB, over the "
+        f"{max_bytes / 1024 / 1024:g} MB upload limit: use a smaller image."
+    )
+
+
+def _encode_pil(image: Image.Image, label: str) -> bytes:
+    """PNG when the image has transparency (garment cut-outs), else JPEG."""
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (
+        image.mode == "P" and "transparency" in image.info
+    )
+    buffer = io.BytesIO()
+    try:
+        if has_alpha:
+            image.save(buffer, format="PNG")
+        else:
+            rgb = image if image.mode in ("RGB", "L") else image.convert("RGB")
+            rgb.save(buffer, format="JPEG", quality=92)
+    except (OSError, ValueError) as exc:
+        raise ImageError(f"The {label} could not be encoded ({exc}): use an RGB image.") from None
+    return buffer.getvalue()
+
+
+def _file_object_name(handle: object) -> str | None:
+    name = getattr(handle, "name", None)
+    if isinstance(name, str) and name and not name.startswith("<"):
+        return os.path.basename(name)
+    return None
 
 
 # --------------------------------------------------------------------------- decoding
@@ -430,4 +570,8 @@ __all__ = [
     "make_thumbnail",
     "prepare_image",
     "sniff_mime",
+    "header_mime",
+    "result_extension",
+    "upload_for",
+    "Upload",
 ]

@@ -43,8 +43,7 @@ def start_try_on(
             twin = running_twin(ledger, job_input)
             if twin is not None:
                 return twin, False
-        batch = runner.enqueue([job_input], name="Try-on", source="try-on")  # type: ignore[attr-defined]
-        rows = ledger.jobs(batch_id=batch.id)
+        rows = runner.enqueue([job_input], name="Try-on", source="try-on")  # type: ignore[attr-defined]
         return (rows[0] if rows else None), True
 
 

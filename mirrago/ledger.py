@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 import json
+import logging
 import os
 import socket
 import threading
@@ -31,14 +32,27 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from mirrago.config import Settings
-from mirrago.models import MirragoError, Submission
+from mirrago.models import MirragoError, Submission, uncertain_text
 
-SCHEMA_VERSION = 4
+log = logging.getLogger("mirrago.ledger")
+
+SCHEMA_VERSION = 5
 HOST = socket.gethostname()
+UNKNOWN_BACKEND = "unknown"  # rows recorded before ledgers knew their backend (schema 1)
+UNFINISHED_STATES = ("queued", "submitting", "submitted")
 
 
 class LedgerError(MirragoError):
     """The ledger cannot be opened or used (unreachable database, a schema from the future)."""
+
+
+class LedgerUnavailableError(LedgerError):
+    """The database did not answer (locked past its busy timeout, down, restarting, the network
+    to it broken). Nothing was changed; the same call may simply be made again later."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(f"The job ledger at {where} is unreachable ({reason}).")
+        self.reason = reason
 
 
 class JobState(enum.StrEnum):
@@ -104,6 +118,8 @@ class JobRecord:
     review_tags: tuple[str, ...]
     owner: str | None = None
     deleted_at: datetime | None = None  # deleted by its owner: files gone, inputs blanked
+    backend: str = UNKNOWN_BACKEND
+    claimed_by: str | None = None  # the runner (host:pid:token) that submitted or polls it
 
     @property
     def input(self) -> JobInput:
@@ -252,6 +268,9 @@ jobs = sa.Table(
     sa.Column("review_verdict", sa.String(32)),
     sa.Column("review_note", sa.Text),
     sa.Column("review_tags", sa.Text, nullable=False, default="[]"),
+    # Which server the job is for (see `mirrago.backend.backend_key`): only a runner of that
+    # backend submits, polls, recovers or adopts the row.
+    sa.Column("backend", sa.String(255), nullable=False, server_default=UNKNOWN_BACKEND),
     sa.Column("claimed_by", sa.String(200)),  # the runner that owns a submitting/submitted row
     sa.Column("claimed_at", UTCDateTime),
     sa.Column("updated_at", UTCDateTime, nullable=False),
@@ -261,6 +280,7 @@ jobs = sa.Table(
     sa.Index("ix_jobs_state", "state"),
     sa.Index("ix_jobs_job_id", "job_id"),
     sa.Index("ix_jobs_claimed_by", "claimed_by"),
+    sa.Index("ix_jobs_backend_state", "backend", "state"),
 )
 
 credit_readings = sa.Table(
@@ -341,8 +361,9 @@ def _add_reviews_and_comparisons(conn: Connection) -> None:
 
 # --- end reviews and run comparisons (issue 10) ---------------------------------------
 
-# Upgrades from version n to n + 1, run in one transaction when an older ledger is opened.
-Migration = Callable[[Connection], None]
+# Upgrades from version n to n + 1, run in one transaction when an older ledger is opened. Each
+# returns a sentence saying what it did (or None), shown to the user once.
+Migration = Callable[[Connection], "str | None"]
 
 
 def _add_owner_and_deletion(conn: Connection) -> None:
@@ -362,10 +383,35 @@ def _add_batch_paused(conn: Connection) -> None:
     )
 
 
+def _add_backend(conn: Connection) -> str | None:
+    """Schema 4 → 5: every job belongs to one backend; earlier rows get "unknown"."""
+    inspector = sa.inspect(conn)
+    if "backend" not in {column["name"] for column in inspector.get_columns("jobs")}:
+        conn.execute(
+            sa.text(
+                "ALTER TABLE jobs ADD COLUMN backend VARCHAR(255) NOT NULL "
+                f"DEFAULT '{UNKNOWN_BACKEND}'"
+            )
+        )
+    if "ix_jobs_backend_state" not in {index["name"] for index in inspector.get_indexes("jobs")}:
+        conn.execute(sa.text("CREATE INDEX ix_jobs_backend_state ON jobs (backend, state)"))
+    unfinished = conn.execute(
+        sa.select(sa.func.count()).where(jobs.c.state.in_(UNFINISHED_STATES))
+    ).scalar()
+    if not unfinished:
+        return None
+    return (
+        f"The job ledger was upgraded: it now records which server each job is for. "
+        f"{unfinished} unfinished job(s) from before have an unknown server and wait until you "
+        "assign them to this one (`mirrago assign-backend`, or the sidebar's button)."
+    )
+
+
 MIGRATIONS: dict[int, Migration] = {
     1: _add_owner_and_deletion,
     2: _add_batch_paused,
     3: _add_reviews_and_comparisons,  # issue 10
+    4: _add_backend,  # issue 7
 }
 
 
@@ -409,12 +455,14 @@ class Ledger:
     def __init__(self, url: str) -> None:
         self._url = sa.engine.make_url(url)
         self._sqlite = self._url.get_backend_name() == "sqlite"
+        self.migration_notes: list[str] = []  # what opening this ledger upgraded, for the user
         try:
             self._engine = self._create_engine()
             self._migrate()
-        except SQLAlchemyError as error:
+        except (SQLAlchemyError, LedgerUnavailableError) as error:
+            reason = error.reason if isinstance(error, LedgerUnavailableError) else _reason(error)
             raise LedgerError(
-                f"Cannot open the job ledger at {self.display_url}: {_reason(error)}. "
+                f"Cannot open the job ledger at {self.display_url}: {reason}. "
                 "Check MIRRAGO_DATABASE_URL (or MIRRAGO_DATA_DIR) and that the database is up."
             ) from None
 
@@ -449,12 +497,15 @@ class Ledger:
             )
         database = self._url.database or ""
         memory = database in ("", ":memory:")
+        # `?timeout=seconds` in the URL: how long a write waits for another process's lock
+        # before the call fails (and the runner retries it).
+        busy_timeout = float(self._url.query.get("timeout") or 30)
         if not memory:
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(
             self._url,
             poolclass=sa.pool.StaticPool if memory else sa.pool.QueuePool,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={"check_same_thread": False, "timeout": busy_timeout},
             **({} if memory else {"pool_size": 10, "max_overflow": 30, "pool_timeout": 60}),
         )
 
@@ -466,7 +517,7 @@ class Ledger:
             if not memory:
                 cursor.execute("PRAGMA journal_mode=WAL")
                 cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
@@ -482,15 +533,29 @@ class Ledger:
     @contextmanager
     def _write(self) -> Iterator[Connection]:
         """One write transaction, committed on exit."""
-        with self._engine.connect() as conn:
+        with self._unavailable_as_error(), self._engine.connect() as conn:
             conn.execution_options(mirrago_write=True)
             with conn.begin():
                 yield conn
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
-        with self._engine.connect() as conn:
+        with self._unavailable_as_error(), self._engine.connect() as conn:
             yield conn
+
+    @contextmanager
+    def _unavailable_as_error(self) -> Iterator[None]:
+        """A database that cannot answer raises `LedgerUnavailableError` (retry later); any
+        other database error is a bug and propagates as it is. The pool then reconnects by
+        itself (pre-ping on checkout, dead connections invalidated)."""
+        try:
+            yield
+        except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError) as error:
+            raise LedgerUnavailableError(self.display_url, _reason(error)) from error
+        except sa.exc.DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+            raise LedgerUnavailableError(self.display_url, _reason(error)) from error
 
     def _migrate(self) -> None:
         with self._write() as conn:
@@ -508,7 +573,9 @@ class Ledger:
                 conn.execute(schema_version_table.insert().values(version=SCHEMA_VERSION))
                 return
             version = conn.execute(sa.select(sa.func.max(schema_version_table.c.version))).scalar()
-            migrate_schema(conn, int(version or 0), self.display_url)
+            migrate_schema(conn, int(version or 0), self.display_url, self.migration_notes)
+        for note in self.migration_notes:
+            log.warning("%s", note)
 
     def schema_version(self) -> int:
         with self._read() as conn:
@@ -517,13 +584,22 @@ class Ledger:
     # ------------------------------------------------------------------ batches
 
     def create_batch(
-        self, name: str, source: str, inputs: Sequence[JobInput], *, private: bool = False
+        self,
+        name: str,
+        source: str,
+        inputs: Sequence[JobInput],
+        *,
+        backend: str,
+        private: bool = False,
     ) -> BatchRecord:
-        """A new batch with one queued row per input (row_index = position in `inputs`).
+        """A new batch with one queued row per input (row_index = position in `inputs`), for
+        the server `backend` (a `mirrago.backend.backend_key`): only its runners submit them.
 
         A `private` batch is only worked by runners limited to it (see `Runner(batch_ids=…)`).
         """
-        return self.create_batch_rows(name, source, list(enumerate(inputs)), private=private)
+        return self.create_batch_rows(
+            name, source, list(enumerate(inputs)), backend=backend, private=private
+        )
 
     def create_batch_rows(
         self,
@@ -531,6 +607,7 @@ class Ledger:
         source: str,
         rows: Sequence[tuple[int, JobInput]],
         *,
+        backend: str,
         private: bool = False,
     ) -> BatchRecord:
         """Like `create_batch`, with explicit row indexes (a CSV's data rows, gaps and all)."""
@@ -552,6 +629,7 @@ class Ledger:
                             "username": item.username,
                             "owner": item.owner,
                             "state": JobState.QUEUED.value,
+                            "backend": backend,
                             "attempts": 1,
                             "review_tags": "[]",
                             "created_at": now,
@@ -768,19 +846,27 @@ class Ledger:
         with self._read() as conn:
             return conn.execute(query).first() is not None
 
-    def retry(self, row_id: int, *, rerun_completed: bool = False) -> bool:
+    def retry(
+        self, row_id: int, *, rerun_completed: bool = False, backend: str | None = None
+    ) -> bool:
         """Queue a failed or uncertain row again as a new attempt; the old outcome is recorded
         as an event. False when the row is in another state. `rerun_completed` also re-runs a
-        completed row (a reviewer's "Run again" on a result that failed review)."""
+        completed row (a reviewer's "Run again" on a result that failed review). A row of an
+        unknown backend (from before ledgers recorded it) is given `backend`, when one is
+        given."""
         allowed = RETRYABLE_STATES | ({JobState.COMPLETED} if rerun_completed else set())
         with self._write() as conn:
             row = conn.execute(jobs.select().where(jobs.c.id == row_id)).first()
             if row is None or JobState(row.state) not in allowed:
                 return False
+            assign = {}
+            if backend is not None and row.backend == UNKNOWN_BACKEND:
+                assign["backend"] = backend
             moved = _move(
                 conn,
                 row_id,
                 allowed,
+                **assign,
                 state=JobState.QUEUED,
                 attempts=jobs.c.attempts + 1,
                 job_id=None,
@@ -954,6 +1040,50 @@ class Ledger:
             }
 
     # --- end reviews and run comparisons (issue 10) ----------------------------------
+    def unfinished_by_backend(self) -> dict[str, int]:
+        """How many queued or in-progress rows each backend has (the unknown one included)."""
+        query = (
+            sa.select(jobs.c.backend, sa.func.count())
+            .where(jobs.c.state.in_(UNFINISHED_STATES))
+            .group_by(jobs.c.backend)
+        )
+        with self._read() as conn:
+            return {backend: int(count) for backend, count in conn.execute(query)}
+
+    def assign_backend(
+        self,
+        backend: str,
+        *,
+        from_backend: str | None = UNKNOWN_BACKEND,
+        batch_id: int | None = None,
+    ) -> int:
+        """Give the unfinished rows of `from_backend` (by default the unknown one: rows from
+        before ledgers recorded it; None: any other backend) to `backend`, so its runners
+        submit or poll them. Rows a live runner is submitting or polling are left alone.
+        Returns how many rows moved; each gets an event."""
+        if from_backend is None:
+            source = jobs.c.backend != backend
+        else:
+            source = jobs.c.backend == from_backend
+        where = sa.and_(
+            source,
+            jobs.c.state.in_(UNFINISHED_STATES),
+            _in_scope([batch_id]) if batch_id is not None else sa.true(),
+        )
+        with self._write() as conn:
+            live = set(conn.execute(sa.select(runners.c.id)).scalars())
+            candidates = conn.execute(sa.select(jobs.c.id, jobs.c.claimed_by).where(where))
+            ids = [row_id for row_id, owner in candidates if owner is None or owner not in live]
+            if not ids:
+                return 0
+            conn.execute(
+                jobs.update()
+                .where(jobs.c.id.in_(ids), where)
+                .values(backend=backend, updated_at=utcnow())
+            )
+            for row_id in ids:
+                _event(conn, row_id, "assigned", {"to": backend})
+        return len(ids)
 
     # ------------------------------------------------------------------ runners
 
@@ -982,21 +1112,31 @@ class Ledger:
             conn.execute(runners.delete().where(runners.c.id == runner_id))
 
     def recover(
-        self, runner_id: str, *, stale_after: float = 15.0, batch_ids: Iterable[int] | None = None
+        self,
+        runner_id: str,
+        *,
+        backend: str,
+        stale_after: float = 15.0,
+        batch_ids: Iterable[int] | None = None,
     ) -> Recovery:
-        """Clean up after runners that are gone (crashed, killed, stopped).
+        """Clean up after runners of `backend` that are gone (crashed, killed, stopped).
 
         A claimed row's owner is gone when it is not registered, its heartbeat is older than
         `stale_after`, or it ran on this host under a pid that no longer exists. Their
         `submitting` rows become `uncertain` (the POST may or may not have reached the server);
-        their `submitted` rows (in `batch_ids`, when given) are adopted by `runner_id`.
+        their `submitted` rows (in `batch_ids`, when given) are adopted by `runner_id`. Rows
+        of other backends are left to their own runners.
         """
+        mine = jobs.c.backend == backend
         now = utcnow()
         with self._write() as conn:
             live = {row.id: row for row in conn.execute(runners.select())}
             owners = conn.execute(
                 sa.select(jobs.c.claimed_by)
-                .where(jobs.c.state.in_([JobState.SUBMITTING.value, JobState.SUBMITTED.value]))
+                .where(
+                    mine,
+                    jobs.c.state.in_([JobState.SUBMITTING.value, JobState.SUBMITTED.value]),
+                )
                 .distinct()
             ).scalars()
             gone = [
@@ -1007,7 +1147,7 @@ class Ledger:
             for owner in gone:
                 if owner in live:
                     conn.execute(runners.delete().where(runners.c.id == owner))
-            orphaned = _claimed_by_any(gone)
+            orphaned = sa.and_(mine, _claimed_by_any(gone))
             caught = conn.execute(
                 sa.select(jobs.c.id, jobs.c.claimed_by).where(
                     orphaned, jobs.c.state == JobState.SUBMITTING.value
@@ -1021,11 +1161,7 @@ class Ledger:
                     {JobState.SUBMITTING},
                     state=JobState.UNCERTAIN,
                     finished_at=now,
-                    error=(
-                        "The runner submitting this job stopped before the server answered: "
-                        "the job may or may not exist (it may have spent a credit). Check the "
-                        "account's jobs before retrying."
-                    ),
+                    error=uncertain_text("the runner submitting it stopped before the answer"),
                 )
                 if moved:
                     uncertain_ids.append(row_id)
@@ -1063,25 +1199,30 @@ class Ledger:
 
     # ------------------------------------------------------------------ the runner's moves
 
-    def has_queued(self, batch_ids: Iterable[int] | None = None) -> bool:
+    def has_queued(self, batch_ids: Iterable[int] | None = None, *, backend: str) -> bool:
         query = (
             sa.select(jobs.c.id)
-            .where(jobs.c.state == JobState.QUEUED.value, _claimable(batch_ids))
+            .where(
+                jobs.c.state == JobState.QUEUED.value,
+                jobs.c.backend == backend,
+                _claimable(batch_ids),
+            )
             .limit(1)
         )
         with self._read() as conn:
             return conn.execute(query).first() is not None
 
     def claim_next(
-        self, runner_id: str, batch_ids: Iterable[int] | None = None
+        self, runner_id: str, batch_ids: Iterable[int] | None = None, *, backend: str
     ) -> JobRecord | None:
-        """Atomically move the oldest queued row to `submitting`, owned by `runner_id`.
+        """Atomically move the oldest queued row of `backend` to `submitting`, owned by
+        `runner_id`.
 
         The UPDATE is guarded by `state = 'queued'`: when another process claimed the same row
         first, it changes nothing and we try the next candidate. On PostgreSQL the candidate is
         also locked with SKIP LOCKED, so concurrent claimers pick different rows.
         """
-        scope = _claimable(batch_ids)
+        scope = sa.and_(jobs.c.backend == backend, _claimable(batch_ids))
         for _ in range(20):
             with self._write() as conn:
                 candidate = (
@@ -1128,6 +1269,11 @@ class Ledger:
         """
         now = utcnow()
         with self._write() as conn:
+            recorded = conn.execute(
+                sa.select(jobs.c.job_id, jobs.c.claimed_by).where(jobs.c.id == row_id)
+            ).first()
+            if recorded is not None and tuple(recorded) == (submission.job_id, runner_id):
+                return True  # a retry of a write that did commit: already recorded
             moved = _move(
                 conn,
                 row_id,
@@ -1242,8 +1388,11 @@ class Ledger:
             metadata.drop_all(conn)
 
 
-def migrate_schema(conn: Connection, version: int, where: str = "the ledger") -> int:
-    """Bring a ledger at `version` up to SCHEMA_VERSION with MIGRATIONS; returns the version."""
+def migrate_schema(
+    conn: Connection, version: int, where: str = "the ledger", notes: list[str] | None = None
+) -> int:
+    """Bring a ledger at `version` up to SCHEMA_VERSION with MIGRATIONS; returns the version.
+    What each step did (a sentence for the user) is appended to `notes`."""
     if version > SCHEMA_VERSION:
         raise LedgerError(
             f"The job ledger at {where} was written by a newer Mirrago Studio (schema "
@@ -1258,7 +1407,9 @@ def migrate_schema(conn: Connection, version: int, where: str = "the ledger") ->
                 f"The job ledger at {where} has schema {version}, and this Mirrago Studio "
                 f"cannot upgrade it to {SCHEMA_VERSION}: use another MIRRAGO_DATA_DIR."
             )
-        step(conn)
+        note = step(conn)
+        if note and notes is not None:
+            notes.append(note)
         version += 1
     if version != start:
         conn.execute(schema_version_table.delete())
@@ -1377,6 +1528,8 @@ def _job(row: Any) -> JobRecord:
         review_tags=tags,
         owner=row.owner,
         deleted_at=row.deleted_at,
+        backend=row.backend,
+        claimed_by=row.claimed_by,
     )
 
 

@@ -77,6 +77,23 @@ def error_text(error_msg: object) -> str | None:
     return str(error_msg) or None
 
 
+def missing_credentials(base_url: str) -> AuthenticationError:
+    """The one message for a live server configured without its client id or secret."""
+    return AuthenticationError(
+        f"MIRRAGO_BASE_URL is set to {base_url}, but the client id or secret "
+        "(MIRRAGO_CLIENT_ID, MIRRAGO_CLIENT_SECRET) is missing: set both (env, .env or "
+        ".streamlit/secrets.toml), or unset MIRRAGO_BASE_URL to use the local sandbox."
+    )
+
+
+def uncertain_text(reason: str) -> str:
+    """What a row whose submission may or may not have created a job says (the one wording)."""
+    return (
+        "The server may or may not have created this job (it may have spent a credit): "
+        f"{reason}; check the account's jobs before trying again."
+    )
+
+
 def _text(value: object) -> str | None:
     if value is None:
         return None
@@ -178,6 +195,10 @@ class BadRequestError(MirragoError):
     """400/404/413/422: the request itself is wrong (bad image, bad URL, unknown job)."""
 
 
+class NotFoundError(BadRequestError):
+    """404/410: the server does not know the job (or the result) asked about."""
+
+
 class InsufficientCreditsError(MirragoError):
     """402: the account has no credits left."""
 
@@ -205,8 +226,8 @@ class ConnectionError(MirragoError):  # noqa: A001 - the API's own name, as in o
     """The service could not be reached (DNS, refused, reset)."""
 
 
-class TimeoutError(MirragoError):  # noqa: A001
-    """A request, or a wait for a job, ran past its deadline."""
+class TimeoutError(ConnectionError):  # noqa: A001 - openai's APITimeoutError(APIConnectionError)
+    """A request, or a wait for a job, ran past its deadline: a kind of connection error."""
 
 
 class SubmissionUncertainError(MirragoError):

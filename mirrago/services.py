@@ -16,7 +16,7 @@ from mirrago.client import MirragoClient
 from mirrago.config import Settings, load_settings
 from mirrago.intents import purge_inputs
 from mirrago.ledger import Ledger
-from mirrago.runner import Runner
+from mirrago.runner import Runner, RunnerTuning
 
 
 @dataclass
@@ -69,7 +69,8 @@ def open_services(
     try:
         client = MirragoClient.from_backend(running.backend, max_retries=0)
         ledger = Ledger.open(settings)
-        runner = Runner(ledger, client, settings.data_dir, **runner_tuning)
+        tuning = RunnerTuning(**runner_tuning)
+        runner = Runner(ledger, client, settings.data_dir, tuning, backend=running.backend.key)
         if start_runner:
             runner.start()
     except BaseException:

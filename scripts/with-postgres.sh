@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs a command with a throwaway PostgreSQL server on loopback, its URL in
-# MIRRAGO_TEST_POSTGRES_URL. Installs Debian's server when missing. If no server can be
-# started, the command still runs (without the URL) unless CI is set: then that is a failure.
+# MIRRAGO_TEST_POSTGRES_URL (its data dir, binaries and port in MIRRAGO_TEST_PG{DATA,BIN,PORT},
+# so a test can stop and restart it). Installs Debian's server when missing. If no server can
+# be started, the command still runs (without the URL) unless CI is set: then that is a failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +36,9 @@ if [ -n "$PGBIN" ]; then
           -l "$PGDATA/log" -w start >/dev/null 2>&1; then
     as_pg "$PGBIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U mirrago mirrago_test >/dev/null 2>&1
     export MIRRAGO_TEST_POSTGRES_URL="postgresql+psycopg://mirrago@127.0.0.1:$PGPORT/mirrago_test"
+    # How a test stops and restarts this server (tests/test_ledger_outages_cli.py): pg_ctl
+    # with these, run as the postgres user when we are root.
+    export MIRRAGO_TEST_PGDATA="$PGDATA" MIRRAGO_TEST_PGBIN="$PGBIN" MIRRAGO_TEST_PGPORT="$PGPORT"
     started=1
     echo "with-postgres: PostgreSQL on 127.0.0.1:$PGPORT" >&2
   fi

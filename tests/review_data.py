@@ -20,6 +20,7 @@ from mirrago.samples import garments, persons
 PERSONS = [sample.path for sample in persons()]
 GARMENTS = [sample.path for sample in garments()]
 RUNNER = "review-data:1:test"
+SEEDED = "test:seeded"  # the backend of the seeded rows (issue 7)
 
 
 def result_image(index: int, size: tuple[int, int] = (384, 512)) -> bytes:
@@ -58,14 +59,14 @@ def finished_batch(
 ) -> BatchRecord:
     """A batch whose rows are all final: completed with a result on disk, except
     `failed_rows` (failed by the server)."""
-    batch = ledger.create_batch(name, f"test:{name}", inputs, private=True)
+    batch = ledger.create_batch(name, f"test:{name}", inputs, backend=SEEDED, private=True)
     ledger.register_runner(RUNNER)
     results = data_dir / "results"
     thumbs = data_dir / "thumbs"
     results.mkdir(parents=True, exist_ok=True)
     thumbs.mkdir(parents=True, exist_ok=True)
     try:
-        while (row := ledger.claim_next(RUNNER, [batch.id])) is not None:
+        while (row := ledger.claim_next(RUNNER, [batch.id], backend=SEEDED)) is not None:
             job_id = f"{prefix}-{batch.id}-{row.row_index + 1:04d}"
             submission = Submission(
                 job_id,

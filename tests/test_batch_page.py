@@ -186,6 +186,7 @@ def test_check_links_tells_reachable_images_from_the_rest(image_server: str) -> 
 
 
 PAIRS = [JobInput(f"/p{i}.jpg", f"/g{i}.png") for i in range(3)]
+B = "http://127.0.0.1:1#test"  # the backend of the rows here (issue 7)
 
 
 @pytest.fixture
@@ -196,11 +197,11 @@ def ledger(tmp_path: Path) -> Iterator[Ledger]:
 
 
 def test_a_paused_batch_is_not_claimed_until_resumed(ledger: Ledger) -> None:
-    batch = ledger.create_batch("b", "batch-page", PAIRS)
+    batch = ledger.create_batch("b", "batch-page", PAIRS, backend=B)
     ledger.set_batch_paused(batch.id, True)
-    assert not ledger.has_queued() and ledger.claim_next("r1") is None
+    assert not ledger.has_queued(backend=B) and ledger.claim_next("r1", backend=B) is None
     ledger.set_batch_paused(batch.id, False)
-    claimed = ledger.claim_next("r1")
+    claimed = ledger.claim_next("r1", backend=B)
     assert claimed is not None and claimed.batch_id == batch.id
 
 
@@ -233,9 +234,13 @@ def test_delete_removes_the_batch_and_only_its_own_files_in_the_data_dir(
     for path in (own, shared, outside):
         path.write_bytes(b"x")
     doomed = ledger.create_batch(
-        "doomed", "batch-page", [JobInput(str(own), str(shared)), JobInput(str(outside), str(own))]
+        "doomed",
+        "batch-page",
+        [JobInput(str(own), str(shared)), JobInput(str(outside), str(own))],
+        backend=B,
     )
-    kept = ledger.create_batch("kept", "batch-page", [JobInput(str(shared), "https://x/g.png")])
+    kept_input = [JobInput(str(shared), "https://x/g.png")]
+    kept = ledger.create_batch("kept", "batch-page", kept_input, backend=B)
     removed = batchprogress.delete_batch(ledger, data_dir, doomed.id)
     assert removed == 1 and not own.exists()
     assert shared.exists() and outside.exists()
@@ -243,14 +248,15 @@ def test_delete_removes_the_batch_and_only_its_own_files_in_the_data_dir(
 
 
 def test_a_batch_with_rows_in_flight_is_not_deleted(ledger: Ledger, tmp_path: Path) -> None:
-    batch = ledger.create_batch("busy", "batch-page", PAIRS)
-    ledger.claim_next("r1")
+    batch = ledger.create_batch("busy", "batch-page", PAIRS, backend=B)
+    ledger.claim_next("r1", backend=B)
     assert batchprogress.delete_batch(ledger, tmp_path, batch.id) is None
     assert ledger.batch(batch.id) is not None
 
 
 def test_progress_figures_count_states_credits_rate_and_eta(ledger: Ledger) -> None:
-    batch = ledger.create_batch("b", "batch-page", [JobInput(f"/p{i}", "/g") for i in range(6)])
+    inputs = [JobInput(f"/p{i}", "/g") for i in range(6)]
+    batch = ledger.create_batch("b", "batch-page", inputs, backend=B)
     rows = ledger.jobs(batch_id=batch.id)
     start = rows[0].created_at
     end = start + timedelta(seconds=30)
@@ -429,9 +435,10 @@ def test_retry_failed_and_ticked_uncertain_rows(page: AppTest) -> None:
     runner = services().runner
     runner.hold()
     unsure = ledger.create_batch("unsure", batchprogress.PAGE_SOURCE, [
-        JobInput(r["target_image_url"], r["garment_image_url"]) for r in sample_pairs(2)])
+        JobInput(r["target_image_url"], r["garment_image_url"]) for r in sample_pairs(2)],
+        backend=runner.backend)  # fmt: skip
     for _ in range(2):
-        claimed = ledger.claim_next("gone-runner", [unsure.id])
+        claimed = ledger.claim_next("gone-runner", [unsure.id], backend=runner.backend)
         ledger.mark_uncertain(claimed.id, "gone-runner", "no answer")
     page.query_params["batch"] = str(unsure.id)
     page.session_state["batch-open"] = unsure.id

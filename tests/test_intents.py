@@ -17,8 +17,11 @@ class _Runner:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
 
+    backend = "http://127.0.0.1:1#test"
+
     def enqueue(self, inputs, *, name, source):  # noqa: ANN001, ANN201 - the Runner's signature
-        return self.ledger.create_batch(name, source, inputs)
+        batch = self.ledger.create_batch(name, source, inputs, backend=self.backend)
+        return self.ledger.jobs(batch_id=batch.id)
 
 
 def _ledger(tmp_path: Path) -> Ledger:
@@ -68,7 +71,7 @@ def test_deleting_removes_the_files_and_keeps_an_anonymised_row(tmp_path: Path) 
     kept_by_other = JobInput(str(person), "https://example.com/g.png", owner="bo")
     batch = ledger.create_batch("Try-on", "try-on", [
         JobInput(str(person), str(garment), username="demo", owner="ana"), kept_by_other,
-    ])  # fmt: skip
+    ], backend=_Runner.backend)  # fmt: skip
     mine, other = ledger.jobs(batch_id=batch.id)
     with ledger._write() as conn:  # noqa: SLF001 - a finished row without running a job
         conn.execute(sa.text(
@@ -90,8 +93,10 @@ def test_deleting_removes_the_files_and_keeps_an_anonymised_row(tmp_path: Path) 
 def test_a_schema_1_ledger_gains_owner_and_deletion_columns(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
     ledger = Ledger(url)
-    ledger.create_batch("old", "try-on", [JobInput("p.jpg", "g.png")])
+    ledger.create_batch("old", "try-on", [JobInput("p.jpg", "g.png")], backend=_Runner.backend)
     with ledger._write() as conn:  # noqa: SLF001 - turn it back into a schema 1 ledger
+        conn.execute(sa.text("DROP INDEX ix_jobs_backend_state"))
+        conn.execute(sa.text("ALTER TABLE jobs DROP COLUMN backend"))
         conn.execute(sa.text("ALTER TABLE jobs DROP COLUMN owner"))
         conn.execute(sa.text("ALTER TABLE jobs DROP COLUMN deleted_at"))
         conn.execute(sa.text("ALTER TABLE batches DROP COLUMN paused"))  # schema 3's column

@@ -28,6 +28,7 @@ from mirrago.ledger import (
 from mirrago.models import JobStatus, Submission
 
 PAIRS = [JobInput(f"person-{i}.jpg", f"garment-{i}.png") for i in range(5)]
+B = "http://127.0.0.1:1#test-client"  # the backend every row here is for
 
 
 def _postgres_url() -> str:
@@ -85,8 +86,8 @@ def _submission(job_id: str = "job-1", credits: int | None = 42) -> Submission:
 def _submitted(ledger: Ledger, runner: str = "runner-a", job_id: str = "job-1") -> int:
     """A batch of one row, claimed and submitted by `runner`; returns the row id."""
     ledger.register_runner(runner)
-    ledger.create_batch("one", f"src-{uuid.uuid4()}", PAIRS[:1])
-    row = ledger.claim_next(runner)
+    ledger.create_batch("one", f"src-{uuid.uuid4()}", PAIRS[:1], backend=B)
+    row = ledger.claim_next(runner, backend=B)
     assert row is not None
     assert ledger.record_submission(row.id, runner, _submission(job_id))
     return row.id
@@ -121,9 +122,9 @@ def test_sqlite_ledger_uses_wal_and_a_busy_timeout(tmp_path: Path) -> None:
         opened.close()
 
 
-def test_reopening_a_version_1_ledger_keeps_its_rows(ledger_url: str) -> None:
+def test_reopening_a_current_ledger_keeps_its_rows(ledger_url: str) -> None:
     first = Ledger(ledger_url)
-    batch = first.create_batch("kept", "src", PAIRS)
+    batch = first.create_batch("kept", "src", PAIRS, backend=B)
     first.close()
     again = Ledger(ledger_url)
     try:
@@ -137,7 +138,7 @@ def test_opening_an_older_ledger_runs_the_migrations_in_order(
     ledger_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     old = Ledger(ledger_url)
-    batch = old.create_batch("before the upgrade", "src", PAIRS[:2])
+    batch = old.create_batch("before the upgrade", "src", PAIRS[:2], backend=B)
     old.close()
 
     def add_priority(conn: sa.Connection) -> None:
@@ -179,7 +180,7 @@ def test_an_unreachable_database_gives_one_line_without_the_password() -> None:
 
 
 def test_create_batch_queues_one_row_per_input_in_order(ledger: Ledger) -> None:
-    batch = ledger.create_batch("spring", "/out/spring", PAIRS)
+    batch = ledger.create_batch("spring", "/out/spring", PAIRS, backend=B)
     rows = ledger.jobs(batch_id=batch.id)
     assert [row.row_index for row in rows] == list(range(len(PAIRS)))
     assert [row.input for row in rows] == PAIRS
@@ -190,13 +191,13 @@ def test_create_batch_queues_one_row_per_input_in_order(ledger: Ledger) -> None:
 
 def test_rows_keep_the_options_as_given(ledger: Ledger) -> None:
     given = JobInput("https://x.test/p.jpg", "/tmp/g.png", background="white", username="qa-7")
-    batch = ledger.create_batch("opts", "src", [given])
+    batch = ledger.create_batch("opts", "src", [given], backend=B)
     assert ledger.jobs(batch_id=batch.id)[0].input == given
 
 
 def test_times_are_stored_as_utc_and_returned_aware(ledger: Ledger) -> None:
     before = datetime.now(UTC)
-    batch = ledger.create_batch("t", "src", PAIRS[:1])
+    batch = ledger.create_batch("t", "src", PAIRS[:1], backend=B)
     row = ledger.jobs(batch_id=batch.id)[0]
     assert row.created_at.tzinfo is not None and row.created_at.utcoffset() == timedelta(0)
     assert before - timedelta(seconds=1) <= row.created_at <= datetime.now(UTC)
@@ -207,21 +208,21 @@ def test_times_are_stored_as_utc_and_returned_aware(ledger: Ledger) -> None:
 
 
 def test_find_batch_returns_the_newest_batch_with_that_source(ledger: Ledger) -> None:
-    ledger.create_batch("first", "/out/a", PAIRS[:1])
-    ledger.create_batch("other", "/out/b", PAIRS[:1])
-    newest = ledger.create_batch("second", "/out/a", PAIRS[:1])
+    ledger.create_batch("first", "/out/a", PAIRS[:1], backend=B)
+    ledger.create_batch("other", "/out/b", PAIRS[:1], backend=B)
+    newest = ledger.create_batch("second", "/out/a", PAIRS[:1], backend=B)
     assert ledger.find_batch("/out/a") == newest
     assert ledger.find_batch("/out/none") is None
 
 
 def test_batches_are_listed_newest_first(ledger: Ledger) -> None:
-    made = [ledger.create_batch(f"b{i}", f"s{i}", PAIRS[:1]) for i in range(3)]
+    made = [ledger.create_batch(f"b{i}", f"s{i}", PAIRS[:1], backend=B) for i in range(3)]
     assert ledger.batches() == made[::-1]
     assert ledger.batches(limit=2) == made[::-1][:2]
 
 
 def test_jobs_filter_by_state_and_list_newest_first(ledger: Ledger) -> None:
-    batch = ledger.create_batch("f", "src", PAIRS)
+    batch = ledger.create_batch("f", "src", PAIRS, backend=B)
     rows = ledger.jobs(batch_id=batch.id)
     ledger.cancel(rows[1].id)
     assert [r.id for r in ledger.jobs(states=[JobState.CANCELED])] == [rows[1].id]
@@ -229,7 +230,7 @@ def test_jobs_filter_by_state_and_list_newest_first(ledger: Ledger) -> None:
 
 
 def test_counts_include_every_state(ledger: Ledger) -> None:
-    batch = ledger.create_batch("c", "src", PAIRS)
+    batch = ledger.create_batch("c", "src", PAIRS, backend=B)
     ledger.cancel(ledger.jobs(batch_id=batch.id)[0].id)
     counts = ledger.counts(batch.id)
     assert set(counts) == set(JobState)
@@ -238,7 +239,7 @@ def test_counts_include_every_state(ledger: Ledger) -> None:
 
 
 def test_a_review_is_saved_with_its_tags(ledger: Ledger) -> None:
-    batch = ledger.create_batch("r", "src", PAIRS[:1])
+    batch = ledger.create_batch("r", "src", PAIRS[:1], backend=B)
     row_id = ledger.jobs(batch_id=batch.id)[0].id
     ledger.set_review(row_id, "reject", "sleeve misplaced", ["sleeve", "fit", "sleeve", " "])
     row = ledger.job(row_id)
@@ -264,23 +265,23 @@ def test_final_states_are_the_ones_the_runner_leaves_alone() -> None:
 
 
 def test_claim_next_takes_the_oldest_queued_row_once(ledger: Ledger) -> None:
-    batch = ledger.create_batch("claim", "src", PAIRS[:2])
-    first = ledger.claim_next("runner-a")
-    second = ledger.claim_next("runner-b")
+    batch = ledger.create_batch("claim", "src", PAIRS[:2], backend=B)
+    first = ledger.claim_next("runner-a", backend=B)
+    second = ledger.claim_next("runner-b", backend=B)
     assert first is not None and second is not None
     assert (first.row_index, second.row_index) == (0, 1)
     assert first.state is JobState.SUBMITTING
-    assert ledger.claim_next("runner-a") is None
+    assert ledger.claim_next("runner-a", backend=B) is None
     assert ledger.counts(batch.id)[JobState.SUBMITTING] == 2
 
 
 def test_claim_next_can_be_limited_to_some_batches(ledger: Ledger) -> None:
-    ledger.create_batch("app", "app", PAIRS[:1])
-    cli = ledger.create_batch("cli", "/out", PAIRS[:1])
-    claimed = ledger.claim_next("runner-a", batch_ids=[cli.id])
+    ledger.create_batch("app", "app", PAIRS[:1], backend=B)
+    cli = ledger.create_batch("cli", "/out", PAIRS[:1], backend=B)
+    claimed = ledger.claim_next("runner-a", batch_ids=[cli.id], backend=B)
     assert claimed is not None and claimed.batch_id == cli.id
-    assert ledger.claim_next("runner-a", batch_ids=[cli.id]) is None
-    assert ledger.has_queued() and not ledger.has_queued([cli.id])
+    assert ledger.claim_next("runner-a", batch_ids=[cli.id], backend=B) is None
+    assert ledger.has_queued(backend=B) and not ledger.has_queued([cli.id], backend=B)
 
 
 def test_record_submission_stores_the_job_and_a_credit_reading(ledger: Ledger) -> None:
@@ -317,18 +318,18 @@ def test_a_row_only_moves_for_the_runner_that_claimed_it(ledger: Ledger) -> None
 
 
 def test_release_puts_a_claimed_row_back_in_the_queue(ledger: Ledger) -> None:
-    ledger.create_batch("rel", "src", PAIRS[:1])
-    row = ledger.claim_next("runner-a")
+    ledger.create_batch("rel", "src", PAIRS[:1], backend=B)
+    row = ledger.claim_next("runner-a", backend=B)
     assert row is not None
     assert not ledger.release(row.id, "runner-b")
     assert ledger.release(row.id, "runner-a")
-    again = ledger.claim_next("runner-b")
+    again = ledger.claim_next("runner-b", backend=B)
     assert again is not None and again.id == row.id
 
 
 def test_cancel_moves_only_queued_rows(ledger: Ledger) -> None:
-    batch = ledger.create_batch("cancel", "src", PAIRS[:2])
-    claimed = ledger.claim_next("runner-a")
+    batch = ledger.create_batch("cancel", "src", PAIRS[:2], backend=B)
+    claimed = ledger.claim_next("runner-a", backend=B)
     queued = ledger.jobs(batch_id=batch.id)[1]
     assert claimed is not None
     assert not ledger.cancel(claimed.id)
@@ -374,8 +375,8 @@ def test_retry_refuses_rows_that_are_not_failed_or_uncertain(ledger: Ledger) -> 
 
 def test_a_late_answer_for_a_retried_row_is_kept_as_an_event(ledger: Ledger) -> None:
     ledger.register_runner("runner-a")
-    batch = ledger.create_batch("late", "src", PAIRS[:1])
-    row = ledger.claim_next("runner-a")
+    batch = ledger.create_batch("late", "src", PAIRS[:1], backend=B)
+    row = ledger.claim_next("runner-a", backend=B)
     assert row is not None
     assert ledger.mark_uncertain(row.id, "runner-a", "no answer")
     ledger.retry(row.id)
@@ -390,22 +391,22 @@ def test_a_late_answer_for_a_retried_row_is_kept_as_an_event(ledger: Ledger) -> 
 
 def test_recovery_marks_a_stopped_runners_submitting_rows_uncertain(ledger: Ledger) -> None:
     ledger.register_runner("runner-a")
-    ledger.create_batch("crash", "src", PAIRS[:2])
-    caught = ledger.claim_next("runner-a")
+    ledger.create_batch("crash", "src", PAIRS[:2], backend=B)
+    caught = ledger.claim_next("runner-a", backend=B)
     in_flight = _submitted_after_claim(ledger, "runner-a")
     ledger.unregister_runner("runner-a")
 
-    result = ledger.recover("runner-b")
+    result = ledger.recover("runner-b", backend=B)
     assert caught is not None and result.uncertain == [caught.id]
     row = ledger.job(caught.id)
     assert row is not None and row.state is JobState.UNCERTAIN
-    assert row.error is not None and "may or may not exist" in row.error
+    assert row.error is not None and "may or may not have created" in row.error
     assert [r.id for r in result.adopted] == [in_flight]
     assert ledger.owned("runner-b", JobState.SUBMITTED)[0].id == in_flight
 
 
 def _submitted_after_claim(ledger: Ledger, runner: str) -> int:
-    row = ledger.claim_next(runner)
+    row = ledger.claim_next(runner, backend=B)
     assert row is not None
     ledger.record_submission(row.id, runner, _submission(f"job-{row.id}"))
     return row.id
@@ -413,11 +414,11 @@ def _submitted_after_claim(ledger: Ledger, runner: str) -> int:
 
 def test_recovery_leaves_a_live_runners_rows_alone(ledger: Ledger) -> None:
     ledger.register_runner("runner-a")
-    ledger.create_batch("live", "src", PAIRS[:2])
-    claimed = ledger.claim_next("runner-a")
+    ledger.create_batch("live", "src", PAIRS[:2], backend=B)
+    claimed = ledger.claim_next("runner-a", backend=B)
     submitted = _submitted_after_claim(ledger, "runner-a")
     ledger.register_runner("runner-b")
-    result = ledger.recover("runner-b")
+    result = ledger.recover("runner-b", backend=B)
     assert result.uncertain == [] and result.adopted == []
     assert claimed is not None
     assert ledger.job(claimed.id).state is JobState.SUBMITTING  # type: ignore[union-attr]
@@ -426,8 +427,8 @@ def test_recovery_leaves_a_live_runners_rows_alone(ledger: Ledger) -> None:
 
 def test_recovery_treats_a_stale_heartbeat_as_gone(ledger: Ledger) -> None:
     ledger.register_runner("runner-a")
-    ledger.create_batch("stale", "src", PAIRS[:1])
-    claimed = ledger.claim_next("runner-a")
+    ledger.create_batch("stale", "src", PAIRS[:1], backend=B)
+    claimed = ledger.claim_next("runner-a", backend=B)
     assert claimed is not None
     with ledger._write() as conn:  # noqa: SLF001 - age the heartbeat as a hung host would
         conn.execute(
@@ -435,29 +436,30 @@ def test_recovery_treats_a_stale_heartbeat_as_gone(ledger: Ledger) -> None:
                 heartbeat_at=datetime.now(UTC) - timedelta(seconds=60)
             )
         )
-    assert ledger.recover("runner-b", stale_after=15).uncertain == [claimed.id]
+    assert ledger.recover("runner-b", stale_after=15, backend=B).uncertain == [claimed.id]
 
 
 def test_recovery_adopts_only_the_batches_asked_for(ledger: Ledger) -> None:
     ledger.register_runner("runner-a")
-    app = ledger.create_batch("app", "app", PAIRS[:1])
-    cli = ledger.create_batch("cli", "/out", PAIRS[:1])
+    app = ledger.create_batch("app", "app", PAIRS[:1], backend=B)
+    cli = ledger.create_batch("cli", "/out", PAIRS[:1], backend=B)
     app_row = _submitted_after_claim(ledger, "runner-a")
     cli_row = _submitted_after_claim(ledger, "runner-a")
     ledger.unregister_runner("runner-a")
-    result = ledger.recover("runner-b", batch_ids=[cli.id])
+    result = ledger.recover("runner-b", batch_ids=[cli.id], backend=B)
     assert [row.id for row in result.adopted] == [cli_row]
     assert ledger.job(app_row).batch_id == app.id  # type: ignore[union-attr]
-    assert ledger.recover("runner-c").adopted[0].id == app_row
+    assert ledger.recover("runner-c", backend=B).adopted[0].id == app_row
 
 
 _CLAIM_AND_DIE = """
 import os, sys
 from mirrago.ledger import Ledger
 ledger = Ledger(sys.argv[1])
+B = sys.argv[2]
 me = f"dead-{os.getpid()}"
 ledger.register_runner(me)
-row = ledger.claim_next(me)
+row = ledger.claim_next(me, backend=B)
 print(row.id, flush=True)
 os._exit(0)  # no unregister: as if killed
 """
@@ -466,9 +468,9 @@ os._exit(0)  # no unregister: as if killed
 def test_recovery_sees_at_once_that_a_runner_on_this_host_died(ledger_url: str) -> None:
     ledger = Ledger(ledger_url)
     try:
-        ledger.create_batch("dead", "src", PAIRS[:1])
+        ledger.create_batch("dead", "src", PAIRS[:1], backend=B)
         done = subprocess.run(
-            [sys.executable, "-c", _CLAIM_AND_DIE, ledger_url],
+            [sys.executable, "-c", _CLAIM_AND_DIE, ledger_url, B],
             capture_output=True,
             text=True,
             timeout=60,
@@ -476,7 +478,7 @@ def test_recovery_sees_at_once_that_a_runner_on_this_host_died(ledger_url: str) 
         )
         row_id = int(done.stdout.split()[0])
         # the dead runner's heartbeat is fresh: only its missing pid gives it away
-        assert ledger.recover("runner-b", stale_after=3600).uncertain == [row_id]
+        assert ledger.recover("runner-b", stale_after=3600, backend=B).uncertain == [row_id]
     finally:
         ledger.close()
 
@@ -487,12 +489,13 @@ def test_recovery_sees_at_once_that_a_runner_on_this_host_died(ledger_url: str) 
 def test_threads_on_two_ledgers_never_claim_the_same_row(ledger_url: str) -> None:
     first, second = Ledger(ledger_url), Ledger(ledger_url)
     try:
-        batch = first.create_batch("race", "src", [JobInput(f"p{i}", "g") for i in range(60)])
+        inputs = [JobInput(f"p{i}", "g") for i in range(60)]
+        batch = first.create_batch("race", "src", inputs, backend=B)
         claimed: list[int] = []
         lock = threading.Lock()
 
         def claim_all(ledger: Ledger, me: str) -> None:
-            while (row := ledger.claim_next(me)) is not None:
+            while (row := ledger.claim_next(me, backend=B)) is not None:
                 with lock:
                     claimed.append(row.id)
 
@@ -515,8 +518,9 @@ _CLAIM_ALL = """
 import json, sys
 from mirrago.ledger import Ledger
 ledger = Ledger(sys.argv[1])
+B = sys.argv[3]
 mine = []
-while (row := ledger.claim_next(sys.argv[2])) is not None:
+while (row := ledger.claim_next(sys.argv[2], backend=B)) is not None:
     mine.append(row.id)
 print(json.dumps(mine))
 """
@@ -525,10 +529,10 @@ print(json.dumps(mine))
 def test_processes_sharing_a_ledger_never_claim_the_same_row(ledger_url: str) -> None:
     ledger = Ledger(ledger_url)
     try:
-        ledger.create_batch("race", "src", [JobInput(f"p{i}", "g") for i in range(90)])
+        ledger.create_batch("race", "src", [JobInput(f"p{i}", "g") for i in range(90)], backend=B)
         workers = [
             subprocess.Popen(
-                [sys.executable, "-c", _CLAIM_ALL, ledger_url, f"proc-{i}"],
+                [sys.executable, "-c", _CLAIM_ALL, ledger_url, f"proc-{i}", B],
                 stdout=subprocess.PIPE,
                 text=True,
             )
@@ -554,11 +558,11 @@ def test_the_sqlite_file_holds_no_secret_like_fields(tmp_path: Path) -> None:
 
 
 def test_private_batches_are_claimed_only_by_runners_that_name_them(ledger: Ledger) -> None:
-    cli = ledger.create_batch("cli", "/out", PAIRS[:1], private=True)
-    app = ledger.create_batch("app", "try-on", PAIRS[:1])
-    claimed = ledger.claim_next("app-runner")
+    cli = ledger.create_batch("cli", "/out", PAIRS[:1], private=True, backend=B)
+    app = ledger.create_batch("app", "try-on", PAIRS[:1], backend=B)
+    claimed = ledger.claim_next("app-runner", backend=B)
     assert claimed is not None and claimed.batch_id == app.id
-    assert ledger.claim_next("app-runner") is None
-    assert not ledger.has_queued() and ledger.has_queued([cli.id])
-    mine = ledger.claim_next("cli-runner", batch_ids=[cli.id])
+    assert ledger.claim_next("app-runner", backend=B) is None
+    assert not ledger.has_queued(backend=B) and ledger.has_queued([cli.id], backend=B)
+    mine = ledger.claim_next("cli-runner", batch_ids=[cli.id], backend=B)
     assert mine is not None and mine.batch_id == cli.id

@@ -127,7 +127,8 @@ def test_a_rerun_keeps_the_old_verdict_in_history_and_asks_anew(
 
 def _complete_again(ledger: Ledger, row_id: int) -> None:
     ledger.register_runner(RUNNER)
-    claimed = ledger.claim_next(RUNNER, [ledger.job(row_id).batch_id])
+    row = ledger.job(row_id)
+    claimed = ledger.claim_next(RUNNER, [row.batch_id], backend=row.backend)
     assert claimed is not None and claimed.id == row_id
     ledger.record_submission(
         row_id,

@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 
+from mirrago.backend import backend_key
 from mirrago.client import MirragoClient
 from mirrago.ledger import JobInput, JobState, Ledger
 from mirrago.models import AuthenticationError, ConnectionError, InsufficientCreditsError
@@ -98,6 +99,11 @@ def file_inputs(count: int) -> list[JobInput]:
     ]
 
 
+def key_of(sandbox: EmbeddedSandbox) -> str:
+    """The backend key a runner with a client for this sandbox works for."""
+    return backend_key(sandbox.base_url, sandbox.client_id)
+
+
 def assert_at_most_one_job_per_row(sandbox: EmbeddedSandbox, rows: int) -> None:
     assert sandbox.engine.stats()["jobs_created"] <= rows
 
@@ -118,11 +124,11 @@ def test_a_batch_completes_with_results_and_thumbnails_on_disk(
     runner = make_runner(sandbox)
     runner.start()
     inputs = url_inputs(sandbox, 3) + file_inputs(3)
-    batch = runner.enqueue(inputs, name="happy", source="test")
-    counts = runner.wait(batch.id, timeout=60)
+    batch_id = runner.enqueue(inputs, name="happy", source="test")[0].batch_id
+    counts = runner.wait(batch_id, timeout=60)
 
     assert counts[JobState.COMPLETED] == 6
-    rows = ledger.jobs(batch_id=batch.id)
+    rows = ledger.jobs(batch_id=batch_id)
     assert [row.input for row in rows] == inputs
     for row in rows:
         assert row.job_id and row.submitted_at and row.finished_at and row.error is None
@@ -171,8 +177,8 @@ def test_the_row_is_committed_as_submitting_before_the_post(
     client = Observing(sandbox.base_url, sandbox.client_id, sandbox.client_secret, max_retries=0)
     runner = make_runner(sandbox, client, submit_workers=1)
     runner.start()
-    batch = runner.enqueue(url_inputs(sandbox, 3), name="order", source="test")
-    runner.wait(batch.id, timeout=30)
+    batch_id = runner.enqueue(url_inputs(sandbox, 3), name="order", source="test")[0].batch_id
+    runner.wait(batch_id, timeout=30)
     observer.close()
     assert len(seen) == 3
     for states in seen:
@@ -187,11 +193,11 @@ def test_a_job_in_progress_is_recorded_with_its_job_id_before_it_finishes(
     sandbox = make_sandbox(latency=1.0)
     runner = make_runner(sandbox)
     runner.start()
-    batch = runner.enqueue(url_inputs(sandbox, 1), name="slow", source="test")
-    wait_for(lambda: ledger.jobs(batch_id=batch.id)[0].state is JobState.SUBMITTED)
-    row = ledger.jobs(batch_id=batch.id)[0]
+    batch_id = runner.enqueue(url_inputs(sandbox, 1), name="slow", source="test")[0].batch_id
+    wait_for(lambda: ledger.jobs(batch_id=batch_id)[0].state is JobState.SUBMITTED)
+    row = ledger.jobs(batch_id=batch_id)[0]
     assert row.job_id is not None and row.finished_at is None
-    runner.wait(batch.id, timeout=30)
+    runner.wait(batch_id, timeout=30)
     finished = ledger.job(row.id)
     assert finished is not None and finished.state is JobState.COMPLETED
     assert finished.job_id == row.job_id
@@ -219,10 +225,10 @@ def test_a_200_row_batch_under_faults_ends_with_every_row_final_and_no_job_twice
     )
     runner = make_runner(sandbox, initial_submit_rate=200)  # well over the limit at first
     runner.start()
-    batch = runner.enqueue(small_inputs(tmp_path, 200), name="faults", source="test")
-    counts = runner.wait(batch.id, timeout=120)
+    batch_id = runner.enqueue(small_inputs(tmp_path, 200), name="faults", source="test")[0].batch_id
+    counts = runner.wait(batch_id, timeout=120)
 
-    rows = ledger.jobs(batch_id=batch.id)
+    rows = ledger.jobs(batch_id=batch_id)
     assert len(rows) == 200 and all(row.state.is_final for row in rows)
     stats = sandbox.engine.stats()
     assert counts[JobState.COMPLETED] == 200 - stats["submit_faults"] - stats["jobs_failed"]
@@ -256,13 +262,13 @@ def test_an_uncertain_submission_is_never_resubmitted(
     sandbox = make_sandbox(submit_fail_rate=1.0)
     runner = make_runner(sandbox, recovery_interval=0.05, rescan_interval=0.05)
     runner.start()
-    batch = runner.enqueue(url_inputs(sandbox, 4), name="5xx", source="test")
-    counts = runner.wait(batch.id, timeout=30)
+    batch_id = runner.enqueue(url_inputs(sandbox, 4), name="5xx", source="test")[0].batch_id
+    counts = runner.wait(batch_id, timeout=30)
     assert counts[JobState.UNCERTAIN] == 4
     time.sleep(0.5)  # several recovery and rescan rounds: none may resubmit
     stats = sandbox.engine.stats()
     assert stats["generate_requests"] == 4 and stats["jobs_created"] == 0
-    row = ledger.jobs(batch_id=batch.id)[0]
+    row = ledger.jobs(batch_id=batch_id)[0]
     assert row.error is not None and "500" in row.error and row.job_id is None
 
 
@@ -278,8 +284,8 @@ def test_rate_limits_slow_submitting_down_without_losing_a_row(
     sandbox = make_sandbox(rate_limit=4, workers=8, latency=0.05)
     runner = make_runner(sandbox, initial_submit_rate=80)
     runner.start()
-    batch = runner.enqueue(small_inputs(tmp_path, 24), name="limited", source="test")
-    counts = runner.wait(batch.id, timeout=60)
+    rows = runner.enqueue(small_inputs(tmp_path, 24), name="limited", source="test")
+    counts = runner.wait(rows[0].batch_id, timeout=60)
     assert counts[JobState.COMPLETED] == 24  # no row lost
     stats = sandbox.engine.stats()
     assert stats["rate_limited"] > 0
@@ -295,14 +301,14 @@ def test_a_wrong_secret_pauses_submitting_and_keeps_the_rest_queued(
     client = MirragoClient(sandbox.base_url, sandbox.client_id, "not-the-secret", max_retries=0)
     runner = make_runner(sandbox, client)
     runner.start()
-    batch = runner.enqueue(url_inputs(sandbox, 10), name="auth", source="test")
-    counts = runner.wait(batch.id, timeout=30)
+    batch_id = runner.enqueue(url_inputs(sandbox, 10), name="auth", source="test")[0].batch_id
+    counts = runner.wait(batch_id, timeout=30)
     assert runner.paused and isinstance(runner.last_error, AuthenticationError)
     # Each submission in flight when the first refusal came back fails too; none starts after.
     in_flight = runner.tuning.submit_workers
     assert counts[JobState.FAILED] >= 1 and counts[JobState.QUEUED] >= 10 - in_flight
     assert counts[JobState.FAILED] + counts[JobState.QUEUED] == 10
-    for row in ledger.jobs(batch_id=batch.id, states=[JobState.FAILED]):
+    for row in ledger.jobs(batch_id=batch_id, states=[JobState.FAILED]):
         assert row.error == runner.last_error.message
         assert "not-the-secret" not in row.error
     assert sandbox.engine.stats()["jobs_created"] == 0
@@ -316,18 +322,18 @@ def test_running_out_of_credits_pauses_and_resumes_after_a_top_up(
     sandbox = make_sandbox(starting_credits=3)
     runner = make_runner(sandbox, submit_workers=1)
     runner.start()
-    batch = runner.enqueue(url_inputs(sandbox, 6), name="credits", source="test")
-    counts = runner.wait(batch.id, timeout=30)
+    batch_id = runner.enqueue(url_inputs(sandbox, 6), name="credits", source="test")[0].batch_id
+    counts = runner.wait(batch_id, timeout=30)
     assert isinstance(runner.last_error, InsufficientCreditsError) and runner.paused
     assert counts[JobState.COMPLETED] == 3 and counts[JobState.FAILED] == 1
     assert counts[JobState.QUEUED] == 2
-    [refused] = ledger.jobs(batch_id=batch.id, states=[JobState.FAILED])
+    [refused] = ledger.jobs(batch_id=batch_id, states=[JobState.FAILED])
     assert refused.job_id is None and "credits" in (refused.error or "")
 
     sandbox.engine.set_credits(sandbox.client_id, 10)
     runner.resume()
     assert runner.retry(refused.id)
-    counts = runner.wait(batch.id, timeout=30)
+    counts = runner.wait(batch_id, timeout=30)
     assert counts[JobState.COMPLETED] == 6
     assert ledger.job(refused.id).attempts == 2  # type: ignore[union-attr]
     assert_at_most_one_job_per_row(sandbox, 6)
@@ -344,8 +350,8 @@ def test_an_unreachable_server_requeues_the_row_and_pauses_after_a_few_tries(
     client = MirragoClient(f"http://127.0.0.1:{port}", "id", "secret", max_retries=0)
     runner = make_runner(sandbox, client, max_transient_failures=2)
     runner.start()
-    batch = runner.enqueue(url_inputs(sandbox, 2), name="down", source="test")
-    counts = runner.wait(batch.id, timeout=30)
+    batch_id = runner.enqueue(url_inputs(sandbox, 2), name="down", source="test")[0].batch_id
+    counts = runner.wait(batch_id, timeout=30)
     assert runner.paused and isinstance(runner.last_error, ConnectionError)
     assert counts[JobState.QUEUED] == 2  # nothing was sent: nothing is lost or uncertain
 
@@ -362,9 +368,9 @@ def test_a_result_that_cannot_be_downloaded_still_completes_the_row_with_a_note(
     )
     runner = make_runner(sandbox, client, download_attempts=2)
     runner.start()
-    batch = runner.enqueue(url_inputs(sandbox, 1), name="cdn", source="test")
-    assert runner.wait(batch.id, timeout=30)[JobState.COMPLETED] == 1
-    row = ledger.jobs(batch_id=batch.id)[0]
+    batch_id = runner.enqueue(url_inputs(sandbox, 1), name="cdn", source="test")[0].batch_id
+    assert runner.wait(batch_id, timeout=30)[JobState.COMPLETED] == 1
+    row = ledger.jobs(batch_id=batch_id)[0]
     assert row.result_url and row.result_path is None
     assert row.error is not None and "could not be downloaded" in row.error
 
@@ -382,10 +388,10 @@ def test_a_bad_image_fails_its_row_with_the_reason_and_the_rest_go_on(
     ]
     runner = make_runner(sandbox)
     runner.start()
-    batch = runner.enqueue(inputs, name="bad", source="test")
-    counts = runner.wait(batch.id, timeout=30)
+    batch_id = runner.enqueue(inputs, name="bad", source="test")[0].batch_id
+    counts = runner.wait(batch_id, timeout=30)
     assert counts[JobState.COMPLETED] == 1 and counts[JobState.FAILED] == 2
-    rows = ledger.jobs(batch_id=batch.id)
+    rows = ledger.jobs(batch_id=batch_id)
     assert rows[1].error and rows[1].job_id is None
     assert rows[2].error and "400" in rows[2].error
     assert not runner.paused
@@ -399,11 +405,11 @@ def test_a_canceled_row_is_never_submitted(
     sandbox: EmbeddedSandbox, make_runner: Callable[..., Runner], ledger: Ledger
 ) -> None:
     runner = make_runner(sandbox)
-    batch = runner.enqueue(url_inputs(sandbox, 3), name="cancel", source="test")
-    middle = ledger.jobs(batch_id=batch.id)[1]
+    batch_id = runner.enqueue(url_inputs(sandbox, 3), name="cancel", source="test")[0].batch_id
+    middle = ledger.jobs(batch_id=batch_id)[1]
     assert runner.cancel(middle.id)
     runner.start()
-    counts = runner.wait(batch.id, timeout=30)
+    counts = runner.wait(batch_id, timeout=30)
     assert counts[JobState.COMPLETED] == 2 and counts[JobState.CANCELED] == 1
     assert sandbox.engine.stats()["jobs_created"] == 2
     assert not runner.cancel(middle.id)
@@ -417,13 +423,13 @@ def test_retrying_an_uncertain_row_submits_it_once_more_as_a_new_attempt(
     sandbox = make_sandbox(submit_fail_rate=1.0)
     runner = make_runner(sandbox)
     runner.start()
-    batch = runner.enqueue(url_inputs(sandbox, 1), name="retry", source="test")
-    assert runner.wait(batch.id, timeout=30)[JobState.UNCERTAIN] == 1
-    row = ledger.jobs(batch_id=batch.id)[0]
+    batch_id = runner.enqueue(url_inputs(sandbox, 1), name="retry", source="test")[0].batch_id
+    assert runner.wait(batch_id, timeout=30)[JobState.UNCERTAIN] == 1
+    row = ledger.jobs(batch_id=batch_id)[0]
 
     sandbox.engine.config.submit_fail_rate = 0.0
     assert runner.retry(row.id)
-    assert runner.wait(batch.id, timeout=30)[JobState.COMPLETED] == 1
+    assert runner.wait(batch_id, timeout=30)[JobState.COMPLETED] == 1
     again = ledger.job(row.id)
     assert again is not None and again.attempts == 2 and again.error is None
     assert [event.kind for event in ledger.events(row.id)] == ["retried"]
@@ -439,12 +445,12 @@ def test_a_new_runner_marks_a_dead_runners_submitting_rows_uncertain_and_polls_t
     sandbox: EmbeddedSandbox, make_runner: Callable[..., Runner], ledger: Ledger
 ) -> None:
     inputs = url_inputs(sandbox, 4)
-    batch = ledger.create_batch("crashed", "test", inputs)
+    batch_id = ledger.create_batch("crashed", "test", inputs, backend=key_of(sandbox)).id
     dead = "other-host:1:dead"  # registered once, then silent for good
     ledger.register_runner(dead)
     ledger.unregister_runner(dead)
-    caught = ledger.claim_next(dead)
-    posted = ledger.claim_next(dead)
+    caught = ledger.claim_next(dead, backend=key_of(sandbox))
+    posted = ledger.claim_next(dead, backend=key_of(sandbox))
     assert caught is not None and posted is not None
     with MirragoClient.from_backend(sandbox) as client:
         submission = client.generate(posted.target, posted.garment)
@@ -452,7 +458,7 @@ def test_a_new_runner_marks_a_dead_runners_submitting_rows_uncertain_and_polls_t
 
     runner = make_runner(sandbox)
     runner.start()
-    counts = runner.wait(batch.id, timeout=30)
+    counts = runner.wait(batch_id, timeout=30)
     assert counts[JobState.UNCERTAIN] == 1 and counts[JobState.COMPLETED] == 3
     assert ledger.job(caught.id).state is JobState.UNCERTAIN  # type: ignore[union-attr]
     finished = ledger.job(posted.id)
@@ -469,14 +475,14 @@ def test_a_stopped_runner_leaves_jobs_in_progress_for_the_next_one(
     sandbox = make_sandbox(latency=0.6, workers=4)
     first = make_runner(sandbox)
     first.start()
-    batch = first.enqueue(url_inputs(sandbox, 4), name="handover", source="test")
-    wait_for(lambda: ledger.counts(batch.id)[JobState.SUBMITTED] == 4)
+    batch_id = first.enqueue(url_inputs(sandbox, 4), name="handover", source="test")[0].batch_id
+    wait_for(lambda: ledger.counts(batch_id)[JobState.SUBMITTED] == 4)
     first.stop()
-    assert ledger.counts(batch.id)[JobState.SUBMITTED] == 4
+    assert ledger.counts(batch_id)[JobState.SUBMITTED] == 4
 
     second = make_runner(sandbox)
     second.start()
-    assert second.wait(batch.id, timeout=30)[JobState.COMPLETED] == 4
+    assert second.wait(batch_id, timeout=30)[JobState.COMPLETED] == 4
     assert sandbox.engine.stats()["jobs_created"] == 4
 
 
@@ -498,15 +504,16 @@ def test_two_runners_sharing_a_ledger_never_submit_a_row_twice(
             tmp_path / "data",
             **{**FAST, "initial_submit_rate": 2.0, "max_submit_rate": 2.0},
         )
-        batch = first.enqueue(small_inputs(tmp_path, 40), name="shared", source="test")
+        rows = first.enqueue(small_inputs(tmp_path, 40), name="shared", source="test")
+        batch_id = rows[0].batch_id
         second.start()
         first.start()
-        counts = first.wait(batch.id, timeout=60)
+        counts = first.wait(batch_id, timeout=60)
         second.stop()
     finally:
         other_ledger.close()
     assert counts[JobState.COMPLETED] == 40
-    rows = ledger.jobs(batch_id=batch.id)
+    rows = ledger.jobs(batch_id=batch_id)
     assert len({row.job_id for row in rows}) == 40
     stats = sandbox.engine.stats()
     assert stats["generate_requests"] == stats["jobs_created"] == 40
@@ -516,11 +523,12 @@ def test_two_runners_sharing_a_ledger_never_submit_a_row_twice(
 def test_a_runner_limited_to_its_batches_leaves_other_rows_alone(
     sandbox: EmbeddedSandbox, make_runner: Callable[..., Runner], ledger: Ledger
 ) -> None:
-    others = ledger.create_batch("the app's", "app", url_inputs(sandbox, 2))
+    inputs = url_inputs(sandbox, 2)
+    others = ledger.create_batch("the app's", "app", inputs, backend=key_of(sandbox))
     runner = make_runner(sandbox, batch_ids=())
     runner.start()
-    mine = runner.enqueue(url_inputs(sandbox, 2), name="mine", source="cli")
-    assert runner.wait(mine.id, timeout=30)[JobState.COMPLETED] == 2
+    mine_id = runner.enqueue(url_inputs(sandbox, 2), name="mine", source="cli")[0].batch_id
+    assert runner.wait(mine_id, timeout=30)[JobState.COMPLETED] == 2
     assert ledger.counts(others.id)[JobState.QUEUED] == 2
 
 
@@ -528,12 +536,13 @@ def test_a_runner_for_every_batch_leaves_a_private_batch_alone(
     sandbox: EmbeddedSandbox, make_runner: Callable[..., Runner], ledger: Ledger
 ) -> None:
     cli = make_runner(sandbox, batch_ids=())
-    private = cli.enqueue(url_inputs(sandbox, 1), name="cli", source="/out")  # not started
+    # not started
+    private_id = cli.enqueue(url_inputs(sandbox, 1), name="cli", source="/out")[0].batch_id
     app = make_runner(sandbox)
     app.start()
-    public = app.enqueue(url_inputs(sandbox, 1), name="app", source="try-on")
-    assert app.wait(public.id, timeout=30)[JobState.COMPLETED] == 1
-    assert ledger.counts(private.id)[JobState.QUEUED] == 1
+    public_id = app.enqueue(url_inputs(sandbox, 1), name="app", source="try-on")[0].batch_id
+    assert app.wait(public_id, timeout=30)[JobState.COMPLETED] == 1
+    assert ledger.counts(private_id)[JobState.QUEUED] == 1
 
 
 def test_a_runner_leaves_a_live_runners_jobs_in_progress_alone(
@@ -544,18 +553,18 @@ def test_a_runner_leaves_a_live_runners_jobs_in_progress_alone(
     sandbox = make_sandbox(latency=0.8)
     owner = make_runner(sandbox)
     owner.start()
-    batch = owner.enqueue(url_inputs(sandbox, 2), name="owned", source="app")
-    wait_for(lambda: ledger.counts(batch.id)[JobState.SUBMITTED] == 2)
+    batch_id = owner.enqueue(url_inputs(sandbox, 2), name="owned", source="app")[0].batch_id
+    wait_for(lambda: ledger.counts(batch_id)[JobState.SUBMITTED] == 2)
     bystander = make_runner(sandbox, recovery_interval=0.05)
     bystander.start()
     time.sleep(0.3)  # several recovery rounds of the bystander
     assert (
         len(ledger.owned(owner.runner_id, JobState.SUBMITTED))
-        + ledger.counts(batch.id)[JobState.COMPLETED]
+        + ledger.counts(batch_id)[JobState.COMPLETED]
         == 2
     )
     assert bystander.stats.polls == 0
-    assert owner.wait(batch.id, timeout=30)[JobState.COMPLETED] == 2
+    assert owner.wait(batch_id, timeout=30)[JobState.COMPLETED] == 2
 
 
 def test_the_ledger_file_never_holds_the_client_secret(
@@ -568,8 +577,8 @@ def test_the_ledger_file_never_holds_the_client_secret(
     sandbox = make_sandbox(client_secret=secret)
     runner = make_runner(sandbox)
     runner.start()
-    batch = runner.enqueue(url_inputs(sandbox, 2), name="secret", source="test")
-    runner.wait(batch.id, timeout=30)
+    batch_id = runner.enqueue(url_inputs(sandbox, 2), name="secret", source="test")[0].batch_id
+    runner.wait(batch_id, timeout=30)
     runner.stop()
     ledger.close()
     with sqlite3.connect(tmp_path / "ledger.sqlite3") as conn:
@@ -597,12 +606,13 @@ def test_two_runners_share_a_postgresql_ledger(
         for ledger in ledgers
     ]
     try:
-        batch = runners[0].enqueue(small_inputs(tmp_path, 30), name="pg", source="test")
+        rows = runners[0].enqueue(small_inputs(tmp_path, 30), name="pg", source="test")
+        batch_id = rows[0].batch_id
         for runner in runners:
             runner.start()
-        counts = runners[0].wait(batch.id, timeout=60)
+        counts = runners[0].wait(batch_id, timeout=60)
         assert counts[JobState.COMPLETED] == 30
-        assert len({row.job_id for row in ledgers[0].jobs(batch_id=batch.id)}) == 30
+        assert len({row.job_id for row in ledgers[0].jobs(batch_id=batch_id)}) == 30
         assert sandbox.engine.stats()["generate_requests"] == 30
         assert sandbox.engine.stats()["jobs_created"] == 30
         assert len(ledgers[0].credit_readings()) == 30

@@ -9,7 +9,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from mirrago.runner import PollSchedule, SubmitPacer
+from mirrago.schedule import PollSchedule, SubmitPacer
 
 RTT = 0.004  # one status request, on loopback
 

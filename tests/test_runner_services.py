@@ -25,8 +25,8 @@ def test_open_services_runs_a_job_on_the_embedded_sandbox_and_closes_it_all(
     try:
         assert services.backend.is_sandbox and services.runner.running
         job = JobInput(str(persons()[0].path), str(garments()[0].path))
-        batch = services.runner.enqueue([job], name="services", source="test")
-        assert services.runner.wait(batch.id, timeout=60)[JobState.COMPLETED] == 1
+        batch_id = services.runner.enqueue([job], name="services", source="test")[0].batch_id
+        assert services.runner.wait(batch_id, timeout=60)[JobState.COMPLETED] == 1
         assert (tmp_path / "data" / "ledger.sqlite3").is_file()
         assert services.client.token_requests == 1
     finally:

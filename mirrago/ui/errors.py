@@ -5,6 +5,7 @@ friendly error instead."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -47,6 +48,16 @@ _ADVICE: tuple[tuple[tuple[str, ...], str], ...] = (
 _DEFAULT_ADVICE = "Retry it; if it fails again, try different photos."
 
 
+_MARKDOWN_SIGNS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&=])")
+
+
+def plain(text: object) -> str:
+    """Text from a server, the database or a user, made safe to put inside a Markdown message:
+    every sign Markdown (or Streamlit's `:colour[...]` and `:material/...:`) would read is
+    escaped, and line breaks fold into spaces, so it shows exactly as written."""
+    return _MARKDOWN_SIGNS.sub(r"\\\1", " ".join(str(text or "").split()))
+
+
 def advice_for(message: str | None) -> str:
     """What to do next about a failure described by `message`."""
     text = (message or "").lower()
@@ -75,6 +86,6 @@ def page_guard(where: str) -> Iterator[None]:
     except Exception as error:  # the last line of defence for a live demo
         log.exception("unexpected error on %s", where)
         st.error(
-            f"{message_for(error)}  \n{advice_for(str(error))}",
+            f"{plain(message_for(error))}  \n{advice_for(str(error))}",
             icon=":material/error:",
         )

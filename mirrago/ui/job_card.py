@@ -16,11 +16,12 @@ from urllib.parse import urlsplit
 import streamlit as st
 
 from mirrago import samples
-from mirrago.backend import Backend
+from mirrago.backend import Backend, describe_backend
+from mirrago.batchfile import is_url
 from mirrago.intents import delete_try_on
 from mirrago.ledger import JobRecord, JobState
 from mirrago.services import Services
-from mirrago.ui.errors import advice_for, page_guard
+from mirrago.ui.errors import advice_for, page_guard, plain
 from mirrago.ui.frames import before_after, dimmed, empty_frame, framed, link_frame
 
 STATE_LABELS: dict[JobState, tuple[str, str, str]] = {
@@ -36,15 +37,19 @@ STATE_LABELS: dict[JobState, tuple[str, str, str]] = {
 _SERVER_WAITING = {"pending", "queued"}
 
 
-def state_words(job: JobRecord) -> str:
+def state_words(job: JobRecord, backend: str | None = None) -> str:
+    """The job's state in a few words; an unfinished row of a backend other than `backend`
+    (this runner's) waits for that one: this instance never sends it."""
+    if backend is not None and job.backend != backend and not job.state.is_final:
+        return f"Waiting for {describe_backend(job.backend)}"
     if job.state is JobState.SUBMITTED and (job.server_status or "").lower() in _SERVER_WAITING:
         return "Queued"
     return STATE_LABELS[job.state][0]
 
 
-def state_badge(job: JobRecord) -> None:
+def state_badge(job: JobRecord, backend: str | None = None) -> None:
     _, color, icon = STATE_LABELS[job.state]
-    st.badge(state_words(job), color=color, icon=icon)  # type: ignore[arg-type]
+    st.badge(state_words(job, backend), color=color, icon=icon)  # type: ignore[arg-type]
 
 
 def seconds_text(seconds: float) -> str:
@@ -168,7 +173,7 @@ def problem(job: JobRecord, services: Services) -> None:
         advice = "Generate again when you are ready."
     body = f"**{title}**"
     if detail:
-        body += f"  \n{detail}"
+        body += f"  \n{plain(detail)}"
     st.error(f"{body}  \n{advice}", icon=":material/error:")
     if job.state in (JobState.FAILED, JobState.UNCERTAIN) and st.button(
         "Retry", key=f"tryon-retry-{job.id}", icon=":material/refresh:"
@@ -195,7 +200,7 @@ def live_status(services: Services, row_id: int, before: bytes | None) -> None:
             with st.container(border=True, key="tryon-status"):
                 left, right = st.columns([3, 2], vertical_alignment="center")
                 with left:
-                    state_badge(job)
+                    state_badge(job, services.runner.backend)
                 with right:
                     st.markdown(f"**{seconds_text(elapsed(job))}**", text_alignment="right")
                 st.progress(_progress(job), text=_status_note(job))
@@ -215,7 +220,9 @@ def _runner_problem(services: Services, job: JobRecord) -> None:
     error = getattr(runner, "last_error", None)
     if not error or job.state not in (JobState.QUEUED, JobState.SUBMITTING):
         return
-    st.warning(f"**Not sent yet.** {error}  \n{advice_for(str(error))}", icon=":material/warning:")
+    st.warning(
+        f"**Not sent yet.** {plain(error)}  \n{advice_for(str(error))}", icon=":material/warning:"
+    )
     if getattr(runner, "paused", False) and st.button(
         "Try sending again", key=f"tryon-resume-{job.id}", icon=":material/play_arrow:"
     ):
@@ -273,7 +280,7 @@ def result_view(services: Services, job: JobRecord, before: bytes | None) -> Non
 
 def _remote_result(job: JobRecord) -> None:
     """A completed job whose image could not be copied here: show it from the service."""
-    if job.result_url:
+    if job.result_url and is_url(job.result_url):  # never a javascript: or data: link
         link_frame(job.result_url, "The result could not be loaded from the service")
         st.link_button(
             "Open the result", job.result_url, icon=":material/open_in_new:", width="stretch"
@@ -282,7 +289,7 @@ def _remote_result(job: JobRecord) -> None:
         st.image(empty_frame(), width="stretch")
     st.warning(
         "**The result was made but not saved here.** "
-        f"{job.error or ''}  \nOpen it from the service now: its link may expire.",
+        f"{plain(job.error)}  \nOpen it from the service now: its link may expire.",
         icon=":material/warning:",
     )
     _details_expander(job)

@@ -163,7 +163,7 @@ def _card(services: Services, job: JobRecord, selected: int | None,
           person_key: str, garment_key: str) -> None:
     with st.container(border=True, key=f"tryon-recent-{job.id}"):
         st.image(_thumbnail(job, services), width="stretch")
-        state_badge(job)
+        state_badge(job, services.runner.backend)
         st.caption(job.created_at.astimezone().strftime("%d %b · %H:%M:%S"))
         is_open = job.id == selected
         pickers = {

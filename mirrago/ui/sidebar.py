@@ -14,9 +14,12 @@ from datetime import datetime
 import streamlit as st
 
 from mirrago.config import LIVE_BASE_URL
+from mirrago.ledger import UNKNOWN_BACKEND
+from mirrago.models import MirragoError
 from mirrago.services import Services
 from mirrago.ui import identity, session
 from mirrago.ui.connection import backend_health, check_connection
+from mirrago.ui.errors import plain
 from mirrago.ui.recent import open_job
 
 log = logging.getLogger(__name__)
@@ -100,7 +103,33 @@ def _connect_form() -> None:
     outcome = st.session_state.get(_RESULT_KEY)
     if outcome:
         ok, message = outcome
-        (st.success if ok else st.error)(message, icon=":material/info:")
+        (st.success if ok else st.error)(plain(message), icon=":material/info:")
+
+
+def _ledger_card(services: Services) -> None:
+    """The job ledger's trouble (the runner waits it out), and jobs recorded before the ledger
+    knew their server: they wait until someone lets this backend run them."""
+    problem = getattr(services.runner, "ledger_problem", None)
+    if problem:
+        st.warning(
+            f"**The job ledger is unreachable.** {plain(problem)}  \nRetrying by itself; "
+            "nothing is lost.",
+            icon=":material/database:",
+        )
+        return
+    try:
+        waiting = services.ledger.unfinished_by_backend().get(UNKNOWN_BACKEND, 0)
+    except MirragoError:
+        return
+    if waiting:
+        st.caption(f"{waiting} unfinished job(s) from before the ledger recorded servers wait.")
+        st.button(
+            f"Run them on {services.backend.label}",
+            key="sidebar-assign-backend",
+            icon=":material/move_down:",
+            width="stretch",
+            on_click=lambda: services.ledger.assign_backend(services.runner.backend),
+        )
 
 
 def connection_panel() -> Services:
@@ -109,6 +138,7 @@ def connection_panel() -> Services:
     with st.sidebar:
         identity.signed_in_card()
         _backend_card(services)
+        _ledger_card(services)
         if services.settings.lock_backend or session.default_settings().lock_backend:
             return services  # MIRRAGO_LOCK_BACKEND=1: this deployment's backend is fixed
         live = session.uses_session_connection()

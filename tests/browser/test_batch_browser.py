@@ -184,7 +184,9 @@ def seed_finished_batch(data_dir: Path, rows: int) -> int:
         inputs = [JobInput(str(people[i % len(people)].path), str(clothes[i % len(clothes)].path))
                   for i in range(rows)]
         # Private while seeding, so the app's runner never claims a row of it.
-        batch = ledger.create_batch("Five hundred", "batch-page", inputs, private=True)
+        batch = ledger.create_batch(
+            "Five hundred", "batch-page", inputs, backend="test:seeded", private=True
+        )
         now = ledger_module.utcnow()
         jobs, batches = ledger_module.jobs, ledger_module.batches
         with ledger._write() as conn:  # noqa: SLF001 - seeding finished rows in one statement

@@ -18,7 +18,9 @@ from browser_helpers import assert_no_exception, keyed, open_app, screenshot, wa
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
+from mirrago.backend import Backend
 from mirrago.ledger import JobInput, Ledger
+from mirrago.sandbox.engine import SandboxConfig
 
 pytestmark = pytest.mark.browser
 
@@ -79,9 +81,11 @@ def test_a_second_tab_sees_a_try_on_finish_by_itself(context: BrowserContext,
     ledger = Ledger(f"sqlite:///{app_server.data_dir / 'ledger.sqlite3'}")
     try:
         person = str(Path(__file__).resolve().parents[2] / "mirrago/samples/persons/astronaut.jpg")
+        sandbox = Backend("http://127.0.0.1:1", SandboxConfig().client_id, "-", is_sandbox=True)
         batch = ledger.create_batch(
-            "Try-on", "try-on", [JobInput(person, person, username="second-tab")], private=True
-        )
+            "Try-on", "try-on", [JobInput(person, person, username="second-tab")],
+            backend=sandbox.key, private=True,
+        )  # fmt: skip
         (row,) = ledger.jobs(batch_id=batch.id)
         page = context.new_page()
         open_app(page, "/try-on")

@@ -1,0 +1,370 @@
+"""When to submit and when to poll: `SubmitPacer` (a submission rate fitted to what the server
+admits) and `PollSchedule` (which jobs in progress to ask about, and when). Pure logic on a
+caller-given monotonic clock, no I/O: the runner drives them, tests replay them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections import deque
+from dataclasses import dataclass
+
+from mirrago.backoff import backoff
+
+# --------------------------------------------------------------------------- submit pacing
+
+
+class SubmitPacer:
+    """How fast to submit: a slow start, then a rate fitted to what the server admits.
+
+    Pure logic on a caller-given clock (seconds, monotonic). `next_launch(now)` says when the
+    next submission may start; the runner reports each launch and each answer.
+
+    - Slow start: from `initial_rate`, doubling every half second while submissions go through.
+    - A rate limit (one per event: answers to requests sent before we reacted belong to the
+      same event) pauses for Retry-After and cuts the rate. When the answers since the previous
+      event span long enough to measure, the rate becomes `backoff` × the rate the server
+      admitted over that span (for a token bucket that is its refill rate, burst excluded);
+      otherwise it is halved from what we were achieving, and grows by `probe_growth` a second
+      until the next limit gives a measurement.
+    - Once fitted, it creeps up by `recovery_per_second` (a fraction of itself per second of
+      submitting), so a raised limit is found again, slowly.
+    """
+
+    UNPACED = 1000.0  # above this rate, launches are limited by the workers alone
+
+    def __init__(
+        self,
+        initial_rate: float = 40.0,
+        max_rate: float | None = None,
+        *,
+        min_rate: float = 0.2,
+        backoff: float = 0.95,
+        probe_growth: float = 0.25,
+        recovery_per_second: float = 0.005,
+    ) -> None:
+        self.max_rate = max_rate
+        self.rate = initial_rate if max_rate is None else min(initial_rate, max_rate)
+        self.min_rate = min_rate
+        self.backoff = backoff
+        self.probe_growth = probe_growth
+        self.recovery_per_second = recovery_per_second
+        self.slow_start = True
+        self.fitted = False  # the rate comes from a measurement of what the server admits
+        self.paused_until = 0.0
+        self.events = 0
+        self._next = 0.0  # the paced time of the next launch
+        self._launches: deque[float] = deque(maxlen=4096)
+        self._admitted_launches: deque[float] = deque(maxlen=4096)  # launch times, admitted
+        self._last_growth: float | None = None
+        self._event_at: float | None = None  # when the last event's answer arrived
+        self._event_launch: float | None = None  # when its refused request was sent
+        self._fit: list[float] | None = None  # [start, end, admitted] of the last measurement
+
+    @property
+    def unpaced(self) -> bool:
+        return self.rate >= self.UNPACED
+
+    def next_launch(self, now: float) -> float:
+        """The earliest time the next submission may start."""
+        if self.unpaced:
+            return self.paused_until
+        return max(self.paused_until, self._next)
+
+    def launched(self, now: float) -> None:
+        if self._event_launch is None and not self._launches:
+            self._event_launch = now  # measurements start with the first launch
+        if self._last_growth is None:
+            self._last_growth = now
+        self._launches.append(now)
+        # Pace from the schedule, but never bank more than half an interval of idle time.
+        interval = 1.0 / self.rate
+        self._next = max(self._next, now - 0.5 * interval) + interval
+
+    def admitted(self, now: float, launched_at: float | None = None) -> None:
+        """The server answered a submission (sent at `launched_at`) with anything but a rate
+        limit."""
+        sent = now if launched_at is None else launched_at
+        self._admitted_launches.append(sent)
+        fit = self._fit
+        if fit is not None and fit[0] < sent < fit[1]:
+            # a late answer to a request sent within the measured span: it counts too
+            fit[2] += 1
+            self.rate = max(self.rate, self.backoff * fit[2] / (fit[1] - fit[0]))
+        last = self._last_growth if self._last_growth is not None else now
+        elapsed = min(max(0.0, now - last), 1.0)  # grow only while actually submitting
+        self._last_growth = now
+        if self.slow_start:
+            self.rate = min(self.rate * 2.0 ** (elapsed / 0.5), 10 * self.UNPACED)
+        elif self.fitted:
+            self.rate *= 1.0 + self.recovery_per_second * elapsed
+        else:
+            self.rate *= 1.0 + self.probe_growth * elapsed
+        if self.max_rate is not None:
+            self.rate = min(self.rate, self.max_rate)
+
+    def limited(self, now: float, launched_at: float, retry_after: float | None) -> None:
+        """The server refused a submission with a rate limit (429 or "500 Rate Limit")."""
+        wait = retry_after if retry_after is not None and retry_after > 0 else 1.0
+        self.paused_until = max(self.paused_until, now + wait)
+        if self._event_at is not None and launched_at <= self._event_at:
+            return  # sent before we slowed down: part of the event already handled
+        # Measured by send times, between the requests refused at two events: the server's
+        # bucket was empty at both, so what it admitted in between is its refill rate exactly.
+        start = self._event_launch if self._event_launch is not None else launched_at
+        span = launched_at - start
+        admitted = sum(1 for sent in self._admitted_launches if start < sent < launched_at)
+        if span >= 2.0 and admitted >= 10:
+            self.rate = self.backoff * admitted / span
+            self.fitted = True
+            self._fit = [start, launched_at, admitted]
+        else:
+            self._fit = None
+            recent = [t for t in self._launches if t > now - 1.0]
+            achieved = len(recent) / max(0.25, now - recent[0]) if recent else self.rate
+            self.rate = 0.5 * min(self.rate, achieved)
+            self.fitted = False
+        self.rate = max(self.min_rate, self.rate)
+        self.slow_start = False
+        self.events += 1
+        self._event_at = now
+        self._event_launch = launched_at
+        self._last_growth = self.paused_until
+        self._next = self.paused_until
+
+
+# --------------------------------------------------------------------------- poll scheduling
+
+
+@dataclass
+class TrackedJob:
+    """A job in progress at the server, as the poll schedule sees it."""
+
+    row_id: int
+    job_id: str
+    submitted: float  # monotonic time its submission was answered
+    seq: int
+    due: float
+    raw_status: str | None = None
+    polls: int = 0
+    errors: int = 0
+    last_asked: float | None = None
+    added: float = 0.0
+    front_since: float | None = None  # when it came within `window` of the oldest job
+    head_since: float | None = None  # when it became the oldest job in progress
+
+    @property
+    def order(self) -> tuple[float, int]:
+        return (self.submitted, self.seq)
+
+
+class PollSchedule:
+    """When to ask the server about each job in progress. Pure logic on a caller's clock.
+
+    Jobs are kept in submission order, which is the server's queue order. One round of
+    requests is in flight at a time:
+    - a probe asks about the oldest job alone; while it is not done, newer jobs wait for it
+      (they cannot be done either, the server works in order);
+    - once it is done, a sweep asks about the next `window` jobs at once; `window` tracks how
+      many jobs the server finishes together (its parallelism), as seen so far.
+    The first look at a job is one latency (the fastest completion seen) after submission; the
+    oldest job is then probed every tenth of a latency, backing off the longer it stays oldest.
+    Jobs near the front are still asked about every few latencies, so a server that does not
+    keep order exactly cannot hide a finished job for long.
+    """
+
+    def __init__(
+        self,
+        *,
+        first_delay: float = 0.5,
+        min_interval: float = 0.05,
+        max_interval: float = 5.0,
+        min_window: int = 4,
+        max_window: int = 64,
+    ) -> None:
+        self.first_delay = first_delay
+        self.min_interval = min_interval
+        self.max_interval = max_interval
+        self.min_window = min_window
+        self.max_window = max_window
+        self.window = min_window
+        self.paused_until = 0.0
+        self._jobs: list[TrackedJob] = []
+        self._by_row: dict[int, TrackedJob] = {}
+        self._in_flight: dict[int, TrackedJob] = {}
+        self._samples: deque[float] = deque(maxlen=500)
+        self._seq = itertools.count()
+        self._sweep_next = False
+        self._round_kind = ""
+        self._round_not_done = 0
+        self._streak = 0
+
+    # ---- membership
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def __contains__(self, row_id: object) -> bool:
+        return row_id in self._by_row
+
+    @property
+    def latency(self) -> float | None:
+        """The service's latency as seen: the fastest recent submission-to-done time."""
+        return min(self._samples) if self._samples else None
+
+    def add(
+        self,
+        row_id: int,
+        job_id: str,
+        submitted: float,
+        now: float,
+        *,
+        raw_status: str | None = None,
+        ask_now: bool = False,
+    ) -> TrackedJob:
+        if row_id in self._by_row:
+            return self._by_row[row_id]
+        delay = self.latency if self.latency is not None else self.first_delay
+        tracked = TrackedJob(
+            row_id=row_id,
+            job_id=job_id,
+            submitted=submitted,
+            seq=next(self._seq),
+            due=now if ask_now else max(now, submitted + delay),
+            raw_status=raw_status,
+            added=now,
+        )
+        bisect.insort(self._jobs, tracked, key=lambda job: job.order)
+        self._by_row[row_id] = tracked
+        return tracked
+
+    def remove(self, row_id: int) -> None:
+        tracked = self._by_row.pop(row_id, None)
+        if tracked is not None:
+            self._jobs.remove(tracked)
+        if self._in_flight.pop(row_id, None) is not None and not self._in_flight:
+            self._end_round()
+
+    # ---- choosing what to ask
+
+    def take_due(self, now: float) -> list[TrackedJob]:
+        """The jobs to ask about now (marked in flight until answered), maybe none."""
+        if self._in_flight or not self._jobs or now < self.paused_until:
+            return []
+        for tracked in self._jobs[: self.window]:
+            if tracked.front_since is None:
+                tracked.front_since = now
+        head = self._jobs[0]
+        if head.head_since is None:
+            head.head_since = now
+        if head.due <= now:
+            if self._sweep_next:
+                chosen = []
+                for tracked in self._jobs[: self.window]:
+                    if tracked.due > now:
+                        break
+                    chosen.append(tracked)
+                kind = "sweep" if len(chosen) == self.window else "probe"
+            else:
+                chosen, kind = [head], "probe"
+        else:
+            chosen, kind = self._overdue(now), "guard"
+        if chosen:
+            self._round_kind = kind
+            self._round_not_done = 0
+            for tracked in chosen:
+                self._in_flight[tracked.row_id] = tracked
+        return chosen
+
+    def _max_gap(self) -> float:
+        latency = self.latency or self.first_delay
+        return min(self.max_interval * 4, max(3.0, 3.0 * latency))
+
+    def _overdue(self, now: float) -> list[TrackedJob]:
+        gap = self._max_gap()
+        return [t for t in self._jobs[: self.window] if _last_seen(t, now) + gap <= now]
+
+    def next_wakeup(self) -> float | None:
+        """When `take_due` may next have something (None: nothing tracked or a round is out)."""
+        if self._in_flight or not self._jobs:
+            return None
+        head_due = self._jobs[0].due
+        gap = self._max_gap()
+        guard = min(_last_seen(t, head_due) + gap for t in self._jobs[: self.window])
+        return max(self.paused_until, min(head_due, guard))
+
+    # ---- answers
+
+    def answered(self, row_id: int, now: float, *, done: bool, raw_status: str | None) -> None:
+        """The server said whether the job is final (completed or failed)."""
+        tracked = self._in_flight.pop(row_id, None)
+        if tracked is None:
+            return
+        previous = tracked.last_asked
+        tracked.polls += 1
+        tracked.last_asked = now
+        tracked.errors = 0
+        tracked.raw_status = raw_status
+        if done:
+            # it finished between the previous look and this one: count from the middle
+            finished = now if previous is None else (previous + now) / 2
+            self._samples.append(max(0.0, finished - tracked.submitted))
+            self._streak += 1
+            self._by_row.pop(row_id, None)
+            self._jobs.remove(tracked)
+        else:
+            self._round_not_done += 1
+            tracked.due = now + self._interval(tracked, now)
+            index = bisect.bisect_right(self._jobs, tracked.order, key=lambda job: job.order)
+            for newer in self._jobs[index:]:
+                if newer.due < tracked.due:
+                    newer.due = tracked.due
+        if not self._in_flight:
+            self._end_round()
+
+    def unanswered(self, row_id: int, now: float, *, retry_after: float | None = None) -> None:
+        """The request failed (network, 5xx, rate limit): ask again soon; says nothing of order."""
+        tracked = self._in_flight.pop(row_id, None)
+        if tracked is not None:
+            tracked.errors += 1
+            tracked.last_asked = now
+            # no jitter: the schedule is pure logic, and one round is in flight at a time
+            delay = backoff(tracked.errors - 1, base=0.2, cap=self.max_interval, jitter=False)
+            tracked.due = now + delay
+            if retry_after is not None:
+                self.paused_until = max(self.paused_until, now + retry_after)
+        if not self._in_flight:
+            self._end_round()
+
+    def _interval(self, tracked: TrackedJob, now: float) -> float:
+        latency = self.latency
+        if latency is None:
+            wait = 0.3 * max(now - tracked.submitted, self.first_delay)
+        else:
+            # Only the oldest job is probed this often, so this costs a few requests per
+            # latency, not per job; it bounds how late the last job of a batch is seen. The
+            # longer a job stays the oldest, the slower it evidently is: back off.
+            held = now - (tracked.head_since if tracked.head_since is not None else now)
+            wait = 0.1 * latency + 0.1 * held
+        return min(self.max_interval, max(self.min_interval, wait))
+
+    def _end_round(self) -> None:
+        kind, not_done = self._round_kind, self._round_not_done
+        if kind == "probe":
+            self._sweep_next = not_done == 0
+        elif kind == "sweep":
+            self._sweep_next = False
+            if not_done == 0:
+                self.window = min(self.max_window, self.window * 2)
+        if not_done and kind in ("probe", "sweep"):
+            if self._streak:
+                self.window = max(self.min_window, min(self.max_window, self._streak))
+            self._streak = 0
+        self._round_kind = ""
+
+
+def _last_seen(tracked: TrackedJob, default: float) -> float:
+    """When the job was last asked about, or came near the front (it could not run before)."""
+    front = tracked.front_since if tracked.front_since is not None else default
+    return max(front, tracked.last_asked) if tracked.last_asked is not None else front
