@@ -10,6 +10,7 @@ import csv
 import io
 import os
 import shutil
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -345,7 +346,8 @@ def write_results(ledger: Ledger, table: CsvBatch, batch_id: int, out_dir: Path)
         summary[status] = summary.get(status, 0) + 1
         writer.writerow([*values, *result])
     target = out_dir / "results.csv"
-    temporary = out_dir / ".results.csv.tmp"
+    # A name of its own: two processes sharing a batch both write results.csv at the end.
+    temporary = out_dir / f".results.csv.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     temporary.write_text(buffer.getvalue(), encoding="utf-8")
     os.replace(temporary, target)
     return summary
@@ -360,5 +362,7 @@ def _copy_result(record: Any, images: Path, index: int, out_dir: Path) -> str:
     images.mkdir(exist_ok=True)
     target = images / f"row{index + 1:04d}-{record.job_id}{source.suffix}"
     if not target.exists():
-        shutil.copyfile(source, target)
+        temporary = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        shutil.copyfile(source, temporary)
+        os.replace(temporary, target)  # another process may be writing the same file
     return str(target.relative_to(out_dir))
