@@ -189,6 +189,9 @@ class Runner:
         # After an outage every runner's heartbeat looks old: judge others only once they have
         # had `stale_after` seconds to beat again.
         self._judge_after = 0.0
+        # A claim whose answer was lost with the connection may have committed: once the
+        # ledger is back and no submission is in flight, such rows are put back in the queue.
+        self._reconcile_claims = False
         self._holding = threading.Event()  # stop submitting (Ctrl-C), keep the rest going
         self._changed = threading.Condition()
         self._generation = 0
@@ -404,6 +407,9 @@ class Runner:
                     else:
                         next_heartbeat = now + self._ledger_retry_delay()
                 ledger_ok = self._registered and self.ledger_problem is None
+                if ledger_ok and self._reconcile_claims and not self.in_flight():
+                    if self._ledger_step(self._release_lost_claims):
+                        self._reconcile_claims = False
                 if ledger_ok and now >= self._judge_after and (
                     now >= next_recovery or self._force_recovery
                 ):
@@ -433,6 +439,13 @@ class Runner:
     def _register(self, runner_id: str) -> None:
         self.ledger.register_runner(runner_id)
         self._registered = True
+
+    def _release_lost_claims(self) -> None:
+        """Rows this runner claimed although the claim's answer never arrived: nothing was
+        sent for them (no submission is in flight), so they go back to the queue."""
+        for row in self.ledger.owned(self.runner_id, JobState.SUBMITTING):
+            self.ledger.release(row.id, self.runner_id)
+        self._wake_for_queue()
 
     def _rescan(self, scope: list[int] | None, backend: str) -> None:
         if self.ledger.has_queued(scope, backend=backend):
@@ -481,7 +494,7 @@ class Runner:
         self._drain_inbox()
         if self.paused or self._holding.is_set() or self._stopping.is_set() or self._queue_empty:
             return []
-        if self.ledger_problem is not None or not self._registered:
+        if self.ledger_problem is not None or not self._registered or self._reconcile_claims:
             return []  # no new claims until the ledger answers (the heartbeat probes it)
         pacer = self._pacer
         while len(self._submits) < self.tuning.submit_workers:
@@ -501,7 +514,8 @@ class Runner:
             self._ledger_ok()
             if row is not None:
                 outcome = self._submit_row(row, launched_at)
-        except LedgerUnavailableError as error:  # nothing was claimed: try again later
+        except LedgerUnavailableError as error:  # the claim may or may not have committed
+            self._reconcile_claims = True
             self._ledger_failed(error)
             outcome = _Outcome(Outcome.LEDGER_DOWN, launched_at=launched_at)
         except Exception as error:  # noqa: BLE001 - a bug: report, do not die
