@@ -357,3 +357,15 @@ def test_without_the_model_runtime_the_sandbox_falls_back_and_says_why(
     assert rendering.fallback == "ai-edge-litert is not installed"
     assert rendering.image.size == canvas_of(PERSONS[2]).size
     assert any("ai-edge-litert is not installed" in r.getMessage() for r in caplog.records)
+
+
+def test_the_plain_placement_for_load_tests_skips_the_body_models(monkeypatch) -> None:
+    def no_models(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the body models ran")
+
+    monkeypatch.setattr(render, "find_body", no_models)
+    person = _fit(load(PERSONS[0]).convert("RGB"), render.MAX_SIDE)
+    image = render.compose(person, load(GARMENTS[0]), fitted=False)
+    assert image.mode == "RGB" and image.size == person.size
+    difference = np.abs(np.asarray(image, float) - np.asarray(person, float))
+    assert difference.mean() > 3  # the garment is on it

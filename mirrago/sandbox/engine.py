@@ -95,6 +95,7 @@ class SandboxConfig:
     submit_fail_rate: float = 0.0  # plain 500 on generate-image, no job created
     read_fail_rate: float = 0.0  # 500 on GET job
     job_fail_rate: float = 0.0  # the job ends failed with a message (credit refunded)
+    fitted: bool = True  # pose-guided fitting; False: the plain placement (for load tests)
     answer_delay: float = 0.0  # seconds generate-image holds its answer after creating the job
     seed: int | None = None
     max_upload_bytes: int = 15 * 1024 * 1024
@@ -655,7 +656,7 @@ class Engine:
         assert job.inputs is not None
         with Image.open(job.inputs[0]) as person, Image.open(job.inputs[1]) as garment:
             person.draft("RGB", (render.MAX_SIDE, render.MAX_SIDE))
-            result = render.compose(person, garment, job.background)
+            result = render.compose(person, garment, job.background, fitted=self.config.fitted)
         result.save(self._dir / job.result_name, format="PNG", compress_level=3)
 
     def _drop_inputs(self, job: _Job) -> None:

@@ -55,12 +55,21 @@ class Rendering:
 
 
 def compose(
-    person: Image.Image, garment: Image.Image, background: str | None = None
+    person: Image.Image,
+    garment: Image.Image,
+    background: str | None = None,
+    *,
+    fitted: bool = True,
 ) -> Image.Image:
     """Return the person wearing the garment, at most `MAX_SIDE` px on its longest side (RGB).
 
     `background` is a value from `parse_background`: None keeps the person's backdrop.
+    `fitted=False` skips the body models for the plain placement (a fraction of the CPU: for
+    load tests of the API, where the picture does not matter).
     """
+    if not fitted:
+        canvas = placement._fit(ImageOps.exif_transpose(person).convert("RGB"), MAX_SIDE)
+        return placement.compose(canvas, garment, background)
     return render(person, garment, background).image
 
 
