@@ -79,9 +79,12 @@ def start_backend(settings: Settings) -> RunningBackend:
         live = Backend(str(settings.base_url), settings.client_id, settings.client_secret)
         return RunningBackend(live)
 
-    from mirrago.sandbox.server import start_embedded
+    from mirrago.sandbox.server import SandboxConfig, start_embedded
 
-    sandbox = start_embedded()
+    config = SandboxConfig()
+    if settings.sandbox_latency is not None:
+        config.latency = settings.sandbox_latency
+    sandbox = start_embedded(config)
     backend = Backend(sandbox.base_url, sandbox.client_id, sandbox.client_secret, is_sandbox=True)
     return RunningBackend(backend, sandbox.stop)
 

@@ -4,7 +4,8 @@ Precedence, highest first: the process environment, then `.env`, then Streamlit 
 TOML directly, so this module does not import Streamlit). Names:
 `MIRRAGO_BASE_URL`, `MIRRAGO_CLIENT_ID`, `MIRRAGO_CLIENT_SECRET`, `MIRRAGO_DATA_DIR`,
 `MIRRAGO_DATABASE_URL`, `MIRRAGO_LOCK_BACKEND` (1: the app offers no live connection form),
-`MIRRAGO_RETENTION_DAYS` (stored input photos older than that are removed; default: kept).
+`MIRRAGO_RETENTION_DAYS` (stored input photos older than that are removed; default: kept),
+`MIRRAGO_SANDBOX_LATENCY` (the embedded sandbox's seconds per job: `3`, or a range `2-5`).
 
 The data dir defaults to a per-user data folder (platformdirs: `~/.local/share/mirrago` on
 Linux), so every command finds the same ledger from any folder; a `.mirrago/` folder in the
@@ -30,6 +31,7 @@ NAMES = (
     "MIRRAGO_DATABASE_URL",
     "MIRRAGO_LOCK_BACKEND",
     "MIRRAGO_RETENTION_DAYS",
+    "MIRRAGO_SANDBOX_LATENCY",
 )
 LIVE_BASE_URL = "https://api.mirrago.com"
 DEFAULT_DATA_DIR = ".mirrago"
@@ -47,6 +49,7 @@ class Settings:
     database_url: str | None = None
     lock_backend: bool = False
     retention_days: float | None = None
+    sandbox_latency: tuple[float, float] | None = None  # None: the sandbox's own default
 
     @property
     def uses_sandbox(self) -> bool:
@@ -108,6 +111,7 @@ def load_settings(
         database_url=merged.get("MIRRAGO_DATABASE_URL"),
         lock_backend=merged.get("MIRRAGO_LOCK_BACKEND", "").strip().lower() in ("1", "true", "yes"),
         retention_days=_days(merged.get("MIRRAGO_RETENTION_DAYS")),
+        sandbox_latency=_latency(merged.get("MIRRAGO_SANDBOX_LATENCY")),
     )
 
 
@@ -115,6 +119,16 @@ def _default_data_dir(base: Path) -> Path:
     """`.mirrago/` in the working directory when there is one, else the per-user folder."""
     local = base / DEFAULT_DATA_DIR
     return local if local.is_dir() else user_data_path("mirrago", appauthor=False)
+
+
+def _latency(text: str | None) -> tuple[float, float] | None:
+    """`3` or `2-5` (seconds) as a (low, high) range; anything else: the default."""
+    try:
+        low, _, high = (text or "").partition("-")
+        bounds = (float(low), float(high or low))
+    except ValueError:
+        return None
+    return bounds if 0 <= bounds[0] <= bounds[1] else None
 
 
 def _days(text: str | None) -> float | None:

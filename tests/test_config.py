@@ -77,3 +77,13 @@ def test_a_broken_secrets_file_is_ignored(tmp_path: Path):
     settings = load_settings({}, cwd=tmp_path)
 
     assert settings.uses_sandbox
+
+
+def test_the_embedded_sandbox_latency_is_a_number_or_a_range(tmp_path: Path):
+    def latency(text: str) -> tuple[float, float] | None:
+        return load_settings({"MIRRAGO_SANDBOX_LATENCY": text}, cwd=tmp_path).sandbox_latency
+
+    assert latency("8") == (8.0, 8.0)
+    assert latency("2-5") == (2.0, 5.0)
+    assert latency("5-2") is None and latency("slow") is None
+    assert load_settings({}, cwd=tmp_path).sandbox_latency is None

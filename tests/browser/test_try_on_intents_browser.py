@@ -10,10 +10,11 @@ import io
 import re
 import sqlite3
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_app import AppServer
+from browser_app import AppServer, start_app, stop_app
 from browser_helpers import assert_no_exception, keyed, open_app, screenshot, wait_for_app
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, expect
@@ -52,26 +53,42 @@ def _expect_result(page: Page) -> None:
     assert_no_exception(page)
 
 
-def test_rapid_clicks_on_generate_make_one_job(page: Page, app_server: AppServer):
-    open_app(page, "/try-on")
-    name = _username(page, "rapid")
-    button = keyed(page, "tryon-generate").get_by_role("button")
-    expect(button).to_be_enabled()
-    box = button.bounding_box()
-    assert box is not None
-    for _ in range(6):  # as an impatient user: six clicks 600 ms apart on the same spot
-        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-        page.wait_for_timeout(600)
-    wait_for_app(page)
-    _expect_result(page)
-    assert len(_rows(app_server, name)) == 1
-    # A deliberate second run of the same pair is possible once the first ended.
-    generate = keyed(page, "tryon-generate").get_by_role("button")
-    expect(generate).to_have_text(re.compile("Generate try-on"))
-    generate.click()
-    wait_for_app(page)
-    expect(page.get_by_role("button", name=re.compile("Already running|Generate"))).to_be_visible()
-    assert len(_rows(app_server, name)) == 2
+@pytest.fixture(scope="module")
+def slow_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """An app whose embedded sandbox takes 12 s a job: a try-on is certain to be still running
+    while the clicks below arrive, however busy the machine is."""
+    server = start_app(tmp_path_factory.mktemp("slow-app"), {"MIRRAGO_SANDBOX_LATENCY": "12"})
+    yield server
+    stop_app(server)
+
+
+def test_rapid_clicks_on_generate_make_one_job(browser: Browser, slow_app: AppServer):
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, base_url=slow_app.url)
+    context.set_default_timeout(90_000)
+    try:
+        page = context.new_page()
+        open_app(page, "/try-on")
+        name = _username(page, "rapid")
+        button = keyed(page, "tryon-generate").get_by_role("button")
+        expect(button).to_be_enabled()
+        box = button.bounding_box()
+        assert box is not None
+        for _ in range(6):  # as an impatient user: six clicks 600 ms apart on the same spot
+            page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            page.wait_for_timeout(600)
+        wait_for_app(page)
+        _expect_result(page)
+        assert len(_rows(slow_app, name)) == 1
+        # A deliberate second run of the same pair is possible once the first ended.
+        generate = keyed(page, "tryon-generate").get_by_role("button")
+        expect(generate).to_have_text(re.compile("Generate try-on"))
+        generate.click()
+        wait_for_app(page)
+        again = page.get_by_role("button", name=re.compile("Already running|Generate"))
+        expect(again).to_be_visible()
+        assert len(_rows(slow_app, name)) == 2
+    finally:
+        context.close()
 
 
 def test_a_second_tab_sees_a_try_on_finish_by_itself(context: BrowserContext,
