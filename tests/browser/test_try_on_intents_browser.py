@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import re
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +35,12 @@ def _rows(server: AppServer, username: str) -> list[tuple[int, str]]:
         return conn.execute(
             "SELECT id, state FROM jobs WHERE username = ? ORDER BY id", (username,)
         ).fetchall()
+
+
+def _wait_for_rows(server: AppServer, username: str, count: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while len(_rows(server, username)) < count and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 def _username(page: Page, prefix: str) -> str:
@@ -86,6 +93,7 @@ def test_rapid_clicks_on_generate_make_one_job(browser: Browser, slow_app: AppSe
         wait_for_app(page)
         again = page.get_by_role("button", name=re.compile("Already running|Generate"))
         expect(again).to_be_visible()
+        _wait_for_rows(slow_app, name, 2)  # the click's run may start after the wait above
         assert len(_rows(slow_app, name)) == 2
     finally:
         context.close()
