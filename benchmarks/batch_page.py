@@ -59,7 +59,9 @@ def seed(data_dir: Path, rows: int) -> int:
     try:
         inputs = [JobInput(str(people[i % len(people)].path), str(clothes[i % len(clothes)].path),
                            username=f"qa-{i % 3}") for i in range(rows)]
-        batch = ledger.create_batch("Benchmark", "batch-page", inputs, private=True)
+        batch = ledger.create_batch(
+            "Benchmark", "batch-page", inputs, backend="benchmark:seeded", private=True
+        )
         jobs = ledger_module.jobs
         now = ledger_module.utcnow()
         with ledger._write() as conn:  # noqa: SLF001 - seeding finished rows directly
