@@ -11,7 +11,6 @@ import functools
 import io
 import logging
 import time
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ from PIL import Image, ImageDraw
 
 from mirrago.sandbox import render
 from mirrago.sandbox.render import body as bodies
+from mirrago.sandbox.render.memo import PictureMemo
 from mirrago.sandbox.render.placement import _fit
 
 SAMPLES = Path(__file__).parents[1] / "mirrago" / "samples"
@@ -351,7 +351,7 @@ def test_without_the_model_runtime_the_sandbox_falls_back_and_says_why(
     """Where `ai-edge-litert` has no wheel it is not installed: the renderer still answers."""
     monkeypatch.setattr(bodies, "_models", None)
     monkeypatch.setattr(bodies, "_unavailable", "ai-edge-litert is not installed")
-    monkeypatch.setattr(bodies, "_found", OrderedDict())  # such a process has found nobody
+    monkeypatch.setattr(bodies, "_found", PictureMemo(8))  # such a process has found nobody
     with caplog.at_level(logging.WARNING, logger="mirrago.sandbox.render"):
         rendering = render.render(load(PERSONS[2]), load(GARMENTS[0]))
     assert rendering.fallback == "ai-edge-litert is not installed"
@@ -369,3 +369,37 @@ def test_the_plain_placement_for_load_tests_skips_the_body_models(monkeypatch) -
     assert image.mode == "RGB" and image.size == person.size
     difference = np.abs(np.asarray(image, float) - np.asarray(person, float))
     assert difference.mean() > 3  # the garment is on it
+
+
+def test_a_picture_memo_computes_once_per_picture_and_forgets_the_oldest() -> None:
+    """The renderer does work that depends on one picture once (a batch repeats garments)."""
+    memo: PictureMemo[int] = PictureMemo(2)
+    calls: list[tuple[int, int, int]] = []
+
+    def make(picture: Image.Image) -> int:
+        calls.append(picture.getpixel((0, 0)))
+        return len(calls)
+
+    red, green, blue = (Image.new("RGB", (4, 4), colour) for colour in ("red", "lime", "blue"))
+    assert memo.get(red, make) == 1
+    assert memo.get(red.copy(), make) == 1  # same pixels, same answer, no new work
+    assert memo.get(green, make) == 2
+    assert memo.get(blue, make) == 3  # red was the oldest: forgotten
+    assert memo.get(red, make) == 4
+    assert len(calls) == 4
+
+
+def test_the_plain_placement_casts_a_shadow_beside_the_garment() -> None:
+    """The cheaper shadow (blurred around the piece only) still darkens the person's photo
+    just outside the garment's edge, and the far corners stay as they were."""
+    person = Image.new("RGB", (400, 600), (200, 200, 200))
+    garment = Image.new("RGB", (200, 200), "white")
+    ImageDraw.Draw(garment).rectangle((40, 40, 160, 160), fill=(30, 60, 160))
+    result = np.asarray(render.compose(person, garment, fitted=False), dtype=np.int16)
+    blue = (np.abs(result - (30, 60, 160)).max(axis=2) < 20)
+    rows, columns = np.nonzero(blue)
+    assert rows.size > 0
+    right, bottom = columns.max(), rows.max()
+    beside = result[(rows.min() + bottom) // 2, right + 4]
+    assert (beside < 195).all()  # in the shadow
+    assert (result[5, 5] == (200, 200, 200)).all() and (result[-5, -5] == (200, 200, 200)).all()

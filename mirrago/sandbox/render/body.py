@@ -13,15 +13,15 @@ with the reason in `unavailable_reason()`, and the renderer falls back to a plai
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from mirrago.sandbox.render.memo import PictureMemo
 
 log = logging.getLogger(__name__)
 
@@ -143,9 +143,7 @@ class NoPerson(Exception):
     """No person found; the message says why, for the sandbox log."""
 
 
-_found: OrderedDict[str, Body | NoPerson] = OrderedDict()
-_found_lock = threading.Lock()
-_FOUND_SIZE = 8
+_found: PictureMemo[Body | NoPerson] = PictureMemo(8)
 
 
 def find_body(image: Image.Image) -> Body:
@@ -154,25 +152,17 @@ def find_body(image: Image.Image) -> Body:
     Remembers the last few photos' answers (by content): a sandbox, a demo or a batch renders
     the same person with many garments.
     """
-    key = hashlib.blake2b(image.tobytes(), digest_size=16).hexdigest() + str(image.size)
-    with _found_lock:
-        if key in _found:
-            _found.move_to_end(key)
-            answer = _found[key]
-        else:
-            answer = None
-    if answer is None:
-        try:
-            answer = _find_body(image)
-        except NoPerson as reason:
-            answer = reason
-        with _found_lock:
-            _found[key] = answer
-            while len(_found) > _FOUND_SIZE:
-                _found.popitem(last=False)
+    answer = _found.get(image, _body_or_reason)
     if isinstance(answer, NoPerson):
         raise NoPerson(str(answer))
     return answer
+
+
+def _body_or_reason(image: Image.Image) -> Body | NoPerson:
+    try:
+        return _find_body(image)
+    except NoPerson as reason:
+        return reason
 
 
 def _find_body(image: Image.Image) -> Body:

@@ -8,14 +8,12 @@ on straps, a vest) has no sleeves; its straps set its width.
 
 from __future__ import annotations
 
-import hashlib
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps
 
+from mirrago.sandbox.render.memo import PictureMemo
 from mirrago.sandbox.render.placement import cut_out
 
 # Work on the garment at most this size: plenty for a torso at 1024 px, and fast.
@@ -76,25 +74,13 @@ class Garment:
         return not self.sleeves or (self.hem_y - self.shoulder_y) > 1.9 * self.width
 
 
-_cache: OrderedDict[str, Garment] = OrderedDict()
-_cache_lock = threading.Lock()
-_CACHE_SIZE = 16
+_read: PictureMemo[Garment] = PictureMemo(16)
 
 
 def read_garment(garment: Image.Image) -> Garment:
     """The garment's cut-out and landmarks (cached by content: a sandbox renders the same
     garment on many persons)."""
-    key = hashlib.blake2b(garment.tobytes(), digest_size=16).hexdigest() + str(garment.size)
-    with _cache_lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key]
-    shape = _analyse(ImageOps.exif_transpose(garment))
-    with _cache_lock:
-        _cache[key] = shape
-        while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
-    return shape
+    return _read.get(garment, lambda picture: _analyse(ImageOps.exif_transpose(picture)))
 
 
 def _widest_runs(solid: np.ndarray) -> np.ndarray:

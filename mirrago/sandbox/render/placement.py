@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageColor, ImageDraw, ImageFilter, ImageOps
 
+from mirrago.sandbox.render.memo import PictureMemo
+
 MAX_SIDE = 1024
 # Background removal runs on a small copy: it is fast there, and the mask is feathered anyway.
 _MASK_SIDE = 192
@@ -65,12 +67,15 @@ def compose(
     `background` is a value from `parse_background`: None keeps the person's backdrop.
     """
     canvas = _fit(ImageOps.exif_transpose(person).convert("RGB"), MAX_SIDE)
-    cutout = cut_out(ImageOps.exif_transpose(garment))
+    cutout = _cut_outs.get(garment, lambda picture: cut_out(ImageOps.exif_transpose(picture)))
     face = _find_face(canvas)  # on the original photo, before any backdrop change
     box = _garment_box(canvas, cutout, face)
     if background is not None:
         canvas = _replace_backdrop(canvas, background, face)
     return _place(canvas, cutout, box)
+
+
+_cut_outs: PictureMemo[Image.Image] = PictureMemo(16)  # garment -> its cut-out
 
 
 def cut_out(garment: Image.Image) -> Image.Image:
@@ -307,18 +312,15 @@ def _garment_box(
 def _place(canvas: Image.Image, cutout: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:
     left, top, width, height = box
     piece = cutout.resize((width, height), Image.Resampling.BILINEAR)
-    layer = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
-    layer.paste(piece, (left, top))  # paste clips whatever falls outside the canvas
-
-    # A soft shadow under the garment makes it sit on the body rather than float over it.
+    # A soft shadow under the garment makes it sit on the body rather than float over it. Only
+    # the piece's neighbourhood is blurred (its alpha alone), not the whole canvas.
     offset = max(2, canvas.width // 200)
-    shadow = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
-    shadow.paste(
-        (0, 0, 0, 255), (offset, offset), layer.getchannel("A").point(lambda a: a * 2 // 5)
-    )
+    margin = offset * 8  # well past the blur's reach (a radius of 2 x offset)
+    shadow = Image.new("L", (width + 2 * margin, height + 2 * margin), 0)
+    shadow.paste(piece.getchannel("A").point(lambda a: a * 2 // 5), (margin, margin))
     shadow = shadow.filter(ImageFilter.GaussianBlur(offset * 2))
 
-    result = canvas.convert("RGBA")
-    result.alpha_composite(shadow)
-    result.alpha_composite(layer)
-    return result.convert("RGB")
+    result = canvas.convert("RGB")  # a copy: paste clips whatever falls outside the canvas
+    result.paste((0, 0, 0), (left + offset - margin, top + offset - margin), shadow)
+    result.paste(piece, (left, top), piece)
+    return result
