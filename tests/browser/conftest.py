@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from browser_app import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, VIEWPORT, AppServer, start_app, stop_app
+from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
 # Deadlines, not durations: a passing test never waits them out, and a machine busy with other
@@ -34,15 +36,35 @@ def playwright_instance() -> Iterator[Playwright]:
         yield playwright
 
 
+def _camera_file(folder: Path) -> Path:
+    """What the fake camera films: a shipped person photo at 2400×3200, as a one-frame MJPEG.
+
+    Chromium's built-in fake camera picks its frame size by itself, smaller on a busy machine,
+    so a photo taken with it has no size a test can expect; a file has exactly one."""
+    sample = Path(__file__).parents[2] / "mirrago" / "samples" / "persons" / "studio-ana.jpg"
+    with Image.open(sample) as photo:
+        frame = photo.convert("RGB").resize((2400, 3200), Image.Resampling.BILINEAR)
+    path = folder / "camera.mjpeg"
+    frame.save(path, format="JPEG", quality=85)
+    return path
+
+
 @pytest.fixture(scope="session")
-def browser(playwright_instance: Playwright) -> Iterator[Browser]:
+def browser(
+    playwright_instance: Playwright, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail(
             f"{CHROMIUM} is missing: install Debian's chromium (scripts/bootstrap.sh does), "
             "the browser tests cannot run without it."
         )
     browser = playwright_instance.chromium.launch(
-        executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        executable_path=str(CHROMIUM),
+        args=[
+            *CHROMIUM_ARGS,
+            f"--use-file-for-fake-video-capture={_camera_file(tmp_path_factory.mktemp('camera'))}",
+        ],
+        headless=True,
     )
     yield browser
     browser.close()
