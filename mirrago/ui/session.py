@@ -123,7 +123,6 @@ _LIVE: dict[str, _Live] = {}
 _LIVE_LOCK = threading.RLock()
 SWEEP_INTERVAL = 1.0  # seconds between two looks for live connections to release
 _sweeper: threading.Thread | None = None
-_sweeps = 0  # looks taken so far (tests wait on it)
 
 
 def _session_id() -> str:
@@ -161,7 +160,6 @@ def _sweep() -> None:
 def release_idle_connections() -> list[str]:
     """Release every live connection whose runner is idle and that no page session is
     connected with; return their hosts."""
-    global _sweeps
     released = []
     with _LIVE_LOCK:
         for key, entry in list(_LIVE.items()):
@@ -176,13 +174,7 @@ def release_idle_connections() -> list[str]:
             _services_for.clear(key, entry.settings)  # on_release closes them
             _close(entry.services)
             released.append(entry.host)
-        _sweeps += 1
     return released
-
-
-def sweeps() -> int:
-    """How many times live connections were looked at for release (tests wait on it)."""
-    return _sweeps
 
 
 def live_connection(host: str) -> Services | None:
