@@ -135,6 +135,7 @@ class MirragoClient:
         self.token_requests = 0  # token requests this client made (the tests count them)
         self._token: _CachedToken | None = None
         self._token_lock = threading.Lock()
+        self.closed = False
         self._session = self._build_session()
         self._submit_session = self._build_session()  # job-creating POSTs: never kept alive
 
@@ -156,6 +157,11 @@ class MirragoClient:
         return session
 
     def close(self) -> None:
+        """Close the connections and forget the secret and the token: a closed client is done."""
+        self.closed = True
+        with self._token_lock:
+            self._token = None
+        self._client_secret = ""
         self._session.close()
         self._submit_session.close()
 

@@ -286,6 +286,18 @@ class Runner:
         """Submissions whose answer has not been recorded yet."""
         return len([f for f in list(self._submits) if not f.done()])
 
+    def idle(self) -> bool:
+        """Nothing left to do for its backend: no call in flight, no answer waiting for the
+        ledger, and no queued, submitting or in-progress row of its backend in the ledger.
+        False while the ledger cannot be read (it may hold such rows)."""
+        calls = (*self._submits, *self._polls, *self._downloads)
+        if self._inbox or any(not future.done() for future in calls):
+            return False
+        try:
+            return not self.ledger.unfinished_by_backend().get(self.backend, 0)
+        except Exception:  # noqa: BLE001 - unknown is not idle
+            return False
+
     def resume(self) -> None:
         """Submit again after a pause (an authentication or credit problem was fixed)."""
         self.paused = False

@@ -29,6 +29,10 @@ class Services:
     _stop_backend: Callable[[], None] = field(default=lambda: None, repr=False)
     _closed: bool = field(default=False, repr=False)
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         """Stop the runner (jobs in progress stay recorded for next time), then the backend."""
         if self._closed:

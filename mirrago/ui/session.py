@@ -12,10 +12,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from dataclasses import replace
+import threading
+import time
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 import streamlit as st
+from streamlit.runtime import Runtime
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from mirrago.config import Settings, load_settings
 from mirrago.services import Services, open_services
@@ -81,9 +85,15 @@ def services_for(settings: Settings) -> Services:
 
 
 def current_settings() -> Settings:
-    """The live connection chosen in this session, else the configured default."""
+    """The live connection chosen in this session, else the configured default (also when
+    that connection was released meanwhile: the session must connect again)."""
     chosen = st.session_state.get(LIVE_SETTINGS_KEY)
-    return chosen if isinstance(chosen, Settings) else default_settings()
+    if isinstance(chosen, Settings):
+        with _LIVE_LOCK:
+            if settings_key(chosen) in _LIVE:
+                return chosen
+        st.session_state.pop(LIVE_SETTINGS_KEY, None)
+    return default_settings()
 
 
 def current_services() -> Services:
@@ -91,32 +101,121 @@ def current_services() -> Services:
     return services_for(current_settings())
 
 
-# Live connections opened from the sidebar in this server process, by host: a refresh ends the
-# session (and its copy of the credentials), but the runner keeps the jobs it has running, with
-# the credentials in memory only. A page opened on such a job (`?job=12@host`) shows it from
-# here, read-only: starting new try-ons needs connecting again.
-_CONNECTED: dict[str, Services] = {}
+# Live connections opened from the sidebar in this server process, by settings key, with the
+# page sessions connected with them (the one that connected; one showing a job of it after a
+# refresh). A refresh ends the session (and its copy of the credentials), but the runner keeps
+# the jobs it has running, with the credentials in memory only. A page opened on such a job
+# (`?job=12@host`) shows it from here, read-only: starting new try-ons needs connecting again.
+# Once its runner is idle and no session is connected with it, a connection is released: its
+# runner stopped, its client closed (secret and token dropped) and its entry gone.
+@dataclass
+class _Live:
+    settings: Settings
+    services: Services
+    sessions: set[str] = field(default_factory=set)
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.settings.base_url or "").netloc
+
+
+_LIVE: dict[str, _Live] = {}
+_LIVE_LOCK = threading.RLock()
+SWEEP_INTERVAL = 1.0  # seconds between two looks for live connections to release
+_sweeper: threading.Thread | None = None
+
+
+def _session_id() -> str:
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else ""
+
+
+def _session_alive(session_id: str) -> bool:
+    """Whether that page session is still connected to this server. Without a runtime (a
+    script run by AppTest) sessions never disconnect: only leaving the connection ends it."""
+    if not Runtime.exists():
+        return True
+    return Runtime.instance().is_active_session(session_id)
+
+
+def _hold(entry: _Live) -> None:
+    """Count this page session as connected with `entry` (under `_LIVE_LOCK`)."""
+    global _sweeper
+    entry.sessions.add(_session_id())
+    if _sweeper is None or not _sweeper.is_alive():
+        _sweeper = threading.Thread(target=_sweep, name="mirrago-live-release", daemon=True)
+        _sweeper.start()
+
+
+def _sweep() -> None:
+    while True:
+        time.sleep(SWEEP_INTERVAL)
+        with _LIVE_LOCK:
+            release_idle_connections()
+            if not _LIVE:
+                globals()["_sweeper"] = None
+                return
+
+
+def release_idle_connections() -> list[str]:
+    """Release every live connection whose runner is idle and that no page session is
+    connected with; return their hosts."""
+    released = []
+    with _LIVE_LOCK:
+        for key, entry in list(_LIVE.items()):
+            entry.sessions = {sid for sid in entry.sessions if _session_alive(sid)}
+            if entry.services.closed:  # closed elsewhere (the cache was cleared)
+                del _LIVE[key]
+                continue
+            if entry.sessions or not entry.services.runner.idle():
+                continue
+            del _LIVE[key]
+            log.info("releasing the idle live connection to %s", entry.host)
+            _services_for.clear(key, entry.settings)  # on_release closes them
+            _close(entry.services)
+            released.append(entry.host)
+    return released
+
+
+def live_connection(host: str) -> Services | None:
+    """The services of the live connection to `host` this process holds, if any."""
+    with _LIVE_LOCK:
+        return next((e.services for e in _LIVE.values() if e.host == host), None)
 
 
 def use_live_connection(settings: Settings | None) -> None:
     """Switch this session to `settings` (None: back to the configured default)."""
-    if settings is None:
-        st.session_state.pop(LIVE_SETTINGS_KEY, None)
-    else:
+    with _LIVE_LOCK:
+        me = _session_id()
+        for entry in _LIVE.values():
+            entry.sessions.discard(me)
+        if settings is None:
+            st.session_state.pop(LIVE_SETTINGS_KEY, None)
+            return
+        key = settings_key(settings)
+        services = services_for(settings)
+        entry = _LIVE.setdefault(key, _Live(settings, services))
+        entry.services = services
+        _hold(entry)
         st.session_state[LIVE_SETTINGS_KEY] = settings
-        _CONNECTED[urlsplit(settings.base_url or "").netloc] = services_for(settings)
 
 
 def connected_earlier(tag: str) -> Services | None:
     """The services of a live connection made earlier in this process (another session, or
-    this browser before a refresh) to the host `tag`; None when there is none."""
+    this browser before a refresh) to the host `tag`; None when there is none (never made,
+    or released since). This session then counts as connected with it."""
     if not tag or tag == ledger_tag():
         return None
-    return _CONNECTED.get(tag)
+    with _LIVE_LOCK:
+        entry = next((e for e in _LIVE.values() if e.host == tag), None)
+        if entry is None:
+            return None
+        _hold(entry)
+        return entry.services
 
 
 def uses_session_connection() -> bool:
-    return isinstance(st.session_state.get(LIVE_SETTINGS_KEY), Settings)
+    return current_settings() is st.session_state.get(LIVE_SETTINGS_KEY)
 
 
 def ledger_tag() -> str:

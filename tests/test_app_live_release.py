@@ -1,0 +1,102 @@
+"""Issue 8 ("the runner keeps the credentials in memory until it is idle") and issue 7 ("one
+button") through AppTest, on real sandboxes on 127.0.0.1 and real ledger files:
+
+- a live connection made in the sidebar is kept while a job of it is in progress, and released
+  (runner stopped, client closed, secret and token dropped, entry gone) once its runner is idle
+  and no page session is connected with it;
+- rows of the "unknown" backend (old ledgers) are run on the current backend by the sidebar's
+  "Run them on …" button.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+from test_app import APP, RUN_TIMEOUT, app, connect, data_dir, default_services, try_on_rows
+
+import mirrago.samples
+from mirrago.config import load_settings
+from mirrago.ledger import UNKNOWN_BACKEND, JobInput, JobState, Ledger
+from mirrago.sandbox.server import EmbeddedSandbox, start_embedded
+from mirrago.ui import session
+
+__all__ = ["app", "data_dir"]  # fixtures shared with test_app.py
+
+DEADLINE = 90.0  # generous: the machine is shared; never a speed target
+
+
+def wait_for(done: Callable[[], object], what: str, timeout: float = DEADLINE) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_a_live_connection_is_kept_while_its_job_runs_and_released_once_idle(
+    app: AppTest, make_sandbox: Callable[..., EmbeddedSandbox]
+):
+    live = make_sandbox(latency=600.0)  # the job stays in progress until the server restarts
+    host = live.base_url.removeprefix("http://")
+    connect(app, live.base_url, live.client_id, live.client_secret)
+    services = session.live_connection(host)
+    assert services is not None
+    app.button(key="tryon-generate").click().run()
+    (row,) = try_on_rows(services)
+    wait_for(lambda: services.ledger.job(row.id).job_id, "the server to take the job")
+
+    # The session leaves the connection while its job runs: the credentials stay in memory.
+    back = next(b for b in app.sidebar.button if b.label == "Back to the default backend")
+    back.click().run()
+    assert not app.exception, app.exception
+    assert host not in session.release_idle_connections()
+    assert session.live_connection(host) is services
+    assert not services.client.closed and services.runner.running
+    assert not services.ledger.job(row.id).state.is_final  # read after: it was running
+
+    # The server restarts and has forgotten the job: the runner records it failed, is idle, and
+    # the connection is released by itself (no page session is connected with it any more).
+    live.stop()
+    restarted = start_embedded(live.engine.config, port=int(host.rsplit(":", 1)[1]))
+    try:
+        wait_for(lambda: session.live_connection(host) is None, "the connection's release")
+        assert services.closed and services.client.closed and not services.runner.running
+        assert services.client._client_secret == "" and services.client._token is None
+        ledger = Ledger.open(services.settings)
+        try:
+            assert ledger.job(row.id).state is JobState.FAILED
+        finally:
+            ledger.close()
+        # A page opened on that job now has nothing to show it from: connect again.
+        assert session.connected_earlier(host) is None
+    finally:
+        restarted.stop()
+
+
+def test_run_them_on_assigns_unknown_rows_to_the_current_backend(data_dir: Path):
+    # A ledger from before it recorded servers: one queued row, backend "unknown".
+    samples = Path(mirrago.samples.__file__).parent
+    ledger = Ledger.open(load_settings())
+    try:
+        batch = ledger.create_batch("Old try-on", "try-on", [JobInput(
+            str(samples / "persons" / "astronaut.jpg"),
+            str(samples / "garments" / "denim-shirt.png"))], backend=UNKNOWN_BACKEND)
+        (row_id,) = [job.id for job in ledger.jobs(batch_id=batch.id)]
+    finally:
+        ledger.close()
+    at = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT)
+    at.run()
+    assert not at.exception, at.exception
+    captions = "\n".join(c.value for c in at.sidebar.caption)
+    assert "1 unfinished job(s)" in captions
+
+    at.button(key="sidebar-assign-backend").click().run()
+    assert not at.exception, at.exception
+
+    services = default_services()
+    assert services.ledger.job(row_id).backend == services.runner.backend
+    assert not [b for b in at.sidebar.button if b.key == "sidebar-assign-backend"]
+    wait_for(lambda: services.ledger.job(row_id).state.is_final, "the row to be run")
+    assert services.ledger.job(row_id).state is JobState.COMPLETED
