@@ -13,7 +13,7 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 from browser_app import VIEWPORT, AppServer, free_port, start_app, stop_app
-from browser_helpers import assert_no_exception, keyed, open_app, wait_for_app
+from browser_helpers import assert_no_exception, keyed, open_app, screenshot, wait_for_app
 from oidc_provider import auth_secrets, running_provider
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, expect
@@ -139,7 +139,7 @@ def test_a_persons_photos_are_reachable_by_no_url(browser: Browser, signed_app: 
             slider.press("ArrowRight")
         wait_for_app(dana)
         expect(keyed(dana, f"tryon-compare-{row_id}")).to_contain_text("10%")
-        wait_for_app(dana)
+        screenshot(dana, "try-on-signed-in")
 
         # Everything of Dana's on screen, as bytes: the slots' images, her upload, the result.
         with sqlite3.connect(Path(signed_app.data_dir) / "ledger.sqlite3") as conn:
