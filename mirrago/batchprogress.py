@@ -131,6 +131,7 @@ def duration_text(seconds: float) -> str:
 class BatchSummary:
     batch: BatchRecord
     counts: dict[JobState, int]
+    owner: str | None = None  # who started it, with sign-in (issue 8)
 
     @property
     def size(self) -> int:
@@ -156,8 +157,14 @@ def summaries(ledger: Ledger, limit: int | None = None) -> list[BatchSummary]:
     if limit is not None:
         found = found[:limit]
     counts = ledger.batch_counts([b.id for b in found])
+    owners = ledger.batch_owners([b.id for b in found])
     empty = {state: 0 for state in JobState}
-    return [BatchSummary(b, counts.get(b.id, dict(empty))) for b in found]
+    return [BatchSummary(b, counts.get(b.id, dict(empty)), owners.get(b.id)) for b in found]
+
+
+def batch_owner(rows: list[JobRecord]) -> str | None:
+    """Who started a batch (sign-in, issue 8): the owner its rows record; None without."""
+    return min((row.owner for row in rows if row.owner), default=None)
 
 
 def latest_batch(ledger: Ledger) -> BatchRecord | None:

@@ -667,6 +667,14 @@ class Ledger:
 
     # ------------------------------------------------------------------ the Batch page (issue 9)
 
+    def batch_owners(self, batch_ids: Iterable[int]) -> dict[int, str]:
+        """Who started each batch, with sign-in (issue 8): its rows' owner; absent when none."""
+        query = (sa.select(jobs.c.batch_id, sa.func.min(jobs.c.owner))
+                 .where(jobs.c.batch_id.in_(list(batch_ids)), jobs.c.owner.is_not(None))
+                 .group_by(jobs.c.batch_id))
+        with self._read() as conn:
+            return {int(batch_id): owner for batch_id, owner in conn.execute(query)}
+
     def batch_counts(
         self, batch_ids: Iterable[int] | None = None
     ) -> dict[int, dict[JobState, int]]:

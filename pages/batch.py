@@ -12,7 +12,7 @@ import streamlit as st
 from mirrago import batchprogress
 from mirrago.ledger import BatchRecord
 from mirrago.services import Services
-from mirrago.ui import session
+from mirrago.ui import identity, session
 from mirrago.ui.batch_gallery import detail, gallery
 from mirrago.ui.batch_history import history
 from mirrago.ui.batch_input import input_section
@@ -52,7 +52,8 @@ def _results(services: Services, batch: BatchRecord) -> None:
             st.rerun(scope="app")
         rows = services.ledger.jobs(batch_id=batch.id)
         progress = batchprogress.progress(current, rows)
-        header(current, progress)
+        shared = identity.sign_in_configured()  # batches are the team's: say whose it is
+        header(current, progress, batchprogress.batch_owner(rows) if shared else None)
         figures(progress)
         controls(services, current, rows, progress)
         st.divider()

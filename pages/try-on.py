@@ -23,6 +23,7 @@ from mirrago.ui.job_card import (
     result_view,
     seconds_text,
 )
+from mirrago.ui.photo import photo
 from mirrago.ui.picker import PickedImage, image_picker
 from mirrago.ui.recent import (
     OPENED_PICKS_KEY,
@@ -44,16 +45,16 @@ USERNAME_MAX = 200
 
 def _preview(pick: PickedImage | None, hint: str) -> None:
     if pick is None:
-        st.image(empty_frame(hint=hint), width="stretch")
+        photo(empty_frame(hint=hint))
         st.caption("Not picked yet")
         return
     frame = framed(pick.preview) if pick.preview else None
     if frame is not None:
-        st.image(frame, width="stretch")
+        photo(frame)
     elif pick.link:
         link_frame(pick.link, "No preview here: the service fetches the link itself")
     else:
-        st.image(empty_frame(), width="stretch")
+        photo(empty_frame())
     st.caption(pick.label)
 
 
@@ -62,11 +63,11 @@ def _job_preview(services: Services, value: str, role: str) -> None:
     data = local_image(value, services.backend) if value else None
     frame = framed(data) if data else None
     if frame is not None:
-        st.image(frame, width="stretch")
+        photo(frame)
     elif value.startswith(("http://", "https://")):
         link_frame(value, "No preview here: the service fetched the link itself")
     else:
-        st.image(empty_frame(hint="Not kept" if value else "Deleted"), width="stretch")
+        photo(empty_frame(hint="Not kept" if value else "Deleted"))
     words = describe_input(value, services.backend, role) if value else "deleted"
     st.caption(f"{words[:1].upper()}{words[1:]} · used by this try-on")
 
@@ -156,7 +157,7 @@ def _generate_controls(services: Services, person: PickedImage | None,
 
 def _result_column(services: Services, job: JobRecord | None) -> None:
     if job is None:
-        st.image(empty_frame(hint="Your try-on appears here"), width="stretch")
+        photo(empty_frame(hint="Your try-on appears here"))
         st.caption("Generate to see the result here.")
         return
     before = local_image(job.target, services.backend)

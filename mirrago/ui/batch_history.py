@@ -11,14 +11,15 @@ import streamlit as st
 from mirrago import batchprogress
 from mirrago.batchprogress import BatchSummary
 from mirrago.services import Services
+from mirrago.ui import identity
 from mirrago.ui.batch_run import STATE_BADGES
 from mirrago.ui.plain import md_text
 
 NOTE_KEY = "batch-history-note"
 
 
-def _frame(listed: list[BatchSummary]) -> pd.DataFrame:
-    return pd.DataFrame(
+def _frame(listed: list[BatchSummary], owners: bool = False) -> pd.DataFrame:
+    frame = pd.DataFrame(
         {
             "id": [s.batch.id for s in listed],
             "name": [s.batch.name for s in listed],
@@ -31,6 +32,9 @@ def _frame(listed: list[BatchSummary]) -> pd.DataFrame:
             "from": [s.origin for s in listed],
         }
     )
+    if owners:  # sign-in on: batches are shared with the team, with whose each is
+        frame.insert(2, "by", [s.owner or "—" for s in listed])
+    return frame
 
 
 def history(services: Services, open_batch: Callable[[int], None]) -> None:
@@ -43,10 +47,12 @@ def history(services: Services, open_batch: Callable[[int], None]) -> None:
                    "`mirrago batch INPUT.csv` from a shell.")
         return
     st.dataframe(
-        _frame(listed), key="batch-history-table", hide_index=True, width="stretch",
+        _frame(listed, identity.sign_in_configured()), key="batch-history-table",
+        hide_index=True, width="stretch",
         column_config={
             "id": st.column_config.NumberColumn("Batch", format="%d", width="small"),
             "name": st.column_config.TextColumn("Name", width="large"),
+            "by": st.column_config.TextColumn("Started by"),
             "started": "Started",
             "size": st.column_config.NumberColumn("Rows", format="%d"),
             "state": "State",

@@ -9,6 +9,7 @@ editor's key is bumped so the previews and checks redraw.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from datetime import datetime
 
 import pandas as pd
@@ -20,6 +21,7 @@ from mirrago.batchtable import COLUMNS, RowCheck, Table
 from mirrago.images import prepare_image
 from mirrago.models import ImageError
 from mirrago.services import Services
+from mirrago.ui import identity
 from mirrago.ui.batch_images import input_thumb
 from mirrago.ui.picker import save_input
 
@@ -280,6 +282,8 @@ def run_button(services: Services, checked: list[RowCheck], on_run) -> None:
 
 def _run(services: Services, inputs: list, name: str, on_run) -> None:
     title = name.strip() or datetime.now().strftime("Batch %d %b %H:%M")
+    owner = identity.current_owner()  # with sign-in, every row records who started it
+    inputs = [replace(job, owner=owner) for job in inputs]
     enqueued = services.runner.enqueue(inputs, name=title, source=PAGE_SOURCE)
     # The batch record, or (engine hardening, issue 7) its rows: either names the batch.
     batch_id = enqueued[0].batch_id if isinstance(enqueued, list) else enqueued.id

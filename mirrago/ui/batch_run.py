@@ -145,9 +145,11 @@ def uncertain_panel(services: Services, uncertain: list[JobRecord]) -> None:
             st.rerun(scope="app")
 
 
-def header(batch: BatchRecord, progress: BatchProgress) -> None:
+def header(batch: BatchRecord, progress: BatchProgress, owner: str | None = None) -> None:
+    """The batch's name and state; `owner` (sign-in on) shows who started it, as text."""
     with st.container(horizontal=True, vertical_alignment="center", key="batch-header"):
         st.subheader(md_text(batch.name), anchor=False)
         state_badge(progress.state)
+    by = f" · by {md_text(owner)}" if owner else ""
     st.caption(f"Batch {batch.id} · started {batch.created_at.astimezone():%d %b %Y %H:%M} · "
-               f"{progress.total:,} rows")
+               f"{progress.total:,} rows{by}")

@@ -21,8 +21,10 @@ from mirrago.batchfile import is_url
 from mirrago.intents import delete_try_on
 from mirrago.ledger import JobRecord, JobState
 from mirrago.services import Services
+from mirrago.ui import identity
 from mirrago.ui.errors import advice_for, page_guard, plain
 from mirrago.ui.frames import before_after, dimmed, empty_frame, framed, link_frame
+from mirrago.ui.photo import photo
 
 STATE_LABELS: dict[JobState, tuple[str, str, str]] = {
     # state: (words, badge colour, icon) — short: badges also sit on small cards
@@ -196,7 +198,7 @@ def live_status(services: Services, row_id: int, before: bytes | None) -> None:
             job = services.ledger.job(row_id)
             if job is None or job.state.is_final:
                 st.rerun(scope="app")
-            st.image(_waiting_frame(before), width="stretch")
+            photo(_waiting_frame(before))
             with st.container(border=True, key="tryon-status"):
                 left, right = st.columns([3, 2], vertical_alignment="center")
                 with left:
@@ -255,7 +257,7 @@ def result_view(services: Services, job: JobRecord, before: bytes | None) -> Non
         _remote_result(job)
         return
     if job.state is not JobState.COMPLETED or after is None:
-        st.image(_waiting_frame(before), width="stretch")
+        photo(_waiting_frame(before))
         problem(job, services)
         _details_expander(job, services)
         return
@@ -264,9 +266,11 @@ def result_view(services: Services, job: JobRecord, before: bytes | None) -> Non
     caption = f"{person[:1].upper()}{person[1:]} wearing {garment}"
     _comparison(job, before, after, caption)
     mime = mimetypes.guess_type(job.result_path or "")[0] or "image/png"
+    # With sign-in, the file is made only on the owner's click: rendering the button does not
+    # put the result behind a /media/ URL.
     st.download_button(
         "Download the result",
-        data=after,
+        data=(lambda: after) if identity.sign_in_configured() else after,
         file_name=f"mirrago-tryon-{job.job_id or job.id}{Path(job.result_path or '.png').suffix}",
         mime=mime,
         icon=":material/download:",
@@ -286,7 +290,7 @@ def _remote_result(job: JobRecord) -> None:
             "Open the result", job.result_url, icon=":material/open_in_new:", width="stretch"
         )
     else:
-        st.image(empty_frame(), width="stretch")
+        photo(empty_frame())
     st.warning(
         "**The result was made but not saved here.** "
         f"{plain(job.error)}  \nOpen it from the service now: its link may expire.",
@@ -323,7 +327,7 @@ def _comparison(job: JobRecord, before: bytes | None, after: bytes, caption: str
             if before is not None:
                 split = st.session_state.get(f"tryon-compare-{job.id}", 0)
             image = before_after(before, after, split / 100) if before and split else None
-            st.image(image or framed(after) or after, width="stretch")
+            photo(image or framed(after) or after)
             st.caption(caption)
             if before is not None:
                 st.slider(

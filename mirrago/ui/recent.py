@@ -12,6 +12,7 @@ from mirrago.services import Services
 from mirrago.ui import identity, session
 from mirrago.ui.frames import THUMB_SIZE, dimmed, empty_frame, framed, framed_file
 from mirrago.ui.job_card import local_image, sample_for, state_badge
+from mirrago.ui.photo import photo
 from mirrago.ui.picker import select_sample
 
 SOURCE = "try-on"
@@ -162,7 +163,7 @@ def recent_strip(
 def _card(services: Services, job: JobRecord, selected: int | None,
           person_key: str, garment_key: str) -> None:
     with st.container(border=True, key=f"tryon-recent-{job.id}"):
-        st.image(_thumbnail(job, services), width="stretch")
+        photo(_thumbnail(job, services))
         state_badge(job, services.runner.backend)
         st.caption(job.created_at.astimezone().strftime("%d %b · %H:%M:%S"))
         is_open = job.id == selected

@@ -3,15 +3,19 @@ through an OpenID Connect provider on loopback never see each other's try-ons or
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 from browser_app import VIEWPORT, AppServer, free_port, start_app, stop_app
-from browser_helpers import assert_no_exception, keyed, open_app, wait_for_app
+from browser_helpers import assert_no_exception, keyed, open_app, screenshot, wait_for_app
 from oidc_provider import auth_secrets, running_provider
+from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 pytestmark = pytest.mark.browser
@@ -88,3 +92,87 @@ def test_two_people_never_see_each_others_try_ons(browser: Browser, signed_app: 
     finally:
         alice_context.close()
         bob_context.close()
+
+
+_PHOTO_SLOTS = ("tryon-person-preview", "tryon-result")
+_ALL_SRCS = "els => els.map(el => el.getAttribute('src') || el.getAttribute('href') || '')"
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _image_bytes(context: BrowserContext, base: str, src: str) -> bytes:
+    if src.startswith("data:"):
+        return base64.b64decode(src.split(",", 1)[1])
+    response = context.request.get(urljoin(base, src))
+    assert response.ok, src
+    return response.body()
+
+
+def test_a_persons_photos_are_reachable_by_no_url(browser: Browser, signed_app: AppServer,
+                                                  tmp_path: Path):
+    person = tmp_path / "dana.jpg"
+    image = Image.new("RGB", (600, 800), (30, 120, 90))
+    image.paste((230, 200, 170), (200, 80, 400, 260))
+    image.save(person, quality=92)
+    dana_context, dana = _signed_in(browser, signed_app, "dana@example.com")
+    erin_context, _erin = _signed_in(browser, signed_app, "erin@example.com")
+    anonymous = browser.new_context(base_url=signed_app.url)
+    requested: set[str] = set()
+    dana.on("request", lambda request: requested.add(request.url))
+    try:
+        keyed(dana, "tryon-person-source").get_by_role("radio", name="Upload", exact=True).click()
+        wait_for_app(dana)
+        keyed(dana, "tryon-person-upload").locator("input[type=file]").set_input_files(person)
+        wait_for_app(dana)
+        keyed(dana, "tryon-generate").get_by_role("button").click()
+        wait_for_app(dana)
+        expect(keyed(dana, "tryon-result").get_by_role(
+            "button", name=re.compile("Download the result"))).to_be_visible(timeout=RESULT_TIMEOUT)
+        row_id = int(re.search(r"[?&]job=(\d+)", dana.url).group(1))
+        open_app(dana, f"/try-on?job={row_id}")  # opened as a link: the job's own inputs
+        expect(keyed(dana, "tryon-person-preview")).to_contain_text("used by this try-on")
+        slider = keyed(dana, f"tryon-compare-{row_id}").get_by_role("slider")
+        slider.focus()
+        for _ in range(10):  # the before/after frame: part photo, part result
+            slider.press("ArrowRight")
+        wait_for_app(dana)
+        expect(keyed(dana, f"tryon-compare-{row_id}")).to_contain_text("10%")
+        screenshot(dana, "try-on-signed-in")
+
+        # Everything of Dana's on screen, as bytes: the slots' images, her upload, the result.
+        with sqlite3.connect(Path(signed_app.data_dir) / "ledger.sqlite3") as conn:
+            stored = conn.execute("SELECT target, result_path, thumbnail_path FROM jobs "
+                                  "WHERE id = ?", (row_id,)).fetchone()
+        dana_files = [person.read_bytes()] + [Path(p).read_bytes() for p in stored if p]
+        slot_srcs = [src for key in (*_PHOTO_SLOTS, f"tryon-recent-{row_id}")
+                     for src in keyed(dana, key).locator("img").evaluate_all(_ALL_SRCS)]
+        assert len(slot_srcs) >= 3, slot_srcs  # the photo, the compare frame, the card
+        private = {_digest(data) for data in dana_files}
+        private |= {_digest(_image_bytes(dana_context, dana.url, src)) for src in slot_srcs}
+
+        # Every URL the page names or fetched, fetched as Erin and as nobody.
+        named = dana.locator("img, a[href], source").evaluate_all(_ALL_SRCS)
+        urls = {urljoin(dana.url, url) for url in [*named, *requested] if url}
+        urls = {url for url in urls if urlsplit(url).scheme in ("http", "https")
+                and urlsplit(url).hostname in ("127.0.0.1", "localhost")
+                and "oauth" not in url and "/auth/" not in url}
+        assert urls
+        for other in (erin_context, anonymous):
+            for url in sorted(urls):
+                response = other.request.get(url)
+                if response.ok:
+                    assert _digest(response.body()) not in private, f"{url} serves Dana's photo"
+        assert not [src for src in slot_srcs if "/media/" in src], slot_srcs
+
+        # The result is made into a file only on Dana's click, and it is the result.
+        with dana.expect_download() as download:
+            keyed(dana, "tryon-result").get_by_role(
+                "button", name=re.compile("Download the result")).click()
+        assert Path(download.value.path()).read_bytes() == Path(stored[1]).read_bytes()
+        assert_no_exception(dana)
+    finally:
+        dana_context.close()
+        erin_context.close()
+        anonymous.close()
