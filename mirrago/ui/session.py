@@ -90,7 +90,8 @@ def current_settings() -> Settings:
     chosen = st.session_state.get(LIVE_SETTINGS_KEY)
     if isinstance(chosen, Settings):
         with _LIVE_LOCK:
-            if settings_key(chosen) in _LIVE:
+            key = settings_key(chosen)
+            if key in _LIVE or key not in _RELEASED:
                 return chosen
         st.session_state.pop(LIVE_SETTINGS_KEY, None)
     return default_settings()
@@ -120,6 +121,7 @@ class _Live:
 
 
 _LIVE: dict[str, _Live] = {}
+_RELEASED: set[str] = set()  # keys of connections released since: their sessions connect again
 _LIVE_LOCK = threading.RLock()
 SWEEP_INTERVAL = 1.0  # seconds between two looks for live connections to release
 _sweeper: threading.Thread | None = None
@@ -170,6 +172,7 @@ def release_idle_connections() -> list[str]:
             if entry.sessions or not entry.services.runner.idle():
                 continue
             del _LIVE[key]
+            _RELEASED.add(key)
             log.info("releasing the idle live connection to %s", entry.host)
             _services_for.clear(key, entry.settings)  # on_release closes them
             _close(entry.services)
