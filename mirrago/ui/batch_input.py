@@ -98,7 +98,7 @@ def _frame(services: Services, checked: list[RowCheck]) -> pd.DataFrame:
 
 def table_editor(services: Services, checked: list[RowCheck]) -> None:
     config = {
-        "check": st.column_config.TextColumn("Check", width="large", disabled=True,
+        "check": st.column_config.TextColumn("Check", width="medium", disabled=True,
                                              help="Why a row will be skipped; ✓ when it is fine"),
         "target_image_url": st.column_config.TextColumn(
             "target_image_url", width="medium", help="The person photo: an http(s) link or a "
