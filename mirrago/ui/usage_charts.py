@@ -22,6 +22,15 @@ OUTCOME_COLOURS = {
 }
 
 
+# Time axis labels on a 24-hour clock (Vega's default reads 14:01 as "02:01"): seconds within
+# a minute, the time within a day, the date at midnight.
+TIME_LABELS = (
+    "seconds(datum.value) ? timeFormat(datum.value, ':%S') : "
+    "(hours(datum.value) || minutes(datum.value)) ? timeFormat(datum.value, '%H:%M') : "
+    "timeFormat(datum.value, '%b %d')"
+)
+
+
 def _forecast(metrics: Balance, now: datetime, horizon: timedelta) -> pd.DataFrame | None:
     """The dashed line from the balance now to zero at the 7-day rate (cut at the horizon)."""
     if metrics.balance is None or metrics.burn_7 <= 0:
@@ -49,7 +58,8 @@ def credit_spec(
     forecast = _forecast(metrics, now, span / 3)  # a third of the chart: the near future
     if metrics.balance is not None:  # carry the balance to now, so the step ends at today
         data = pd.concat([data, pd.DataFrame({"at": [now], "credits": [metrics.balance]})])
-    x = alt.X("at:T", title=None, axis=alt.Axis(labelAngle=0, grid=False, labelOverlap=True))
+    x = alt.X("at:T", title=None, axis=alt.Axis(labelAngle=0, grid=False, labelOverlap=True,
+                                                 labelExpr=TIME_LABELS))
     y = alt.Y("credits:Q", title="Credits", scale=alt.Scale(zero=True))
     base = alt.Chart(data)
     layers = [
