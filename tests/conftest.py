@@ -83,6 +83,24 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh data dir for the app, and no configuration from the developer's env, .env or
+    secrets. Afterwards the app's cached services (runner, embedded sandbox) are stopped and
+    its cached figures dropped."""
+    for name in ("MIRRAGO_BASE_URL", "MIRRAGO_CLIENT_ID", "MIRRAGO_CLIENT_SECRET",
+                 "MIRRAGO_DATABASE_URL"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    path = tmp_path / "data"
+    monkeypatch.setenv("MIRRAGO_DATA_DIR", str(path))
+    monkeypatch.chdir(tmp_path)
+    yield path
+    import streamlit as st  # here: most tests never load Streamlit
+
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+@pytest.fixture
 def tmp_data_dir(tmp_path: Path) -> Path:
     """An empty directory to use as MIRRAGO_DATA_DIR."""
     path = tmp_path / "mirrago-data"

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -22,20 +21,6 @@ from mirrago.ui import session
 
 APP = "../app.py"  # AppTest resolves it against this file
 RUN_TIMEOUT = 90  # a deadline for one script run on a busy machine, not a speed target
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A fresh data dir, and no configuration from the developer's env, .env or secrets."""
-    for name in ("MIRRAGO_BASE_URL", "MIRRAGO_CLIENT_ID", "MIRRAGO_CLIENT_SECRET",
-                 "MIRRAGO_DATABASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-    path = tmp_path / "data"
-    monkeypatch.setenv("MIRRAGO_DATA_DIR", str(path))
-    monkeypatch.chdir(tmp_path)
-    yield path
-    # Stops the services (runner, embedded sandbox) the app opened for this data dir.
-    st.cache_resource.clear()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
-from test_app import APP, RUN_TIMEOUT, app, connect, data_dir, default_services, try_on_rows
+from test_app import APP, RUN_TIMEOUT, app, connect, default_services, try_on_rows
 
 import mirrago.samples
 from mirrago.config import load_settings
@@ -23,7 +23,7 @@ from mirrago.ledger import UNKNOWN_BACKEND, JobInput, JobState, Ledger
 from mirrago.sandbox.server import EmbeddedSandbox, start_embedded
 from mirrago.ui import session
 
-__all__ = ["app", "data_dir"]  # fixtures shared with test_app.py
+__all__ = ["app"]  # a fixture shared with test_app.py
 
 DEADLINE = 90.0  # generous: the machine is shared; never a speed target
 

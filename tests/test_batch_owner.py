@@ -4,12 +4,9 @@ from the page records its owner on every row; the open batch's header and Past b
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
-import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from mirrago import batchprogress, batchtable
@@ -24,18 +21,6 @@ ESCAPED = r"al\_\*ice\*@example\.com"
 AUTH = {"redirect_uri": "http://127.0.0.1:8501/oauth2callback", "cookie_secret": "x" * 32,
         "client_id": "mirrago", "client_secret": "test-only",
         "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration"}
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    for name in ("MIRRAGO_BASE_URL", "MIRRAGO_CLIENT_ID", "MIRRAGO_CLIENT_SECRET",
-                 "MIRRAGO_DATABASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-    path = tmp_path / "data"
-    monkeypatch.setenv("MIRRAGO_DATA_DIR", str(path))
-    monkeypatch.chdir(tmp_path)
-    yield path
-    st.cache_resource.clear()
 
 
 def services() -> Services:

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-import streamlit as st
 from openpyxl import Workbook
 from streamlit.testing.v1 import AppTest
 
@@ -273,18 +272,6 @@ def test_progress_figures_count_states_credits_rate_and_eta(ledger: Ledger) -> N
 
 
 # --------------------------------------------------------------------------- the page (AppTest)
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    for name in ("MIRRAGO_BASE_URL", "MIRRAGO_CLIENT_ID", "MIRRAGO_CLIENT_SECRET",
-                 "MIRRAGO_DATABASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-    path = tmp_path / "data"
-    monkeypatch.setenv("MIRRAGO_DATA_DIR", str(path))
-    monkeypatch.chdir(tmp_path)
-    yield path
-    st.cache_resource.clear()
 
 
 def services() -> Services:

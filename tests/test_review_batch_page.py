@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from review_data import finished_batch, grid_pairs
 from streamlit.testing.v1 import AppTest
 
@@ -16,18 +15,6 @@ from mirrago import review
 from mirrago.ledger import BatchRecord, Ledger
 
 APP = "../app.py"
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    for name in ("MIRRAGO_BASE_URL", "MIRRAGO_CLIENT_ID", "MIRRAGO_CLIENT_SECRET",
-                 "MIRRAGO_DATABASE_URL"):  # fmt: skip
-        monkeypatch.delenv(name, raising=False)
-    path = tmp_path / "data"
-    monkeypatch.setenv("MIRRAGO_DATA_DIR", str(path))
-    monkeypatch.chdir(tmp_path)
-    yield path
-    st.cache_resource.clear()
 
 
 @pytest.fixture

@@ -3,12 +3,9 @@ the metrics, the history's links to the job view, its filters and paging, bad cu
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 from test_usage import seed
 
@@ -16,20 +13,6 @@ from mirrago.ledger import Ledger
 
 APP = "../app.py"
 RUN_TIMEOUT = 90  # a deadline for one script run on a busy machine
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """As test_app.py's: a fresh data dir, no developer's config; and fresh cached figures."""
-    for name in ("MIRRAGO_BASE_URL", "MIRRAGO_CLIENT_ID", "MIRRAGO_CLIENT_SECRET",
-                 "MIRRAGO_DATABASE_URL"):  # fmt: skip
-        monkeypatch.delenv(name, raising=False)
-    path = tmp_path / "data"
-    monkeypatch.setenv("MIRRAGO_DATA_DIR", str(path))
-    monkeypatch.chdir(tmp_path)
-    yield path
-    st.cache_resource.clear()
-    st.cache_data.clear()
 
 
 def _usage_page(data_dir: Path) -> AppTest:
