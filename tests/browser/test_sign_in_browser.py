@@ -50,6 +50,16 @@ def _signed_in(browser: Browser, server: AppServer, email: str) -> tuple[Browser
     return context, page
 
 
+def _generate(page: Page) -> int:
+    """Click Generate, wait for the result; the try-on's ledger row id (from the page URL)."""
+    keyed(page, "tryon-generate").get_by_role("button").click()
+    wait_for_app(page)
+    expect(keyed(page, "tryon-result").get_by_role(
+        "button", name=re.compile("Download the result"))).to_be_visible(timeout=RESULT_TIMEOUT)
+    expect(page).to_have_url(re.compile(r"[?&]job=\d+"))  # the URL follows the rerun: wait
+    return int(re.search(r"[?&]job=(\d+)", page.url).group(1))
+
+
 def test_without_sign_in_nothing_is_shown(browser: Browser, signed_app: AppServer):
     context = browser.new_context(viewport=VIEWPORT, base_url=signed_app.url)
     page = context.new_page()
@@ -68,11 +78,7 @@ def test_two_people_never_see_each_others_try_ons(browser: Browser, signed_app: 
         field.fill("alice-private")
         field.press("Enter")
         wait_for_app(alice)
-        keyed(alice, "tryon-generate").get_by_role("button").click()
-        wait_for_app(alice)
-        expect(keyed(alice, "tryon-result").get_by_role(
-            "button", name=re.compile("Download the result"))).to_be_visible(timeout=RESULT_TIMEOUT)
-        row_id = int(re.search(r"[?&]job=(\d+)", alice.url).group(1))
+        row_id = _generate(alice)
         expect(keyed(alice, f"tryon-recent-{row_id}")).to_be_visible()
         with sqlite3.connect(Path(signed_app.data_dir) / "ledger.sqlite3") as conn:
             (owner,) = conn.execute("SELECT owner FROM jobs WHERE id = ?", (row_id,)).fetchone()
@@ -126,11 +132,7 @@ def test_a_persons_photos_are_reachable_by_no_url(browser: Browser, signed_app: 
         wait_for_app(dana)
         keyed(dana, "tryon-person-upload").locator("input[type=file]").set_input_files(person)
         wait_for_app(dana)
-        keyed(dana, "tryon-generate").get_by_role("button").click()
-        wait_for_app(dana)
-        expect(keyed(dana, "tryon-result").get_by_role(
-            "button", name=re.compile("Download the result"))).to_be_visible(timeout=RESULT_TIMEOUT)
-        row_id = int(re.search(r"[?&]job=(\d+)", dana.url).group(1))
+        row_id = _generate(dana)
         open_app(dana, f"/try-on?job={row_id}")  # opened as a link: the job's own inputs
         expect(keyed(dana, "tryon-person-preview")).to_contain_text("used by this try-on")
         slider = keyed(dana, f"tryon-compare-{row_id}").get_by_role("slider")
