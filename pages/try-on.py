@@ -32,6 +32,7 @@ from mirrago.ui.recent import (
     open_job,
     opened_job,
     recent_strip,
+    released_connection,
 )
 from mirrago.ui.routing import ensure_routed
 
@@ -175,6 +176,10 @@ st.caption("Dress any photo in any garment. Pick a person and a garment, then ge
 job = opened_job(services, (PERSON_KEY, GARMENT_KEY))
 job_services = services
 earlier = earlier_connection() if job is None else None
+released = released_connection() if job is None and earlier is None else None
+if released is not None:
+    st.info(f"This try-on ran on {released}, connected before this page was refreshed. Connect "
+            "again to start new try-ons there, and to see this one.", icon=":material/link_off:")
 if earlier is not None:  # a live connection's job, after a refresh: it kept running
     host, job_services = earlier
     job = job_from_earlier_connection(host, job_services)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 from test_app import APP, RUN_TIMEOUT, app, connect, default_services, try_on_rows
 
@@ -36,7 +37,7 @@ def wait_for(done: Callable[[], object], what: str, timeout: float = DEADLINE) -
 
 
 def test_a_live_connection_is_kept_while_its_job_runs_and_released_once_idle(
-    app: AppTest, make_sandbox: Callable[..., EmbeddedSandbox]
+    app: AppTest, make_sandbox: Callable[..., EmbeddedSandbox], monkeypatch: pytest.MonkeyPatch
 ):
     live = make_sandbox(latency=600.0)  # the job stays in progress until the server restarts
     host = live.base_url.removeprefix("http://")
@@ -61,6 +62,12 @@ def test_a_live_connection_is_kept_while_its_job_runs_and_released_once_idle(
     live.stop()
     restarted = start_embedded(live.engine.config, port=int(host.rsplit(":", 1)[1]))
     try:
+        # Idle now, but a refreshed page may still come for the job: kept for a grace period.
+        wait_for(lambda: services.ledger.job(row.id).state.is_final, "the job to end")
+        wait_for(services.runner.idle, "the runner to be idle")
+        assert host not in session.release_idle_connections()
+        assert session.live_connection(host) is services and not services.client.closed
+        monkeypatch.setattr(session, "RELEASE_GRACE", 0.0)  # the grace period is over
         wait_for(lambda: session.live_connection(host) is None, "the connection's release")
         assert services.closed and services.client.closed and not services.runner.running
         assert services.client._client_secret == "" and services.client._token is None
@@ -71,6 +78,12 @@ def test_a_live_connection_is_kept_while_its_job_runs_and_released_once_idle(
             ledger.close()
         # A page opened on that job now has nothing to show it from: connect again.
         assert session.connected_earlier(host) is None
+        reopened = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT)
+        reopened.query_params["job"] = f"{row.id}@{host}"
+        reopened.run()
+        assert not reopened.exception, reopened.exception
+        notes = " ".join(info.value for info in reopened.info)
+        assert f"ran on {host}" in notes and "Connect again" in notes
     finally:
         restarted.stop()
 

@@ -64,6 +64,15 @@ def earlier_connection() -> tuple[str, Services] | None:
     return (tag, services) if services is not None else None
 
 
+def released_connection() -> str | None:
+    """When the URL opens a try-on of a live connection this server no longer holds (it was
+    released once idle, or the server restarted): its host."""
+    _, _, tag = st.query_params.get(QUERY_KEY, "").partition("@")
+    if not tag or tag == session.ledger_tag() or session.connected_earlier(tag) is not None:
+        return None
+    return tag
+
+
 def job_from_earlier_connection(tag: str, services: Services) -> JobRecord | None:
     """That try-on, read-only (the session keeps no connection of its own)."""
     row_id = _row_in_url(tag)

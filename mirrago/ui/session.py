@@ -114,6 +114,7 @@ class _Live:
     settings: Settings
     services: Services
     sessions: set[str] = field(default_factory=set)
+    idle_since: float | None = None  # monotonic time it was first seen idle and unused
 
     @property
     def host(self) -> str:
@@ -124,6 +125,9 @@ _LIVE: dict[str, _Live] = {}
 _RELEASED: set[str] = set()  # keys of connections released since: their sessions connect again
 _LIVE_LOCK = threading.RLock()
 SWEEP_INTERVAL = 1.0  # seconds between two looks for live connections to release
+# Seconds a connection stays idle, with no page session, before it is released: a refresh
+# ends the page's session, and the reloaded page must still find the try-on it showed.
+RELEASE_GRACE = 300.0
 _sweeper: threading.Thread | None = None
 
 
@@ -160,9 +164,10 @@ def _sweep() -> None:
 
 
 def release_idle_connections() -> list[str]:
-    """Release every live connection whose runner is idle and that no page session is
-    connected with; return their hosts."""
+    """Release every live connection whose runner has been idle, with no page session
+    connected with it, for `RELEASE_GRACE` seconds; return their hosts."""
     released = []
+    now = time.monotonic()
     with _LIVE_LOCK:
         for key, entry in list(_LIVE.items()):
             entry.sessions = {sid for sid in entry.sessions if _session_alive(sid)}
@@ -170,6 +175,11 @@ def release_idle_connections() -> list[str]:
                 del _LIVE[key]
                 continue
             if entry.sessions or not entry.services.runner.idle():
+                entry.idle_since = None
+                continue
+            if entry.idle_since is None:
+                entry.idle_since = now
+            if now - entry.idle_since < RELEASE_GRACE:
                 continue
             del _LIVE[key]
             _RELEASED.add(key)
