@@ -15,11 +15,13 @@ processes can never both move a row. Runners register themselves with a heartbea
 from __future__ import annotations
 
 import enum
+import itertools
 import json
 import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
@@ -31,6 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from mirrago.backoff import backoff
 from mirrago.config import Settings
 from mirrago.models import MirragoError, Submission, uncertain_text
 
@@ -38,6 +41,7 @@ log = logging.getLogger("mirrago.ledger")
 
 SCHEMA_VERSION = 5
 HOST = socket.gethostname()
+OPEN_PATIENCE = 60.0  # seconds opening waits for a SQLite file another process holds
 UNKNOWN_BACKEND = "unknown"  # rows recorded before ledgers knew their backend (schema 1)
 UNFINISHED_STATES = ("queued", "submitting", "submitted")
 
@@ -456,15 +460,28 @@ class Ledger:
         self._url = sa.engine.make_url(url)
         self._sqlite = self._url.get_backend_name() == "sqlite"
         self.migration_notes: list[str] = []  # what opening this ledger upgraded, for the user
-        try:
-            self._engine = self._create_engine()
-            self._migrate()
-        except (SQLAlchemyError, LedgerUnavailableError) as error:
-            reason = error.reason if isinstance(error, LedgerUnavailableError) else _reason(error)
-            raise LedgerError(
-                f"Cannot open the job ledger at {self.display_url}: {reason}. "
-                "Check MIRRAGO_DATABASE_URL (or MIRRAGO_DATA_DIR) and that the database is up."
-            ) from None
+        deadline = time.monotonic() + OPEN_PATIENCE
+        for attempt in itertools.count():
+            try:
+                self._engine = self._create_engine()
+                self._migrate()
+                return
+            except (SQLAlchemyError, LedgerUnavailableError) as error:
+                unavailable = isinstance(error, LedgerUnavailableError)
+                reason = error.reason if unavailable else _reason(error)
+                if hasattr(self, "_engine"):
+                    self._engine.dispose()
+                # Another process creating or upgrading the same SQLite file holds it (SQLite
+                # does not always wait its busy timeout for that): wait a while for it. A
+                # server that is down is reported at once.
+                busy = self._sqlite and ("locked" in reason or "busy" in reason)
+                if unavailable and busy and time.monotonic() < deadline:
+                    time.sleep(backoff(attempt, base=0.05, cap=2.0))
+                    continue
+                raise LedgerError(
+                    f"Cannot open the job ledger at {self.display_url}: {reason}. Check "
+                    "MIRRAGO_DATABASE_URL (or MIRRAGO_DATA_DIR) and that the database is up."
+                ) from None
 
     @classmethod
     def open(cls, settings: Settings) -> Ledger:

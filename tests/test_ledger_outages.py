@@ -147,3 +147,34 @@ def test_a_ledger_failing_a_seeded_share_of_writes_loses_nothing(
     assert created == 30  # each row submitted exactly once: none lost, none twice
     job_ids = [row.job_id for row in ledger.jobs(batch_id=rows[0].batch_id)]
     assert None not in job_ids and len(set(job_ids)) == 30
+
+
+def test_opening_waits_for_a_file_another_process_holds_past_the_busy_timeout(
+    tmp_path: Path,
+) -> None:
+    """Two processes starting at once: one creates the ledger file while the other opens it.
+    A lock held past the busy timeout is waited for (bounded), not an "unexpected" exit 3."""
+    import threading
+
+    path = tmp_path / "ledger.sqlite3"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("CREATE TABLE unrelated (x)")  # the file is fresh and locked
+    released = threading.Event()
+
+    def release() -> None:
+        opened_at.wait(30)  # once opening has begun
+        threading.Event().wait(1.0)  # five busy timeouts of 0.2 s
+        holder.execute("COMMIT")
+        released.set()
+
+    opened_at = threading.Event()
+    threading.Thread(target=release, daemon=True).start()
+    opened_at.set()
+    ledger = Ledger(f"sqlite:///{path}?timeout=0.2")
+    try:
+        assert released.is_set()  # it could only open once the lock was gone
+        assert ledger.schema_version() > 0
+    finally:
+        ledger.close()
+        holder.close()
