@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.rounds):
         for person in persons:
             for garment in garment_images:
-                garments._cache.clear()
+                garments._read.clear()
                 bodies._found.clear()
                 started, started_cpu = time.perf_counter(), time.process_time()
                 rendering = render.render(person, garment)
