@@ -8,7 +8,6 @@ here makes a network request. The ZIP and the HTML are written to files as they 
 
 from __future__ import annotations
 
-import base64
 import csv
 import html
 import io
@@ -253,10 +252,6 @@ def _esc(value: object) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def _data_uri(data: bytes, mime: str = "image/jpeg") -> str:
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-
-
 class _Thumbnails:
     """Data URIs of thumbnails, made once per file (a batch repeats its inputs)."""
 
@@ -283,13 +278,13 @@ class _Thumbnails:
 
 
 def _thumbnail_uri(path: Path, side: int, ready: bool) -> str | None:
-    from mirrago.images import make_thumbnail, sniff_mime
+    from mirrago.images import data_url, make_thumbnail, sniff_mime
 
     try:
         data = path.read_bytes()
         if ready and len(data) <= 96 * 1024 and sniff_mime(data) in ("image/jpeg", "image/png"):
-            return _data_uri(data, sniff_mime(data) or "image/jpeg")
-        return _data_uri(make_thumbnail(data, max_side=side))
+            return data_url(data)
+        return data_url(make_thumbnail(data, max_side=side))
     except (OSError, MirragoError):
         return None
 

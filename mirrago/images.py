@@ -9,6 +9,7 @@ no network here: the CLI, the runner and the pages all call these functions.
 
 from __future__ import annotations
 
+import base64
 import functools
 import io
 import os
@@ -145,6 +146,13 @@ def describe(prepared: PreparedImage) -> str:
     if prepared.resized:
         return f"{_dimensions(prepared.original_size)} → {final}"
     return final
+
+
+def data_url(data: bytes) -> str:
+    """An encoded image as a `data:` URL (its type read from its first bytes; JPEG when
+    unknown), shown by a browser without any request."""
+    encoded = base64.b64encode(data).decode("ascii")
+    return f"data:{header_mime(data) or 'image/jpeg'};base64,{encoded}"
 
 
 def header_mime(data: bytes) -> str | None:

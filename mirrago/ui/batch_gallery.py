@@ -16,10 +16,10 @@ from pathlib import Path
 import streamlit as st
 
 from mirrago.backend import Backend
+from mirrago.images import data_url
 from mirrago.ledger import JobRecord, JobState
 from mirrago.services import Services
 from mirrago.ui.batch_images import INPUT_THUMB_SIDE, input_thumb, result_thumb
-from mirrago.ui.batch_images import _data_url as data_url
 from mirrago.ui.frames import THUMB_SIZE, empty_frame
 from mirrago.ui.job_card import (
     STATE_LABELS,

@@ -3,7 +3,6 @@ small data URL (never full-size bytes: Streamlit re-sends and stores those on ev
 
 from __future__ import annotations
 
-import base64
 import functools
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -11,16 +10,12 @@ from urllib.parse import urlsplit
 import streamlit as st
 
 from mirrago.backend import Backend
-from mirrago.images import make_thumbnail
+from mirrago.images import data_url, make_thumbnail
 from mirrago.ui.job_card import sample_for
 
 CARD_THUMB_SIDE = 240  # px: a result on a card
 INPUT_THUMB_SIDE = 96  # px: the two inputs under it, and the table previews
 MAX_CARD_IMAGE = 64 * 1024  # bytes: the most any one grid image may weigh
-
-
-def _data_url(jpeg: bytes) -> str:
-    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
 
 
 @st.cache_data(max_entries=4096, show_spinner=False)
@@ -30,7 +25,7 @@ def _file_thumb(path: str, mtime: float, side: int) -> str | None:
         thumb = make_thumbnail(data, max_side=side)
     except Exception:  # a missing or broken file shows as no image, never an error
         return None
-    return _data_url(thumb) if len(thumb) <= MAX_CARD_IMAGE * 3 // 4 else None
+    return data_url(thumb) if len(thumb) <= MAX_CARD_IMAGE * 3 // 4 else None
 
 
 def file_thumb(path: str | None, side: int = CARD_THUMB_SIDE) -> str | None:

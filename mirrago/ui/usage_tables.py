@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import io
 from collections.abc import Callable
 from datetime import datetime
@@ -15,6 +14,7 @@ from PIL import Image
 
 from mirrago import usage
 from mirrago.backend import Backend
+from mirrago.images import data_url
 from mirrago.ledger import Ledger
 from mirrago.ui import session
 from mirrago.ui.job_card import sample_for, seconds_text
@@ -149,7 +149,7 @@ def _thumb(path: str, mtime: float) -> str | None:
             image.save(out, format="JPEG", quality=70)
     except (OSError, ValueError, Image.DecompressionBombError):
         return None
-    return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode("ascii")
+    return data_url(out.getvalue())
 
 
 def _local_path(value: str | None, backend: Backend) -> Path | None:
