@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 from browser_app import ARTIFACTS
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Download, Locator, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 
 def wait_for_app(page: Page, timeout: float = 90.0) -> None:
@@ -34,6 +35,23 @@ def open_app(page: Page, path: str = "/") -> None:
 def keyed(page: Page, key: str) -> Locator:
     """The element (widget or container) created with `key=`."""
     return page.locator(f".st-key-{key}")
+
+
+def download(page: Page, button: Locator, timeout: float = 90.0) -> Download:
+    """Click a download button and return the download: a deadline, not a duration. The
+    button's data may be built on the click (a server run), and a click that lands while a
+    busy page redraws can be lost, so it is clicked once more if nothing came in half the time."""
+    expect(button).to_be_enabled(timeout=timeout * 1000)
+    for attempt in (1, 2):
+        try:
+            with page.expect_download(timeout=timeout * 500) as info:
+                button.click()
+            return info.value
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+            wait_for_app(page, timeout / 2)
+    raise AssertionError("unreachable")
 
 
 def assert_no_exception(page: Page) -> None:

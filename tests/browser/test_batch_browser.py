@@ -22,7 +22,7 @@ from mirrago.sandbox.server import EmbeddedSandbox, SandboxConfig, start_embedde
 
 pytestmark = pytest.mark.browser
 
-FINISH_TIMEOUT = 60_000  # ms
+FINISH_TIMEOUT = 90_000  # ms, a deadline
 MARKUP = "<img src=x onerror=alert(1)>"
 
 
@@ -51,7 +51,7 @@ def live_app(live_sandbox: EmbeddedSandbox, tmp_path_factory: pytest.TempPathFac
 def live_page(browser: Browser, live_app: AppServer) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1440, "height": 900},
                                   base_url=live_app.url)
-    context.set_default_timeout(30_000)
+    context.set_default_timeout(90_000)  # a deadline, as in conftest.py
     page = context.new_page()
     yield page
     context.close()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from browser_app import ARTIFACTS, AppServer, start_app, stop_app
-from browser_helpers import assert_no_exception, keyed, screenshot, wait_for_app
+from browser_helpers import assert_no_exception, download, keyed, screenshot, wait_for_app
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -84,7 +84,7 @@ def review_page(browser: Browser, review_server: tuple[AppServer, dict]) -> Iter
     context: BrowserContext = browser.new_context(
         viewport={"width": 1440, "height": 900}, base_url=server.url, accept_downloads=True
     )
-    context.set_default_timeout(60_000)
+    context.set_default_timeout(90_000)  # a deadline, as in conftest.py
     page = context.new_page()
     yield page
     context.close()
@@ -138,9 +138,7 @@ def _metric(page: Page, label: str) -> str:
 
 def _download(page: Page, label: str, target: Path) -> Path:
     keyed(page, "review-export").locator("button").first.click()
-    with page.expect_download() as info:
-        page.get_by_role("button", name=label).click()
-    info.value.save_as(target)
+    download(page, page.get_by_role("button", name=label)).save_as(target)
     page.keyboard.press("Escape")
     return target
 

@@ -13,7 +13,7 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 from browser_app import VIEWPORT, AppServer, free_port, start_app, stop_app
-from browser_helpers import assert_no_exception, keyed, open_app, screenshot, wait_for_app
+from browser_helpers import assert_no_exception, download, keyed, open_app, screenshot, wait_for_app
 from oidc_provider import auth_secrets, running_provider
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, expect
@@ -169,10 +169,9 @@ def test_a_persons_photos_are_reachable_by_no_url(browser: Browser, signed_app: 
         assert not [src for src in slot_srcs if "/media/" in src], slot_srcs
 
         # The result is made into a file only on Dana's click, and it is the result.
-        with dana.expect_download() as download:
-            keyed(dana, "tryon-result").get_by_role(
-                "button", name=re.compile("Download the result")).click()
-        assert Path(download.value.path()).read_bytes() == Path(stored[1]).read_bytes()
+        result = download(dana, keyed(dana, "tryon-result").get_by_role(
+            "button", name=re.compile("Download the result")))
+        assert Path(result.path()).read_bytes() == Path(stored[1]).read_bytes()
         assert_no_exception(dana)
     finally:
         dana_context.close()

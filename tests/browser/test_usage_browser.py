@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from browser_app import VIEWPORT, AppServer, start_app, stop_app
-from browser_helpers import assert_no_exception, keyed, open_app, screenshot, wait_for_app
+from browser_helpers import assert_no_exception, download, keyed, open_app, screenshot, wait_for_app
 from playwright.sync_api import Browser, Page, expect
 
 from mirrago.client import MirragoClient
@@ -130,9 +130,8 @@ def test_usage_page_shows_studio_and_outside_spending(
     panel = page.get_by_role("tabpanel", name="History")
     expect(panel.locator("[data-testid='stDataFrame']")).to_be_visible()
     expect(page.get_by_text(re.compile(r"Jobs 1–5 of 5"))).to_be_visible()
-    with page.expect_download() as download:
-        keyed(page, "usage-export-history").get_by_role("button").click()
-    rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+    history = download(page, keyed(page, "usage-export-history").get_by_role("button"))
+    rows = list(csv.DictReader(io.StringIO(Path(history.path()).read_text())))
     assert len(rows) == 5
     assert {row["source"] for row in rows} == {"Try-on", "CLI"}
     assert sum(row["batch"] == "QA check" for row in rows) == 3
