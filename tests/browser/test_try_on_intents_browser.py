@@ -205,7 +205,16 @@ _CLIPPED_CHOICES = """
 
 
 def _check_choices(page: Page, width: int) -> None:
-    found = page.evaluate(_CLIPPED_CHOICES)
+    """Every choice whole once the layout has settled: a busy browser can measure a page
+    mid-layout (thumbnails without a size yet, a caption over them), so it is measured again
+    until it is right, up to a deadline; clipping that stays fails."""
+    deadline = time.monotonic() + 30
+    while True:
+        wait_for_app(page)
+        found = page.evaluate(_CLIPPED_CHOICES)
+        if not found["problems"] or time.monotonic() > deadline:
+            break
+        page.wait_for_timeout(500)
     assert found["count"] >= 12 + 12 + 4 + 3, found  # thumbnails, pills, sources, backgrounds
     assert found["problems"] == [], f"{width} px: {found['problems']}"
 
