@@ -4,7 +4,6 @@ and SIGKILL, against a real sandbox on loopback and a real SQLite ledger."""
 from __future__ import annotations
 
 import csv
-import os
 import shutil
 import signal
 import subprocess
@@ -14,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from conftest import cli_env
 
 from mirrago.cli import main
 from mirrago.ledger import JobState, Ledger
@@ -22,7 +22,6 @@ from mirrago.sandbox.server import EmbeddedSandbox
 
 PERSON = persons()[0].path
 GARMENT = garments()[0].path
-SECRET_ENV = ("MIRRAGO_BASE_URL", "MIRRAGO_CLIENT_ID", "MIRRAGO_CLIENT_SECRET")
 HEADER = ["target_image_url", "garment_image_url", "background", "username"]
 
 
@@ -340,17 +339,6 @@ def test_skip_invalid_runs_the_valid_rows_and_reports_the_others(
 # --------------------------------------------------------------------------- interruptions
 
 
-def _cli_env(sandbox: EmbeddedSandbox, workdir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
-    env.update(
-        MIRRAGO_BASE_URL=sandbox.base_url,
-        MIRRAGO_CLIENT_ID=sandbox.client_id,
-        MIRRAGO_CLIENT_SECRET=sandbox.client_secret,
-        MIRRAGO_DATA_DIR=str(workdir / "data"),
-    )
-    return env
-
-
 def _start_batch(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "mirrago", "batch", *argv],
@@ -393,7 +381,7 @@ def test_a_batch_killed_with_sigkill_loses_nothing_and_submits_nothing_twice(
     rows = sample_urls(sandbox, 40)
     source = write_csv(workdir / "pairs.csv", rows)
     argv = [str(source), "--out-dir", str(workdir / "out")]
-    env = _cli_env(sandbox, workdir)
+    env = cli_env(sandbox, workdir)
 
     first = _start_batch(argv, env, workdir)
     _wait_for_counts(
@@ -444,7 +432,7 @@ def test_ctrl_c_stops_submitting_writes_results_and_exits_130(
     rows = sample_urls(sandbox, 40)
     source = write_csv(workdir / "pairs.csv", rows)
     argv = [str(source), "--out-dir", str(workdir / "out")]
-    env = _cli_env(sandbox, workdir)
+    env = cli_env(sandbox, workdir)
 
     first = _start_batch(argv, env, workdir)
     _wait_for_counts(workdir, first, lambda c: c[JobState.SUBMITTED] + c[JobState.COMPLETED] >= 3)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import SECRET_ENV, cli_env
 from PIL import Image, ImageChops
 
 from mirrago.cli import main
@@ -16,8 +16,6 @@ from mirrago.samples import garments, persons
 
 PERSON = persons()[0].path
 GARMENT = garments()[0].path
-SECRET_ENV = ("MIRRAGO_BASE_URL", "MIRRAGO_CLIENT_ID", "MIRRAGO_CLIENT_SECRET")
-
 
 
 @pytest.fixture
@@ -205,8 +203,7 @@ def test_image_url_the_server_cannot_fetch_exits_2(make_sandbox, point_at, workd
 
 
 def test_console_script_runs_on_the_embedded_sandbox(tmp_path: Path):
-    env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
-    env["MIRRAGO_DATA_DIR"] = str(tmp_path / "data")
+    env = cli_env(None, tmp_path)  # the embedded sandbox
     out = tmp_path / "result.png"
 
     finished = subprocess.run(

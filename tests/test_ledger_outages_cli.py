@@ -11,19 +11,18 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from conftest import cli_env, postgres_schema
 
 from mirrago.ledger import JobState, Ledger
 from mirrago.samples import garments, persons
 from mirrago.sandbox.server import EmbeddedSandbox
 
 UNREACHABLE = "the job ledger is unreachable"
-SECRET_ENV = ("MIRRAGO_BASE_URL", "MIRRAGO_CLIENT_ID", "MIRRAGO_CLIENT_SECRET")
 
 
 class Batch:
@@ -78,18 +77,6 @@ def write_pairs(path: Path, sandbox: EmbeddedSandbox, count: int) -> Path:
         lines.append(f"{person},{garment},,qa-{i}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
-
-
-def cli_env(sandbox: EmbeddedSandbox, tmp_path: Path, database_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
-    env.update(
-        MIRRAGO_BASE_URL=sandbox.base_url,
-        MIRRAGO_CLIENT_ID=sandbox.client_id,
-        MIRRAGO_CLIENT_SECRET=sandbox.client_secret,
-        MIRRAGO_DATA_DIR=str(tmp_path / "data"),
-        MIRRAGO_DATABASE_URL=database_url,
-    )
-    return env
 
 
 def assert_clean_run(batch: Batch, code: int) -> None:
@@ -186,19 +173,8 @@ def postgres() -> Iterator[PostgresServer]:
 
 @pytest.fixture
 def postgres_ledger_url(postgres: PostgresServer) -> Iterator[str]:
-    base = sa.engine.make_url(postgres.url)
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(base, pool_pre_ping=True)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-            hide_password=False
-        )
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema(postgres.url) as url:
+        yield url
 
 
 def _pid(claimed_by: str | None) -> int | None:
