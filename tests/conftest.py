@@ -4,16 +4,13 @@ small drawn test images (a person on a plain backdrop, a red shirt on a near-whi
 from __future__ import annotations
 
 import io
-import os
-import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from PIL import Image, ImageDraw
+from support import SECRET_ENV
 
 from mirrago.sandbox.server import EmbeddedSandbox, SandboxConfig, start_embedded
 
@@ -71,47 +68,6 @@ def make_sandbox() -> Iterator[Callable[..., EmbeddedSandbox]]:
 def sandbox(make_sandbox: Callable[..., EmbeddedSandbox]) -> EmbeddedSandbox:
     """A running sandbox: latency 0.05–0.2 s, 4 workers, seed 1, demo credentials."""
     return make_sandbox()
-
-
-SECRET_ENV = ("MIRRAGO_BASE_URL", "MIRRAGO_CLIENT_ID", "MIRRAGO_CLIENT_SECRET")
-
-
-def cli_env(
-    sandbox: EmbeddedSandbox | None, workdir: Path, database_url: str | None = None
-) -> dict[str, str]:
-    """The environment of a `mirrago` process: this one's, without the developer's Mirrago
-    configuration, with its data in `workdir/data`, on `sandbox` (None: the embedded one)
-    and on `database_url` if given."""
-    env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
-    env["MIRRAGO_DATA_DIR"] = str(workdir / "data")
-    if sandbox is not None:
-        env.update(
-            MIRRAGO_BASE_URL=sandbox.base_url,
-            MIRRAGO_CLIENT_ID=sandbox.client_id,
-            MIRRAGO_CLIENT_SECRET=sandbox.client_secret,
-        )
-    if database_url is not None:
-        env["MIRRAGO_DATABASE_URL"] = database_url
-    return env
-
-
-@contextmanager
-def postgres_schema(server_url: str) -> Iterator[str]:
-    """A URL to a fresh, empty schema of its own on the PostgreSQL server at `server_url`,
-    dropped afterwards (even if the server was restarted in between)."""
-    base = sa.engine.make_url(server_url)
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(base, pool_pre_ping=True)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-            hide_password=False
-        )
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture

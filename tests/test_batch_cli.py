@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import cli_env
+from support import cli_env
 
 from mirrago.cli import main
 from mirrago.ledger import JobState, Ledger

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SECRET_ENV, cli_env
 from PIL import Image, ImageChops
+from support import SECRET_ENV, cli_env
 
 from mirrago.cli import main
 from mirrago.samples import garments, persons

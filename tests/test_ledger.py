@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import postgres_schema
+from support import postgres_schema
 
 from mirrago import ledger as ledger_module
 from mirrago.config import Settings

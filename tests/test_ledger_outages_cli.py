@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import cli_env, postgres_schema
+from support import cli_env, postgres_schema
 
 from mirrago.ledger import JobState, Ledger
 from mirrago.samples import garments, persons
