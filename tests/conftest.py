@@ -85,8 +85,7 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A fresh data dir for the app, and no configuration from the developer's env, .env or
     secrets. Afterwards the app's cached services (runner, embedded sandbox) are stopped and
     its cached figures dropped."""
-    for name in ("MIRRAGO_BASE_URL", "MIRRAGO_CLIENT_ID", "MIRRAGO_CLIENT_SECRET",
-                 "MIRRAGO_DATABASE_URL"):  # fmt: skip
+    for name in (*SECRET_ENV, "MIRRAGO_DATABASE_URL"):
         monkeypatch.delenv(name, raising=False)
     path = tmp_path / "data"
     monkeypatch.setenv("MIRRAGO_DATA_DIR", str(path))

@@ -42,16 +42,15 @@ def download(page: Page, button: Locator, timeout: float = 90.0) -> Download:
     button's data may be built on the click (a server run), and a click that lands while a
     busy page redraws can be lost, so it is clicked once more if nothing came in half the time."""
     expect(button).to_be_enabled(timeout=timeout * 1000)
-    for attempt in (1, 2):
-        try:
-            with page.expect_download(timeout=timeout * 500) as info:
-                button.click()
-            return info.value
-        except PlaywrightTimeout:
-            if attempt == 2:
-                raise
-            wait_for_app(page, timeout / 2)
-    raise AssertionError("unreachable")
+    try:
+        with page.expect_download(timeout=timeout * 500) as info:
+            button.click()
+        return info.value
+    except PlaywrightTimeout:
+        wait_for_app(page, timeout / 2)
+    with page.expect_download(timeout=timeout * 500) as info:
+        button.click()
+    return info.value
 
 
 def assert_no_exception(page: Page) -> None:
