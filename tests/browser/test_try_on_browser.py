@@ -11,6 +11,7 @@ import pytest
 from browser_app import VIEWPORT, AppServer, start_app, stop_app
 from browser_helpers import (
     assert_no_exception,
+    connect_live,
     keyed,
     open_app,
     screenshot,
@@ -191,13 +192,7 @@ def test_client_secret_never_reaches_the_page(page: Page, app_server: AppServer)
     with embedded(SandboxConfig(client_secret=secret, latency=0.2)) as live:
         open_app(page, "/try-on")
         sidebar = page.locator("[data-testid='stSidebar']")
-        sidebar.get_by_text("Connect to a live endpoint").click()
-        keyed(page, "connect-base-url").locator("input").fill(live.base_url)
-        keyed(page, "connect-client-id").locator("input").fill(live.client_id)
-        keyed(page, "connect-secret").locator("input").fill(secret)
-        sidebar.get_by_role("button", name=re.compile("Test connection")).click()
-        wait_for_app(page)
-        expect(sidebar).to_contain_text("this session now uses it")
+        connect_live(page, live.base_url, live.client_id, secret)
         host = live.base_url.removeprefix("http://")
         expect(sidebar).to_contain_text(host)
         assert secret not in page.content()

@@ -16,7 +16,14 @@ from pathlib import Path
 
 import pytest
 from browser_app import AppServer, start_app, stop_app
-from browser_helpers import assert_no_exception, keyed, open_app, screenshot, wait_for_app
+from browser_helpers import (
+    assert_no_exception,
+    connect_live,
+    keyed,
+    open_app,
+    screenshot,
+    wait_for_app,
+)
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
@@ -276,14 +283,7 @@ def test_a_live_connections_try_on_survives_a_refresh(page: Page):
 
     with embedded(SandboxConfig(latency=1.0)) as live:
         open_app(page, "/try-on")
-        sidebar = page.locator("[data-testid='stSidebar']")
-        sidebar.get_by_text("Connect to a live endpoint").click()
-        keyed(page, "connect-base-url").locator("input").fill(live.base_url)
-        keyed(page, "connect-client-id").locator("input").fill(live.client_id)
-        keyed(page, "connect-secret").locator("input").fill(live.client_secret)
-        sidebar.get_by_role("button", name=re.compile("Test connection")).click()
-        wait_for_app(page)
-        expect(sidebar).to_contain_text("this session now uses it")
+        connect_live(page, live.base_url, live.client_id, live.client_secret)
         _username(page, "live-refresh")
         keyed(page, "tryon-generate").get_by_role("button").click()
         wait_for_app(page)
