@@ -10,7 +10,7 @@ import logging
 
 import streamlit as st
 
-from mirrago.ui.brand import apply_brand
+from mirrago.ui.brand import PAGE_ICON, apply_brand
 from mirrago.ui.errors import page_guard
 from mirrago.ui.identity import sign_in_gate
 from mirrago.ui.routing import routed
@@ -41,7 +41,7 @@ HOME = st.Page(_home, title="Mirrago Studio", url_path="home", default=True, vis
 
 st.set_page_config(
     page_title="Mirrago Studio",
-    page_icon=":material/checkroom:",
+    page_icon=PAGE_ICON,  # the logo as inline SVG: a Material icon here is fetched from Google
     layout="wide",
     initial_sidebar_state="auto",  # expanded on a desktop, closed on a phone (it covers the page)
 )

@@ -167,6 +167,15 @@ def test_generate_with_the_sample_pair_enqueues_one_try_on_row(app: AppTest):
     assert app.query_params["job"] == str(row.id)
 
 
+def test_a_new_visitor_starts_on_the_pair_the_sandbox_renders_best(app: AppTest):
+    # The astronaut in the striped tee was the weakest render of the samples; a first demo
+    # shows the illustrated model in the denim shirt.
+    app.button(key="tryon-generate").click().run()
+    (row,) = try_on_rows(default_services())
+    assert row.target.endswith("/samples/persons/studio-ana.jpg")
+    assert row.garment.endswith("/samples/garments/denim-shirt.png")
+
+
 def test_options_are_recorded_with_the_job(app: AppTest):
     app.segmented_control(key="tryon-background").set_value("studio")
     app.text_input(key="tryon-username").input("demo-acme")

@@ -21,8 +21,8 @@ _FOLDERS: dict[str, tuple[str, str]] = {
     "garment": ("garments", ".png"),
 }
 
-# Titles as users see them in galleries and pickers, in the order they are listed (the first of
-# each kind is the default pick); a file missing here comes last, titled from its name.
+# Titles as users see them in galleries and pickers, in the order they are listed; a file missing
+# here comes last, titled from its name.
 _TITLES: dict[str, str] = {
     "astronaut": "Astronaut (NASA)",
     "grace-hopper": "Grace Hopper (US Navy)",
@@ -37,6 +37,11 @@ _TITLES: dict[str, str] = {
     "black-logo-tee": "Black logo tee",
     "green-sweater": "Green Fair Isle sweater",
 }
+
+
+# What a new visitor sees picked first on Try-on: the pair the sandbox renders best (checked on
+# `scripts/contact_sheet.py`'s sheet), so the first result shows the product at its best.
+_FIRST_PICKS: dict[str, str] = {"person": "studio-ana", "garment": "denim-shirt"}
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,14 @@ def persons() -> list[Sample]:
 def garments() -> list[Sample]:
     """The sample garment product shots, in display order."""
     return _samples("garment")
+
+
+def first_pick(kind: str) -> Sample | None:
+    """The sample of that kind a picker starts on (None when no sample is installed)."""
+    listed = _samples(_kind(kind))
+    wanted = _FIRST_PICKS.get(_kind(kind))
+    fallback = listed[0] if listed else None
+    return next((sample for sample in listed if sample.name == wanted), fallback)
 
 
 def find(kind: str, name: str) -> Sample:

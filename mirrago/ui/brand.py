@@ -28,6 +28,7 @@ _WORDMARK = f"""
 </svg>
 """
 
+# The browser tab's icon: inline, so a page load asks no other host for it.
 PAGE_ICON = _MARK.strip()
 
 # Frames already give images equal heights; these rules only soften image corners and keep

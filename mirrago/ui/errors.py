@@ -5,13 +5,13 @@ friendly error instead."""
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import streamlit as st
 
 from mirrago.models import MirragoError
+from mirrago.ui.plain import md_text
 
 log = logging.getLogger("mirrago.ui")
 
@@ -48,14 +48,12 @@ _ADVICE: tuple[tuple[tuple[str, ...], str], ...] = (
 _DEFAULT_ADVICE = "Retry it; if it fails again, try different photos."
 
 
-_MARKDOWN_SIGNS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&=])")
 
 
 def plain(text: object) -> str:
-    """Text from a server, the database or a user, made safe to put inside a Markdown message:
-    every sign Markdown (or Streamlit's `:colour[...]` and `:material/...:`) would read is
-    escaped, and line breaks fold into spaces, so it shows exactly as written."""
-    return _MARKDOWN_SIGNS.sub(r"\\\1", " ".join(str(text or "").split()))
+    """Text from a server, the database or a user, made safe to put inside a Markdown message
+    (the one escaper, `md_text`): it shows exactly as written, and never as a link."""
+    return md_text(text or "")
 
 
 def advice_for(message: str | None) -> str:

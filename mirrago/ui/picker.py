@@ -123,7 +123,8 @@ def _pick_sample(role: Role, key: str) -> PickedImage | None:
         return None
     state_key = f"{key}-sample"
     if st.session_state.get(state_key) not in choices:
-        st.session_state[state_key] = next(iter(choices))
+        first = samples.first_pick(role)
+        st.session_state[state_key] = first.name if first else next(iter(choices))
     chosen = st.session_state[state_key]
     # A grid that reflows (6 across on a wide column, 4 on a phone) of clickable thumbnails:
     # each carries a see-through button over the image (see brand.py), and the pills below
