@@ -255,7 +255,7 @@ class MirragoClient:
             return error  # refused addresses and redirects say so already
         host = urlsplit(self.base_url).netloc
         return BadRequestError(
-            f"{host} does not look like a Mirrago API (its token address answered "
+            f"{_short(host)} does not look like a Mirrago API (its token address answered "
             f"{error.status_code}). Check MIRRAGO_BASE_URL.",
             status_code=error.status_code,
         )
@@ -341,7 +341,7 @@ class MirragoClient:
         except RefusedAddress:
             # Nothing was contacted: one message, whatever is (or is not) at that address.
             raise BadRequestError(
-                f"{host} (or where it redirects) is not a public address: the app does not "
+                f"{_short(host)} (or where it redirects) is not a public address: the app does not "
                 "connect to this machine or its private network for a server typed in. Use the "
                 "API's public address (the app's admin can allow internal servers)."
             ) from None
@@ -745,6 +745,11 @@ def _describe(reason: BaseException | None) -> str:
         nested = next((a for a in current.args if isinstance(a, BaseException)), None)
         current = nested or current.__cause__ or current.__context__
     return "the connection failed"
+
+
+def _short(text: str, limit: int = 60) -> str:
+    """A user-typed text echoed in a message, cut short."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _display_url(url: str) -> str:
