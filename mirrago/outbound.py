@@ -131,10 +131,6 @@ class OutboundPolicy:
                 hosts.add(item.lower().rstrip("."))
         return cls(networks=tuple(networks), hosts=frozenset(hosts))
 
-    @property
-    def allows_some_private(self) -> bool:
-        return self.allow_private or bool(self.networks or self.hosts)
-
     def permits(self, host: str, address: IPAddress) -> bool:
         """Whether a connection to `address` (which `host` resolved to) is allowed."""
         if self.allow_private or is_public(address):

@@ -7,6 +7,8 @@ module only gives the policy the sandbox's own words, as the API it simulates wo
 
 from __future__ import annotations
 
+import time
+
 import requests
 
 from mirrago.outbound import FetchError, OutboundPolicy, check_scheme, read_capped
@@ -45,11 +47,12 @@ def fetch_public(
     """GET `url` and return the body (status 200, at most `max_bytes`), following redirects and
     checking every hop. Raises FetchError (RefusedAddress for an address not allowed)."""
     policy = sandbox_policy(allow_private)
+    deadline = time.monotonic() + 2 * sum(timeout)  # a slow drip must not hold a worker
     with policy.session() as session:
         try:
             with policy.get(session, url.strip(), timeout=timeout, headers=headers) as response:
                 _check_status(response.status_code)
-                return read_capped(response, max_bytes)
+                return read_capped(response, max_bytes, deadline=deadline)
         except requests.RequestException as error:
             raise FetchError(f"could not fetch it ({type(error).__name__}).") from None
 
