@@ -12,6 +12,10 @@ retry policy, decided by method in `_request` (as replicate-python does):
   to do next (it owns retrying jobs).
 - A 401 on an API call fetches one new token and retries once.
 
+A client for a base URL a user typed (the sidebar's connection) is given an `outbound` policy:
+its token request, API calls and result downloads then connect only where the policy allows,
+each connection pinned to the address checked (see `mirrago.outbound`).
+
 Errors are the classes of `mirrago.models`. The client sends bytes and URLs only: turning
 paths, file objects and images into uploads is `mirrago.images.upload_for`'s job. No secret or
 token appears in any message, repr or log line.
@@ -59,6 +63,7 @@ from mirrago.models import (
     missing_credentials,
     uncertain_text,
 )
+from mirrago.outbound import OutboundPolicy, RefusedAddress
 
 if TYPE_CHECKING:
     from mirrago.backend import Backend
@@ -97,7 +102,8 @@ class MirragoClient:
     `timeout` is the read timeout of each HTTP call in seconds (the connect timeout is the
     smaller of it and 10 s). `max_retries`, `backoff_factor`, `backoff_max`, `poll_interval`,
     `poll_max` and `max_upload_bytes` tune the retry, polling and upload policies (see the
-    module docstring); the defaults suit the live API, tests shrink them.
+    module docstring); the defaults suit the live API, tests shrink them. `outbound`: the
+    policy every connection goes through (for a base URL a user typed); None connects anywhere.
     """
 
     def __init__(
@@ -113,6 +119,7 @@ class MirragoClient:
         poll_interval: float = 0.5,
         poll_max: float = 5.0,
         max_upload_bytes: int = MAX_UPLOAD_BYTES,
+        outbound: OutboundPolicy | None = None,
     ) -> None:
         parts = urlsplit(str(base_url or "").strip())
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -136,6 +143,7 @@ class MirragoClient:
         self._token: _CachedToken | None = None
         self._token_lock = threading.Lock()
         self.closed = False
+        self.outbound = outbound
         self._session = self._build_session()
         self._submit_session = self._build_session()  # job-creating POSTs: never kept alive
 
@@ -148,12 +156,16 @@ class MirragoClient:
         return cls(backend.base_url, backend.client_id, backend.client_secret, **kw)
 
     def _build_session(self) -> requests.Session:
-        session = requests.Session()
+        pools = {"pool_connections": 4, "pool_maxsize": 32}
+        if self.outbound is not None:
+            session = self.outbound.session(**pools)
+        else:
+            session = requests.Session()
+            # No transport-level retries: `_request` is the one place that retries.
+            adapter = HTTPAdapter(max_retries=0, **pools)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
         session.headers["User-Agent"] = f"mirrago-studio/{__version__}"
-        # No transport-level retries: `_request` is the one place that retries.
-        adapter = HTTPAdapter(max_retries=0, pool_connections=4, pool_maxsize=32)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
         return session
 
     def close(self) -> None:
@@ -211,6 +223,8 @@ class MirragoClient:
         try:
             response = self._request("POST", TOKEN_PATH, auth=False, json=payload)
         except (AuthenticationError, BadRequestError) as error:
+            if not _refuses_credentials(error):
+                raise self._not_an_api(error) from None
             raise AuthenticationError(
                 f"The Mirrago server rejected the client id or secret ({error.status_code}). "
                 "Check MIRRAGO_CLIENT_ID and MIRRAGO_CLIENT_SECRET.",
@@ -233,6 +247,18 @@ class MirragoClient:
         margin = min(TOKEN_MARGIN_MAX, ttl * 0.1)
         log.debug("fetched an access token (expires in %.0f s)", ttl)
         return _CachedToken(value.strip(), time.monotonic() + max(0.0, ttl - margin))
+
+    def _not_an_api(self, error: MirragoError) -> MirragoError:
+        """A token answer that is neither a token nor a refusal of the credentials (a 404, a
+        405 from a web page): the address is not a Mirrago API, whatever the credentials."""
+        if error.status_code is None or 300 <= error.status_code < 400:
+            return error  # refused addresses and redirects say so already
+        host = urlsplit(self.base_url).netloc
+        return BadRequestError(
+            f"{_short(host)} does not look like a Mirrago API (its token address answered "
+            f"{error.status_code}). Check MIRRAGO_BASE_URL.",
+            status_code=error.status_code,
+        )
 
     # ----------------------------------------------------------------- the one request helper
 
@@ -307,9 +333,18 @@ class MirragoClient:
             kwargs["headers"] = {**kwargs.get("headers", {}), "Connection": "close"}
         started = time.monotonic()
         try:
+            # Redirects of GETs are followed by requests; with an `outbound` policy, each hop's
+            # connection is checked by the policy as it is made.
             response = session.request(
                 method, url, allow_redirects=method in ("GET", "HEAD"), **kwargs
             )
+        except RefusedAddress:
+            # Nothing was contacted: one message, whatever is (or is not) at that address.
+            raise BadRequestError(
+                f"{_short(host)} (or where it redirects) is not a public address: the app does not "
+                "connect to this machine or its private network for a server typed in. Use the "
+                "API's public address (the app's admin can allow internal servers)."
+            ) from None
         except requests.RequestException as exc:
             raise self._transport_error(exc, host, idempotent, kwargs["timeout"][1]) from None
         log.debug(
@@ -588,6 +623,18 @@ class MirragoClient:
 # --------------------------------------------------------------------- helpers
 
 
+def _refuses_credentials(error: MirragoError) -> bool:
+    """401/403, or a 400 whose OAuth error names the client or grant (RFC 6749, 5.2)."""
+    if isinstance(error, AuthenticationError):
+        return True
+    body = error.body if isinstance(error.body, dict) else {}
+    return error.status_code == 400 and body.get("error") in (
+        "invalid_client",
+        "invalid_grant",
+        "unauthorized_client",
+    )
+
+
 def _uncertain(reason: str, cause: MirragoError) -> SubmissionUncertainError:
     return SubmissionUncertainError(uncertain_text(reason), cause=cause)
 
@@ -698,6 +745,11 @@ def _describe(reason: BaseException | None) -> str:
         nested = next((a for a in current.args if isinstance(a, BaseException)), None)
         current = nested or current.__cause__ or current.__context__
     return "the connection failed"
+
+
+def _short(text: str, limit: int = 60) -> str:
+    """A user-typed text echoed in a message, cut short."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _display_url(url: str) -> str:

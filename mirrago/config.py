@@ -5,7 +5,9 @@ TOML directly, so this module does not import Streamlit). Names:
 `MIRRAGO_BASE_URL`, `MIRRAGO_CLIENT_ID`, `MIRRAGO_CLIENT_SECRET`, `MIRRAGO_DATA_DIR`,
 `MIRRAGO_DATABASE_URL`, `MIRRAGO_LOCK_BACKEND` (1: the app offers no live connection form),
 `MIRRAGO_RETENTION_DAYS` (stored input photos older than that are removed; default: kept),
-`MIRRAGO_SANDBOX_LATENCY` (the embedded sandbox's seconds per job: `3`, or a range `2-5`).
+`MIRRAGO_SANDBOX_LATENCY` (the embedded sandbox's seconds per job: `3`, or a range `2-5`),
+`MIRRAGO_ALLOW_PRIVATE_URLS` (what the app may fetch on a user's behalf beyond public addresses:
+`1` for every address, or a list like `10.1.2.0/24,images.internal`; see `mirrago.outbound`).
 
 The data dir defaults to a per-user data folder (platformdirs: `~/.local/share/mirrago` on
 Linux), so every command finds the same ledger from any folder; a `.mirrago/` folder in the
@@ -23,6 +25,8 @@ from pathlib import Path
 from dotenv import dotenv_values
 from platformdirs import user_data_path
 
+from mirrago.outbound import OutboundPolicy
+
 NAMES = (
     "MIRRAGO_BASE_URL",
     "MIRRAGO_CLIENT_ID",
@@ -32,6 +36,7 @@ NAMES = (
     "MIRRAGO_LOCK_BACKEND",
     "MIRRAGO_RETENTION_DAYS",
     "MIRRAGO_SANDBOX_LATENCY",
+    "MIRRAGO_ALLOW_PRIVATE_URLS",
 )
 LIVE_BASE_URL = "https://api.mirrago.com"
 DEFAULT_DATA_DIR = ".mirrago"
@@ -50,6 +55,11 @@ class Settings:
     lock_backend: bool = False
     retention_days: float | None = None
     sandbox_latency: tuple[float, float] | None = None  # None: the sandbox's own default
+    # What links, previews and typed base URLs may reach besides public addresses.
+    outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
+    # True for a base URL a user typed in the sidebar (not the admin's MIRRAGO_BASE_URL): the
+    # client's connections to it then go through `outbound`.
+    base_url_typed: bool = False
 
     @property
     def uses_sandbox(self) -> bool:
@@ -62,8 +72,22 @@ class Settings:
             return self.database_url
         return f"sqlite:///{(self.data_dir / LEDGER_FILE).resolve()}"
 
+    @property
+    def client_outbound(self) -> OutboundPolicy | None:
+        """The policy the API client's connections go through: for a base URL a user typed;
+        None for the configured one and the embedded sandbox (both set by whoever runs the app).
+        """
+        return self.outbound if self.base_url_typed and self.base_url else None
+
     def with_connection(self, base_url: str, client_id: str, client_secret: str) -> Settings:
-        return replace(self, base_url=base_url, client_id=client_id, client_secret=client_secret)
+        """These settings with a base URL and credentials a user typed in (the sidebar)."""
+        return replace(
+            self,
+            base_url=base_url,
+            client_id=client_id,
+            client_secret=client_secret,
+            base_url_typed=True,
+        )
 
 
 def _read_secrets_toml(path: Path) -> dict[str, str]:
@@ -112,6 +136,7 @@ def load_settings(
         lock_backend=merged.get("MIRRAGO_LOCK_BACKEND", "").strip().lower() in ("1", "true", "yes"),
         retention_days=_days(merged.get("MIRRAGO_RETENTION_DAYS")),
         sandbox_latency=_latency(merged.get("MIRRAGO_SANDBOX_LATENCY")),
+        outbound=OutboundPolicy.from_setting(merged.get("MIRRAGO_ALLOW_PRIVATE_URLS")),
     )
 
 

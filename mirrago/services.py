@@ -71,7 +71,9 @@ def open_services(
     running = start_backend(settings)
     client = ledger = None
     try:
-        client = MirragoClient.from_backend(running.backend, max_retries=0)
+        client = MirragoClient.from_backend(
+            running.backend, max_retries=0, outbound=settings.client_outbound
+        )
         ledger = Ledger.open(settings)
         tuning = RunnerTuning(**runner_tuning)
         runner = Runner(ledger, client, settings.data_dir, tuning, backend=running.backend.key)

@@ -24,7 +24,9 @@ RUN_TIMEOUT = 90  # a deadline for one script run on a busy machine, not a speed
 
 
 @pytest.fixture
-def app(data_dir: Path) -> AppTest:
+def app(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    # The sandboxes posing as live endpoints here listen on loopback.
+    monkeypatch.setenv("MIRRAGO_ALLOW_PRIVATE_URLS", "127.0.0.1")
     at = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT)
     at.run()
     assert not at.exception, at.exception

@@ -170,7 +170,10 @@ def image_server() -> Iterator[str]:
     server.server_close()
 
 
-def test_check_links_tells_reachable_images_from_the_rest(image_server: str) -> None:
+def test_check_links_tells_reachable_images_from_the_rest(
+    image_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MIRRAGO_ALLOW_PRIVATE_URLS", "127.0.0.1")  # the links are on loopback
     found = linkcheck.check_links([f"{image_server}/ok.png", f"{image_server}/missing.png",
                                    f"{image_server}/page.html", f"{image_server}/no-head.png",
                                    "http://127.0.0.1:1/closed.png"], timeout=3)

@@ -1,6 +1,7 @@
 """The sandbox fetches image URLs (and posts callbacks) only to public addresses: no loopback,
 private, link-local, shared, reserved, multicast or unspecified address, however written, by DNS
-name, after a redirect or after DNS changes its answer; its own sample URLs still work.
+name, after a redirect or after DNS changes its answer (a host is resolved once and the
+connection goes to the address checked); its own sample URLs still work.
 
 Everything runs over real HTTP on loopback. The machine has no public network, so where a test
 needs a "public" host it treats one loopback address (127.0.0.2) as public by patching the
@@ -22,10 +23,11 @@ from typing import Any
 import pytest
 import requests
 from PIL import Image
+from test_outbound import Listener
 
+from mirrago import outbound
 from mirrago.client import MirragoClient
 from mirrago.models import AuthenticationError, BadRequestError
-from mirrago.sandbox import urlguard
 from mirrago.sandbox.server import EmbeddedSandbox
 
 TIMEOUT = 60  # a deadline for each request, generous on a busy machine
@@ -116,7 +118,13 @@ def own_samples(sandbox: EmbeddedSandbox) -> tuple[str, str]:
 
 
 @pytest.fixture
-def fake_dns(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+def dns_lookups() -> list[str]:
+    """The names `fake_dns` was asked about, one entry per lookup."""
+    return []
+
+
+@pytest.fixture
+def fake_dns(monkeypatch: pytest.MonkeyPatch, dns_lookups: list[str]) -> dict[str, list[str]]:
     """`names[host] = [address, ...]`: getaddrinfo answers those names with those addresses
     (one answer per call, in turn, the last repeated), every other name as usual."""
     names: dict[str, list[str]] = {}
@@ -125,6 +133,7 @@ def fake_dns(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
     def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
         if isinstance(host, bytes):
             host = host.decode()
+        dns_lookups.append(str(host))
         answers = names.get(str(host))
         if not answers:
             return real(host, port, *args, **kwargs)
@@ -138,12 +147,12 @@ def fake_dns(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
 @pytest.fixture
 def public_127_0_0_2(monkeypatch: pytest.MonkeyPatch) -> None:
     """Treat 127.0.0.2 as a public address: the stand-in for an internet host."""
-    real = urlguard.is_public
+    real = outbound.is_public
 
-    def is_public(address: urlguard.IPAddress) -> bool:
+    def is_public(address: outbound.IPAddress) -> bool:
         return address == ipaddress.ip_address("127.0.0.2") or real(address)
 
-    monkeypatch.setattr(urlguard, "is_public", is_public)
+    monkeypatch.setattr(outbound, "is_public", is_public)
 
 
 # ---- the address classifier -----------------------------------------------------------------
@@ -160,22 +169,22 @@ def public_127_0_0_2(monkeypatch: pytest.MonkeyPatch) -> None:
     ],
 )  # fmt: skip
 def test_non_public_addresses_are_refused(address: str) -> None:
-    assert not urlguard.is_public(ipaddress.ip_address(address))
+    assert not outbound.is_public(ipaddress.ip_address(address))
 
 
 @pytest.mark.parametrize(
     "address", ["8.8.8.8", "93.184.216.34", "2606:4700::1111", "::ffff:8.8.8.8"]
 )
 def test_public_addresses_are_allowed(address: str) -> None:
-    assert urlguard.is_public(ipaddress.ip_address(address))
+    assert outbound.is_public(ipaddress.ip_address(address))
 
 
 def test_a_dns_name_with_any_private_address_is_refused(fake_dns: dict[str, list[str]]) -> None:
     fake_dns["internal.example.test"] = ["10.1.2.3"]
-    with pytest.raises(urlguard.PrivateAddressError):
-        urlguard.check_host("internal.example.test", 80)
-    with pytest.raises(urlguard.PrivateAddressError):
-        urlguard.check_host("localhost", 80)  # a real name on every machine
+    with pytest.raises(outbound.RefusedAddress):
+        outbound.OutboundPolicy().check_host("internal.example.test", 80)
+    with pytest.raises(outbound.RefusedAddress):
+        outbound.OutboundPolicy().check_host("localhost", 80)  # a real name on every machine
 
 
 # ---- through the sandbox's HTTP API ---------------------------------------------------------
@@ -251,17 +260,53 @@ def test_redirect_from_a_public_host_to_a_private_one_is_refused(
         public.close()
 
 
+def public_and_inside_on_one_port() -> tuple[CountingServer, Listener]:
+    """An image server on 127.0.0.2 (the "public" host) and a connection-recording listener on
+    127.0.0.1 at the same port: a URL's port then reaches either, depending on the address."""
+    for _attempt in range(20):
+        public = CountingServer("127.0.0.2")
+        try:
+            return public, Listener("127.0.0.1", int(public.url.rsplit(":", 1)[1]))
+        except OSError:  # that port is taken on 127.0.0.1: try another
+            public.close()
+    raise RuntimeError("no port free on both 127.0.0.1 and 127.0.0.2")
+
+
 @pytest.mark.usefixtures("public_127_0_0_2")
-def test_dns_answer_changing_to_a_private_address_is_caught_at_connect(
-    guarded: EmbeddedSandbox, counting: CountingServer, fake_dns: dict[str, list[str]]
+def test_a_host_is_resolved_once_and_the_connection_goes_to_the_address_checked(
+    guarded: EmbeddedSandbox, fake_dns: dict[str, list[str]], dns_lookups: list[str]
 ) -> None:
-    # Public when the sandbox checks the name, loopback when it connects (DNS rebinding).
-    fake_dns["rebind.example.test"] = ["127.0.0.2", "127.0.0.1"]
-    port = counting.url.rsplit(":", 1)[1]
-    person, _ = own_samples(guarded)
-    response = submit_urls(guarded, person, f"http://rebind.example.test:{port}/g.png")
-    assert response.status_code == 400 and PRIVATE in response.json()["detail"]
-    assert counting.hits == []
+    # Public when first asked, loopback on any later lookup (DNS rebinding): the sandbox asks
+    # once and connects to the address it checked, so nothing ever reaches loopback.
+    public, inside = public_and_inside_on_one_port()
+    try:
+        fake_dns["rebind.example.test"] = ["127.0.0.2", "127.0.0.1"]
+        port = public.url.rsplit(":", 1)[1]
+        person, _ = own_samples(guarded)
+        response = submit_urls(guarded, person, f"http://rebind.example.test:{port}/g.png")
+        assert inside.connections == []
+        assert dns_lookups.count("rebind.example.test") == 1
+        assert response.status_code == 200, response.text
+        assert public.hits == ["/g.png"]
+    finally:
+        public.close()
+        inside.close()
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "localhost", "[::ffff:127.0.0.1]", "2130706433", "0177.0.0.1"]
+)
+def test_image_url_on_loopback_makes_no_connection_at_all(
+    guarded: EmbeddedSandbox, host: str
+) -> None:
+    inside = Listener()
+    try:
+        person, _ = own_samples(guarded)
+        response = submit_urls(guarded, person, f"http://{host}:{inside.port}/g.png")
+        assert response.status_code == 400 and PRIVATE in response.json()["detail"]
+        assert inside.connections == []
+    finally:
+        inside.close()
 
 
 def test_the_sandboxs_own_sample_urls_are_still_served(guarded: EmbeddedSandbox) -> None:

@@ -2,9 +2,12 @@
 
 `check_connection` is the one place in the app that talks to a server directly: the sidebar's
 "Test connection" asks for an access token with the credentials just typed, before this
-session switches to them. `backend_health` reports on the services a session already uses,
-from what they know (the runner's last error; the client's cached token), at no extra token
-cost. Neither returns, logs or raises anything that contains the secret.
+session switches to them. A typed base URL goes through the app's outbound policy
+(`mirrago.outbound`): one on this machine or its private network is refused before anything
+connects, unless MIRRAGO_ALLOW_PRIVATE_URLS allows it. `backend_health` reports on the
+services a session already uses, from what they know (the runner's last error; the client's
+cached token), at no extra token cost. Neither returns, logs or raises anything that contains
+the secret.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from mirrago.client import MirragoClient
+from mirrago.config import load_settings
 from mirrago.models import AuthenticationError, MirragoError
+from mirrago.outbound import OutboundPolicy
 from mirrago.services import Services
 from mirrago.ui.errors import message_for
 
@@ -38,8 +43,15 @@ def problem_with_base_url(base_url: str) -> str | None:
     return None
 
 
-def check_connection(base_url: str, client_id: str, client_secret: str) -> ConnectionCheck:
-    """Ask `base_url` for an access token with these credentials."""
+def check_connection(
+    base_url: str,
+    client_id: str,
+    client_secret: str,
+    *,
+    outbound: OutboundPolicy | None = None,
+) -> ConnectionCheck:
+    """Ask `base_url` for an access token with these credentials, through `outbound` (default:
+    the configured policy, the one the session's client then uses too)."""
     problem = problem_with_base_url(base_url)
     if problem:
         return ConnectionCheck(False, problem)
@@ -53,6 +65,7 @@ def check_connection(base_url: str, client_id: str, client_secret: str) -> Conne
             client_secret,
             timeout=CHECK_TIMEOUT,
             max_retries=1,
+            outbound=outbound or load_settings().outbound,
         ) as client:
             client.authenticate()
     except AuthenticationError:

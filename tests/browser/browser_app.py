@@ -82,6 +82,8 @@ def start_app(
     data_dir = workdir / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MIRRAGO_")}
     env.update({"MIRRAGO_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"})
+    # The "live endpoints" the sidebar connects to in these tests are sandboxes on loopback.
+    env["MIRRAGO_ALLOW_PRIVATE_URLS"] = "127.0.0.1"
     env.update(extra_env or {})
     port = port or free_port()
     log_path = workdir / "streamlit.log"
