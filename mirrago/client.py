@@ -624,15 +624,10 @@ class MirragoClient:
 
 
 def _refuses_credentials(error: MirragoError) -> bool:
-    """401/403, or a 400 whose OAuth error names the client or grant (RFC 6749, 5.2)."""
-    if isinstance(error, AuthenticationError):
-        return True
-    body = error.body if isinstance(error.body, dict) else {}
-    return error.status_code == 400 and body.get("error") in (
-        "invalid_client",
-        "invalid_grant",
-        "unauthorized_client",
-    )
+    """401/403, or a 400: the reference makes a bad request the caller's to fix, and an OAuth
+    server answers a wrong client with 400 `invalid_client` (RFC 6749, 5.2). Only other answers
+    (404, 405, …) say the address is not a Mirrago API."""
+    return isinstance(error, AuthenticationError) or error.status_code == 400
 
 
 def _uncertain(reason: str, cause: MirragoError) -> SubmissionUncertainError:
