@@ -1047,6 +1047,32 @@ class Ledger:
             )
         return replace(latest, undone=True)
 
+    def review_tallies(self, batch_ids: Iterable[int]) -> dict[int, tuple[int, int]]:
+        """Batch id → (results given Pass, results reviewed), for batches with a verdict."""
+        passed = sa.func.sum(sa.case((jobs.c.review_verdict == "pass", 1), else_=0))
+        query = (
+            sa.select(jobs.c.batch_id, passed, sa.func.count())
+            .where(jobs.c.batch_id.in_(list(batch_ids)),
+                   jobs.c.state == JobState.COMPLETED.value,
+                   jobs.c.review_verdict.in_(["pass", "fail"]))
+            .group_by(jobs.c.batch_id)
+        )  # fmt: skip
+        with self._read() as conn:
+            return {int(b): (int(p or 0), int(n)) for b, p, n in conn.execute(query)}
+
+    def current_review_ids(self, batch_id: int) -> dict[int, int]:
+        """Row id → the id of the verdict each reviewed row of the batch holds now (the latest
+        on its current attempt not undone): what a page saw, for `record_review`."""
+        query = (
+            sa.select(reviews.c.row_id, sa.func.max(reviews.c.id))
+            .join(jobs, sa.and_(jobs.c.id == reviews.c.row_id,
+                                jobs.c.attempts == reviews.c.attempt))
+            .where(jobs.c.batch_id == batch_id, reviews.c.undone == sa.false())
+            .group_by(reviews.c.row_id)
+        )  # fmt: skip
+        with self._read() as conn:
+            return {int(row_id): int(review_id) for row_id, review_id in conn.execute(query)}
+
     @staticmethod
     def _lock_attempt(conn: Connection, row_id: int) -> int | None:
         """The row's current attempt, the row locked until the transaction ends (PostgreSQL:

@@ -439,3 +439,15 @@ def test_a_comparison_pairs_the_shared_inputs_and_summarises(
     assert review.compare_runs(ledger, before.id, after.id)[0].judgement is None
     with pytest.raises(review.ReviewError):
         review.judge(ledger, before.id, after.id, shared[0].key, "better")
+
+
+def test_current_review_ids_name_each_rows_live_verdict(any_ledger: Ledger, tmp_path: Path) -> None:
+    ledger = any_ledger
+    batch = finished_batch(ledger, tmp_path, PAIRS)
+    first, second, third = _rows(ledger, batch.id)
+    review.give_verdict(ledger, first, "pass", reviewer="Ana")
+    latest = review.give_verdict(ledger, first, "fail", ["other"], reviewer="Bo")
+    undone = review.give_verdict(ledger, second, "pass", reviewer="Ana")
+    ledger.undo_review(second.id, reviewer="Ana", review_id=undone.id)
+    assert ledger.current_review_ids(batch.id) == {first.id: latest.id}
+    assert third.id not in ledger.current_review_ids(batch.id)

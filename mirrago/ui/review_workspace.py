@@ -15,11 +15,11 @@ from mirrago.ui.review_compare import compare_view
 from mirrago.ui.review_export import export_menu
 from mirrago.ui.review_matrix import matrix_view
 from mirrago.ui.review_panel import (
-    REVIEWER_KEY,
     current_job,
     review_controls,
     review_filters,
     review_summary,
+    reviewer_field,
     reviewer_name,
     state,
     verdict_badge,
@@ -50,12 +50,7 @@ def review_workspace(ledger: Ledger, batch_id: int) -> None:
         made = batch.created_at.strftime("%Y-%m-%d %H:%M UTC")
         st.caption(f"Batch {batch.id} · {len(jobs)} rows · created {made}")
     with st.container(horizontal=True, vertical_alignment="bottom", key="review-bar"):
-        st.text_input(
-            "Reviewer",
-            key=REVIEWER_KEY,
-            placeholder="Your name, for the record",
-            width=260,
-        )
+        reviewer_field()
         export_menu(ledger, batch_id, reviewer=reviewer_name())
     review_summary(jobs, ledger.reviews(batch_id=batch_id))
     view = st.segmented_control(

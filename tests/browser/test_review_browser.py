@@ -165,7 +165,7 @@ def test_twenty_results_reviewed_with_the_keyboard_alone(
     assert seen == [f"Row {n}" for n in range(1, 21)]
     expect(page.get_by_text("Every result in this view is reviewed.")).to_be_visible()
     assert _metric(page, "Reviewed") == "20 of 20"
-    assert _metric(page, "Pass rate") == "75%"
+    assert _metric(page, "Review pass") == "75%"
     assert_no_exception(page)
     screenshot(page, "review-keyboard-done")
 
