@@ -131,7 +131,7 @@ def reviewer_field() -> None:
     so that a refresh keeps it."""
     signed_in = signed_in_name()
     if signed_in:
-        st.text_input("Reviewer", value=signed_in, disabled=True, width=260,
+        st.text_input("Reviewer", value=signed_in, disabled=True, width=200,
                       key="reviewer-signed-in", help="You are signed in: verdicts carry your name")
         return
     st.text_input(
@@ -139,7 +139,7 @@ def reviewer_field() -> None:
         key=REVIEWER_KEY,
         placeholder="Your name, for the record",
         max_chars=NAME_CHARS,
-        width=260,
+        width=200,
         bind="query-params",
         help="Saved with every verdict you give; kept in this page's address",
     )  # fmt: skip
