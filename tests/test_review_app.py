@@ -154,6 +154,26 @@ def test_the_reviewer_name_in_the_address_goes_on_record(
     assert [r.reviewer for r in ledger.reviews(batch_id=batch.id)] == ["Ana"]
 
 
+def test_with_sign_in_the_reviewer_is_the_signed_in_user_and_not_editable(
+    ledger: Ledger, batch: BatchRecord
+) -> None:
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.secrets["auth"] = {
+        "redirect_uri": "http://127.0.0.1:8501/oauth2callback", "cookie_secret": "x" * 32,
+        "client_id": "mirrago", "client_secret": "test-only",
+        "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration",
+    }  # fmt: skip
+    at.user = {"is_logged_in": True, "email": "mei@example.com", "name": "Mei Tan"}
+    at.query_params["batch"] = str(batch.id)
+    at.query_params["reviewer"] = "Eve"  # a name in the address does not make one someone else
+    at.run()
+    assert not at.exception
+    field = at.text_input(key="reviewer-signed-in")
+    assert (field.value, field.disabled) == ("Mei Tan", True)
+    at.button(key="review-pass").click().run()
+    assert [r.reviewer for r in ledger.reviews(batch_id=batch.id)] == ["Mei Tan"]
+
+
 def test_the_summary_names_the_verdict_figure_review_pass(
     ledger: Ledger, batch: BatchRecord
 ) -> None:
