@@ -15,6 +15,7 @@ from mirrago.ui import batch_gallery
 from mirrago.ui.review_panel import (
     Given,
     conflict_text,
+    keep_reviewer_in_address,
     review_controls,
     reviewer_name,
     state,
@@ -59,6 +60,7 @@ def _filter(rows: list[JobRecord], services: Services) -> list[JobRecord]:
         rows = review.review_queue(rows)
     if rows:  # the verdict each card shows, for a card's Pass or Fail to name
         state().saw(rows, services.ledger.current_review_ids(rows[0].batch_id))
+    keep_reviewer_in_address()  # the cards' verdicts carry the name: a refresh keeps it
     return rows
 
 

@@ -116,7 +116,7 @@ def signed_in_name() -> str | None:
 
 def reviewer_name() -> str | None:
     """The signed-in user's name, else the name typed in the review bar (kept in the address:
-    the Results view's cards, where the bar is not drawn, read it there)."""
+    the Results view's cards, where the bar is not drawn, and a refresh read it there)."""
     signed_in = signed_in_name()
     if signed_in:
         return signed_in
@@ -124,6 +124,18 @@ def reviewer_name() -> str | None:
     if typed is None:
         typed = st.query_params.get(REVIEWER_KEY)
     return (typed or "").strip()[:NAME_CHARS] or None
+
+
+def keep_reviewer_in_address() -> None:
+    """Write the typed name into the address (`?reviewer=`), where a refresh finds it; an
+    emptied field takes it out."""
+    if signed_in_name():
+        return
+    name = reviewer_name()
+    if name and st.query_params.get(REVIEWER_KEY) != name:
+        st.query_params[REVIEWER_KEY] = name
+    elif not name and REVIEWER_KEY in st.query_params:
+        del st.query_params[REVIEWER_KEY]
 
 
 def reviewer_field() -> None:
@@ -134,15 +146,19 @@ def reviewer_field() -> None:
         st.text_input("Reviewer", value=signed_in, disabled=True, width=200,
                       key="reviewer-signed-in", help="You are signed in: verdicts carry your name")
         return
+    if REVIEWER_KEY not in st.session_state:  # a new session (a refresh): the address's name
+        st.session_state[REVIEWER_KEY] = st.query_params.get(REVIEWER_KEY, "")[:NAME_CHARS]
     st.text_input(
         "Reviewer",
         key=REVIEWER_KEY,
         placeholder="Your name, for the record",
         max_chars=NAME_CHARS,
         width=200,
-        bind="query-params",
+        on_change=keep_reviewer_in_address,
+        persist_state="session",  # kept while the field is not drawn (another view, page)
         help="Saved with every verdict you give; kept in this page's address",
-    )  # fmt: skip
+    )
+    keep_reviewer_in_address()  # back in the address after a page switch dropped it
 
 
 def current_job(ordered: Sequence[JobRecord]) -> JobRecord | None:

@@ -346,18 +346,38 @@ def test_the_reviewers_name_survives_a_refresh(
     try:
         _open_review(page, ids["refresh"])
         _sign(page, "QA Mei")
-        page.reload()
+        page.reload()  # lands on the Results view: its cards give verdicts in her name too
         wait_for_app(page, timeout=120)
+        second = _row_ids(server.data_dir, ids["refresh"])[1]
+        _click(page, f"batch-card-pass-{second}")
+        expect(keyed(page, f"batch-card-{second}")).to_contain_text("pass")
+        assert _history(server.data_dir, ids["refresh"]) == [(2, "QA Mei", "pass", False)]
         page.get_by_role("button", name="Review & reports").or_(
             page.get_by_text("Review & reports", exact=True)
         ).first.click()
         wait_for_app(page)
         expect(keyed(page, "reviewer").locator("input")).to_have_value("QA Mei")
         _click(page, "review-pass")
-        _expect_row(page, "Row 2")
-        assert _history(server.data_dir, ids["refresh"]) == [(1, "QA Mei", "pass", False)]
+        expect(page.get_by_text("Every result in this view is reviewed.")).to_be_visible()
+        assert _history(server.data_dir, ids["refresh"]) == [
+            (2, "QA Mei", "pass", False),
+            (1, "QA Mei", "pass", False),
+        ]
+        keyed(page, "batch-view").get_by_text("Results").click()  # the field is not drawn there
+        wait_for_app(page)
+        expect(keyed(page, f"batch-card-{second}")).to_be_visible()
+        assert re.search(r"[?&]reviewer=QA", page.url), page.url  # still in the address
     finally:
         page.context.close()
+
+
+def _row_ids(data_dir: Path, batch_id: int) -> list[int]:
+    ledger = Ledger(f"sqlite:///{data_dir / 'ledger.sqlite3'}")
+    try:
+        return [job.id for job in sorted(ledger.jobs(batch_id=batch_id),
+                                         key=lambda job: job.row_index)]  # fmt: skip
+    finally:
+        ledger.close()
 
 
 def _result_top(page: Page) -> float:
