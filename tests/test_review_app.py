@@ -123,6 +123,19 @@ def test_keep_theirs_leaves_the_other_verdict_and_moves_on(
     assert len(ledger.reviews(batch_id=batch.id)) == 1
 
 
+def test_the_same_verdict_given_again_after_the_warning_replaces_theirs(
+    ledger: Ledger, batch: BatchRecord
+) -> None:
+    at = _app(batch)
+    at.text_input(key="reviewer").input("Ana").run()
+    review.give_verdict(ledger, _job(ledger, batch, 1), "fail", ["other"], reviewer="Bo")
+    at.button(key="review-pass").click().run()
+    assert "Bo judged row 1 Fail" in _conflict(at)
+    at.button(key="review-pass").click().run()  # the key pressed again, having seen theirs
+    assert _verdicts(ledger, batch) == {1: ("pass", ())}
+    assert _row_on_screen(at) == 2
+
+
 def test_undo_leaves_a_verdict_another_reviewer_gave_since(
     ledger: Ledger, batch: BatchRecord
 ) -> None:

@@ -1,6 +1,7 @@
 """The review loop on screen: Pass (`P`), Fail (`F`), reason tags on the number keys, a note,
-Undo (`U`), Skip (`S`); after a verdict the view moves to the next unreviewed result of the
-current filter. Plus the review filters and the summary figures.
+Undo (`U`), Skip (`S`), Keep theirs (`K`) / Replace with mine (`M`) after a conflict; after a
+verdict the view moves to the next unreviewed result of the current filter. Plus the review
+filters and the summary figures.
 
 Everything is saved in the ledger at once (`mirrago.review`); the session only remembers which
 result is on screen, the reasons ticked for it, when it was shown, the verdict each row held
@@ -236,6 +237,7 @@ def _save(
         session.conflict = Pending(
             job.id, job.row_index + 1, verdict, tuple(reasons), note, seconds, conflict.theirs
         )
+        session.seen[job.id] = conflict.theirs.id  # seen now: a verdict given again replaces it
         return
     except MirragoError as error:
         session.message = str(error)
@@ -456,9 +458,10 @@ def _conflict_choice(pending: Pending, args: tuple) -> None:
     )
     with st.container(horizontal=True, gap="small", key="review-conflict"):
         st.button("Keep theirs", key="review-keep-theirs", icon=":material/done:",
-                  on_click=_keep_theirs, args=args)  # fmt: skip
+                  shortcut="K", on_click=_keep_theirs, args=args)  # fmt: skip
         st.button(f"Replace with mine ({mine})", key="review-replace", type="primary",
-                  icon=":material/swap_horiz:", on_click=_replace, args=args)  # fmt: skip
+                  icon=":material/swap_horiz:", shortcut="M", on_click=_replace,
+                  args=args)  # fmt: skip
 
 
 def review_filters(key: str = "review-filter") -> tuple[list[str], list[str]]:
