@@ -59,7 +59,8 @@ def _filter(rows: list[JobRecord], services: Services) -> list[JobRecord]:
     if queue:
         rows = review.review_queue(rows)
     if rows:  # the verdict each card shows, for a card's Pass or Fail to name
-        state().saw(rows, services.ledger.current_review_ids(rows[0].batch_id))
+        review_ids = services.ledger.current_review_ids(rows[0].batch_id)
+        state().saw(rows, review_ids, one_on_screen=False)
     keep_reviewer_in_address()  # the cards' verdicts carry the name: a refresh keeps it
     return rows
 
@@ -68,7 +69,10 @@ def _quick(services: Services, row: JobRecord, verdict: str, reason: str | None)
     """A card's verdict, given on the review the card showed: when someone judged the row
     since, theirs stays and the reviewer is told; the same button again replaces it."""
     session = state()
-    expected = session.seen.get(row.id, row_review_id(services, row))
+    if row.id in session.seen:
+        expected = session.seen[row.id]
+    else:  # a card drawn before this session read the verdicts: the one it holds now
+        expected = services.ledger.current_review_ids(row.batch_id).get(row.id)
     try:
         record = review.give_verdict(
             services.ledger, row, verdict, [reason] if reason else [], reviewer=reviewer_name(),
@@ -87,11 +91,6 @@ def _quick(services: Services, row: JobRecord, verdict: str, reason: str | None)
         return
     session.seen[row.id] = record.id
     session.done.append(Given(row.id, record.id, record.reviewer))  # Undo takes it back too
-
-
-def row_review_id(services: Services, row: JobRecord) -> int | None:
-    """The verdict a row holds now (for a card drawn before this session looked)."""
-    return services.ledger.current_review_ids(row.batch_id).get(row.id)
 
 
 def _card(services: Services, row: JobRecord) -> None:

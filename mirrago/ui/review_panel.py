@@ -83,16 +83,20 @@ class ReviewState:
             self.reasons = set()
             self.conflict = None
 
-    def saw(self, rows: Sequence[JobRecord], review_ids: dict[int, int]) -> None:
-        """Remember the verdict each row of the view held when it was drawn. The result on
-        screen keeps the one it held when it came on screen: a verdict someone gave while the
-        reviewer looked at it (a redraw for a reason key changes only a small badge) must
-        still be put to the reviewer, not replaced unseen."""
+    def saw(
+        self, rows: Sequence[JobRecord], review_ids: dict[int, int], *, one_on_screen: bool = True
+    ) -> None:
+        """Remember the verdict each row of the view held when it was drawn. With
+        `one_on_screen` (the Review view, the detail dialog) the result on screen keeps the one
+        it held when it came on screen: a verdict someone gave while the reviewer looked at it
+        (a redraw for a reason key changes only a small badge) must still be put to the
+        reviewer, not replaced unseen. Cards show their verdict each: all are read afresh."""
         for row in rows:
-            if row.id == self.current == self.pinned and row.id in self.seen:
+            if one_on_screen and row.id == self.current == self.pinned and row.id in self.seen:
                 continue
             self.seen[row.id] = review_ids.get(row.id)
-        self.pinned = self.current
+        if one_on_screen:
+            self.pinned = self.current
 
 
 def state() -> ReviewState:
