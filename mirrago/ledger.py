@@ -201,7 +201,7 @@ class ReviewConflict(MirragoError):
     reviewer saw (`theirs`: who judged it, what and when). Nothing was changed."""
 
     def __init__(self, theirs: ReviewRecord) -> None:
-        who = theirs.reviewer or "Someone without a name"
+        who = (theirs.reviewer or "Someone without a name")[:40]  # a name as typed: cut short
         when = theirs.at.strftime("%Y-%m-%d %H:%M UTC")
         super().__init__(
             f"{who} judged this result {theirs.verdict.capitalize()} at {when}, after your view "
