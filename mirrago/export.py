@@ -406,7 +406,7 @@ def _header_html(
 def _summary_html(summary: review.Summary) -> str:
     median = "–" if summary.median_seconds is None else f"{summary.median_seconds:.1f} s"
     tiles = [
-        ("Pass rate", review.percent(summary.pass_rate)),
+        ("Review pass", review.percent(summary.pass_rate)),
         ("Reviewed", f"{summary.reviewed} of {summary.reviewable}"),
         ("Passed", str(summary.passed)),
         ("Failed", str(summary.failed)),
@@ -429,7 +429,7 @@ def _summary_html(summary: review.Summary) -> str:
         if not rates:
             parts.append('<p class="meta">No fails.</p></div>')
             continue
-        parts.append('<table><tr><th>Input</th><th class="num">Pass rate</th></tr>')
+        parts.append('<table><tr><th>Input</th><th class="num">Review pass</th></tr>')
         for rate in rates:
             parts.append(
                 f'<tr><td title="{_esc(rate.value)}">{_esc(review.input_label(rate.value))}</td>'
@@ -448,7 +448,7 @@ def _matrix_html(matrix: review.Matrix, thumbs: _Thumbnails) -> str:
         parts.append(
             f'<th class="in" title="{_esc(garment)}">{_esc(review.input_label(garment))}</th>'
         )
-    parts.append('<th class="num">Pass rate</th></tr>')
+    parts.append('<th class="num">Review pass</th></tr>')
     for person in matrix.persons:
         parts.append(
             f'<tr><th class="in" title="{_esc(person)}">{_esc(review.input_label(person))}</th>'
@@ -457,7 +457,7 @@ def _matrix_html(matrix: review.Matrix, thumbs: _Thumbnails) -> str:
             job = matrix.cell(person, garment)
             parts.append(f'<td class="cell">{_matrix_cell(job, thumbs, pictures)}</td>')
         parts.append(f'<td class="num">{_rate_text(matrix.person_rate(person))}</td></tr>')
-    parts.append('<tr><th class="num">Pass rate</th>')
+    parts.append('<tr><th class="num">Review pass</th>')
     for garment in matrix.garments:
         parts.append(f'<td class="num">{_rate_text(matrix.garment_rate(garment))}</td>')
     parts.append("<td></td></tr></table>")

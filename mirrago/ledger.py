@@ -186,6 +186,30 @@ class ReviewRecord:
     undone: bool
 
 
+class Unchecked(enum.Enum):
+    """`record_review(expected_review_id=UNCHECKED)`: apply whatever the row holds now (a CLI
+    or a script that drew no view of the row)."""
+
+    UNCHECKED = "unchecked"
+
+
+UNCHECKED = Unchecked.UNCHECKED
+
+
+class ReviewConflict(MirragoError):
+    """A verdict or an undo not applied: the row holds another verdict than the one the
+    reviewer saw (`theirs`: who judged it, what and when). Nothing was changed."""
+
+    def __init__(self, theirs: ReviewRecord) -> None:
+        who = (theirs.reviewer or "Someone without a name")[:40]  # a name as typed: cut short
+        when = theirs.at.strftime("%Y-%m-%d %H:%M UTC")
+        super().__init__(
+            f"{who} judged this result {theirs.verdict.capitalize()} at {when}, after your view "
+            "of it was drawn. Keep their verdict, or give yours again to replace it."
+        )
+        self.theirs = theirs
+
+
 @dataclass(frozen=True)
 class Judgement:
     """Which of two runs of the same pair is better: "left", "right" or "same"."""
@@ -934,15 +958,28 @@ class Ledger:
         *,
         reviewer: str | None = None,
         seconds: float | None = None,
+        expected_review_id: int | None | Unchecked = UNCHECKED,
     ) -> ReviewRecord | None:
         """Give the row's current attempt a verdict: it becomes the row's review and is added to
-        its history. None when the row does not exist. (Checks: `mirrago.review`.)"""
+        its history. None when the row does not exist. (Checks: `mirrago.review`.)
+
+        `expected_review_id` is the row's review the reviewer saw (None: it was unreviewed).
+        When the row holds another verdict now, nothing is written and `ReviewConflict` names
+        it; a verdict seen and undone since overwrites nobody, so it is applied. The check and
+        the write are one transaction, the row locked (PostgreSQL) or the file (SQLite)."""
         now = utcnow()
         clean = list(dict.fromkeys(str(r).strip() for r in reasons if str(r).strip()))
         with self._write() as conn:
-            attempt = conn.execute(sa.select(jobs.c.attempts).where(jobs.c.id == row_id)).scalar()
+            attempt = self._lock_attempt(conn, row_id)
             if attempt is None:
                 return None
+            current = _current_review(conn, row_id, attempt)
+            if (
+                expected_review_id is not UNCHECKED
+                and current is not None
+                and current.id != expected_review_id
+            ):
+                raise ReviewConflict(current)
             conn.execute(
                 jobs.update()
                 .where(jobs.c.id == row_id)
@@ -956,7 +993,7 @@ class Ledger:
             review_id = conn.execute(
                 reviews.insert().values(
                     row_id=row_id,
-                    attempt=int(attempt),
+                    attempt=attempt,
                     verdict=verdict,
                     reasons=json.dumps(clean),
                     note=note,
@@ -967,15 +1004,19 @@ class Ledger:
                 )
             ).inserted_primary_key[0]
         return ReviewRecord(
-            int(review_id), row_id, int(attempt), verdict, tuple(clean), note, reviewer, now,
+            int(review_id), row_id, attempt, verdict, tuple(clean), note, reviewer, now,
             seconds, False,
         )
 
-    def undo_review(self, row_id: int) -> ReviewRecord | None:
-        """Take back the row's latest verdict on its current attempt: the row returns to the
-        verdict before it (or to none). Returns the verdict undone, None when there was none."""
+    def undo_review(
+        self, row_id: int, *, reviewer: str | None, review_id: int | None = None
+    ) -> ReviewRecord | None:
+        """Take back `reviewer`'s verdict on the row's current attempt (and, when given, only
+        the verdict `review_id`), if it is still the row's latest: the row returns to the
+        verdict before it (or to none). Returns the verdict undone, None when the row has none.
+        When someone else judged the row since, nothing changes: `ReviewConflict` names them."""
         with self._write() as conn:
-            attempt = conn.execute(sa.select(jobs.c.attempts).where(jobs.c.id == row_id)).scalar()
+            attempt = self._lock_attempt(conn, row_id)
             live = (
                 reviews.select()
                 .where(
@@ -989,7 +1030,10 @@ class Ledger:
             found = list(conn.execute(live))
             if not found:
                 return None
-            conn.execute(reviews.update().where(reviews.c.id == found[0].id).values(undone=True))
+            latest = _review(found[0])
+            if latest.reviewer != reviewer or review_id not in (None, latest.id):
+                raise ReviewConflict(latest)
+            conn.execute(reviews.update().where(reviews.c.id == latest.id).values(undone=True))
             before = found[1] if len(found) > 1 else None
             conn.execute(
                 jobs.update()
@@ -1001,7 +1045,41 @@ class Ledger:
                     updated_at=utcnow(),
                 )
             )
-        return replace(_review(found[0]), undone=True)
+        return replace(latest, undone=True)
+
+    def review_tallies(self, batch_ids: Iterable[int]) -> dict[int, tuple[int, int]]:
+        """Batch id → (results given Pass, results reviewed), for batches with a verdict."""
+        passed = sa.func.sum(sa.case((jobs.c.review_verdict == "pass", 1), else_=0))
+        query = (
+            sa.select(jobs.c.batch_id, passed, sa.func.count())
+            .where(jobs.c.batch_id.in_(list(batch_ids)),
+                   jobs.c.state == JobState.COMPLETED.value,
+                   jobs.c.review_verdict.in_(["pass", "fail"]))
+            .group_by(jobs.c.batch_id)
+        )  # fmt: skip
+        with self._read() as conn:
+            return {int(b): (int(p or 0), int(n)) for b, p, n in conn.execute(query)}
+
+    def current_review_ids(self, batch_id: int) -> dict[int, int]:
+        """Row id → the id of the verdict each reviewed row of the batch holds now (the latest
+        on its current attempt not undone): what a page saw, for `record_review`."""
+        query = (
+            sa.select(reviews.c.row_id, sa.func.max(reviews.c.id))
+            .join(jobs, sa.and_(jobs.c.id == reviews.c.row_id,
+                                jobs.c.attempts == reviews.c.attempt))
+            .where(jobs.c.batch_id == batch_id, reviews.c.undone == sa.false())
+            .group_by(reviews.c.row_id)
+        )  # fmt: skip
+        with self._read() as conn:
+            return {int(row_id): int(review_id) for row_id, review_id in conn.execute(query)}
+
+    @staticmethod
+    def _lock_attempt(conn: Connection, row_id: int) -> int | None:
+        """The row's current attempt, the row locked until the transaction ends (PostgreSQL:
+        two reviewers' checks then run one after the other; SQLite's write lock does it)."""
+        query = sa.select(jobs.c.attempts).where(jobs.c.id == row_id).with_for_update()
+        attempt = conn.execute(query).scalar()
+        return None if attempt is None else int(attempt)
 
     def reviews(
         self, *, batch_id: int | None = None, row_id: int | None = None
@@ -1556,6 +1634,22 @@ def _job(row: Any) -> JobRecord:
         backend=row.backend,
         claimed_by=row.claimed_by,
     )
+
+
+def _current_review(conn: Connection, row_id: int, attempt: int) -> ReviewRecord | None:
+    """The verdict the row holds now: the latest on its current attempt not undone."""
+    query = (
+        reviews.select()
+        .where(
+            reviews.c.row_id == row_id,
+            reviews.c.attempt == attempt,
+            reviews.c.undone == sa.false(),
+        )
+        .order_by(reviews.c.id.desc())
+        .limit(1)
+    )
+    row = conn.execute(query).first()
+    return _review(row) if row else None
 
 
 def _review(row: Any) -> ReviewRecord:  # issue 10

@@ -4,6 +4,10 @@ person × garment matrix and the comparison of two runs of the same pairs. No UI
 A verdict is "pass" or "fail" on a completed row; a fail needs at least one reason. Every
 verdict is kept in the ledger's review history (`Ledger.record_review`); the row holds the
 current one. A retried row starts its new attempt unreviewed, its old verdicts kept.
+
+Several reviewers may judge one batch at once: a verdict names the review it was given on
+(`expected_review_id`), and one given on a stale view is refused with `ReviewConflict` (who
+judged it since, what and when) instead of overwriting theirs; undo takes back only one's own.
 """
 
 from __future__ import annotations
@@ -17,7 +21,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from mirrago.ledger import JobRecord, JobState, Judgement, Ledger, ReviewRecord
+from mirrago.ledger import (
+    UNCHECKED,
+    JobRecord,
+    JobState,
+    Judgement,
+    Ledger,
+    ReviewRecord,
+    Unchecked,
+)
+from mirrago.ledger import ReviewConflict as ReviewConflict  # give_verdict raises it
 from mirrago.models import MirragoError
 
 PASS = "pass"
@@ -68,8 +81,11 @@ def give_verdict(
     *,
     reviewer: str | None = None,
     seconds: float | None = None,
+    expected_review_id: int | None | Unchecked = UNCHECKED,
 ) -> ReviewRecord:
-    """Check and record a verdict on `job`; a pass keeps no reasons."""
+    """Check and record a verdict on `job`; a pass keeps no reasons. With
+    `expected_review_id` (the review the reviewer saw, None for none), raises `ReviewConflict`
+    when someone else judged the row since (see `Ledger.record_review`)."""
     check_verdict(job, verdict, reasons)
     reasons = [reason for reason in REASONS if reason in set(reasons)]  # canonical order
     note = (note or "").strip() or None
@@ -79,7 +95,13 @@ def give_verdict(
     if seconds is not None:
         seconds = max(0.0, round(float(seconds), 2))
     record = ledger.record_review(
-        job.id, verdict, reasons, note, reviewer=reviewer, seconds=seconds
+        job.id,
+        verdict,
+        reasons,
+        note,
+        reviewer=reviewer,
+        seconds=seconds,
+        expected_review_id=expected_review_id,
     )
     if record is None:
         raise ReviewError("This result is no longer in the ledger (its batch was deleted).")

@@ -459,7 +459,7 @@ def test_past_batches_list_cli_ones_and_delete_asks_first(
     assert not page.exception
     frame = page.dataframe[0].value
     assert list(frame["from"]) == ["Command line"] and list(frame["size"]) == [1]
-    assert list(frame["pass rate"]) == [100] and list(frame["state"]) == ["Finished"]
+    assert list(frame["success"]) == [100] and list(frame["state"]) == ["Finished"]
     page.selectbox(key="batch-history-pick").set_value(cli_batch.id).run()
     button(page, "batch-history-open").click().run()
     assert not page.exception

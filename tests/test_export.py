@@ -127,7 +127,7 @@ def test_the_html_report_is_self_contained_and_escapes_every_text(
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
     text = "".join(parsed.text)
     assert "QA report: QA " + HOSTILE in text  # shown as text, exactly
-    assert "Pass rate33%" in text.replace("\n", "")  # 1 of 3 reviewed passed
+    assert "Review pass33%" in text.replace("\n", "")  # 1 of 3 reviewed passed
     assert "Matrix: persons × garments" in text
     # every completed card has a result and both inputs (shipped samples) embedded
     assert len(parsed.images) >= 5 * 3

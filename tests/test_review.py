@@ -3,6 +3,7 @@ on known data in real ledgers (SQLite, and PostgreSQL for the ledger's own moves
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,14 +87,14 @@ def test_undo_returns_the_row_to_its_verdict_before(any_ledger: Ledger, tmp_path
     first = _rows(ledger, batch.id)[0]
     review.give_verdict(ledger, first, "pass", reviewer="Ana")
     review.give_verdict(ledger, first, "fail", ["artifacts"], "blotch", reviewer="Ana")
-    undone = ledger.undo_review(first.id)
+    undone = ledger.undo_review(first.id, reviewer="Ana")
     assert undone is not None and undone.verdict == "fail" and undone.undone
     row = ledger.job(first.id)
     assert (row.review_verdict, row.review_tags, row.review_note) == ("pass", (), None)
-    assert ledger.undo_review(first.id).verdict == "pass"
+    assert ledger.undo_review(first.id, reviewer="Ana").verdict == "pass"
     row = ledger.job(first.id)
     assert (row.review_verdict, row.review_tags) == (None, ())
-    assert ledger.undo_review(first.id) is None
+    assert ledger.undo_review(first.id, reviewer="Ana") is None
     assert [r.undone for r in ledger.reviews(row_id=first.id)] == [True, True]
 
 
@@ -117,12 +118,118 @@ def test_a_rerun_keeps_the_old_verdict_in_history_and_asks_anew(
     _complete_again(ledger, first.id)
     again = ledger.job(first.id)
     assert review.is_unreviewed(again)
-    assert ledger.undo_review(first.id) is None  # the old attempt's verdict is not undoable
+    # the old attempt's verdict is not undoable
+    assert ledger.undo_review(first.id, reviewer="Ana") is None
     review.give_verdict(ledger, again, "pass", reviewer="Ana")
     history = ledger.reviews(row_id=first.id)
     assert [(r.attempt, r.verdict) for r in history] == [(1, "fail"), (2, "pass")]
     current = review.current_reviews(history, [ledger.job(first.id)])
     assert current[first.id].verdict == "pass"
+
+
+def test_a_verdict_on_a_stale_view_is_not_applied_and_names_who_judged_since(
+    any_ledger: Ledger, tmp_path: Path
+) -> None:
+    ledger = any_ledger
+    batch = finished_batch(ledger, tmp_path, PAIRS[:1])
+    first = _rows(ledger, batch.id)[0]  # both pages drew it as "To review"
+    theirs = review.give_verdict(ledger, first, "pass", reviewer="Bo", expected_review_id=None)
+    with pytest.raises(review.ReviewConflict) as raised:
+        review.give_verdict(
+            ledger, first, "fail", ["artifacts"], "seam", reviewer="Ana", expected_review_id=None
+        )
+    assert raised.value.theirs == theirs  # who, what and when, for the choice
+    assert "Bo" in str(raised.value) and "Pass" in str(raised.value)
+    row = ledger.job(first.id)
+    assert (row.review_verdict, row.review_tags, row.review_note) == ("pass", (), None)
+    assert [(r.reviewer, r.verdict) for r in ledger.reviews(row_id=first.id)] == [("Bo", "pass")]
+
+
+def test_a_verdict_on_the_latest_view_replaces_the_verdict_it_saw(
+    any_ledger: Ledger, tmp_path: Path
+) -> None:
+    ledger = any_ledger
+    batch = finished_batch(ledger, tmp_path, PAIRS[:1])
+    first = _rows(ledger, batch.id)[0]
+    theirs = review.give_verdict(ledger, first, "pass", reviewer="Bo", expected_review_id=None)
+    mine = review.give_verdict(
+        ledger, first, "fail", ["artifacts"], reviewer="Ana", expected_review_id=theirs.id
+    )
+    assert ledger.job(first.id).review_verdict == "fail"
+    assert [r.id for r in ledger.reviews(row_id=first.id)] == [theirs.id, mine.id]
+    with pytest.raises(review.ReviewConflict):  # Bo's view (his own pass) is stale now
+        review.give_verdict(ledger, first, "pass", reviewer="Bo", expected_review_id=theirs.id)
+
+
+def test_a_verdict_after_the_one_it_saw_was_undone_overwrites_nobody_and_is_applied(
+    any_ledger: Ledger, tmp_path: Path
+) -> None:
+    ledger = any_ledger
+    batch = finished_batch(ledger, tmp_path, PAIRS[:1])
+    first = _rows(ledger, batch.id)[0]
+    theirs = review.give_verdict(ledger, first, "pass", reviewer="Bo")
+    assert ledger.undo_review(first.id, reviewer="Bo") is not None
+    review.give_verdict(ledger, first, "fail", ["other"], reviewer="Ana",
+                        expected_review_id=theirs.id)  # fmt: skip
+    assert ledger.job(first.id).review_verdict == "fail"
+
+
+def test_two_reviewers_judging_one_unreviewed_row_at_once_apply_one_verdict(
+    ledger_url: str, tmp_path: Path  # noqa: F811
+) -> None:
+    setup = Ledger(ledger_url)
+    batch = finished_batch(setup, tmp_path, PAIRS[:1])
+    first = _rows(setup, batch.id)[0]
+    reviewers = [Ledger(ledger_url) for _ in range(2)]
+    start = threading.Barrier(2)
+    outcomes: dict[str, str] = {}
+
+    def judge(ledger: Ledger, name: str) -> None:
+        start.wait()
+        try:
+            review.give_verdict(ledger, first, "pass", reviewer=name, expected_review_id=None)
+            outcomes[name] = "applied"
+        except review.ReviewConflict as conflict:
+            outcomes[name] = f"conflict with {conflict.theirs.reviewer}"
+
+    threads = [threading.Thread(target=judge, args=(ledger, name))
+               for ledger, name in zip(reviewers, ("Ana", "Bo"), strict=True)]  # fmt: skip
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert sorted(outcomes.values()) in (
+            ["applied", "conflict with Ana"],
+            ["applied", "conflict with Bo"],
+        )
+        assert len(setup.reviews(row_id=first.id)) == 1
+    finally:
+        for ledger in (*reviewers, setup):
+            ledger.close()
+
+
+def test_undo_takes_back_only_your_own_last_verdict(any_ledger: Ledger, tmp_path: Path) -> None:
+    ledger = any_ledger
+    batch = finished_batch(ledger, tmp_path, PAIRS[:2])
+    first, second = _rows(ledger, batch.id)
+    mine = review.give_verdict(ledger, first, "pass", reviewer="Ana", expected_review_id=None)
+    theirs = review.give_verdict(ledger, first, "fail", ["artifacts"], reviewer="Bo",
+                                 expected_review_id=mine.id)  # fmt: skip
+    with pytest.raises(review.ReviewConflict) as raised:
+        ledger.undo_review(first.id, reviewer="Ana")
+    assert raised.value.theirs == theirs
+    row = ledger.job(first.id)
+    assert (row.review_verdict, row.review_tags) == ("fail", ("artifacts",))
+    assert [r.undone for r in ledger.reviews(row_id=first.id)] == [False, False]
+    # Bo's own undo takes back his and the row returns to Ana's pass.
+    assert ledger.undo_review(first.id, reviewer="Bo").verdict == "fail"
+    assert ledger.job(first.id).review_verdict == "pass"
+    # A verdict given without a name is undone only by the session that names its id.
+    nameless = review.give_verdict(ledger, second, "pass", expected_review_id=None)
+    with pytest.raises(review.ReviewConflict):
+        ledger.undo_review(second.id, reviewer=None, review_id=nameless.id + 1000)
+    assert ledger.undo_review(second.id, reviewer=None, review_id=nameless.id).id == nameless.id
 
 
 def _complete_again(ledger: Ledger, row_id: int) -> None:
@@ -332,3 +439,15 @@ def test_a_comparison_pairs_the_shared_inputs_and_summarises(
     assert review.compare_runs(ledger, before.id, after.id)[0].judgement is None
     with pytest.raises(review.ReviewError):
         review.judge(ledger, before.id, after.id, shared[0].key, "better")
+
+
+def test_current_review_ids_name_each_rows_live_verdict(any_ledger: Ledger, tmp_path: Path) -> None:
+    ledger = any_ledger
+    batch = finished_batch(ledger, tmp_path, PAIRS)
+    first, second, third = _rows(ledger, batch.id)
+    review.give_verdict(ledger, first, "pass", reviewer="Ana")
+    latest = review.give_verdict(ledger, first, "fail", ["other"], reviewer="Bo")
+    undone = review.give_verdict(ledger, second, "pass", reviewer="Ana")
+    ledger.undo_review(second.id, reviewer="Ana", review_id=undone.id)
+    assert ledger.current_review_ids(batch.id) == {first.id: latest.id}
+    assert third.id not in ledger.current_review_ids(batch.id)

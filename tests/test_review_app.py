@@ -61,7 +61,7 @@ def test_verdicts_advance_to_the_next_unreviewed_and_a_fail_needs_a_reason(
     ledger: Ledger, batch: BatchRecord
 ) -> None:
     at = _app(batch)
-    at.text_input(key="review-reviewer").input("Ana").run()
+    at.text_input(key="reviewer").input("Ana").run()
     assert _row_on_screen(at) == 1
     at.button(key="review-pass").click().run()
     assert _row_on_screen(at) == 2
@@ -78,7 +78,124 @@ def test_verdicts_advance_to_the_next_unreviewed_and_a_fail_needs_a_reason(
     assert second.review_note == "a seam <b>"
     history = ledger.reviews(row_id=second.id)
     assert history[0].reviewer == "Ana" and history[0].seconds is not None
-    assert _metrics(at)["Reviewed"] == "2 of 11" and _metrics(at)["Pass rate"] == "50%"
+    assert _metrics(at)["Reviewed"] == "2 of 11" and _metrics(at)["Review pass"] == "50%"
+
+
+def _conflict(at: AppTest) -> str:
+    return " ".join(w.value for w in at.warning)
+
+
+def test_a_verdict_on_a_row_judged_since_is_not_applied_and_replace_with_mine_applies_it(
+    ledger: Ledger, batch: BatchRecord
+) -> None:
+    at = _app(batch)
+    at.text_input(key="reviewer").input("Ana").run()
+    assert _row_on_screen(at) == 1  # drawn as "To review"
+    first = _job(ledger, batch, 1)
+    review.give_verdict(ledger, first, "pass", reviewer="Bo")  # another tab, meanwhile
+    at.button(key="review-reason-artifacts").click().run()
+    at.button(key="review-fail").click().run()
+    assert not at.exception
+    assert "Bo judged row 1 Pass" in _conflict(at)
+    assert _verdicts(ledger, batch) == {1: ("pass", ())}  # not overwritten
+    assert _row_on_screen(at) == 1
+    at.button(key="review-replace").click().run()
+    assert _verdicts(ledger, batch) == {1: ("fail", ("artifacts",))}
+    assert [(r.reviewer, r.verdict) for r in ledger.reviews(row_id=first.id)] == [
+        ("Bo", "pass"),
+        ("Ana", "fail"),
+    ]
+    assert _row_on_screen(at) == 2 and not _conflict(at)
+
+
+def test_keep_theirs_leaves_the_other_verdict_and_moves_on(
+    ledger: Ledger, batch: BatchRecord
+) -> None:
+    at = _app(batch)
+    at.text_input(key="reviewer").input("Ana").run()
+    review.give_verdict(ledger, _job(ledger, batch, 1), "fail", ["other"], reviewer="Bo")
+    at.button(key="review-pass").click().run()
+    assert "Bo judged row 1 Fail" in _conflict(at)
+    at.button(key="review-keep-theirs").click().run()
+    assert not at.exception and not _conflict(at)
+    assert _verdicts(ledger, batch) == {1: ("fail", ("other",))}
+    assert _row_on_screen(at) == 2
+    assert len(ledger.reviews(batch_id=batch.id)) == 1
+
+
+def test_the_same_verdict_given_again_after_the_warning_replaces_theirs(
+    ledger: Ledger, batch: BatchRecord
+) -> None:
+    at = _app(batch)
+    at.text_input(key="reviewer").input("Ana").run()
+    review.give_verdict(ledger, _job(ledger, batch, 1), "fail", ["other"], reviewer="Bo")
+    at.button(key="review-pass").click().run()
+    assert "Bo judged row 1 Fail" in _conflict(at)
+    at.button(key="review-pass").click().run()  # the key pressed again, having seen theirs
+    assert _verdicts(ledger, batch) == {1: ("pass", ())}
+    assert _row_on_screen(at) == 2
+
+
+def test_undo_leaves_a_verdict_another_reviewer_gave_since(
+    ledger: Ledger, batch: BatchRecord
+) -> None:
+    at = _app(batch)
+    at.text_input(key="reviewer").input("Ana").run()
+    at.button(key="review-pass").click().run()
+    assert _row_on_screen(at) == 2
+    first = _job(ledger, batch, 1)
+    mine = ledger.reviews(row_id=first.id)[-1]
+    review.give_verdict(ledger, first, "fail", ["artifacts"], reviewer="Bo",
+                        expected_review_id=mine.id)  # fmt: skip
+    at.button(key="review-undo").click().run()
+    assert not at.exception
+    assert _verdicts(ledger, batch) == {1: ("fail", ("artifacts",))}  # Bo's stays
+    assert not any(r.undone for r in ledger.reviews(row_id=first.id))
+    said = " ".join(e.value for e in [*at.error, *at.warning])
+    assert "Bo" in said and "stays" in said
+
+
+def test_the_reviewer_name_in_the_address_goes_on_record(
+    ledger: Ledger, batch: BatchRecord
+) -> None:
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.query_params["batch"] = str(batch.id)
+    at.query_params["reviewer"] = "Ana"  # kept in the URL from before a refresh
+    at.run()
+    assert at.text_input(key="reviewer").value == "Ana"
+    at.button(key="review-pass").click().run()
+    assert [r.reviewer for r in ledger.reviews(batch_id=batch.id)] == ["Ana"]
+
+
+def test_with_sign_in_the_reviewer_is_the_signed_in_user_and_not_editable(
+    ledger: Ledger, batch: BatchRecord
+) -> None:
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.secrets["auth"] = {
+        "redirect_uri": "http://127.0.0.1:8501/oauth2callback", "cookie_secret": "x" * 32,
+        "client_id": "mirrago", "client_secret": "test-only",
+        "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration",
+    }  # fmt: skip
+    at.user = {"is_logged_in": True, "email": "mei@example.com", "name": "Mei Tan"}
+    at.query_params["batch"] = str(batch.id)
+    at.query_params["reviewer"] = "Eve"  # a name in the address does not make one someone else
+    at.run()
+    assert not at.exception
+    field = at.text_input(key="reviewer-signed-in")
+    assert (field.value, field.disabled) == ("Mei Tan", True)
+    at.button(key="review-pass").click().run()
+    assert [r.reviewer for r in ledger.reviews(batch_id=batch.id)] == ["Mei Tan"]
+
+
+def test_the_summary_names_the_verdict_figure_review_pass(
+    ledger: Ledger, batch: BatchRecord
+) -> None:
+    at = _app(batch)
+    at.button(key="review-pass").click().run()
+    assert "Review pass" in _metrics(at) and "Pass rate" not in _metrics(at)
+    at.segmented_control(key="review-view").set_value("matrix").run()
+    captions = [c.value for c in at.caption]
+    assert "Review pass" in captions and "Pass rate" not in captions
 
 
 def _job(ledger: Ledger, batch: BatchRecord, row: int):  # noqa: ANN202
@@ -142,7 +259,7 @@ def test_the_summary_shows_figures_on_known_data(ledger: Ledger, batch: BatchRec
     at = _app(batch)
     assert _metrics(at) == {
         "Reviewed": "4 of 11",
-        "Pass rate": "75%",
+        "Review pass": "75%",
         "Failed": "1",
         "Median time per review": "5.0 s",
     }

@@ -80,6 +80,34 @@ def test_the_review_view_records_a_verdict_and_shows_the_summary(
     at.button(key="review-pass").click().run()
     assert not at.exception
     metrics = {metric.label: metric.value for metric in at.metric}
-    assert metrics["Reviewed"] == "1 of 6" and metrics["Pass rate"] == "100%"
+    assert metrics["Reviewed"] == "1 of 6" and metrics["Review pass"] == "100%"
     first = min(ledger.jobs(batch_id=batch.id), key=lambda job: job.row_index)
     assert ledger.job(first.id).review_verdict == "pass"
+
+
+def test_a_card_verdict_on_a_row_judged_since_is_not_applied_and_again_replaces_it(
+    ledger: Ledger, batch: BatchRecord
+) -> None:
+    jobs = sorted(ledger.jobs(batch_id=batch.id), key=lambda job: job.row_index)
+    at = _page(batch)  # the card of row 1 drawn as "To review"
+    review.give_verdict(ledger, jobs[0], "fail", ["other"], reviewer="Bo")  # another tab
+    at.button(key=f"batch-card-pass-{jobs[0].id}").click().run()
+    assert not at.exception
+    assert "Bo judged row 1 Fail" in " ".join(t.value for t in at.toast)
+    assert ledger.job(jobs[0].id).review_verdict == "fail"  # Bo's stays
+    at.button(key=f"batch-card-pass-{jobs[0].id}").click().run()  # given again: replaces
+    assert ledger.job(jobs[0].id).review_verdict == "pass"
+
+
+def test_past_batches_name_success_and_review_pass_apart(
+    ledger: Ledger, batch: BatchRecord
+) -> None:
+    jobs = sorted(ledger.jobs(batch_id=batch.id), key=lambda job: job.row_index)
+    review.give_verdict(ledger, jobs[0], "pass")
+    review.give_verdict(ledger, jobs[1], "fail", ["artifacts"])
+    at = _page(batch, view="history")
+    table = at.dataframe[0]
+    assert list(table.value["success"]) == [100]  # every job completed
+    assert list(table.value["review pass"]) == [50]  # one of two reviewed results passed
+    config = str(table.proto)
+    assert "Success" in config and "Review pass" in config and "Pass rate" not in config

@@ -1,5 +1,6 @@
-"""Past batches on the Batch page (page and command-line ones): name, date, size, pass rate,
-state; open, rename, and delete (with its stored inputs and results, after a confirmation)."""
+"""Past batches on the Batch page (page and command-line ones): name, date, size, success
+(completed jobs), review pass (results given Pass), state; open, rename, and delete (with its
+stored inputs and results, after a confirmation). The two rates are named as on the Usage page."""
 
 from __future__ import annotations
 
@@ -18,7 +19,16 @@ from mirrago.ui.plain import md_text
 NOTE_KEY = "batch-history-note"
 
 
-def _frame(listed: list[BatchSummary], owners: bool = False) -> pd.DataFrame:
+def _percent(part: int, whole: int) -> int | None:
+    return round(100 * part / whole) if whole else None
+
+
+def _frame(
+    listed: list[BatchSummary],
+    owners: bool = False,
+    tallies: dict[int, tuple[int, int]] | None = None,
+) -> pd.DataFrame:
+    tallies = tallies or {}
     frame = pd.DataFrame(
         {
             "id": [s.batch.id for s in listed],
@@ -26,8 +36,9 @@ def _frame(listed: list[BatchSummary], owners: bool = False) -> pd.DataFrame:
             "started": [s.batch.created_at.astimezone().strftime("%Y-%m-%d %H:%M")
                         for s in listed],
             "size": [s.size for s in listed],
-            "pass rate": [None if s.pass_rate is None else round(100 * s.pass_rate)
-                          for s in listed],
+            "success": [None if s.pass_rate is None else round(100 * s.pass_rate)
+                        for s in listed],
+            "review pass": [_percent(*tallies.get(s.batch.id, (0, 0))) for s in listed],
             "state": [STATE_BADGES[s.state][0] for s in listed],
             "from": [s.origin for s in listed],
         }
@@ -47,7 +58,9 @@ def history(services: Services, open_batch: Callable[[int], None]) -> None:
                    "`mirrago batch INPUT.csv` from a shell.")
         return
     st.dataframe(
-        _frame(listed, identity.sign_in_configured()), key="batch-history-table",
+        _frame(listed, identity.sign_in_configured(),
+               services.ledger.review_tallies([s.batch.id for s in listed])),
+        key="batch-history-table",
         hide_index=True, width="stretch",
         column_config={
             "id": st.column_config.NumberColumn("Batch", format="%d", width="small"),
@@ -57,8 +70,11 @@ def history(services: Services, open_batch: Callable[[int], None]) -> None:
             "size": st.column_config.NumberColumn("Rows", format="%d"),
             "state": "State",
             "from": "Started from",
-            "pass rate": st.column_config.ProgressColumn("Pass rate", format="%d%%",
-                                                         min_value=0, max_value=100),
+            "success": st.column_config.ProgressColumn(
+                "Success", format="%d%%", min_value=0, max_value=100,
+                help="Jobs completed, of those that ended"),
+            "review pass": st.column_config.NumberColumn(
+                "Review pass", format="%d%%", help="Reviewed results given Pass"),
         },
     )
     by_id = {s.batch.id: s for s in listed}

@@ -12,7 +12,14 @@ from mirrago.ledger import JobRecord
 from mirrago.models import MirragoError
 from mirrago.services import Services
 from mirrago.ui import batch_gallery
-from mirrago.ui.review_panel import review_controls, reviewer_name, state
+from mirrago.ui.review_panel import (
+    Given,
+    conflict_text,
+    keep_reviewer_in_address,
+    review_controls,
+    reviewer_name,
+    state,
+)
 
 QUEUE_KEY = "batch-filter-queue"
 
@@ -51,18 +58,39 @@ def _filter(rows: list[JobRecord], services: Services) -> list[JobRecord]:
         rows = [row for row in rows if review.matches(row, verdicts or [], reasons or [])]
     if queue:
         rows = review.review_queue(rows)
+    if rows:  # the verdict each card shows, for a card's Pass or Fail to name
+        review_ids = services.ledger.current_review_ids(rows[0].batch_id)
+        state().saw(rows, review_ids, one_on_screen=False)
+    keep_reviewer_in_address()  # the cards' verdicts carry the name: a refresh keeps it
     return rows
 
 
 def _quick(services: Services, row: JobRecord, verdict: str, reason: str | None) -> None:
+    """A card's verdict, given on the review the card showed: when someone judged the row
+    since, theirs stays and the reviewer is told; the same button again replaces it."""
+    session = state()
+    if row.id in session.seen:
+        expected = session.seen[row.id]
+    else:  # a card drawn before this session read the verdicts: the one it holds now
+        expected = services.ledger.current_review_ids(row.batch_id).get(row.id)
     try:
-        review.give_verdict(
-            services.ledger, row, verdict, [reason] if reason else [], reviewer=reviewer_name()
+        record = review.give_verdict(
+            services.ledger, row, verdict, [reason] if reason else [], reviewer=reviewer_name(),
+            expected_review_id=expected,
+        )  # fmt: skip
+    except review.ReviewConflict as conflict:
+        session.seen[row.id] = conflict.theirs.id
+        st.toast(
+            f"{conflict_text(conflict.theirs, row.row_index + 1)}: yours was not saved. "
+            "Give it again to replace theirs.",
+            icon=":material/group:",
         )
+        return
     except MirragoError as error:
         st.toast(str(error), icon=":material/error:")
         return
-    state().done.append(row.id)  # Undo takes back a card's verdict too
+    session.seen[row.id] = record.id
+    session.done.append(Given(row.id, record.id, record.reviewer))  # Undo takes it back too
 
 
 def _card(services: Services, row: JobRecord) -> None:

@@ -1,5 +1,5 @@
 """The person × garment matrix: persons as rows, garments as columns, each cell the result's
-thumbnail framed in its verdict's colour, the pass rate at the end of every row and column. A
+thumbnail framed in its verdict's colour, the review pass rate at the end of every row and column. A
 click on a cell's button opens that result (the caller decides how: `on_open(row_id)`)."""
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def matrix_view(
         header[0].caption("Person \\ garment")
         for column, garment in zip(header[1:-1], matrix.garments, strict=True):
             column.caption(md_text(review.input_label(garment)), help=md_text(garment))
-        header[-1].caption("Pass rate")
+        header[-1].caption("Review pass", help="Reviewed results given Pass")
         for person in matrix.persons:
             cells = st.columns(widths, vertical_alignment="center")
             cells[0].text(review.input_label(person), help=md_text(person))
@@ -99,6 +99,6 @@ def matrix_view(
                     )
             cells[-1].text(_rate(matrix.person_rate(person)))
         footer = st.columns(widths)
-        footer[0].caption("Pass rate")
+        footer[0].caption("Review pass")
         for column, garment in zip(footer[1:-1], matrix.garments, strict=True):
             column.text(_rate(matrix.garment_rate(garment)))

@@ -1,11 +1,17 @@
 """The review loop on screen: Pass (`P`), Fail (`F`), reason tags on the number keys, a note,
-Undo (`U`), Skip (`S`); after a verdict the view moves to the next unreviewed result of the
-current filter. Plus the review filters and the summary figures.
+Undo (`U`), Skip (`S`), Keep theirs (`K`) / Replace with mine (`M`) after a conflict; after a
+verdict the view moves to the next unreviewed result of the current filter. Plus the review
+filters and the summary figures.
 
 Everything is saved in the ledger at once (`mirrago.review`); the session only remembers which
-result is on screen, the reasons ticked for it, when it was shown and this session's verdicts
-(for Undo). Buttons act in their callbacks, so the run that follows a keypress already shows
-the next result.
+result is on screen, the reasons ticked for it, when it was shown, the verdict each row held
+when the view was drawn and this session's verdicts (for Undo). Buttons act in their callbacks,
+so the run that follows a keypress already shows the next result.
+
+Several reviewers may share a batch: a verdict given on a row someone judged after the view was
+drawn is not saved; the reviewer sees who judged it and chooses (keep theirs, replace with
+mine). Undo takes back only this session's own verdicts. The reviewer's name is kept in the
+address (`?reviewer=`), so a refresh keeps it; with sign-in it is the signed-in user's.
 """
 
 from __future__ import annotations
@@ -19,15 +25,40 @@ import streamlit as st
 from mirrago import review
 from mirrago.ledger import JobRecord, Ledger, ReviewRecord
 from mirrago.models import MirragoError
+from mirrago.ui import identity
 from mirrago.ui.plain import md_text
 
 STATE_KEY = "review.state"
-REVIEWER_KEY = "review-reviewer"
+REVIEWER_KEY = "reviewer"  # also the query parameter that keeps the name across a refresh
+NAME_CHARS = 80  # a reviewer's name on record, at most
 REASON_KEYS = {reason: str(number) for number, reason in enumerate(review.REASONS, start=1)}
 VERDICT_BADGES = {
     review.PASS: ("Pass", "green", ":material/check:"),
     review.FAIL: ("Fail", "red", ":material/close:"),
 }
+
+
+@dataclass(frozen=True)
+class Given:
+    """A verdict this session gave (what Undo may take back)."""
+
+    row_id: int
+    review_id: int
+    reviewer: str | None
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A verdict not saved because someone judged the row after the view was drawn: theirs
+    stays until the reviewer chooses."""
+
+    row_id: int
+    row_number: int
+    verdict: str
+    reasons: tuple[str, ...]
+    note: str | None
+    seconds: float | None
+    theirs: ReviewRecord
 
 
 @dataclass
@@ -37,14 +68,35 @@ class ReviewState:
     current: int | None = None  # the row on screen
     shown_at: float = field(default_factory=time.monotonic)
     reasons: set[str] = field(default_factory=set)
-    done: list[int] = field(default_factory=list)  # rows given a verdict here, for Undo
+    done: list[Given] = field(default_factory=list)  # verdicts given here, for Undo
     message: str | None = None
+    # Row id → the review it held when the view was drawn (None: unreviewed); a verdict names
+    # it, so one given on a stale view is refused rather than overwriting someone's.
+    seen: dict[int, int | None] = field(default_factory=dict)
+    pinned: int | None = None  # the row on screen whose `seen` is kept from its first draw
+    conflict: Pending | None = None
 
     def show(self, row_id: int | None) -> None:
         if row_id != self.current:
             self.current = row_id
             self.shown_at = time.monotonic()
             self.reasons = set()
+            self.conflict = None
+
+    def saw(
+        self, rows: Sequence[JobRecord], review_ids: dict[int, int], *, one_on_screen: bool = True
+    ) -> None:
+        """Remember the verdict each row of the view held when it was drawn. With
+        `one_on_screen` (the Review view, the detail dialog) the result on screen keeps the one
+        it held when it came on screen: a verdict someone gave while the reviewer looked at it
+        (a redraw for a reason key changes only a small badge) must still be put to the
+        reviewer, not replaced unseen. Cards show their verdict each: all are read afresh."""
+        for row in rows:
+            if one_on_screen and row.id == self.current == self.pinned and row.id in self.seen:
+                continue
+            self.seen[row.id] = review_ids.get(row.id)
+        if one_on_screen:
+            self.pinned = self.current
 
 
 def state() -> ReviewState:
@@ -54,14 +106,64 @@ def state() -> ReviewState:
     return found
 
 
-def reviewer_name() -> str | None:
-    """The signed-in user's name, else the name typed in the review bar."""
+def signed_in_name() -> str | None:
+    """With sign-in, the signed-in user's name (else email): the reviewer, not editable."""
+    if not identity.sign_in_configured():
+        return None
     try:
-        if st.user.is_logged_in:
-            return str(st.user.get("name") or st.user.get("email") or "") or None
-    except Exception:  # no auth configured: st.user has nothing to say
-        pass
-    return (st.session_state.get(REVIEWER_KEY) or "").strip() or None
+        if not st.user.is_logged_in:
+            return None
+        name = st.user.get("name") or st.user.get("email") or identity.current_owner()
+    except Exception:  # an auth section that does not work: no signed-in user to name
+        return None
+    return str(name or "").strip()[:NAME_CHARS] or None
+
+
+def reviewer_name() -> str | None:
+    """The signed-in user's name, else the name typed in the review bar (kept in the address:
+    the Results view's cards, where the bar is not drawn, and a refresh read it there)."""
+    signed_in = signed_in_name()
+    if signed_in:
+        return signed_in
+    typed = st.session_state.get(REVIEWER_KEY)
+    if typed is None:
+        typed = st.query_params.get(REVIEWER_KEY)
+    return (typed or "").strip()[:NAME_CHARS] or None
+
+
+def keep_reviewer_in_address() -> None:
+    """Write the typed name into the address (`?reviewer=`), where a refresh finds it; an
+    emptied field takes it out."""
+    if signed_in_name():
+        return
+    name = reviewer_name()
+    if name and st.query_params.get(REVIEWER_KEY) != name:
+        st.query_params[REVIEWER_KEY] = name
+    elif not name and REVIEWER_KEY in st.query_params:
+        del st.query_params[REVIEWER_KEY]
+
+
+def reviewer_field() -> None:
+    """Who reviews: the signed-in user (shown, not editable), else a name kept in the address
+    so that a refresh keeps it."""
+    signed_in = signed_in_name()
+    if signed_in:
+        st.text_input("Reviewer", value=signed_in, disabled=True, width=200,
+                      key="reviewer-signed-in", help="You are signed in: verdicts carry your name")
+        return
+    if REVIEWER_KEY not in st.session_state:  # a new session (a refresh): the address's name
+        st.session_state[REVIEWER_KEY] = st.query_params.get(REVIEWER_KEY, "")[:NAME_CHARS]
+    st.text_input(
+        "Reviewer",
+        key=REVIEWER_KEY,
+        placeholder="Your name, for the record",
+        max_chars=NAME_CHARS,
+        width=200,
+        on_change=keep_reviewer_in_address,
+        persist_state="session",  # kept while the field is not drawn (another view, page)
+        help="Saved with every verdict you give; kept in this page's address",
+    )
+    keep_reviewer_in_address()  # back in the address after a page switch dropped it
 
 
 def current_job(ordered: Sequence[JobRecord]) -> JobRecord | None:
@@ -110,24 +212,85 @@ def _verdict(
     if job is None:
         return
     note = st.session_state.get(f"review-note-{job.id}")
+    reasons = tuple(sorted(session.reasons))
+    seconds = time.monotonic() - session.shown_at
+    _save(ledger, rows, job, verdict, reasons, note, seconds, session.seen.get(job.id), on_move)
+
+
+def _save(
+    ledger: Ledger,
+    rows: list[JobRecord],
+    job: JobRecord,
+    verdict: str,
+    reasons: Sequence[str],
+    note: str | None,
+    seconds: float | None,
+    expected: int | None,
+    on_move: Mover | None,
+) -> None:
+    """Record the verdict on `job` if it still holds the review `expected`; on a conflict keep
+    the verdict pending for the reviewer's choice. Then move to the next unreviewed result."""
+    session = state()
     try:
-        review.give_verdict(
-            ledger,
-            job,
-            verdict,
-            sorted(session.reasons),
-            note,
-            reviewer=reviewer_name(),
-            seconds=time.monotonic() - session.shown_at,
+        record = review.give_verdict(
+            ledger, job, verdict, reasons, note, reviewer=reviewer_name(), seconds=seconds,
+            expected_review_id=expected,
+        )  # fmt: skip
+    except review.ReviewConflict as conflict:
+        session.message = None
+        session.conflict = Pending(
+            job.id, job.row_index + 1, verdict, tuple(reasons), note, seconds, conflict.theirs
         )
+        session.seen[job.id] = conflict.theirs.id  # seen now: a verdict given again replaces it
+        return
     except MirragoError as error:
         session.message = str(error)
         return
     session.message = None
-    session.done.append(job.id)
+    session.conflict = None
+    session.seen[job.id] = record.id
+    session.done.append(Given(job.id, record.id, record.reviewer))
     fresh = [ledger.job(job.id) or job if row.id == job.id else row for row in rows]
     following = review.next_unreviewed(fresh, job.id)
     _move(following.id if following else job.id, on_move)
+
+
+def _replace(
+    ledger: Ledger, ordered_ids: list[int], batch_id: int, on_move: Mover | None
+) -> None:
+    """Replace with mine: the pending verdict, over the one the reviewer has now seen."""
+    session = state()
+    pending = session.conflict
+    rows = _fresh(ledger, ordered_ids, batch_id)
+    job = next((row for row in rows if pending and row.id == pending.row_id), None)
+    if pending is None or job is None:
+        session.conflict = None
+        return
+    _save(ledger, rows, job, pending.verdict, pending.reasons, pending.note, pending.seconds,
+          pending.theirs.id, on_move)  # fmt: skip
+
+
+def _keep_theirs(
+    ledger: Ledger, ordered_ids: list[int], batch_id: int, on_move: Mover | None
+) -> None:
+    """Keep theirs: drop the pending verdict and go on to the next unreviewed result."""
+    session = state()
+    pending, session.conflict = session.conflict, None
+    if pending is None:
+        return
+    session.seen[pending.row_id] = pending.theirs.id
+    rows = _fresh(ledger, ordered_ids, batch_id)
+    following = review.next_unreviewed(rows, pending.row_id)
+    _move(following.id if following else pending.row_id, on_move)
+
+
+def conflict_text(theirs: ReviewRecord, row_number: int) -> str:
+    """Who judged the row since the view was drawn, what and when (Markdown-safe)."""
+    who = md_text((theirs.reviewer or "Someone without a name")[:40])
+    words = theirs.verdict.capitalize()
+    if theirs.reasons:
+        words += " (" + ", ".join(review.REASONS.get(r, r) for r in theirs.reasons) + ")"
+    return f"{who} judged row {row_number} {md_text(words)} at {theirs.at:%H:%M:%S} UTC"
 
 
 def _toggle_reason(reason: str) -> None:
@@ -151,14 +314,31 @@ def _skip(ledger: Ledger, ordered_ids: list[int], batch_id: int, on_move: Mover 
 
 
 def _undo(ledger: Ledger, on_move: Mover | None) -> None:
+    """Take back this session's last verdict, unless someone judged that row since: theirs
+    stays, and the reviewer is told whose it is."""
     session = state()
     session.message = None
+    session.conflict = None
     while session.done:
-        row_id = session.done.pop()
-        undone = ledger.undo_review(row_id)
+        given = session.done.pop()
+        try:
+            undone = ledger.undo_review(
+                given.row_id, reviewer=given.reviewer, review_id=given.review_id
+            )
+        except review.ReviewConflict as conflict:
+            job = ledger.job(given.row_id)
+            number = job.row_index + 1 if job else 0
+            session.message = (
+                f"Undo takes back only your own verdicts: {conflict_text(conflict.theirs, number)}"
+                ", after yours, and that verdict stays. Judge the row again to change it."
+            )
+            session.seen[given.row_id] = conflict.theirs.id
+            _move(given.row_id, on_move)
+            return
         if undone is not None:
-            _move(row_id, on_move)
+            _move(given.row_id, on_move)
             session.reasons = set(undone.reasons)
+            session.seen.pop(given.row_id, None)  # the next draw reads it afresh
             return
     session.message = "Nothing to undo: no verdict was given in this session yet."
 
@@ -194,6 +374,7 @@ def review_controls(
     ordered_ids = [row.id for row in ordered]
     session = state()
     session.show(job.id)  # a row shown by other means (the dialog's Next) starts its clock
+    session.saw(ordered, ledger.current_review_ids(job.batch_id))
     if not review.reviewable(job):
         st.caption("Only a finished result can be reviewed.")
         return
@@ -262,10 +443,29 @@ def review_controls(
                 help="Queue this pair again as a new attempt (it spends a credit). The verdict "
                 "stays in the history; the new result asks for a new one.",
             )
-    if session.message:
+    if session.conflict is not None and session.conflict.row_id == job.id:
+        _conflict_choice(session.conflict, (ledger, ordered_ids, job.batch_id, on_move))
+    elif session.message:
         st.error(session.message, icon=":material/error:")
     elif not session.reasons:
         st.caption("Fail needs a reason first: pick one with keys 1–6.")
+
+
+def _conflict_choice(pending: Pending, args: tuple) -> None:
+    """Someone judged the row after the view was drawn: say who, what and when; keep theirs
+    or replace it with the verdict just given."""
+    mine = pending.verdict.capitalize()
+    st.warning(
+        f"{conflict_text(pending.theirs, pending.row_number)}, after this page showed it. "
+        f"Your {mine} was not saved: keep their verdict, or replace it with yours.",
+        icon=":material/group:",
+    )
+    with st.container(horizontal=True, gap="small", key="review-conflict"):
+        st.button("Keep theirs", key="review-keep-theirs", icon=":material/done:",
+                  shortcut="K", on_click=_keep_theirs, args=args)  # fmt: skip
+        st.button(f"Replace with mine ({mine})", key="review-replace", type="primary",
+                  icon=":material/swap_horiz:", shortcut="M", on_click=_replace,
+                  args=args)  # fmt: skip
 
 
 def review_filters(key: str = "review-filter") -> tuple[list[str], list[str]]:
@@ -290,12 +490,13 @@ def review_filters(key: str = "review-filter") -> tuple[list[str], list[str]]:
 
 
 def review_summary(jobs: Sequence[JobRecord], history: Sequence[ReviewRecord]) -> None:
-    """Reviewed n of m, pass rate, median time, counts per reason, the worst inputs."""
+    """Reviewed n of m, review pass, median time, counts per reason, the worst inputs."""
     summary = review.summarize(jobs, history)
     median = "–" if summary.median_seconds is None else f"{summary.median_seconds:.1f} s"
     with st.container(horizontal=True, gap="medium", key="review-summary"):
         st.metric("Reviewed", f"{summary.reviewed} of {summary.reviewable}", border=True)
-        st.metric("Pass rate", review.percent(summary.pass_rate), border=True)
+        st.metric("Review pass", review.percent(summary.pass_rate), border=True,
+                  help="Reviewed results given Pass")  # fmt: skip
         st.metric("Failed", summary.failed, border=True)
         st.metric("Median time per review", median, border=True)
     if not summary.failed:

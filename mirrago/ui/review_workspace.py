@@ -15,17 +15,18 @@ from mirrago.ui.review_compare import compare_view
 from mirrago.ui.review_export import export_menu
 from mirrago.ui.review_matrix import matrix_view
 from mirrago.ui.review_panel import (
-    REVIEWER_KEY,
     current_job,
     review_controls,
     review_filters,
     review_summary,
+    reviewer_field,
     reviewer_name,
     state,
     verdict_badge,
 )
 
 VIEW_KEY = "review-view"
+INPUT_WIDTH = 140  # px: the person and garment beside the verdict bar
 QUEUE_KEY = "review-queue"
 VIEWS = {"review": "Review", "matrix": "Matrix", "compare": "Compare runs"}
 VIEW_ICONS = {
@@ -43,42 +44,61 @@ def open_in_review(row_id: int) -> None:
 
 
 def review_workspace(ledger: Ledger, batch_id: int) -> None:
+    """The item under review comes first (above the fold on a laptop, first on a phone); the
+    summary figures, fails by reason and the worst inputs follow it."""
     batch = ledger.batch(batch_id)
     jobs = ledger.jobs(batch_id=batch_id)
-    if batch is not None:
-        st.subheader(f"Review: {md_text(batch.name)}", anchor=False)
-        made = batch.created_at.strftime("%Y-%m-%d %H:%M UTC")
-        st.caption(f"Batch {batch.id} · {len(jobs)} rows · created {made}")
+    history = ledger.reviews(batch_id=batch_id)
     with st.container(horizontal=True, vertical_alignment="bottom", key="review-bar"):
-        st.text_input(
-            "Reviewer",
-            key=REVIEWER_KEY,
-            placeholder="Your name, for the record",
-            width=260,
-        )
+        if batch is not None:
+            made = batch.created_at.strftime("%Y-%m-%d %H:%M UTC")
+            st.markdown(
+                f"**Review: {md_text(batch.name)}**  \n"
+                f":small[:gray[Batch {batch.id} · {len(jobs)} rows · {made}]]",
+                width="content",
+            )
+        reviewer_field()  # then Export: side by side on a phone too
         export_menu(ledger, batch_id, reviewer=reviewer_name())
-    review_summary(jobs, ledger.reviews(batch_id=batch_id))
-    view = st.segmented_control(
-        "View",
-        list(VIEWS),
-        default="review",
-        required=True,
-        format_func=lambda v: f"{VIEW_ICONS[v]} {VIEWS[v]}",
-        key=VIEW_KEY,
-        label_visibility="collapsed",
-    )
+        view = st.segmented_control(
+            "View",
+            list(VIEWS),
+            default="review",
+            required=True,
+            format_func=lambda v: f"{VIEW_ICONS[v]} {VIEWS[v]}",
+            key=VIEW_KEY,
+            label_visibility="collapsed",
+        )
     if view == "matrix":
         matrix_view(jobs, open_in_review)
     elif view == "compare":
         compare_view(ledger, batch_id)
     else:
         review_view(ledger, jobs)
+    st.divider()
+    review_summary(jobs, history)
+
+
+def _filters() -> tuple[list[str], list[str], bool]:
+    """The verdict and reason filters and the queue, folded into one menu: (verdicts,
+    reasons, queue)."""
+    chosen = len(st.session_state.get("review-filter-verdict") or []) + len(
+        st.session_state.get("review-filter-reason") or []
+    )
+    chosen += bool(st.session_state.get(QUEUE_KEY))
+    label = f"Filter ({chosen})" if chosen else "Filter"
+    with st.popover(label, icon=":material/filter_list:", key="review-filter-menu"):
+        verdicts, reasons = review_filters()
+        queue = st.toggle("To-review queue (unreviewed only, oldest first)", key=QUEUE_KEY,
+                          value=False)  # fmt: skip
+    return verdicts, reasons, queue
 
 
 def review_view(ledger: Ledger, jobs: list[JobRecord]) -> None:
-    """Filters, then the result on screen with its verdict bar."""
-    verdicts, reasons = review_filters()
-    queue = st.toggle("To review queue (unreviewed, oldest first)", key=QUEUE_KEY, value=False)
+    """The result on screen with its verdict bar beside it, its inputs under the bar."""
+    with st.container(horizontal=True, vertical_alignment="center", key="review-top"):
+        title = st.container(horizontal=True, vertical_alignment="center", key="review-title",
+                             width="content")  # fmt: skip
+        verdicts, reasons, queue = _filters()
     ordered = [
         job for job in jobs if review.reviewable(job) and review.matches(job, verdicts, reasons)
     ]
@@ -90,9 +110,13 @@ def review_view(ledger: Ledger, jobs: list[JobRecord]) -> None:
     job = current_job(ordered)
     if job is None:
         return
-    left, right = st.columns([3, 2], gap="medium")
+    position = next(i for i, row in enumerate(ordered) if row.id == job.id) + 1
+    with title:
+        st.markdown(f"**Row {job.row_index + 1}** · {position} of {len(ordered)}")
+        verdict_badge(job)
+    left, right = st.columns([1, 2], gap="medium")
     with left:
-        _result_and_inputs(job, ordered)
+        _result(job)
     with right:
         review_controls(ledger, job, ordered)
         waiting = sum(review.is_unreviewed(row) for row in ordered)
@@ -101,24 +125,23 @@ def review_view(ledger: Ledger, jobs: list[JobRecord]) -> None:
             if waiting
             else "Every result in this view is reviewed."
         )
+        _inputs(job)
 
 
-def _result_and_inputs(job: JobRecord, ordered: list[JobRecord]) -> None:
-    position = next(i for i, row in enumerate(ordered) if row.id == job.id) + 1
-    with st.container(horizontal=True, vertical_alignment="center", key="review-title"):
-        st.markdown(f"**Row {job.row_index + 1}** · {position} of {len(ordered)}")
-        verdict_badge(job)
-    st.caption(
-        f"{md_text(review.input_label(job.target))} × {md_text(review.input_label(job.garment))}"
-    )
-    result, person, garment = st.columns([2, 1, 1])
-    with result:
+def _result(job: JobRecord) -> None:
+    with st.container(key="review-result"):
         if job.result_path and Path(job.result_path).is_file():
             st.image(job.result_path, width="stretch", caption="Result")
         else:
             st.caption("The result file is missing from the data dir.")
-    for column, value, role in ((person, job.target, "Person"), (garment, job.garment, "Garment")):
-        with column:
+
+
+def _inputs(job: JobRecord) -> None:
+    st.caption(
+        f"{md_text(review.input_label(job.target))} × {md_text(review.input_label(job.garment))}"
+    )
+    with st.container(horizontal=True, gap="small", key="review-inputs"):
+        for value, role in ((job.target, "Person"), (job.garment, "Garment")):
             _input_image(value, role)
 
 
@@ -126,8 +149,8 @@ def _input_image(value: str, role: str) -> None:
     sample = review.sample_file(value)
     local = sample or (Path(value) if "://" not in value and Path(value).is_file() else None)
     if local is not None:
-        st.image(str(local), width="stretch", caption=role)
+        st.image(str(local), width=INPUT_WIDTH, caption=role)
     elif value.startswith(("http://", "https://")):
-        st.image(value, width="stretch", caption=role)
+        st.image(value, width=INPUT_WIDTH, caption=role)
     else:
         st.caption(f"{role}: not available")
