@@ -31,13 +31,15 @@ ensure_routed()
 
 RANGES = {"7 days": 7, "30 days": 30, "90 days": 90, "All": None, "Custom": -1}
 NOTE = (
-    ":material/info: The Mirrago API reports the balance only as `credits_before` on each "
-    "submission: these figures come from the readings this ledger recorded."
+    ":material/info: The Mirrago API tells the credits left only when a try-on is submitted: "
+    "these figures come from the balances this ledger recorded then."
 )
 HOW = f"""
 **Balance** is the latest reading less the job it was read for, when that job was charged.
 **Burn rate** counts credits used by Studio and outside it, per day, over the last 7 (and 30)
-days; **Runs out** divides the balance by the 7-day rate.
+days; **Runs out** divides the balance by the 7-day rate, once there is enough history to
+forecast from: a day of readings and at least {usage.FORECAST_MIN_CREDITS} credits used in the
+last 7 days (before that it says "Too early to tell").
 
 **Used outside Studio, top-ups and refunds.** {usage.RULE} In the sandbox, every submission
 costs one credit and a job that fails is refunded when it fails: the next reading is one higher

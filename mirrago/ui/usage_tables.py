@@ -53,7 +53,10 @@ def metrics_row(metrics: Balance, period: Period) -> None:
         help="The burn rate: credits used per day (by Studio and outside it) over the last 7 "
         "days, and 30.",
     )  # fmt: skip
-    if metrics.runs_out is None:
+    if metrics.runs_out is None and metrics.forecast_note:
+        runs_out.metric("Runs out", "Too early to tell", help=f"No forecast yet: "
+                        f"{metrics.forecast_note}.")  # fmt: skip
+    elif metrics.runs_out is None:
         runs_out.metric("Runs out", "Not at this rate", help="No credits used in the last 7 days.")
     else:
         runs_out.metric(
