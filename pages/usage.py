@@ -39,7 +39,7 @@ HOW = f"""
 **Burn rate** counts credits used by Studio and outside it, per day, over the last 7 (and 30)
 days; **Runs out** divides the balance by the 7-day rate, once there is enough history to
 forecast from: a day of readings and at least {usage.FORECAST_MIN_CREDITS} credits used in the
-last 7 days (before that it says "Too early to tell").
+last 7 days (before that it says "too little history").
 
 **Used outside Studio, top-ups and refunds.** {usage.RULE} In the sandbox, every submission
 costs one credit and a job that fails is refunded when it fails: the next reading is one higher

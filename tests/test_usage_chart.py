@@ -47,16 +47,17 @@ def test_time_axis_within_a_day_reads_hours_and_minutes_only() -> None:
     (axis,) = {str(x["axis"]): x["axis"] for x in _encodings(spec, "x") if "axis" in x}.values()
     assert "labelExpr" not in axis  # no mix of ":30" and "05:31"
     assert axis["format"] == "%H:%M"
-    assert axis["tickCount"]["interval"] == "minute"
-    assert 10 / axis["tickCount"]["step"] <= 6  # at most about six labels
+    # Vega puts ticks a whole unit apart, the unit nearest span / tickCount: a minute or more.
+    assert axis["tickCount"] <= 6 and timedelta(minutes=10) / axis["tickCount"] >= timedelta(
+        minutes=1
+    )
 
 
 def test_time_axis_across_days_reads_dates() -> None:
     spec, _ = _chart(timedelta(days=12))
     (axis,) = {str(x["axis"]): x["axis"] for x in _encodings(spec, "x") if "axis" in x}.values()
     assert axis["format"] == "%b %d"
-    assert axis["tickCount"]["interval"] == "day"
-    assert 12 / axis["tickCount"]["step"] <= 7
+    assert axis["tickCount"] <= 7 and 12 / axis["tickCount"] >= 1  # a day apart or more
 
 
 def test_no_forecast_line_without_a_run_out_date() -> None:
@@ -66,3 +67,12 @@ def test_no_forecast_line_without_a_run_out_date() -> None:
                 and layer["mark"].get("color") == "#E8590C"]  # fmt: skip
     _, legend = _chart(timedelta(days=12), runs_out=date(2026, 4, 9))
     assert "forecast" in legend
+
+
+def test_readings_after_the_cached_minute_stay_inside_the_time_axis() -> None:
+    # The page caches its figures per minute: `now` may be seconds before the last reading.
+    series = _readings(timedelta(minutes=10))
+    late = series + [(NOW + timedelta(seconds=40), 960)]
+    spec, _ = credit_spec(late, [], [], _metrics(959), Period.last(30, NOW.date()), NOW)
+    (scale,) = {str(x["scale"]): x["scale"] for x in _encodings(spec, "x") if "scale" in x}.values()
+    assert datetime.fromisoformat(scale["domain"][1]) >= NOW + timedelta(seconds=40)

@@ -108,5 +108,5 @@ def test_minutes_of_history_give_no_run_out_date_and_say_why(data_dir: Path) -> 
     ledger.close()
     at = _usage_page(data_dir)
     runs_out = [metric for metric in at.main.metric if metric.label == "Runs out"][0]
-    assert runs_out.value == "Too early to tell"
+    assert (runs_out.value, runs_out.delta) == ("—", "too little history")
     assert "day" in (runs_out.proto.help or "")

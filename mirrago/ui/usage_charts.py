@@ -23,29 +23,28 @@ OUTCOME_COLOURS = {
 }
 
 
-# The time axis has one label format (a 24-hour clock within a day, dates across days) and
-# ticks a whole number of minutes, hours, days or months apart: at most about MAX_TICKS labels.
+# The time axis has one label format: a 24-hour clock within a day, the date and time across
+# two or three, dates across more, months across years. Vega puts ticks a whole time unit
+# apart, the unit nearest span / tickCount, so the count keeps that unit no finer than the
+# format shows (twice "12:40" for ticks 30 s apart was the fault). Streamlit's Vega draws no
+# chart at all for an {interval, step} tickCount.
 MAX_TICKS = 6
-TICK_STEPS: tuple[tuple[str, int, timedelta], ...] = (
-    *(("minute", n, timedelta(minutes=n)) for n in (1, 2, 5, 10, 15, 30)),
-    *(("hour", n, timedelta(hours=n)) for n in (1, 2, 3, 4, 6, 12)),
-    *(("day", n, timedelta(days=n)) for n in (1, 2, 3, 7, 14)),
-    *(("month", n, timedelta(days=30.44 * n)) for n in (1, 2, 3, 6, 12, 24, 60)),
-)
-MIN_SPAN = timedelta(minutes=10)  # a chart of a few readings still shows a stretch of time
+MIN_SPAN = timedelta(minutes=5)  # at least five minutes on the axis: ticks a minute apart or more
 MIN_CREDIT_PAD = 5  # credits above and below the data: whole-number ticks, a visible step
 
 
 def _time_axis(span: timedelta) -> alt.Axis:
-    interval, step, _ = next(
-        (tick for tick in TICK_STEPS if span / tick[2] <= MAX_TICKS), TICK_STEPS[-1]
-    )
-    if span <= timedelta(days=1):
-        label = "%H:%M"
+    days = span / timedelta(days=1)
+    if days <= 1:
+        label, count = "%H:%M", MAX_TICKS
+    elif days <= 3:
+        label, count = "%b %d %H:%M", 4  # ticks 6 or 12 hours apart
+    elif days <= 300:
+        label, count = "%b %d", max(1, min(MAX_TICKS + 1, int(days)))
     else:
-        label = "%b %d" if span <= timedelta(days=300) else "%b %Y"
-    return alt.Axis(format=label, tickCount={"interval": interval, "step": step},
-                    labelAngle=0, grid=False, labelOverlap=True)  # fmt: skip
+        label, count = "%b %Y", max(1, min(MAX_TICKS + 1, int(days / 31)))
+    return alt.Axis(format=label, tickCount=count, labelAngle=0, grid=False,
+                    labelOverlap=True)  # fmt: skip
 
 
 def _credit_domain(values: list[float]) -> list[float]:
@@ -56,8 +55,9 @@ def _credit_domain(values: list[float]) -> list[float]:
     return [max(0.0, low - pad) if low >= 0 else low - pad, high + pad]
 
 
-def _millis(moment: datetime | pd.Timestamp) -> int:
-    return int(pd.Timestamp(moment).timestamp() * 1000)
+def _iso(moment: datetime | pd.Timestamp) -> str:
+    # A temporal domain as ISO text: Streamlit's chart misplaces one given in milliseconds.
+    return pd.Timestamp(moment).isoformat()
 
 
 def _forecast(metrics: Balance, now: datetime, horizon: timedelta) -> pd.DataFrame | None:
@@ -82,6 +82,8 @@ def credit_spec(
     """A step chart of every reading in the period, batches as light rules, the forecast dashed:
     its Vega-Lite spec and a one-line legend."""
     data = pd.DataFrame(series, columns=["at", "credits"])
+    if len(data):  # `now` may be the minute the figures were cached in: never before a reading
+        now = max(now, data["at"].max().to_pydatetime())
     first = data["at"].min() if len(data) else now
     start = first if period.since is None else max(first, period.since)
     span = max(now - start, MIN_SPAN)
@@ -92,9 +94,10 @@ def credit_spec(
     values = [*data["credits"], *([] if forecast is None else forecast["credits"])]
     values += [credits for _, credits, _ in outside]
     x = alt.X("at:T", title=None, axis=_time_axis(end - (now - span)),
-              scale=alt.Scale(domain=[_millis(now - span), _millis(end)]))  # fmt: skip
-    y = alt.Y("credits:Q", title="Credits left", axis=alt.Axis(format=",", tickMinStep=1),
-              scale=alt.Scale(zero=False, nice=False, domain=_credit_domain(values)))  # fmt: skip
+              scale=alt.Scale(domain=[_iso(now - span), _iso(end)]))  # fmt: skip
+    y = alt.Y("credits:Q", title="Credits left",
+              axis=alt.Axis(format=",d", tickMinStep=1, labelFlush=False),
+              scale=alt.Scale(zero=False, domain=_credit_domain(values)))  # fmt: skip
     base = alt.Chart(data)
     layers = [
         base.mark_area(interpolate="step-after", color=ACCENT, opacity=0.10, clip=True)
