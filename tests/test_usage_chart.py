@@ -53,6 +53,12 @@ def test_time_axis_within_a_day_reads_hours_and_minutes_only() -> None:
     )
 
 
+def test_time_axis_of_a_minute_reads_seconds_throughout() -> None:
+    spec, _ = _chart(timedelta(seconds=40))
+    (axis,) = {str(x["axis"]): x["axis"] for x in _encodings(spec, "x") if "axis" in x}.values()
+    assert axis["format"] == "%H:%M:%S" and axis["tickCount"] <= 6
+
+
 def test_time_axis_across_days_reads_dates() -> None:
     spec, _ = _chart(timedelta(days=12))
     (axis,) = {str(x["axis"]): x["axis"] for x in _encodings(spec, "x") if "axis" in x}.values()

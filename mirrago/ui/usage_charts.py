@@ -23,27 +23,33 @@ OUTCOME_COLOURS = {
 }
 
 
-# The time axis has one label format: a 24-hour clock within a day, the date and time across
-# two or three, dates across more, months across years. Vega puts ticks a whole time unit
-# apart, the unit nearest span / tickCount, so the count keeps that unit no finer than the
-# format shows (twice "12:40" for ticks 30 s apart was the fault). Streamlit's Vega draws no
-# chart at all for an {interval, step} tickCount.
+# The time axis has one label format: a 24-hour clock within a day (with seconds across a few
+# minutes), the date and time across two or three days, dates across more, months across years.
+# Vega puts ticks a whole time unit apart, the unit nearest span / tickCount, so the count keeps
+# that unit no finer than the format shows (twice "12:40" for ticks 30 s apart was the fault).
+# Streamlit's Vega draws no chart at all for an {interval, step} tickCount.
 MAX_TICKS = 6
-MIN_SPAN = timedelta(minutes=5)  # at least five minutes on the axis: ticks a minute apart or more
+MIN_SPAN = timedelta(minutes=1)  # the axis of a few readings still spans a minute
 MIN_CREDIT_PAD = 5  # credits above and below the data: whole-number ticks, a visible step
 
 
 def _time_axis(span: timedelta) -> alt.Axis:
     days = span / timedelta(days=1)
-    if days <= 1:
-        label, count = "%H:%M", MAX_TICKS
+
+    def count(unit: timedelta, most: int = MAX_TICKS) -> int:
+        return max(1, min(most, int(span / unit)))  # ticks at least one `unit` apart
+
+    if span < timedelta(minutes=3):
+        label, ticks = "%H:%M:%S", count(timedelta(seconds=1))
+    elif days <= 1:
+        label, ticks = "%H:%M", count(timedelta(minutes=1))
     elif days <= 3:
-        label, count = "%b %d %H:%M", 4  # ticks 6 or 12 hours apart
+        label, ticks = "%b %d %H:%M", 4  # ticks 6 or 12 hours apart
     elif days <= 300:
-        label, count = "%b %d", max(1, min(MAX_TICKS + 1, int(days)))
+        label, ticks = "%b %d", count(timedelta(days=1), MAX_TICKS + 1)
     else:
-        label, count = "%b %Y", max(1, min(MAX_TICKS + 1, int(days / 31)))
-    return alt.Axis(format=label, tickCount=count, labelAngle=0, grid=False,
+        label, ticks = "%b %Y", count(timedelta(days=31), MAX_TICKS + 1)
+    return alt.Axis(format=label, tickCount=ticks, labelAngle=0, grid=False,
                     labelOverlap=True)  # fmt: skip
 
 
