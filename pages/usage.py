@@ -44,6 +44,8 @@ last 7 days (before that it says "too little history").
 **Used outside Studio, top-ups and refunds.** {usage.RULE} In the sandbox, every submission
 costs one credit and a job that fails is refunded when it fails: the next reading is one higher
 than Studio's submissions alone would leave it, which shows as a refund, never as outside use.
+Every local sandbox started on this data dir (the app's, each `mirrago batch` or `mirrago try-on`)
+spends from one account, so their try-ons add up to one balance.
 
 Readings recorded a moment out of order (submissions made in parallel) are put back in the
 server's order before they are compared. Days are UTC days.
