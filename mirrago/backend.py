@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from mirrago.config import Settings
-from mirrago.models import missing_credentials
+from mirrago.models import MirragoError, missing_credentials
 
 SANDBOX_KEY_PREFIX = "sandbox#"
+SANDBOX_CREDITS_FILE = "sandbox-credits.sqlite3"  # in the data dir: the sandbox's one account
 
 
 def backend_key(base_url: str, client_id: str) -> str:
@@ -79,12 +81,21 @@ def start_backend(settings: Settings) -> RunningBackend:
         live = Backend(str(settings.base_url), settings.client_id, settings.client_secret)
         return RunningBackend(live)
 
+    from mirrago.sandbox.accounts import AccountError
     from mirrago.sandbox.server import SandboxConfig, start_embedded
 
-    config = SandboxConfig()
+    # Every embedded sandbox on this data dir (the app's, each CLI command's) spends from one
+    # account, so the ledger's readings describe one balance.
+    config = SandboxConfig(credits_file=Path(settings.data_dir) / SANDBOX_CREDITS_FILE)
     if settings.sandbox_latency is not None:
         config.latency = settings.sandbox_latency
-    sandbox = start_embedded(config)
+    try:
+        sandbox = start_embedded(config)
+    except AccountError as error:
+        raise MirragoError(
+            f"The local sandbox cannot keep its credits: {error}. Check that the data dir "
+            "(MIRRAGO_DATA_DIR) is writable."
+        ) from None
     backend = Backend(sandbox.base_url, sandbox.client_id, sandbox.client_secret, is_sandbox=True)
     return RunningBackend(backend, sandbox.stop)
 

@@ -34,6 +34,16 @@ CREDITS_PER_JOB = 1
 BURST_GAP = 5.0  # seconds
 BURST_JUMP = 64  # credits: a larger move between close readings is real (a top-up), not order
 WARN_DAYS = 7
+# A run-out date needs this much: a forecast from minutes of use says nonsense ("2027").
+FORECAST_MIN_HISTORY = timedelta(days=1)  # from the first reading to now
+FORECAST_MIN_CREDITS = 5  # used in the last 7 days
+TOO_LITTLE_HISTORY = (
+    "too little history to forecast: it takes a day of readings and "
+    f"{FORECAST_MIN_CREDITS} credits used in the last 7 days"
+)
+# The newest readings the balance now is read from: more than the server-order fix-up of
+# concurrent readings (BURST_GAP) reaches back, however fast a batch submits.
+LATEST_TAIL = 2000
 PASS_VERDICTS = ("pass", "passed", "approved", "good", "ok")
 OUTCOMES = tuple(state.value for state in FINAL_STATES)
 OUTCOME_ORDER = ("completed", "failed", "uncertain", "canceled")
@@ -101,6 +111,7 @@ class Balance:
     spent: int  # in the period, by Studio
     outside: int  # in the period
     topups: int  # in the period
+    forecast_note: str | None = None  # why there is no run-out date though credits are used
 
     @property
     def warning(self) -> bool:
@@ -109,7 +120,7 @@ class Balance:
 
 def metric_lines(metrics: Balance) -> list[tuple[str, str]]:
     """The metrics as (label, text) lines, for the CLI."""
-    runs_out = "not at this rate"
+    runs_out = metrics.forecast_note or "not at this rate"
     if metrics.runs_out is not None:
         runs_out = f"{metrics.runs_out.isoformat()} (in {metrics.days_left or 0:,.0f} days)"
     as_of = "" if metrics.as_of is None else f"  (read {metrics.as_of:%Y-%m-%d %H:%M} UTC)"
@@ -188,22 +199,27 @@ def _as_time(value: Any) -> datetime:
 # --------------------------------------------------------------------------- the readings
 
 
-def _flows(conn: sa.Connection) -> sa.CTE:
-    """Every reading in server order, with what happened since the previous one.
+def _flows(conn: sa.Connection, tail: int | None = None) -> sa.CTE:
+    """Every reading (or the newest `tail` of them) in server order, with what happened since
+    the previous one.
 
     Columns: `seq` (server order), `total` (readings), `at`, `job_id`, `credits` (the reading),
     `prev` (the previous reading in server order), `seen_at` (a running maximum of `at`, so days
     follow the server order). Readings are first walked in insertion order (no sort) to find
     bursts; one sort then puts each burst in server order.
     """
-    by_id = credit_readings.c.id
+    source: Any = credit_readings
+    if tail is not None:
+        newest = credit_readings.select().order_by(credit_readings.c.id.desc()).limit(tail)
+        source = newest.subquery("usage_tail")
+    by_id = source.c.id
     raw = sa.select(
-        credit_readings.c.id,
-        credit_readings.c.at,
-        credit_readings.c.job_id,
-        credit_readings.c.credits_before.label("credits"),
-        sa.func.lag(credit_readings.c.at).over(order_by=by_id).label("prev_at"),
-        sa.func.lag(credit_readings.c.credits_before).over(order_by=by_id).label("prev_credits"),
+        source.c.id,
+        source.c.at,
+        source.c.job_id,
+        source.c.credits_before.label("credits"),
+        sa.func.lag(source.c.at).over(order_by=by_id).label("prev_at"),
+        sa.func.lag(source.c.credits_before).over(order_by=by_id).label("prev_credits"),
     ).cte("usage_raw")
     breaks = sa.case(
         (raw.c.prev_at.is_(None), 1),
@@ -327,6 +343,37 @@ def _refunded(conn: sa.Connection, job_id: str | None) -> int:
     return CREDITS_PER_JOB if conn.execute(failed.limit(1)).first() else 0
 
 
+@dataclass(frozen=True)
+class CreditBalance:
+    """The balance now, as every page shows it: the latest reading (in the server's order)
+    less the job it was read for, unless that job failed and was refunded."""
+
+    credits: int
+    as_of: datetime  # when that reading was recorded
+    refunded: bool  # the latest job failed: its credit came back
+
+
+def _balance_now(conn: sa.Connection) -> CreditBalance | None:
+    flows = _flows(conn, tail=LATEST_TAIL)
+    latest = conn.execute(
+        sa.select(flows.c.credits, flows.c.seen_at, flows.c.job_id).where(
+            flows.c.seq == flows.c.total
+        )
+    ).first()
+    if latest is None:
+        return None
+    credits, seen_at, job_id = latest
+    refund = _refunded(conn, job_id)
+    return CreditBalance(int(credits) - CREDITS_PER_JOB + refund, _as_time(seen_at), bool(refund))
+
+
+def latest_balance(ledger: Ledger) -> CreditBalance | None:
+    """The balance now (None before the first reading): the one figure the sidebar, the Batch
+    page and the Usage page show. Reads only the newest readings, so it is cheap per rerun."""
+    with ledger.read_connection() as conn:
+        return _balance_now(conn)
+
+
 def _burn(used: Any, days: int, first_at: datetime | None, now: datetime) -> float:
     # A ledger younger than the window: its days so far (at least one), not the window.
     known = days if first_at is None else (now - first_at).total_seconds() / 86400
@@ -341,26 +388,28 @@ def overview(
     with ledger.read_connection() as conn:
         flows = _flows(conn)
         every_day, summary = _all_days(conn, flows, now)
-        refund = _refunded(conn, summary.job_id)
+        balance_now = _balance_now(conn)
         series = _series(conn, flows, period, summary.first_at, summary.seen_at, points)
     days = [d for d in every_day if (period.start is None or d.day >= period.start)
             and d.day <= period.end]  # fmt: skip
-    current = None
-    if summary.credits is not None and summary.seen_at is not None:
-        current = summary.credits - CREDITS_PER_JOB + refund
-        latest_day = summary.seen_at.date()
-        if refund and days and days[-1].day == latest_day:  # the refund is today's news
-            last = days[-1]
-            days[-1] = replace(last, topups=last.topups + refund, closing=last.closing + refund)
+    current = None if balance_now is None else balance_now.credits
+    if balance_now is not None and balance_now.refunded and days \
+            and days[-1].day == balance_now.as_of.date():  # the refund is today's news
+        last, refund = days[-1], CREDITS_PER_JOB
+        days[-1] = replace(last, topups=last.topups + refund, closing=last.closing + refund)
     burn_7 = _burn(summary.used_7, 7, summary.first_at, now)
     burn_30 = _burn(summary.used_30, 30, summary.first_at, now)
-    days_left = runs_out = None
+    days_left = runs_out = note = None
     if current is not None and burn_7 > 0:
-        days_left = max(0.0, current / burn_7)
-        runs_out = (now + timedelta(days=days_left)).date()
+        history = timedelta(0) if summary.first_at is None else now - summary.first_at
+        if history < FORECAST_MIN_HISTORY or summary.used_7 < FORECAST_MIN_CREDITS:
+            note = TOO_LITTLE_HISTORY
+        else:
+            days_left = max(0.0, current / burn_7)
+            runs_out = (now + timedelta(days=days_left)).date()
     metrics = Balance(
         balance=current,
-        as_of=summary.seen_at,
+        as_of=None if balance_now is None else balance_now.as_of,
         burn_7=burn_7,
         burn_30=burn_30,
         runs_out=runs_out,
@@ -368,6 +417,7 @@ def overview(
         spent=sum(day.spent for day in days),
         outside=sum(day.outside for day in days),
         topups=sum(day.topups for day in days),
+        forecast_note=note,
     )
     return Overview(metrics, days, series)
 

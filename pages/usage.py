@@ -31,17 +31,21 @@ ensure_routed()
 
 RANGES = {"7 days": 7, "30 days": 30, "90 days": 90, "All": None, "Custom": -1}
 NOTE = (
-    ":material/info: The Mirrago API reports the balance only as `credits_before` on each "
-    "submission: these figures come from the readings this ledger recorded."
+    ":material/info: The Mirrago API tells the credits left only when a try-on is submitted: "
+    "these figures come from the balances this ledger recorded then."
 )
 HOW = f"""
 **Balance** is the latest reading less the job it was read for, when that job was charged.
 **Burn rate** counts credits used by Studio and outside it, per day, over the last 7 (and 30)
-days; **Runs out** divides the balance by the 7-day rate.
+days; **Runs out** divides the balance by the 7-day rate, once there is enough history to
+forecast from: a day of readings and at least {usage.FORECAST_MIN_CREDITS} credits used in the
+last 7 days (before that it says "too little history").
 
 **Used outside Studio, top-ups and refunds.** {usage.RULE} In the sandbox, every submission
 costs one credit and a job that fails is refunded when it fails: the next reading is one higher
 than Studio's submissions alone would leave it, which shows as a refund, never as outside use.
+Every local sandbox started on this data dir (the app's, each `mirrago batch` or `mirrago try-on`)
+spends from one account, so their try-ons add up to one balance.
 
 Readings recorded a moment out of order (submissions made in parallel) are put back in the
 server's order before they are compared. Days are UTC days.

@@ -366,8 +366,8 @@ def test_the_editor_merges_added_edited_and_deleted_rows(page: AppTest) -> None:
 def test_the_balance_warning_appears_when_the_batch_costs_more(page: AppTest) -> None:
     ledger = services().ledger
     with ledger._write() as conn:  # noqa: SLF001 - a known low balance, as a job would record
-        conn.execute(ledger_module.credit_readings.insert().values(
-            at=ledger_module.utcnow(), credits_before=1, job_id="j"))
+        conn.execute(ledger_module.credit_readings.insert().values(  # 2 before job j: 1 left
+            at=ledger_module.utcnow(), credits_before=2, job_id="j"))
     set_table(page, sample_pairs(3))
     assert "latest known balance 1 credits" in texts(page)
     assert any("needs 3 credits" in w.value for w in page.warning)

@@ -26,7 +26,7 @@ import pytest
 import requests
 from PIL import Image
 
-from mirrago.sandbox.server import EmbeddedSandbox, SandboxConfig, embedded
+from mirrago.sandbox.server import EmbeddedSandbox, Engine, SandboxConfig, embedded
 
 if TYPE_CHECKING:
     from conftest import ManualClock
@@ -493,6 +493,84 @@ def test_no_credits_left_gives_402_and_creates_no_job(
     assert "credits" in detail(response).lower()
     assert sandbox.engine.stats()["jobs_created"] == 1
     assert sandbox.engine.credits(sandbox.client_id) == 0
+
+
+# ---- one account shared by every sandbox on a credits file -----------------------------------
+
+
+def test_sandboxes_on_one_credits_file_share_one_balance(
+    make_sandbox: MakeSandbox, tmp_path: Path, person_jpeg: bytes, garment_png: bytes
+) -> None:
+    shared = tmp_path / "data" / "sandbox-credits.sqlite3"
+    first = make_sandbox(credits_file=shared, starting_credits=50)
+    second = make_sandbox(credits_file=shared, starting_credits=50)
+    on_first = submit_files(first, auth(first), person_jpeg, garment_png).json()
+    on_second = submit_files(second, auth(second), person_jpeg, garment_png).json()
+    assert (on_first["credits_before"], on_second["credits_before"]) == (50, 49)
+    assert first.engine.credits(first.client_id) == second.engine.credits(second.client_id) == 48
+    first.stop()
+    second.stop()
+    later = make_sandbox(credits_file=shared, starting_credits=50)  # the balance outlives them
+    assert later.engine.credits(later.client_id) == 48
+
+
+def test_a_refund_on_one_sandbox_shows_on_every_sandbox_of_the_file(
+    make_sandbox: MakeSandbox, tmp_path: Path, person_jpeg: bytes, garment_png: bytes
+) -> None:
+    shared = tmp_path / "sandbox-credits.sqlite3"
+    failing = make_sandbox(credits_file=shared, job_fail_rate=1.0)
+    other = make_sandbox(credits_file=shared)
+    headers = auth(failing)
+    submission = submit_files(failing, headers, person_jpeg, garment_png).json()
+    assert final_job(failing, headers, submission["job_id"])["status"] == "failed"
+    assert other.engine.credits(other.client_id) == 1000
+    other.engine.set_credits(other.client_id, 7)
+    assert failing.engine.credits(failing.client_id) == 7
+
+
+SUBMITTER = """
+import json, sys, threading
+from mirrago.sandbox.engine import Engine, ImageSource, SandboxConfig, SandboxError, SubmitRequest
+path, person, garment, per_thread = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+engine = Engine(SandboxConfig(credits_file=path, latency=0.0, workers=1, fitted=False))
+request = SubmitRequest(ImageSource("target_image", data=open(person, "rb").read()),
+                        ImageSource("garment_image", data=open(garment, "rb").read()))
+seen, refused = [], []
+def submit():
+    for _ in range(per_thread):
+        try:
+            seen.append(engine.submit("demo-client", request, "http://127.0.0.1:1")["credits_before"])
+        except SandboxError as error:
+            refused.append(error.status_code)
+threads = [threading.Thread(target=submit) for _ in range(3)]
+[thread.start() for thread in threads]
+[thread.join() for thread in threads]
+engine.stop()
+print(json.dumps({"seen": seen, "refused": refused}))
+"""
+
+
+def test_two_processes_spending_at_once_lose_and_double_count_no_credit(tmp_path: Path) -> None:
+    shared = tmp_path / "sandbox-credits.sqlite3"
+    person, garment = tmp_path / "person.png", tmp_path / "garment.png"
+    person.write_bytes(tiny_png((0, 0, 200)))
+    garment.write_bytes(tiny_png((200, 0, 0)))
+    primer = Engine(SandboxConfig(credits_file=shared))
+    primer.set_credits("demo-client", 100)
+    primer.stop()
+    command = [sys.executable, "-c", SUBMITTER, str(shared), str(person), str(garment), "20"]
+    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    answers = [json.loads(process.communicate(timeout=120)[0]) for process in processes]
+    seen = [credits for answer in answers for credits in answer["seen"]]
+    refused = [status for answer in answers for status in answer["refused"]]
+    # 120 submissions on 100 credits: each credit charged exactly once, then 402s.
+    assert sorted(seen) == list(range(1, 101))
+    assert refused == [402] * 20
+    engine = Engine(SandboxConfig(credits_file=shared))
+    try:
+        assert engine.credits("demo-client") == 0
+    finally:
+        engine.stop()
 
 
 # ---- rate limit ---------------------------------------------------------------------------------

@@ -148,6 +148,20 @@ def test_balance_of_a_refunded_latest_job_is_the_reading_itself(ledger: Ledger) 
     assert usage.balance(ledger, ALL, now=at(0, 11)).balance == 19
 
 
+def test_latest_balance_is_the_usage_balance_in_the_servers_order(ledger: Ledger) -> None:
+    assert usage.latest_balance(ledger) is None
+    # The last reading recorded is not the last the server gave: 77 was answered last.
+    seed(ledger, [(at(0, 9, 0, 0.01), 78, "completed"), (at(0, 9, 0, 0.02), 80, "completed"),
+                  (at(0, 9, 0, 0.03), 77, "completed"), (at(0, 9, 0, 0.04), 79, "completed")])
+    latest = usage.latest_balance(ledger)
+    assert latest is not None and latest.credits == 76
+    assert latest.credits == usage.balance(ledger, ALL, now=at(0, 10)).balance
+    seed(ledger, [(at(0, 9, 30), 76, "failed")])  # refunded: the reading is the balance
+    latest = usage.latest_balance(ledger)
+    assert latest is not None and (latest.credits, latest.as_of) == (76, at(0, 9, 30))
+    assert latest.credits == usage.balance(ledger, ALL, now=at(0, 10)).balance
+
+
 def test_burn_rates_and_run_out_date(ledger: Ledger) -> None:
     # 40 days: 2 jobs a day for the first 33, then 5 a day for the last 7; 3 credits a day
     # spent elsewhere during the last 7.
@@ -171,14 +185,30 @@ def test_burn_rates_and_run_out_date(ledger: Ledger) -> None:
 
 
 def test_burn_rate_of_a_young_ledger_uses_its_own_age_and_warns(ledger: Ledger) -> None:
-    seed(ledger, [(at(0, 0), 10, "completed"), (at(0, 12), 9, "completed")])
-    metrics = usage.balance(ledger, ALL, now=at(2, 0))  # 2 days old, 2 credits used
-    assert metrics.burn_7 == pytest.approx(1.0)
-    assert metrics.balance == 8
-    assert metrics.runs_out == date(2026, 3, 11)
+    seed(ledger, [(at(0, 4 * i), 40 - i, "completed") for i in range(6)])
+    metrics = usage.balance(ledger, ALL, now=at(2, 0))  # 2 days old, 6 credits used
+    assert metrics.burn_7 == pytest.approx(3.0)
+    assert metrics.balance == 34
+    assert metrics.runs_out == date(2026, 3, 14)  # in 34 / 3 days
     assert metrics.warning is False
-    seed(ledger, [(at(2, 1), 8, "completed"), (at(2, 2), 2, "completed")])  # 5 outside
+    seed(ledger, [(at(2, 1), 34, "completed"), (at(2, 2), 20, "completed")])  # 13 outside
     assert usage.balance(ledger, ALL, now=at(2, 3)).warning is True
+
+
+def test_minutes_of_history_are_too_little_to_forecast(ledger: Ledger) -> None:
+    seed(ledger, [(at(0, 5, 25 + i), 1000 - i, "completed") for i in range(10)])
+    metrics = usage.balance(ledger, ALL, now=at(0, 5, 36))  # ten minutes of use
+    assert metrics.burn_7 > 0
+    assert (metrics.runs_out, metrics.days_left, metrics.forecast_note) == (
+        None, None, usage.TOO_LITTLE_HISTORY,
+    )
+    assert ("Runs out", usage.TOO_LITTLE_HISTORY) in usage.metric_lines(metrics)
+
+
+def test_a_day_of_history_and_a_few_credits_are_enough_to_forecast(ledger: Ledger) -> None:
+    seed(ledger, [(at(0, 9 + i), 100 - i, "completed") for i in range(usage.FORECAST_MIN_CREDITS)])
+    metrics = usage.balance(ledger, ALL, now=at(1, 9))
+    assert metrics.runs_out is not None and metrics.forecast_note is None
 
 
 def test_no_burn_means_no_run_out_date(ledger: Ledger) -> None:

@@ -70,3 +70,43 @@ def test_second_history_page_and_a_half_picked_custom_range(data_dir: Path) -> N
     at.date_input(key="usage-custom").set_value((today,)).run()  # only the start picked yet
     assert not at.exception
     assert {metric.label for metric in at.main.metric} >= {"Balance", "Runs out"}
+
+
+def _balance_in(caption: str) -> str:
+    return caption.split("latest known balance ")[1].split(" credits")[0]
+
+
+def test_batch_page_sidebar_and_usage_show_one_balance(data_dir: Path) -> None:
+    ledger = Ledger(f"sqlite:///{data_dir / 'ledger.sqlite3'}")
+    now = datetime.now(UTC).replace(microsecond=0)
+    seed(ledger, [(now - timedelta(minutes=3 - i), 50 - i, "completed") for i in range(3)])
+    ledger.close()
+    at = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT)
+    at.run()
+    at.switch_page("pages/batch.py").run()
+    assert not at.exception, at.exception
+    (caption,) = [c.value for c in at.main.caption if "latest known balance" in c.value]
+    sidebar = at.sidebar.metric[0].value
+    assert _balance_in(caption) == sidebar == "47"  # 48 was read for a charged job
+    at.switch_page("pages/usage.py").run()
+    shown = {metric.label: metric.value for metric in at.main.metric}
+    assert shown["Balance"] == at.sidebar.metric[0].value == "47"
+
+
+def test_the_page_says_credits_left_not_a_field_name(data_dir: Path) -> None:
+    _seeded(data_dir)
+    at = _usage_page(data_dir)
+    texts = [element.value for element in (*at.caption, *at.markdown)]
+    assert not any("credits_before" in text for text in texts)
+    assert any("credits left" in text.lower() for text in texts)
+
+
+def test_minutes_of_history_give_no_run_out_date_and_say_why(data_dir: Path) -> None:
+    ledger = Ledger(f"sqlite:///{data_dir / 'ledger.sqlite3'}")
+    now = datetime.now(UTC).replace(microsecond=0)
+    seed(ledger, [(now - timedelta(minutes=10 - i), 1000 - i, "completed") for i in range(10)])
+    ledger.close()
+    at = _usage_page(data_dir)
+    runs_out = [metric for metric in at.main.metric if metric.label == "Runs out"][0]
+    assert (runs_out.value, runs_out.delta) == ("—", "too little history")
+    assert "day" in (runs_out.proto.help or "")

@@ -33,6 +33,7 @@ import requests
 from PIL import Image
 
 from mirrago.sandbox import render
+from mirrago.sandbox.accounts import AccountError, open_accounts
 from mirrago.sandbox.urlguard import FetchError, check_url, fetch_public, public_session
 
 log = logging.getLogger("mirrago.sandbox")
@@ -102,6 +103,10 @@ class SandboxConfig:
     # Fetch image URLs on loopback and private networks too (tests, local use). Off, only
     # public addresses are fetched; the sandbox's own /samples/ URLs are always served.
     allow_private_urls: bool = False
+    # A SQLite file holding the balances: every sandbox started on one file spends from one
+    # account per client (the app's and the CLI's embedded sandboxes on one data dir).
+    # None: this sandbox's own balances, in memory.
+    credits_file: str | Path | None = None
 
 
 class SandboxError(Exception):
@@ -216,7 +221,7 @@ class Engine:
         self._job_rng = _seeded(self.config.seed, "jobs")
         self._extra_clients: dict[str, str] = {}
         self._tokens: dict[str, tuple[str, float]] = {}
-        self._credits: dict[str, int] = {}
+        self._accounts = open_accounts(self.config.credits_file)
         self._buckets: dict[str, tuple[float, float]] = {}
         self._jobs: dict[str, _Job] = {}
         self._stats: Counter[str] = Counter()
@@ -285,16 +290,36 @@ class Engine:
 
     def credits(self, client_id: str) -> int:
         """The client's current credit balance."""
-        with self._lock:
-            return self._balance(client_id)
+        return self._accounts.balance(client_id, self.config.starting_credits)
 
     def set_credits(self, client_id: str, balance: int) -> None:
         """Set a client's balance (demos of a low or empty account)."""
-        with self._lock:
-            self._credits[client_id] = balance
+        self._accounts.set(client_id, balance)
 
-    def _balance(self, client_id: str) -> int:
-        return self._credits.setdefault(client_id, self.config.starting_credits)
+    def _debit(self, client_id: str) -> int:
+        """Charge one credit; the balance before. 402 when there is none, 500 when the
+        credits file cannot be written (nothing charged)."""
+        try:
+            credits_before, charged = self._accounts.debit(
+                client_id, self.config.starting_credits
+            )
+        except AccountError as error:
+            log.error("sandbox credits not charged: %s", error)
+            raise SandboxError(500, "Internal Server Error") from None
+        if not charged:
+            self._count("insufficient_credits")
+            raise SandboxError(
+                402,
+                f"Insufficient credits: the account has {credits_before} credits left, and "
+                "each try-on costs 1. No job was created; top up the account to continue.",
+            )
+        return credits_before
+
+    def _refund(self, client_id: str) -> None:
+        try:
+            self._accounts.refund(client_id, self.config.starting_credits)
+        except AccountError as error:
+            log.error("sandbox credit not refunded: %s", error)
 
     # ---- submissions -----------------------------------------------------------------------------
 
@@ -384,21 +409,11 @@ class Engine:
         business_id = client_id
         cloth_id = f"business/{business_id}/clothes/{uuid.uuid4()}.{garment_ext}"
         username = (request.username or "").strip()[:200] or f"TEMP{uuid.uuid4()}"
-        with self._lock:
-            credits_before = self._balance(client_id)
-            if credits_before <= 0:
-                self._stats["insufficient_credits"] += 1
-                raise SandboxError(
-                    402,
-                    f"Insufficient credits: the account has {credits_before} credits left, and "
-                    "each try-on costs 1. No job was created; top up the account to continue.",
-                )
-            self._credits[client_id] = credits_before - 1
+        credits_before = self._debit(client_id)
         try:
             inputs = self._store_inputs(job_id, target_data, garment_data)
         except OSError:  # the sandbox is stopping, or the disk is full: no job, no charge
-            with self._lock:
-                self._credits[client_id] += 1
+            self._refund(client_id)
             raise SandboxError(500, "Internal Server Error") from None
         job = _Job(
             job_id=job_id,
@@ -665,6 +680,8 @@ class Engine:
         job.inputs = None
 
     def _finish(self, job: _Job, error: str | None) -> None:
+        if error is not None:  # refunded before it reads as failed: whoever sees it sees both
+            self._refund(job.client_id)
         with self._lock:
             if error is None:
                 job.status = "completed"
@@ -672,7 +689,6 @@ class Engine:
             else:
                 job.status, job.error = "failed", error
                 self._stats["jobs_failed"] += 1
-                self._credits[job.client_id] = self._balance(job.client_id) + 1  # refund
             payload = self._view(job, job.base_url) if job.callback_url else None
         if payload is not None and not self._stopping.is_set():
             try:

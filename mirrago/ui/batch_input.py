@@ -24,6 +24,7 @@ from mirrago.services import Services
 from mirrago.ui import identity
 from mirrago.ui.batch_images import input_thumb
 from mirrago.ui.picker import save_input
+from mirrago.usage import latest_balance as balance_now
 
 TABLE_KEY = "batch-table"
 VERSION_KEY = "batch-editor-version"
@@ -255,8 +256,9 @@ def skipped_rows(checked: list[RowCheck]) -> None:
 
 
 def latest_balance(services: Services) -> int | None:
-    readings = services.ledger.credit_readings(limit=1)
-    return readings[-1].credits_before if readings else None
+    """The balance now, the same figure as the sidebar's and the Usage page's."""
+    found = balance_now(services.ledger)
+    return None if found is None else found.credits
 
 
 def run_button(services: Services, checked: list[RowCheck], on_run) -> None:

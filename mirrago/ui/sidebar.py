@@ -1,5 +1,5 @@
-"""The sidebar every page shares: which backend is in use, its health, the latest known credit
-balance, and a form to connect this session to a live endpoint.
+"""The sidebar every page shares: which backend is in use, its health, the credit balance (live
+while jobs run), and a form to connect this session to a live endpoint.
 
 The secret typed into the form is used once to test the connection and kept only in this
 session's server-side state: the form clears on submit, so it is never sent back to the browser,
@@ -21,19 +21,12 @@ from mirrago.ui import identity, session
 from mirrago.ui.connection import backend_health, check_connection
 from mirrago.ui.errors import plain
 from mirrago.ui.recent import open_job
+from mirrago.usage import latest_balance
 
 log = logging.getLogger(__name__)
 
 _RESULT_KEY = "connection.last_check"
-CREDITS_PER_TRY_ON = 1
-
-
-def _latest_credits(services: Services) -> tuple[int, datetime] | None:
-    readings = services.ledger.credit_readings(limit=1)
-    if not readings:
-        return None
-    latest = readings[-1]
-    return latest.credits_before, latest.at
+LIVE_CREDITS_EVERY = 2.0  # seconds between looks at the balance while jobs are running
 
 
 def _when(moment: datetime) -> str:
@@ -57,14 +50,30 @@ def _backend_card(services: Services) -> None:
             st.caption(health.text)
         else:
             st.badge(health.text, icon=":material/schedule:", color="gray")
-        credits = _latest_credits(services)
-        if credits is None:
-            st.metric("Credits", "—", help="Known after the first try-on on this backend.")
-        else:
-            before, at = credits
-            # A try-on costs one credit: the balance now is the last reading less that job.
-            st.metric("Credits", f"{max(0, before - CREDITS_PER_TRY_ON):,}",
-                      help=f"Balance after the try-on sent {_when(at)}.")
+        # While jobs run (a batch on any page, a try-on) the balance moves: the figure then
+        # refreshes on its own, since a page's live fragment reruns only itself.
+        every = LIVE_CREDITS_EVERY if _jobs_running(services) else None
+        st.fragment(_credits, run_every=every)(services)
+
+
+def _jobs_running(services: Services) -> bool:
+    try:
+        return services.ledger.unfinished_by_backend().get(services.runner.backend, 0) > 0
+    except MirragoError:
+        return False
+
+
+def _credits(services: Services) -> None:
+    try:
+        balance = latest_balance(services.ledger)
+    except MirragoError:
+        balance = None
+    if balance is None:
+        st.metric("Credits", "—", help="Known after the first try-on on this backend.")
+    else:
+        st.metric("Credits", f"{balance.credits:,}",
+                  help=f"The balance after the try-on sent {_when(balance.as_of)}, the same "
+                  "figure as on the Usage page.")  # fmt: skip
 
 
 def _test_connection() -> None:

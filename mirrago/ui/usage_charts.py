@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -22,18 +23,53 @@ OUTCOME_COLOURS = {
 }
 
 
-# Time axis labels on a 24-hour clock (Vega's default reads 14:01 as "02:01"): seconds within
-# a minute, the time within a day, the date at midnight.
-TIME_LABELS = (
-    "seconds(datum.value) ? timeFormat(datum.value, ':%S') : "
-    "(hours(datum.value) || minutes(datum.value)) ? timeFormat(datum.value, '%H:%M') : "
-    "timeFormat(datum.value, '%b %d')"
-)
+# The time axis has one label format: a 24-hour clock within a day (with seconds across a few
+# minutes), the date and time across two or three days, dates across more, months across years.
+# Vega puts ticks a whole time unit apart, the unit nearest span / tickCount, so the count keeps
+# that unit no finer than the format shows (twice "12:40" for ticks 30 s apart was the fault).
+# Streamlit's Vega draws no chart at all for an {interval, step} tickCount.
+MAX_TICKS = 6
+MIN_SPAN = timedelta(minutes=1)  # the axis of a few readings still spans a minute
+MIN_CREDIT_PAD = 5  # credits above and below the data: whole-number ticks, a visible step
+
+
+def _time_axis(span: timedelta) -> alt.Axis:
+    days = span / timedelta(days=1)
+
+    def count(unit: timedelta, most: int = MAX_TICKS) -> int:
+        return max(1, min(most, int(span / unit)))  # ticks at least one `unit` apart
+
+    if span < timedelta(minutes=3):
+        label, ticks = "%H:%M:%S", count(timedelta(seconds=1))
+    elif days <= 1:
+        label, ticks = "%H:%M", count(timedelta(minutes=1))
+    elif days <= 3:
+        label, ticks = "%b %d %H:%M", 4  # ticks 6 or 12 hours apart
+    elif days <= 300:
+        label, ticks = "%b %d", count(timedelta(days=1), MAX_TICKS + 1)
+    else:
+        label, ticks = "%b %Y", count(timedelta(days=31), MAX_TICKS + 1)
+    return alt.Axis(format=label, tickCount=ticks, labelAngle=0, grid=False,
+                    labelOverlap=True)  # fmt: skip
+
+
+def _credit_domain(values: list[float]) -> list[float]:
+    """The credits the chart spans: the data's range with some room, not from zero (a day's
+    spend of a large balance would be a flat line at the top)."""
+    low, high = min(values), max(values)
+    pad = max(MIN_CREDIT_PAD, math.ceil((high - low) * 0.08))
+    return [max(0.0, low - pad) if low >= 0 else low - pad, high + pad]
+
+
+def _iso(moment: datetime | pd.Timestamp) -> str:
+    # A temporal domain as ISO text: Streamlit's chart misplaces one given in milliseconds.
+    return pd.Timestamp(moment).isoformat()
 
 
 def _forecast(metrics: Balance, now: datetime, horizon: timedelta) -> pd.DataFrame | None:
-    """The dashed line from the balance now to zero at the 7-day rate (cut at the horizon)."""
-    if metrics.balance is None or metrics.burn_7 <= 0:
+    """The dashed line from the balance now to zero at the 7-day rate (cut at the horizon);
+    none without a run-out date (no use, or too little history to forecast from)."""
+    if metrics.balance is None or metrics.burn_7 <= 0 or metrics.runs_out is None:
         return None
     left = timedelta(days=metrics.days_left or 0.0)
     end = now + min(left, horizon)
@@ -52,38 +88,49 @@ def credit_spec(
     """A step chart of every reading in the period, batches as light rules, the forecast dashed:
     its Vega-Lite spec and a one-line legend."""
     data = pd.DataFrame(series, columns=["at", "credits"])
+    if len(data):  # `now` may be the minute the figures were cached in: never before a reading
+        now = max(now, data["at"].max().to_pydatetime())
     first = data["at"].min() if len(data) else now
     start = first if period.since is None else max(first, period.since)
-    span = max(now - start, timedelta(minutes=10))
+    span = max(now - start, MIN_SPAN)
     forecast = _forecast(metrics, now, span / 3)  # a third of the chart: the near future
     if metrics.balance is not None:  # carry the balance to now, so the step ends at today
         data = pd.concat([data, pd.DataFrame({"at": [now], "credits": [metrics.balance]})])
-    x = alt.X("at:T", title=None, axis=alt.Axis(labelAngle=0, grid=False, labelOverlap=True,
-                                                 labelExpr=TIME_LABELS))
-    y = alt.Y("credits:Q", title="Credits", scale=alt.Scale(zero=True))
+    end = now if forecast is None else forecast["at"].max()
+    values = [*data["credits"], *([] if forecast is None else forecast["credits"])]
+    values += [credits for _, credits, _ in outside]
+    x = alt.X("at:T", title=None, axis=_time_axis(end - (now - span)),
+              scale=alt.Scale(domain=[_iso(now - span), _iso(end)]))  # fmt: skip
+    y = alt.Y("credits:Q", title="Credits left",
+              axis=alt.Axis(format=",d", tickMinStep=1, labelFlush=False),
+              scale=alt.Scale(zero=False, domain=_credit_domain(values)))  # fmt: skip
     base = alt.Chart(data)
     layers = [
-        base.mark_area(interpolate="step-after", color=ACCENT, opacity=0.10).encode(x=x, y=y),
-        base.mark_line(interpolate="step-after", color=ACCENT, strokeWidth=2).encode(
-            x=x, y=y, tooltip=[alt.Tooltip("at:T", title="Time (UTC)", format="%Y-%m-%d %H:%M"),
+        base.mark_area(interpolate="step-after", color=ACCENT, opacity=0.10, clip=True)
+        .encode(x=x, y=y),
+        base.mark_line(interpolate="step-after", color=ACCENT, strokeWidth=2, clip=True).encode(
+            x=x, y=y, tooltip=[alt.Tooltip("at:T", title="Time", format="%Y-%m-%d %H:%M"),
                                alt.Tooltip("credits:Q", title="Balance")]  # fmt: skip
         ),
     ]
     if marks:
         batch_data = pd.DataFrame(marks, columns=["at", "batch", "jobs"])
         tips = [alt.Tooltip("batch:N", title="Batch"), alt.Tooltip("jobs:Q", title="Jobs"),
-                alt.Tooltip("at:T", title="Started (UTC)", format="%Y-%m-%d %H:%M")]  # fmt: skip
-        rules = alt.Chart(batch_data).encode(x=alt.X("at:T"), tooltip=tips)
-        layers.append(rules.mark_rule(color="#868E96", opacity=0.45, strokeDash=[2, 2]))
+                alt.Tooltip("at:T", title="Started", format="%Y-%m-%d %H:%M")]  # fmt: skip
+        rules = alt.Chart(batch_data).encode(x=x, tooltip=tips)
         layers.append(
-            rules.mark_point(shape="triangle-down", filled=True, color="#495057", size=60)
+            rules.mark_rule(color="#868E96", opacity=0.45, strokeDash=[2, 2], clip=True)
+        )
+        layers.append(
+            rules.mark_point(shape="triangle-down", filled=True, color="#495057", size=60,
+                             clip=True)
             .encode(y=alt.value(6))
         )
     if outside:  # days with credits used outside Studio, on that day's closing balance
         spots = pd.DataFrame(outside, columns=["at", "credits", "outside"])
         layers.append(
             alt.Chart(spots).mark_point(color=OUTSIDE, filled=True, size=70, opacity=0.9)
-            .encode(x="at:T", y="credits:Q",
+            .encode(x=x, y=y,
                     tooltip=[alt.Tooltip("at:T", title="Day", format="%Y-%m-%d"),
                              alt.Tooltip("outside:Q", title="Used outside Studio")])
         )  # fmt: skip
@@ -91,7 +138,7 @@ def credit_spec(
         layers.append(
             alt.Chart(forecast)
             .mark_line(color=FORECAST, strokeDash=[6, 4], strokeWidth=2)
-            .encode(x="at:T", y="credits:Q",
+            .encode(x=x, y=y,
                     tooltip=[alt.Tooltip("credits:Q", title="Forecast", format=",.0f")])
         )
     chart = alt.layer(*layers).properties(height=300)

@@ -53,8 +53,14 @@ def metrics_row(metrics: Balance, period: Period) -> None:
         help="The burn rate: credits used per day (by Studio and outside it) over the last 7 "
         "days, and 30.",
     )  # fmt: skip
-    if metrics.runs_out is None:
-        runs_out.metric("Runs out", "Not at this rate", help="No credits used in the last 7 days.")
+    if metrics.runs_out is None:  # the reason fits a delta pill, not a metric's large figure
+        runs_out.metric(
+            "Runs out", "—",
+            delta="too little history" if metrics.forecast_note else "not at this rate",
+            delta_color="off", delta_arrow="off",
+            help=f"No forecast yet: {metrics.forecast_note}." if metrics.forecast_note
+            else "No credits used in the last 7 days.",
+        )  # fmt: skip
     else:
         runs_out.metric(
             "Runs out", f"{metrics.runs_out:%b} {metrics.runs_out.day}",

@@ -13,11 +13,14 @@ from pathlib import Path
 import pytest
 from browser_app import VIEWPORT, AppServer, start_app, stop_app
 from browser_helpers import assert_no_exception, download, keyed, open_app, screenshot, wait_for_app
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from mirrago.client import MirragoClient
+from mirrago.config import Settings
+from mirrago.ledger import JobInput, JobState
 from mirrago.samples import garments, persons
 from mirrago.sandbox.server import EmbeddedSandbox, SandboxConfig, embedded
+from mirrago.services import open_services
 
 pytestmark = pytest.mark.browser
 
@@ -137,3 +140,79 @@ def test_usage_page_shows_studio_and_outside_spending(
     assert sum(row["batch"] == "QA check" for row in rows) == 3
     screenshot(page, "usage-history")
     assert_no_exception(page)
+
+
+# --------------------------------------------------------------------------- the local sandbox
+
+SLOW_JOBS = 8  # run by a second Studio process while the page is open
+
+
+@pytest.fixture(scope="module")
+def sandbox_app(tmp_path_factory: pytest.TempPathFactory):
+    """The app on its embedded sandbox (no MIRRAGO_BASE_URL), as a new user runs it."""
+    server = start_app(tmp_path_factory.mktemp("usage-sandbox-app"),
+                       extra_env={"MIRRAGO_SANDBOX_LATENCY": "0.2-0.5"})  # fmt: skip
+    yield server
+    stop_app(server)
+
+
+def _sidebar_credits(page: Page) -> Locator:
+    name = page.locator("[data-testid='stMetricLabel']", has_text=re.compile("^Credits$"))
+    metric = page.locator("[data-testid='stSidebar'] [data-testid='stMetric']").filter(has=name)
+    return metric.locator("[data-testid='stMetricValue']")
+
+
+def _time_labels(page: Page) -> list[str]:
+    """The credit chart's time axis labels, as drawn."""
+    chart = page.locator("[data-testid='stVegaLiteChart']").first
+    expect(chart.locator("svg").first).to_be_attached()
+    # The x axis is the one whose labels stand side by side (one row), the y axis's in a column.
+    return chart.evaluate(
+        """chart => Array.from(chart.querySelectorAll('g.role-axis')).map(axis =>
+              Array.from(axis.querySelectorAll('g.role-axis-label text')))
+            .filter(texts => texts.length > 1 && new Set(texts.map(
+              text => Math.round(text.getBoundingClientRect().top))).size === 1)
+            .flat().map(text => text.textContent)"""
+    )
+
+
+def test_on_the_local_sandbox_every_studio_process_spends_from_one_balance(
+    browser: Browser, sandbox_app: AppServer
+) -> None:
+    context = browser.new_context(viewport=VIEWPORT, base_url=sandbox_app.url)
+    context.set_default_timeout(90_000)
+    page = context.new_page()
+    _try_on(page)  # the app's own embedded sandbox
+    settings = Settings(data_dir=sandbox_app.data_dir, sandbox_latency=(0.2, 0.5))
+    people, clothes = persons(), garments()
+    jobs = [JobInput(str(people[i % len(people)].path), str(clothes[i % len(clothes)].path))
+            for i in range(SLOW_JOBS)]  # fmt: skip
+    # A second Studio process on the same data dir (as `mirrago batch` is), with its own
+    # embedded sandbox: its jobs are queued when the page opens, and run while it is open.
+    with open_services(settings, start_runner=False, batch_ids=()) as services:
+        first_row = services.runner.enqueue(jobs, name="Second process", source="cli:batch")[0]
+        open_app(page, "/usage")
+        credits = _sidebar_credits(page)
+        first = credits.inner_text()
+        services.runner.start()
+        expect(credits).not_to_have_text(first)  # it moves while the jobs run, untouched
+        counts = services.runner.wait(first_row.batch_id, timeout=120)
+        assert counts[JobState.COMPLETED] == SLOW_JOBS, counts
+
+    open_app(page, "/usage")
+    assert_no_exception(page)
+    shown = page.locator("[data-testid='stMetric']").all_inner_texts()
+    spent = 1 + SLOW_JOBS
+    assert _metric(page, "Used outside Studio") == "0", shown
+    assert _metric(page, "Spent") == str(spent), shown
+    assert _metric(page, "Balance") == f"{1000 - spent:,}", shown
+    assert _sidebar_credits(page).inner_text() == f"{1000 - spent:,}"
+    labels = _time_labels(page)
+    # One format for every label: 12:50 or 12:50:30 (minutes of use), never ":30" beside them.
+    assert labels and len({len(label) for label in labels}) == 1, labels
+    assert all(re.fullmatch(r"\d\d:\d\d(:\d\d)?", label) for label in labels), labels
+    assert len(set(labels)) == len(labels) <= 7, labels
+    runs_out = page.locator("[data-testid='stMetric']", has_text="Runs out").inner_text()
+    assert "too little history" in runs_out, shown
+    screenshot(page, "usage-sandbox-one-balance")
+    context.close()
