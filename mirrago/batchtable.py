@@ -10,6 +10,7 @@ never reads a file a cell names: its only files are the photos uploaded in the s
 from __future__ import annotations
 
 import io
+import shlex
 import struct
 import zipfile
 import zlib
@@ -204,9 +205,10 @@ def _read_for_page(name: str, data: bytes) -> CsvBatch:
 
 
 def _too_many_rows(name: str) -> str:
-    return (f"it has more than {PAGE_MAX_ROWS:,} rows, the most the page takes: split it, or "
-            f"run it from a terminal with `mirrago batch {shorten(Path(name).name)}` "
-            "(no row limit there)")
+    file = Path(name).name
+    command = f"mirrago batch {shlex.quote(file) if len(file) <= 40 else 'FILE'}"
+    return (f"it has more than {PAGE_MAX_ROWS:,} rows, the most the page takes. Split it, or "
+            f"run it from a terminal with: {command} (no row limit there).")
 
 
 def shorten(text: str, limit: int = 40) -> str:

@@ -605,7 +605,7 @@ def test_an_import_over_the_page_limit_is_refused_and_nothing_can_run(page: AppT
     assert not page.exception
     shown = texts(page)
     assert "Nothing imported from 'big.csv': it has more than 10,000 rows" in shown
-    assert "`mirrago batch 'big.csv'`" in shown
+    assert "run it from a terminal with: mirrago batch big.csv (no row limit there)" in shown
     assert page.session_state["batch-table"] == []
     assert button(page, "batch-run").disabled
 
