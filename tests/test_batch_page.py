@@ -649,3 +649,19 @@ def test_a_pixel_bomb_among_the_photos_fails_the_table_check_not_the_run(page: A
     assert ("Row 1: target_image_url: 'bomb.png' cannot be used: The image's dimensions are "
             "too large to open safely (it may be a decompression bomb)") in shown
     assert button(page, "batch-run").disabled
+
+
+def test_edits_on_a_later_page_of_a_long_table_land_on_their_rows(page: AppTest) -> None:
+    set_table(page, [{"target_image_url": f"https://example.com/p{i}.jpg",
+                      "garment_image_url": "https://example.com/g.jpg"} for i in range(1_200)])
+    page.session_state["batch-table-page"] = 2
+    page.run()
+    assert list(editor_frame(page).index[:1]) == [501]
+    assert "Rows 501–1,000 of 1,200" in texts(page)
+    version = page.session_state["batch-editor-version"] \
+        if "batch-editor-version" in page.session_state else 0
+    page.session_state[f"batch-editor-{version}-2"] = {"edited_rows": {0: {"username": "ana"}}, "deleted_rows": [1]}
+    page.run()
+    rows = page.session_state["batch-table"]
+    assert len(rows) == 1_199 and rows[500]["username"] == "ana"
+    assert rows[501]["target_image_url"] == "https://example.com/p502.jpg"
