@@ -144,7 +144,7 @@ def check_table(
                 cells[name] = stored
             elif why:
                 refusals[f"{name}: {SERVER_PATH_REFUSED}"] = (
-                    f"{name}: {shorten(file_name(value))} cannot be used: {why}")
+                    f"{name}: {shorten(file_name(value))!r} cannot be used: {why}")
         row = check_cells(cells, Path(), accepted_files=uploads.paths)
         row.problems = [refusals.get(problem, problem) for problem in row.problems]
         row.line = number
@@ -212,8 +212,8 @@ def _too_many_rows(name: str) -> str:
 
 
 def shorten(text: str, limit: int = 40) -> str:
-    """User text cut to `limit` characters for a message, quoted."""
-    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+    """User text cut to `limit` characters, to echo in a message."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -241,7 +241,7 @@ def import_photos(
         for member, body in members:
             name = file_name(member)
             if name in stored or name in refused:
-                notes.append(f"Two photos are named {shorten(name)}: the first is used.")
+                notes.append(f"Two photos are named {shorten(name)!r}: the first is used.")
                 continue
             try:
                 if isinstance(body, str):
@@ -253,7 +253,7 @@ def import_photos(
         listed = ", ".join(sorted(stored)[:5]) + (", …" if len(stored) > 5 else "")
         notes.insert(0, f"{len(stored)} photo{'s' * (len(stored) != 1)} stored: rows that name "
                      f"{listed} use {'them' if len(stored) != 1 else 'it'}.")
-    notes += [f"{shorten(name)} not stored: {why}" for name, why in list(refused.items())[:10]]
+    notes += [f"{shorten(name)!r} not stored: {why}" for name, why in list(refused.items())[:10]]
     if len(refused) > 10:
         notes.append(f"… and {len(refused) - 10} more photos not stored.")
     return Photos(stored, refused, notes)
@@ -264,7 +264,7 @@ def _zip_photos(
 ) -> Iterator[tuple[str, bytes | str]]:
     """The photos in a ZIP, each with its bytes or why they cannot be read; problems with the
     ZIP itself go to `notes`."""
-    label = shorten(Path(upload).name)
+    label = repr(shorten(Path(upload).name))
     end = data.rfind(_ZIP_END, max(0, len(data) - 65_557))
     if end < 0 or end + 22 > len(data):
         notes.append(f"{label} is not a ZIP archive: zip the photos (or choose them directly).")

@@ -49,8 +49,9 @@ def _show(batch_id: int) -> None:
 
 
 def _results(services: Services, batch: BatchRecord) -> None:
+    slot = st.empty()  # on every run, so the elements below keep their places
     if st.session_state.pop(TO_TOP_KEY, False):
-        st.html(_SCROLL_TO_TOP, unsafe_allow_javascript=True)  # our own script, no user text
+        slot.html(_SCROLL_TO_TOP, unsafe_allow_javascript=True)  # our own script, no user text
     active = sum(services.ledger.counts(batch.id)[s] for s in batchprogress.ACTIVE) > 0
     was_active_key = f"batch-was-active-{batch.id}"
     st.session_state[was_active_key] = active

@@ -604,7 +604,7 @@ def test_an_import_over_the_page_limit_is_refused_and_nothing_can_run(page: AppT
         "big.csv", "\n".join(lines).encode(), "text/csv").run()
     assert not page.exception
     shown = texts(page)
-    assert "Nothing imported from 'big.csv': it has more than 10,000 rows" in shown
+    assert "Nothing imported from big.csv: it has more than 10,000 rows" in shown
     assert "run it from a terminal with: mirrago batch big.csv (no row limit there)" in shown
     assert page.session_state["batch-table"] == []
     assert button(page, "batch-run").disabled
@@ -660,7 +660,8 @@ def test_edits_on_a_later_page_of_a_long_table_land_on_their_rows(page: AppTest)
     assert "Rows 501–1,000 of 1,200" in texts(page)
     version = page.session_state["batch-editor-version"] \
         if "batch-editor-version" in page.session_state else 0
-    page.session_state[f"batch-editor-{version}-2"] = {"edited_rows": {0: {"username": "ana"}}, "deleted_rows": [1]}
+    page.session_state[f"batch-editor-{version}-2"] = {
+        "edited_rows": {0: {"username": "ana"}}, "deleted_rows": [1]}
     page.run()
     rows = page.session_state["batch-table"]
     assert len(rows) == 1_199 and rows[500]["username"] == "ana"

@@ -127,12 +127,13 @@ def _frame(services: Services, checked: list[RowCheck], start: int, stop: int,
 def _table_page(count: int) -> tuple[int, int, int]:
     """The page of rows to show: (page number, its first row's index, the number of pages)."""
     pages = max(1, -(-count // TABLE_PAGE_ROWS))
+    slot = st.empty()  # on every run, so the editor below keeps its place (and its state)
     if pages == 1:
         return 1, 0, 1
     key = "batch-table-page"
     if not 1 <= st.session_state.get(key, 1) <= pages:  # the table shrank meanwhile
         st.session_state[key] = pages
-    with st.container(horizontal=True, vertical_alignment="center", key="batch-table-pager"):
+    with slot.container(horizontal=True, vertical_alignment="center", key="batch-table-pager"):
         number = st.pagination(pages, key=key)
         start = (number - 1) * TABLE_PAGE_ROWS
         st.caption(f"Rows {start + 1:,}–{min(start + TABLE_PAGE_ROWS, count):,} of {count:,}. "
