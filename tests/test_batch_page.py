@@ -627,7 +627,7 @@ def test_photos_zipped_beside_the_csv_fill_the_rows_that_name_them(
     page.file_uploader(key="batch-import").upload("pairs.csv", csv.encode(), "text/csv").run()
     assert not page.exception
     shown = texts(page)
-    assert "2 photos stored: cells naming them use them." in shown
+    assert "Stored this session: alice.jpg, bob.jpg. Cells that name them use them." in shown
     assert f"Row 3: target_image_url: {SERVER_PATH}" in shown
     assert button(page, "batch-run").label == "Run batch — 2 credits"
     frame = editor_frame(page)

@@ -240,10 +240,11 @@ def _import_photos(services: Services) -> None:
         seen.update(upload.file_id for upload in new)
         st.session_state[UPLOADS_KEY] = uploads().with_photos(photos)
         st.session_state[NOTES_KEY] = photos.notes or ["No photos found in the upload."]
-    stored = len(uploads().names)
-    st.caption(f"{stored} photo{'s' * (stored != 1)} stored: cells naming them use them."
-               if stored else "Photos on your computer? Put them in a ZIP with the CSV's file "
-               "names, or choose the photos themselves.")
+    names = sorted(name for name, _ in uploads().names)
+    listed = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+    st.caption(f"Stored this session: {listed}. Cells that name them use them." if names
+               else "Photos on your computer? Put them in a ZIP with the CSV's file names, or "
+               "choose the photos themselves.")
 
 
 def _add_samples(services: Services) -> None:
