@@ -139,16 +139,18 @@ def import_figures(csv_rows: int) -> dict:
     base = "https://cdn.example.com/catalogue"
     lines = ["target_image_url,garment_image_url,background,username"]
     for index in range(csv_rows):
-        person = f"{base}/persons/{index}.jpg" if index % 10 else str(people[index % 6].path)
+        person = f"{base}/persons/{index}.jpg" if index % 10 else people[index % 6].path.name
         lines.append(f"{person},{base}/garments/{index % 97}-{clothes[index % 6].name}.png,"
                      f"{('', 'white', 'studio')[index % 3]},qa-{index % 5}")
     lines[7] = "not a link,,purple,qa"  # one bad row, as real files have
     data = ("\n".join(lines) + "\n").encode()
-    with tempfile.TemporaryDirectory() as folder:
-        started = time.perf_counter()
-        imported = batchtable.import_file("pairs.csv", data, Path(folder))
-        checked = batchtable.check_table(imported.rows, Path(folder))
-        elapsed = time.perf_counter() - started
+    # Every tenth person is a photo uploaded beside the CSV, named by its file name.
+    uploads = batchtable.Uploads(frozenset(str(p.path) for p in people),
+                                 frozenset((p.path.name.lower(), str(p.path)) for p in people))
+    started = time.perf_counter()
+    imported = batchtable.import_file("pairs.csv", data)
+    checked = batchtable.check_table(imported.rows, uploads)
+    elapsed = time.perf_counter() - started
     valid = sum(1 for row in checked if row.job is not None)
     return {
         "csv_rows": csv_rows,

@@ -11,6 +11,7 @@ import io
 import os
 import shutil
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +40,12 @@ RESULT_COLUMNS = (
     "finished_at",
 )
 KEEP_BACKGROUND = ("false",)
+# The Batch page's one answer for a cell naming a file that was not uploaded (whether or not
+# anything exists at that path on the server).
+SERVER_PATH_REFUSED = (
+    "a file path on the server is not accepted here: upload the photo (Combine, or a ZIP of "
+    "images beside the CSV) or use an http(s) link"
+)
 
 
 @dataclass
@@ -202,12 +209,18 @@ def _check_duplicate(
         row.job = None
 
 
-def check_cells(cells: dict[str, str], base: Path) -> CsvRow:
+def check_cells(
+    cells: dict[str, str], base: Path, *, accepted_files: Collection[str] | None = None
+) -> CsvRow:
     """Check one row given by column name (the Batch page's table); `base` resolves relative
-    file names. The row's `job` is set when it is valid, else its `problems` say why."""
+    file names. The row's `job` is set when it is valid, else its `problems` say why.
+
+    `accepted_files` (the page) limits local files to those paths, the user's uploads: any
+    other cell that is not a URL gets `SERVER_PATH_REFUSED`, and nothing at that path is
+    looked at. None (the CLI, whose user owns the machine) accepts any readable image file."""
     names = list(IMAGE_COLUMNS + OPTIONAL_COLUMNS)
     row = CsvRow(index=0, line=0, values=[str(cells.get(name) or "") for name in names])
-    _check_row(row, names, base)
+    _check_row(row, names, base, accepted_files)
     return row
 
 
@@ -241,7 +254,9 @@ def _header_problems(header: list[str]) -> list[str]:
     return problems
 
 
-def _check_row(row: CsvRow, names: list[str], base: Path) -> None:
+def _check_row(
+    row: CsvRow, names: list[str], base: Path, accepted_files: Collection[str] | None = None
+) -> None:
     from mirrago.ledger import JobInput
 
     if len(row.values) > len(names):
@@ -251,7 +266,10 @@ def _check_row(row: CsvRow, names: list[str], base: Path) -> None:
         )
         return
     cells = {name: value.strip() for name, value in zip(names, row.values, strict=False)}
-    images = [_check_image_cell(name, cells.get(name, ""), base, row) for name in IMAGE_COLUMNS]
+    images = [
+        _check_image_cell(name, cells.get(name, ""), base, row, accepted_files)
+        for name in IMAGE_COLUMNS
+    ]
     background = cells.get("background", "") or None
     if background and background.lower() not in BACKGROUNDS + KEEP_BACKGROUND:
         row.problems.append(
@@ -263,7 +281,9 @@ def _check_row(row: CsvRow, names: list[str], base: Path) -> None:
         row.job = JobInput(str(target), str(garment), background and background.lower(), username)
 
 
-def _check_image_cell(name: str, value: str, base: Path, row: CsvRow) -> str | None:
+def _check_image_cell(
+    name: str, value: str, base: Path, row: CsvRow, accepted_files: Collection[str] | None = None
+) -> str | None:
     """The value to record for an image cell (a URL, or a file's absolute path), or None
     with the problem added to the row."""
     from mirrago.images import sniff_mime
@@ -276,6 +296,10 @@ def _check_image_cell(name: str, value: str, base: Path, row: CsvRow) -> str | N
             row.problems.append(f"{name} {_short(value)} is not an http(s) URL")
             return None
         return value
+    if accepted_files is not None and value not in accepted_files:
+        # Before any look at the path: the answer must not tell which server files exist.
+        row.problems.append(f"{name}: {SERVER_PATH_REFUSED}")
+        return None
     path = Path(value).expanduser()
     candidates = [path] if path.is_absolute() else [base / path, Path.cwd() / path]
     found = next((c for c in candidates if c.exists()), None)

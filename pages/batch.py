@@ -32,15 +32,26 @@ VIEWS = {
     "history": ":material/history: Past batches",
 }
 LIVE_REFRESH = 1.5  # seconds between looks at the ledger while a batch is active
+TO_TOP_KEY = "batch-to-top"
+# Streamlit keeps the main area's scroll position across views: after Run (clicked at the
+# bottom of a long table) the Results would open mid-gallery, the progress out of sight.
+_SCROLL_TO_TOP = """<script>
+const main = document.querySelector('[data-testid="stMain"]');
+if (main) { main.scrollTo({top: 0}); requestAnimationFrame(() => main.scrollTo({top: 0})); }
+</script>"""
 
 
 def _show(batch_id: int) -> None:
-    """Open a batch in the Results view (after Run, or from Past batches)."""
+    """Open a batch in the Results view, at its top (after Run, or from Past batches)."""
     open_batch(batch_id)
     st.session_state[VIEW_KEY] = "results"
+    st.session_state[TO_TOP_KEY] = True
 
 
 def _results(services: Services, batch: BatchRecord) -> None:
+    slot = st.empty()  # on every run, so the elements below keep their places
+    if st.session_state.pop(TO_TOP_KEY, False):
+        slot.html(_SCROLL_TO_TOP, unsafe_allow_javascript=True)  # our own script, no user text
     active = sum(services.ledger.counts(batch.id)[s] for s in batchprogress.ACTIVE) > 0
     was_active_key = f"batch-was-active-{batch.id}"
     st.session_state[was_active_key] = active

@@ -5,8 +5,12 @@ on the embedded sandbox, with a real ledger in a temporary data dir."""
 from __future__ import annotations
 
 import io
+import os
+import struct
 import threading
 import time
+import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -16,6 +20,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from openpyxl import Workbook
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from mirrago import batchprogress, batchtable, linkcheck
@@ -25,7 +30,7 @@ from mirrago.config import load_settings
 from mirrago.ledger import JobInput, JobState, Ledger
 from mirrago.samples import garments, persons
 from mirrago.services import Services
-from mirrago.ui import session
+from mirrago.ui import batch_images, session
 
 APP = "../app.py"
 RUN_TIMEOUT = 30
@@ -50,23 +55,24 @@ def test_every_bad_row_gets_its_reason_and_good_rows_their_job(tmp_path: Path) -
         {"target_image_url": person, "garment_image_url": garment},
         {"target_image_url": str(tmp_path / "missing.jpg"), "garment_image_url": garment},
     ]
-    checked = batchtable.check_table([batchtable.clean_row(r) for r in table], tmp_path)
+    checked = batchtable.check_table([batchtable.clean_row(r) for r in table])
     assert checked[0].job is not None and checked[0].problem is None
     problems = [c.problem or "" for c in checked[1:]]
     assert "target_image_url is empty" in problems[0]
     assert "not an http(s) URL" in problems[1]
     assert "background 'purple'" in problems[2]
     assert "the same pair as row 1" in problems[3]
-    assert "no such file" in problems[4]
+    assert "a file path on the server is not accepted here" in problems[4]
     assert all(c.job is None for c in checked[1:])
 
 
-def test_link_check_findings_mark_the_rows_that_use_the_link(tmp_path: Path) -> None:
+def test_link_check_findings_mark_the_rows_that_use_the_link() -> None:
     good, bad = url("persons", "a.jpg"), url("persons", "gone.jpg")
     garment = url("garments", "b.png")
     table = [batchtable.clean_row({"target_image_url": p, "garment_image_url": garment})
              for p in (good, bad)]
-    checked = batchtable.check_table(table, tmp_path, {bad: "unreachable (HTTP 404)", good: None})
+    checked = batchtable.check_table(table, link_problems={bad: "unreachable (HTTP 404)",
+                                                           good: None})
     assert checked[0].job is not None
     assert checked[1].job is None and "unreachable (HTTP 404)" in (checked[1].problem or "")
 
@@ -87,12 +93,12 @@ def test_sample_rows_add_new_pairs_each_time() -> None:
     assert len(first) == len(second) == 4 and len(pairs) == 8
 
 
-def test_import_reads_csv_with_unknown_columns_and_notes_them(tmp_path: Path) -> None:
+def test_import_reads_csv_with_unknown_columns_and_notes_them() -> None:
     data = (
         "target_image_url,garment_image_url,notes,username\n"
         f"{url('persons', 'a.jpg')},{url('garments', 'b.png')},hello,ana\n"
     ).encode()
-    imported = batchtable.import_file("pairs.csv", data, tmp_path)
+    imported = batchtable.import_file("pairs.csv", data)
     assert imported.rows == [{
         "target_image_url": url("persons", "a.jpg"), "garment_image_url": url("garments", "b.png"),
         "background": "", "username": "ana",
@@ -100,28 +106,28 @@ def test_import_reads_csv_with_unknown_columns_and_notes_them(tmp_path: Path) ->
     assert any("'notes'" in note for note in imported.notes)
 
 
-def test_import_accepts_a_header_less_two_column_file(tmp_path: Path) -> None:
+def test_import_accepts_a_header_less_two_column_file() -> None:
     data = f"{url('persons', 'a.jpg')},{url('garments', 'b.png')}\n" \
            f"{url('persons', 'c.jpg')},{url('garments', 'd.png')}\n"
-    imported = batchtable.import_file("pairs.csv", data.encode(), tmp_path)
+    imported = batchtable.import_file("pairs.csv", data.encode())
     assert [r["target_image_url"] for r in imported.rows] == [url("persons", "a.jpg"),
                                                               url("persons", "c.jpg")]
     assert any("No header line" in note for note in imported.notes)
 
 
-def test_import_reads_an_xlsx_workbook(tmp_path: Path) -> None:
+def test_import_reads_an_xlsx_workbook() -> None:
     book = Workbook()
     sheet = book.active
     sheet.append(["target_image_url", "garment_image_url", "background"])
     sheet.append([url("persons", "a.jpg"), url("garments", "b.png"), "studio"])
     buffer = io.BytesIO()
     book.save(buffer)
-    imported = batchtable.import_file("pairs.xlsx", buffer.getvalue(), tmp_path)
+    imported = batchtable.import_file("pairs.xlsx", buffer.getvalue())
     assert imported.rows[0]["background"] == "studio" and not imported.problems
 
 
-def test_import_of_a_broken_workbook_is_one_plain_problem(tmp_path: Path) -> None:
-    imported = batchtable.import_file("pairs.xlsx", b"not a workbook", tmp_path)
+def test_import_of_a_broken_workbook_is_one_plain_problem() -> None:
+    imported = batchtable.import_file("pairs.xlsx", b"not a workbook")
     assert imported.rows == [] and "not an Excel workbook" in imported.problems[0]
 
 
@@ -328,7 +334,9 @@ def test_invalid_rows_are_skipped_the_rest_run_and_can_be_followed_from_the_shel
     assert run.label == "Run batch — 2 credits" and not run.disabled
     shown = texts(page)
     assert "1 invalid row skipped, never sent" in shown
-    assert "Row 3: target_image_url 'not a link': no such file; garment_image_url is empty" in shown
+    assert ("Row 3: target_image_url: a file path on the server is not accepted here: upload "
+            "the photo (Combine, or a ZIP of images beside the CSV) or use an http(s) link; "
+            "garment_image_url is empty") in shown
     run.click().run()
     assert page.session_state["batch-view"] == "results"
     batch = batchprogress.latest_batch(services().ledger)
@@ -350,7 +358,7 @@ def test_invalid_rows_are_skipped_the_rest_run_and_can_be_followed_from_the_shel
 def test_the_editor_merges_added_edited_and_deleted_rows(page: AppTest) -> None:
     set_table(page, [])
     button(page, "batch-add-samples").click().run()
-    key = f"batch-editor-{page.session_state['batch-editor-version']}"
+    key = f"batch-editor-{page.session_state['batch-editor-version']}-1"
     page.session_state[key] = {
         "edited_rows": {0: {"username": "ana"}},
         "added_rows": [{"target_image_url": "https://example.com/p.jpg",
@@ -480,3 +488,184 @@ def test_past_batches_list_cli_ones_and_delete_asks_first(
     assert not Path(result).exists()
     assert "Deleted Spring line\\-up and 2 stored files" in texts(page)  # result, thumbnail
     assert person.exists()  # the CLI's input is the user's own file: never deleted
+
+
+# --------------------------------------------------------------------------- files on the page
+
+SERVER_PATH = "a file path on the server is not accepted here"
+
+
+def jpeg(colour: tuple[int, int, int] = (200, 120, 90)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (300, 400), colour).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def pixel_bomb(side: int = 30_000) -> bytes:
+    """A tiny PNG whose header declares side × side pixels (900 MP at 30,000)."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(
+            ">I", zlib.crc32(kind + body))
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+def zipped(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+class FifoWatch:
+    """A FIFO that would block whoever opens it for reading; records whether anyone did
+    (a writer can only open it, non-blocking, while a reader has it open) and lets them go."""
+
+    def __init__(self, path: Path) -> None:
+        os.mkfifo(path)
+        self.path, self.opened = path, False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.02):
+            try:
+                handle = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:  # ENXIO: no reader
+                continue
+            self.opened = True
+            os.close(handle)  # the reader sees an empty file instead of hanging
+
+    def stop(self) -> bool:
+        self._stop.set()
+        self._thread.join()
+        return self.opened
+
+
+def editor_frame(at: AppTest):
+    return at.dataframe[0].value
+
+
+def test_a_server_path_in_a_table_cell_gets_one_message_and_nothing_is_opened(
+    page: AppTest, tmp_path: Path
+) -> None:
+    readable = tmp_path / "readable.jpg"
+    readable.write_bytes(jpeg())
+    fifo = FifoWatch(tmp_path / "blocks.png")
+    garment = sample_pairs(1)[0]["garment_image_url"]
+    paths = [str(readable), str(fifo.path), str(tmp_path / "missing.png"), "/etc/shadow",
+             "../x.png", "~/x.png", "readable.jpg"]
+    try:
+        set_table(page, [{"target_image_url": p, "garment_image_url": garment} for p in paths])
+    finally:
+        opened = fifo.stop()
+    assert not opened, "the page opened a FIFO named in a table cell"
+    shown = texts(page)
+    for number in range(1, len(paths) + 1):
+        assert f"Row {number}: target_image_url: {SERVER_PATH}" in shown
+    assert "no such file" not in shown and "not an image" not in shown
+    assert "upload the photo (Combine, or a ZIP of images beside the CSV)" in shown
+    assert button(page, "batch-run").disabled
+    frame = editor_frame(page)
+    assert frame["person"].isna().all()  # no preview of any of them
+
+
+def test_links_in_the_table_and_on_cards_are_not_loaded_by_the_browser(page: AppTest) -> None:
+    outside = [{"target_image_url": "https://example.com/p.jpg",
+                "garment_image_url": "https://example.com/g.jpg"}]
+    set_table(page, outside)
+    frame = editor_frame(page)
+    previews = [v for column in ("person", "garment") if column in frame
+                for v in frame[column] if isinstance(v, str)]
+    assert not any(v.startswith("http") for v in previews)
+    backend = services().backend
+    assert batch_images.input_thumb("https://example.com/p.jpg", backend) is None
+    sample = sample_pairs(1)[0]["target_image_url"]
+    assert (batch_images.input_thumb(sample, backend) or "").startswith("data:image/")
+
+
+def test_a_10000_row_table_is_paged_and_sends_no_per_row_previews(page: AppTest) -> None:
+    pairs = sample_pairs(24)
+    rows = [{**pairs[i % len(pairs)], "username": f"u{i}"} for i in range(10_000)]
+    set_table(page, rows)
+    editor = page.dataframe[0]
+    assert len(editor.proto.SerializeToString()) < 1_000_000  # 58 MB before
+    assert len(editor.value) <= 500 and list(editor.value.index[:1]) == [1]
+    assert "data:" not in editor.value.to_csv()
+    assert "Rows 1–500 of 10,000" in texts(page)
+    assert "Run batch — 24 credits" == button(page, "batch-run").label  # repeats skipped
+    assert len(texts(page)) < 200_000  # the skipped rows are summed up, not all listed
+
+
+def test_an_import_over_the_page_limit_is_refused_and_nothing_can_run(page: AppTest) -> None:
+    lines = ["target_image_url,garment_image_url"] + [
+        f"https://example.com/p{i}.jpg,https://example.com/g.jpg" for i in range(10_001)]
+    page.file_uploader(key="batch-import").upload(
+        "big.csv", "\n".join(lines).encode(), "text/csv").run()
+    assert not page.exception
+    shown = texts(page)
+    assert "Nothing imported from big.csv: it has more than 10,000 rows" in shown
+    assert "run it from a terminal with: mirrago batch big.csv (no row limit there)" in shown
+    assert page.session_state["batch-table"] == []
+    assert button(page, "batch-run").disabled
+
+
+def test_photos_zipped_beside_the_csv_fill_the_rows_that_name_them(
+    page: AppTest, data_dir: Path
+) -> None:
+    garment = sample_pairs(1)[0]["garment_image_url"]
+    photos = zipped({"alice.jpg": jpeg(), "shoot/Bob.JPG": jpeg((20, 40, 60)),
+                     "__MACOSX/._alice.jpg": b"junk", "notes.txt": b"hello"})
+    page.file_uploader(key="batch-photos").set_value(
+        [("photos.zip", photos, "application/zip")]).run()
+    assert not page.exception
+    assert "2 photos stored: rows that name alice.jpg, bob.jpg use them." in texts(page)
+    assert "Skipped 1 file in 'photos.zip' that is not a photo." in texts(page)
+    csv = ("target_image_url,garment_image_url\n"
+           f"alice.jpg,{garment}\nC:\\Users\\pm\\shoot\\bob.jpg,{garment}\n"
+           f"carol.jpg,{garment}\n")
+    page.file_uploader(key="batch-import").upload("pairs.csv", csv.encode(), "text/csv").run()
+    assert not page.exception
+    shown = texts(page)
+    assert "Stored this session: alice.jpg, bob.jpg. Cells that name them use them." in shown
+    assert f"Row 3: target_image_url: {SERVER_PATH}" in shown
+    assert button(page, "batch-run").label == "Run batch — 2 credits"
+    frame = editor_frame(page)
+    assert [str(v).startswith("data:image/") for v in frame["person"]] == [True, True, False]
+    button(page, "batch-run").click().run()
+    batch = batchprogress.latest_batch(services().ledger)
+    jobs = services().ledger.jobs(batch_id=batch.id)
+    inputs = data_dir / "inputs"
+    assert [Path(j.target).parent for j in jobs] == [inputs, inputs]
+    assert Path(jobs[0].target).read_bytes() != Path(jobs[1].target).read_bytes()
+
+
+def test_a_pixel_bomb_among_the_photos_fails_the_table_check_not_the_run(page: AppTest) -> None:
+    garment = sample_pairs(1)[0]["garment_image_url"]
+    page.file_uploader(key="batch-photos").set_value(
+        [("photos.zip", zipped({"bomb.png": pixel_bomb()}), "application/zip")]).run()
+    set_table(page, [{"target_image_url": "bomb.png", "garment_image_url": garment}])
+    shown = texts(page)
+    assert ("Row 1: target_image_url: 'bomb.png' cannot be used: The image's dimensions are "
+            "too large to open safely (it may be a decompression bomb)") in shown
+    assert button(page, "batch-run").disabled
+
+
+def test_edits_on_a_later_page_of_a_long_table_land_on_their_rows(page: AppTest) -> None:
+    set_table(page, [{"target_image_url": f"https://example.com/p{i}.jpg",
+                      "garment_image_url": "https://example.com/g.jpg"} for i in range(1_200)])
+    page.session_state["batch-table-page"] = 2
+    page.run()
+    assert list(editor_frame(page).index[:1]) == [501]
+    assert "Rows 501–1,000 of 1,200" in texts(page)
+    version = page.session_state["batch-editor-version"] \
+        if "batch-editor-version" in page.session_state else 0
+    page.session_state[f"batch-editor-{version}-2"] = {
+        "edited_rows": {0: {"username": "ana"}}, "deleted_rows": [1]}
+    page.run()
+    rows = page.session_state["batch-table"]
+    assert len(rows) == 1_199 and rows[500]["username"] == "ana"
+    assert rows[501]["target_image_url"] == "https://example.com/p502.jpg"

@@ -1,20 +1,25 @@
-"""Small images for the Batch page: every picture in a table or a grid is a URL string or a
-small data URL (never full-size bytes: Streamlit re-sends and stores those on every run)."""
+"""Small images for the Batch page: every picture in a table or a grid is a small data URL
+(never full-size bytes: Streamlit re-sends and stores those on every run).
+
+Nothing here hands the browser somebody else's link: a viewer's browser would fetch it (the
+link's owner learns who looked, and when). Previews come from this machine only: the shipped
+samples, the session's uploads, the results in the data dir."""
 
 from __future__ import annotations
 
 import functools
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import streamlit as st
 
 from mirrago.backend import Backend
+from mirrago.batchtable import Uploads, is_url
 from mirrago.images import data_url, make_thumbnail
 from mirrago.ui.job_card import sample_for
 
 CARD_THUMB_SIDE = 240  # px: a result on a card
-INPUT_THUMB_SIDE = 96  # px: the two inputs under it, and the table previews
+INPUT_THUMB_SIDE = 96  # px: the two inputs under it
+TABLE_THUMB_SIDE = 64  # px: a table row is 35 px high
 MAX_CARD_IMAGE = 64 * 1024  # bytes: the most any one grid image may weigh
 
 
@@ -46,16 +51,24 @@ def _sample_path(value: str, backend: Backend) -> str | None:
 
 
 def input_thumb(value: str, backend: Backend, side: int = INPUT_THUMB_SIDE) -> str | None:
-    """A job input's thumbnail: a shipped sample or a stored file as a small data URL; any
-    other http(s) link as itself (the browser loads it); None for anything else."""
+    """A recorded job input's thumbnail: a shipped sample or a stored file as a small data URL;
+    None for a link (not loaded: see above) and anything else."""
     sample = _sample_path(value, backend)
     if sample is not None:
         return file_thumb(sample, side)
-    if urlsplit(value).scheme in ("http", "https"):
-        return value
-    if value and Path(value).is_absolute():
+    if value and "://" not in value and Path(value).is_absolute():
         return file_thumb(value, side)
     return None
+
+
+def table_thumb(value: str, backend: Backend, uploads: Uploads) -> str | None:
+    """A table cell's preview: a sandbox sample link or a photo uploaded in this session, as a
+    small data URL; None for anything else. A path typed into a cell is never read."""
+    if is_url(value):
+        sample = _sample_path(value, backend)
+        return file_thumb(sample, TABLE_THUMB_SIDE) if sample is not None else None
+    stored = uploads.stored(value)
+    return file_thumb(stored, TABLE_THUMB_SIDE) if stored else None
 
 
 def result_thumb(thumbnail_path: str | None, result_path: str | None) -> str | None:

@@ -1,14 +1,15 @@
 """The Batch page's input: the table of pairs (typed, pasted, imported, sample rows, Combine),
-checked as it is edited, Check links, and the Run button with its cost.
+the photos its rows name, checked as it is edited, Check links, and the Run button with its cost.
 
-The table lives in session state as plain rows; the editor shows it with a preview of both
-images and each row's check. An edit is merged into the rows on the run it arrives in, and the
-editor's key is bumped so the previews and checks redraw.
+The table lives in session state as plain rows; the editor shows it, a page of rows at a time,
+with each row's check and (for small tables) a preview of both images. An edit is merged into
+the rows on the run it arrives in, and the editor's key is bumped so the previews and checks
+redraw. Files reach a table only as uploads (`batchtable.Uploads`): a path in a cell is never
+read.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import replace
 from datetime import datetime
 
@@ -17,12 +18,12 @@ import streamlit as st
 
 from mirrago import batchtable, linkcheck, samples
 from mirrago.batchprogress import CREDITS_PER_TRYON, PAGE_SOURCE
-from mirrago.batchtable import COLUMNS, RowCheck, Table
+from mirrago.batchtable import COLUMNS, PAGE_MAX_ROWS, PHOTO_SUFFIXES, RowCheck, Table, Uploads
 from mirrago.images import prepare_image
 from mirrago.models import ImageError
 from mirrago.services import Services
 from mirrago.ui import identity
-from mirrago.ui.batch_images import input_thumb
+from mirrago.ui.batch_images import table_thumb
 from mirrago.ui.picker import save_input
 from mirrago.usage import latest_balance as balance_now
 
@@ -31,11 +32,23 @@ VERSION_KEY = "batch-editor-version"
 LINKS_KEY = "batch-links"
 NOTES_KEY = "batch-notes"
 IMPORTED_KEY = "batch-imported"
+UPLOADS_KEY = "batch-uploads"  # the session's Uploads: the only files a table may name
+PHOTOS_SEEN_KEY = "batch-photos-seen"
+CHECKS_KEY = "batch-checks"
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp"]
+PHOTO_TYPES = [suffix.lstrip(".") for suffix in PHOTO_SUFFIXES]
+PHOTOS_UPLOAD_MB = 100  # one ZIP of photos (JPEGs hardly compress: ~30 phone photos)
+TABLE_PAGE_ROWS = 500  # rows the editor shows at a time
+PREVIEW_MAX_ROWS = 300  # previews only in tables up to this size (each row carries two)
+SKIPPED_LISTED = 100  # skipped rows listed by number; the rest are counted
 
 
 def table() -> Table:
     return st.session_state.setdefault(TABLE_KEY, [])
+
+
+def uploads() -> Uploads:
+    return st.session_state.get(UPLOADS_KEY) or Uploads()
 
 
 def _set_table(rows: Table, *notes: str) -> None:
@@ -44,116 +57,195 @@ def _set_table(rows: Table, *notes: str) -> None:
     st.session_state[NOTES_KEY] = list(notes)
 
 
-def add_rows(rows: Table, *notes: str) -> None:
+def add_rows(rows: Table, *notes: str) -> bool:
+    """Add rows to the table, unless it would then hold more than the page takes."""
+    total = len(table()) + len(rows)
+    if total > PAGE_MAX_ROWS:
+        st.session_state[NOTES_KEY] = [
+            f"Not added: the table would have {total:,} rows, and the page takes at most "
+            f"{PAGE_MAX_ROWS:,}. Clear it first, or run larger files from a terminal with "
+            "`mirrago batch FILE` (no row limit there)."]
+        return False
     _set_table(table() + rows, *notes)
+    return True
 
 
-def _editor_key() -> str:
-    return f"batch-editor-{st.session_state.get(VERSION_KEY, 0)}"
+def _editor_key(page: int) -> str:
+    return f"batch-editor-{st.session_state.get(VERSION_KEY, 0)}-{page}"
 
 
-def _merge_edits() -> None:
-    """Apply the editor's edits, additions and deletions to the rows."""
-    edits = st.session_state.get(_editor_key()) or {}
+def _merge_edits(edits: dict, start: int) -> None:
+    """Apply the editor's edits, additions and deletions (positions on the page shown, which
+    starts at row `start`) to the rows."""
     rows = [dict(r) for r in table()]
     for position, change in (edits.get("edited_rows") or {}).items():
-        if int(position) < len(rows):
-            rows[int(position)] = batchtable.clean_row({**rows[int(position)], **change})
+        index = start + int(position)
+        if index < len(rows):
+            rows[index] = batchtable.clean_row({**rows[index], **change})
     rows += [batchtable.clean_row(added) for added in edits.get("added_rows") or []]
-    deleted = {int(p) for p in edits.get("deleted_rows") or []}
+    deleted = {start + int(p) for p in edits.get("deleted_rows") or []}
     _set_table([row for index, row in enumerate(rows) if index not in deleted])
 
 
 def checks(services: Services) -> list[RowCheck]:
-    """The rows' checks, redone only when the rows or the link findings changed."""
+    """The rows' checks, redone only when the rows, the link findings or the uploads
+    changed (a rerun of a 10,000-row table does not check it again)."""
     links = st.session_state.get(LINKS_KEY) or {}
-    stamp = (st.session_state.get(VERSION_KEY, 0), id(table()), len(links))
-    cached = st.session_state.get("batch-checks")
+    rows = table()
+    stamp = (hash(tuple(tuple(row.values()) for row in rows)),
+             hash(frozenset(links.items())), uploads())
+    cached = st.session_state.get(CHECKS_KEY)
     if cached is None or cached[0] != stamp:
-        cached = (stamp, batchtable.check_table(table(), services.settings.data_dir, links))
-        st.session_state["batch-checks"] = cached
+        cached = (stamp, batchtable.check_table(rows, uploads(), links))
+        st.session_state[CHECKS_KEY] = cached
     return cached[1]
 
 
-def _frame(services: Services, checked: list[RowCheck]) -> pd.DataFrame:
-    backend = services.backend
-    rows = table()
-    frame = pd.DataFrame(
-        {
-            "check": ["✓ ready" if c.job else f"⚠ {c.problem}" for c in checked],
-            "target_image_url": [r["target_image_url"] for r in rows],
-            "person": [input_thumb(r["target_image_url"], backend) for r in rows],
-            "garment_image_url": [r["garment_image_url"] for r in rows],
-            "garment": [input_thumb(r["garment_image_url"], backend) for r in rows],
-            "background": [r["background"] for r in rows],
-            "username": [r["username"] for r in rows],
-        },
-        columns=["check", "target_image_url", "person", "garment_image_url", "garment",
-                 "background", "username"],
-    )
+def _frame(services: Services, checked: list[RowCheck], start: int, stop: int,
+           previews: bool) -> pd.DataFrame:
+    backend, files = services.backend, uploads()
+    rows = table()[start:stop]
+    columns: dict[str, list] = {
+        "check": ["✓ ready" if c.job else f"⚠ {c.problem}" for c in checked[start:stop]],
+        "target_image_url": [r["target_image_url"] for r in rows],
+        "garment_image_url": [r["garment_image_url"] for r in rows],
+        "background": [r["background"] for r in rows],
+        "username": [r["username"] for r in rows],
+    }
+    order = ["check", "target_image_url", "garment_image_url", "background", "username"]
+    if previews:
+        columns["person"] = [table_thumb(r["target_image_url"], backend, files) for r in rows]
+        columns["garment"] = [table_thumb(r["garment_image_url"], backend, files) for r in rows]
+        order[2:2] = ["person"]
+        order[4:4] = ["garment"]
+    frame = pd.DataFrame(columns, columns=order)
     # Typed, so an empty table is editable as text (an empty column would be float).
     text = ["check", *COLUMNS]
-    frame.index = range(1, len(frame) + 1)  # row numbers as the checks name them
+    frame.index = range(start + 1, start + len(frame) + 1)  # row numbers as the checks name them
     return frame.astype({name: "string" for name in text})
 
 
+def _table_page(count: int) -> tuple[int, int, int]:
+    """The page of rows to show: (page number, its first row's index, the number of pages)."""
+    pages = max(1, -(-count // TABLE_PAGE_ROWS))
+    slot = st.empty()  # on every run, so the editor below keeps its place (and its state)
+    if pages == 1:
+        return 1, 0, 1
+    key = "batch-table-page"
+    if not 1 <= st.session_state.get(key, 1) <= pages:  # the table shrank meanwhile
+        st.session_state[key] = pages
+    with slot.container(horizontal=True, vertical_alignment="center", key="batch-table-pager"):
+        number = st.pagination(pages, key=key)
+        start = (number - 1) * TABLE_PAGE_ROWS
+        st.caption(f"Rows {start + 1:,}–{min(start + TABLE_PAGE_ROWS, count):,} of {count:,}. "
+                   "New rows go on the last page.")
+    return number, start, pages
+
+
 def table_editor(services: Services, checked: list[RowCheck]) -> None:
+    count = len(checked)
+    number, start, pages = _table_page(count)
+    stop = min(start + TABLE_PAGE_ROWS, count)
+    previews = count <= PREVIEW_MAX_ROWS
+    preview_help = "Uploaded photos and samples (links are not loaded here)"
     config = {
         "check": st.column_config.TextColumn("Check", width="medium", disabled=True,
                                              help="Why a row will be skipped; ✓ when it is fine"),
         "target_image_url": st.column_config.TextColumn(
-            "target_image_url", width="medium", help="The person photo: an http(s) link or a "
-            "stored file"),
-        "person": st.column_config.ImageColumn("Person", width="small"),
+            "target_image_url", width="medium", help="The person photo: an http(s) link or an "
+            "uploaded photo's file name"),
         "garment_image_url": st.column_config.TextColumn(
-            "garment_image_url", width="medium", help="The garment photo: an http(s) link or a "
-            "stored file"),
-        "garment": st.column_config.ImageColumn("Garment", width="small"),
+            "garment_image_url", width="medium", help="The garment photo: an http(s) link or "
+            "an uploaded photo's file name"),
         "background": st.column_config.TextColumn(
             "background", help="original (or empty), white or studio"),
         "username": st.column_config.TextColumn("username", help="A reference, shown on cards"),
     }
+    if previews:
+        config["person"] = st.column_config.ImageColumn("Person", width="small",
+                                                        help=preview_help)
+        config["garment"] = st.column_config.ImageColumn("Garment", width="small",
+                                                         help=preview_help)
+    key = _editor_key(number)
     st.data_editor(
-        _frame(services, checked),
-        key=_editor_key(),
-        num_rows="dynamic",
+        _frame(services, checked, start, stop, previews),
+        key=key,
+        num_rows="dynamic" if number == pages else "delete",  # new rows go at the end
         column_config=config,
-        disabled=["check", "person", "garment"],
+        disabled=["check", "person", "garment"] if previews else ["check"],
         hide_index=False,
         width="stretch",
-        height=min(420, 38 + 35 * (len(checked) + 1)),
+        height=min(420, 38 + 35 * (stop - start + 1)),
         placeholder="",
     )
-    edits = st.session_state.get(_editor_key()) or {}
+    if not previews:
+        st.caption(f"No previews in a table over {PREVIEW_MAX_ROWS} rows: the Check column "
+                   "says which rows are ready.")
+    edits = st.session_state.get(key) or {}
     if any(edits.get(part) for part in ("edited_rows", "added_rows", "deleted_rows")):
-        _merge_edits()  # then redraw with the rows' new previews and checks
+        _merge_edits(edits, start)  # then redraw with the rows' new previews and checks
         st.rerun()
 
 
 def import_panel(services: Services) -> None:
+    """The table from a file, and the photos its rows name, side by side."""
+    table_column, photos_column = st.columns(2, gap="medium")
+    with photos_column:
+        _import_photos(services)
+    with table_column:
+        _import_table()
+
+
+def _import_table() -> None:
     upload = st.file_uploader(
         "Import CSV or Excel",
         type=["csv", "xlsx"],
         key="batch-import",
         help="Columns target_image_url, garment_image_url, optional background, username "
-        "(the same file as `mirrago batch`). A file with just two columns of links works too.",
+        "(the same file as `mirrago batch`). A file with just two columns of links works too. "
+        f"At most {PAGE_MAX_ROWS:,} rows.",
     )
-    if upload is None:
+    if upload is None or st.session_state.get(IMPORTED_KEY) == upload.file_id:
         return
-    data = upload.getvalue()
-    signature = hashlib.sha256(data).hexdigest() + upload.name
-    if st.session_state.get(IMPORTED_KEY) == signature:
-        return
-    st.session_state[IMPORTED_KEY] = signature
-    imported = batchtable.import_file(upload.name, data, services.settings.data_dir)
+    st.session_state[IMPORTED_KEY] = upload.file_id
+    imported = batchtable.import_file(upload.name, upload.getvalue())
+    label = batchtable.shorten(upload.name)
     if not imported.rows:
         first = imported.problems[0] if imported.problems else "the file has no rows"
-        st.session_state[NOTES_KEY] = [f"Nothing imported from {upload.name}: {first}"]
+        st.session_state[NOTES_KEY] = [f"Nothing imported from {label}: {first}"]
         return
     count = len(imported.rows)
-    add_rows(imported.rows, f"Imported {count} row{'s' * (count != 1)} from {upload.name}.",
-             *imported.notes)
-    st.rerun()
+    if add_rows(imported.rows, f"Imported {count:,} row{'s' * (count != 1)} from {label}.",
+                *imported.notes):
+        st.rerun()
+
+
+def _import_photos(services: Services) -> None:
+    files = st.file_uploader(
+        "Photos the table names",
+        type=["zip", *PHOTO_TYPES],
+        accept_multiple_files=True,
+        key="batch-photos",
+        max_upload_size=PHOTOS_UPLOAD_MB,
+        help="A cell that names a photo (alice.jpg, or a full path ending in alice.jpg) uses "
+        "the photo of that name uploaded here. Paths on this server are never read.",
+    )
+    seen = st.session_state.setdefault(PHOTOS_SEEN_KEY, set())
+    new = [upload for upload in files or [] if upload.file_id not in seen]
+    if new:
+        data_dir = services.settings.data_dir
+        with st.spinner(f"Storing the photos of {len(new)} file{'s' * (len(new) != 1)}…"):
+            photos = batchtable.import_photos(
+                ((upload.name, upload.getvalue()) for upload in new),
+                save=lambda prepared: save_input(prepared, data_dir))
+        seen.update(upload.file_id for upload in new)
+        st.session_state[UPLOADS_KEY] = uploads().with_photos(photos)
+        st.session_state[NOTES_KEY] = photos.notes or ["No photos found in the upload."]
+    names = sorted(name for name, _ in uploads().names)
+    listed = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+    st.caption(f"Stored this session: {listed}. Cells that name them use them." if names
+               else "Photos on your computer? Put them in a ZIP with the CSV's file names, or "
+               "choose the photos themselves.")
 
 
 def _add_samples(services: Services) -> None:
@@ -177,6 +269,8 @@ def _stored(files: list, role: str, services: Services) -> list[str]:
             st.session_state.setdefault(NOTES_KEY, []).append(f"{upload.name}: {error}")
             continue
         paths.append(str(save_input(prepared, services.settings.data_dir)))
+    if paths:  # a stored upload is the one kind of file a table cell may name
+        st.session_state[UPLOADS_KEY] = uploads().with_paths(paths)
     return paths
 
 
@@ -205,7 +299,7 @@ def combine_panel(services: Services) -> None:
     rows = batchtable.combine(persons, garments)
     label = f"Add {len(persons)} × {len(garments)} = {len(rows)} rows"
     if st.button(label, key="batch-combine-add", disabled=not rows, icon=":material/grid_on:"):
-        add_rows(rows, f"Added {len(rows)} rows ({len(persons)} persons × {len(garments)} "
+        add_rows(rows, f"Added {len(rows):,} rows ({len(persons)} persons × {len(garments)} "
                  "garments).")
         st.rerun()
 
@@ -250,9 +344,13 @@ def skipped_rows(checked: list[RowCheck]) -> None:
     bad = [c for c in checked if c.job is None]
     if not bad:
         return
-    with st.expander(f"{len(bad)} row{'s' * (len(bad) != 1)} will be skipped",
+    with st.expander(f"{len(bad):,} row{'s' * (len(bad) != 1)} will be skipped",
                      icon=":material/warning:", expanded=len(bad) <= 5):
-        st.text("\n".join(f"Row {c.number}: {c.problem}" for c in bad))
+        listed = [f"Row {c.number:,}: {c.problem}" for c in bad[:SKIPPED_LISTED]]
+        if len(bad) > SKIPPED_LISTED:
+            listed.append(f"… and {len(bad) - SKIPPED_LISTED:,} more (the Check column says "
+                          "why for each).")
+        st.text("\n".join(listed))
 
 
 def latest_balance(services: Services) -> int | None:
@@ -268,9 +366,9 @@ def run_button(services: Services, checked: list[RowCheck], on_run) -> None:
     name = st.text_input("Batch name", key="batch-name",
                          placeholder=datetime.now().strftime("Batch %d %b %H:%M"))
     skipped = len(checked) - len(valid)
-    parts = [f"{len(valid)} row{'s' * (len(valid) != 1)} to run"]
+    parts = [f"{len(valid):,} row{'s' * (len(valid) != 1)} to run"]
     if skipped:
-        parts.append(f"{skipped} invalid row{'s' * (skipped != 1)} skipped, never sent")
+        parts.append(f"{skipped:,} invalid row{'s' * (skipped != 1)} skipped, never sent")
     parts.append("balance unknown until the first job" if balance is None
                  else f"latest known balance {balance:,} credits")
     st.caption(" · ".join(parts))

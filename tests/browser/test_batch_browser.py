@@ -1,6 +1,7 @@
 """The Batch page in a real browser: on the embedded sandbox (the shared app server) and on a
 sandbox configured as a live endpoint (this module's server): import with a bad row, sample
-rows, Combine, a refresh mid-batch, the detail dialog, markup in a username, a 500-row batch."""
+rows, Combine, a refresh mid-batch, the detail dialog, markup in a username, a 500-row batch,
+a 10,000-row table, and where the Results view opens after Run."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import sqlalchemy as sa
 from browser_app import ARTIFACTS, AppServer, start_app, stop_app
 from browser_helpers import assert_no_exception, keyed, open_app, screenshot, wait_for_app
 from PIL import Image
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
 from mirrago import ledger as ledger_module
 from mirrago.ledger import JobInput, Ledger
@@ -107,7 +108,8 @@ def test_import_with_a_bad_row_runs_the_rest_and_survives_a_refresh(
     wait_for_app(page)
     expect(page.get_by_text("Imported 5 rows from pairs.csv")).to_be_visible()
     expect(page.get_by_text("Ignored column 'notes'")).to_be_visible()
-    expect(page.get_by_text("Row 2: garment_image_url 'not-a-link'")).to_be_visible()
+    expect(page.get_by_text("Row 2: garment_image_url: a file path on the server is not "
+                            "accepted here")).to_be_visible()
     run = keyed(page, "batch-run").get_by_role("button")
     expect(run).to_have_text(re.compile("Run batch — 4 credits"))
     screenshot(page, "batch-table")
@@ -212,3 +214,83 @@ def test_a_500_row_finished_batch_opens_paged(live_page: Page, live_app: AppServ
         ".map(image => image.src.length)")
     assert sizes and max(sizes) * 3 / 4 <= 64 * 1024
     assert_no_exception(live_page)
+
+
+def _main_scroll(page: Page) -> int:
+    return page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollTop")
+
+
+def test_after_run_the_results_open_at_the_top(page: Page) -> None:
+    page.set_viewport_size({"width": 1440, "height": 600})
+    open_app(page, "/batch")
+    keyed(page, "batch-view").get_by_role("radio", name=re.compile("New batch")).click()
+    wait_for_app(page)
+    click(page, "batch-add-samples")
+    click(page, "batch-add-samples")
+    run = keyed(page, "batch-run").get_by_role("button")
+    run.scroll_into_view_if_needed()
+    page.evaluate("() => { const main = document.querySelector('[data-testid=\"stMain\"]');"
+                  " main.scrollTop = main.scrollHeight; }")
+    assert _main_scroll(page) > 100  # the user is at the bottom, where Run is
+    run.click()
+    header = keyed(page, "batch-header")
+    expect(header).to_contain_text(re.compile("Running|Finished"), timeout=FINISH_TIMEOUT)
+    expect(keyed(page, "batch-grid")).to_be_visible()
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=\"stMain\"]').scrollTop === 0",
+        timeout=10_000)
+    box = header.bounding_box()
+    assert box is not None and 0 <= box["y"] < 600  # progress in view, not mid-gallery
+    assert_no_exception(page)
+
+
+def _record_outside_requests(page: Page) -> list[str]:
+    """Every request the page makes to anything but the app itself (aborted)."""
+    outside: list[str] = []
+
+    def route(route: Route) -> None:
+        host = re.match(r"^[a-z]+://([^/:]+)", route.request.url)
+        if host and host.group(1) not in ("127.0.0.1", "localhost"):
+            outside.append(route.request.url)
+            route.abort()
+        else:
+            route.continue_()
+
+    page.route("**/*", route)
+    return outside
+
+
+def test_a_10000_row_import_is_paged_and_a_larger_one_refused(
+    page: Page, tmp_path: Path
+) -> None:
+    outside = _record_outside_requests(page)
+    header = "target_image_url,garment_image_url,username\n"
+    rows = [f"https://img{i % 7}.invalid/p{i}.jpg,https://img.invalid/g{i % 50}.png,qa"
+            for i in range(10_001)]
+    big, bigger = tmp_path / "ten-thousand.csv", tmp_path / "one-more.csv"
+    big.write_text(header + "\n".join(rows[:10_000]) + "\n")
+    bigger.write_text(header + "\n".join(rows) + "\n")
+    open_app(page, "/batch")
+    keyed(page, "batch-view").get_by_role("radio", name=re.compile("New batch")).click()
+    wait_for_app(page)
+    keyed(page, "batch-import").locator("input[type=file]").set_input_files(str(big))
+    wait_for_app(page)
+    expect(page.get_by_text("Imported 10,000 rows from ten-thousand.csv.")).to_be_visible()
+    expect(page.get_by_text("Rows 1–500 of 10,000")).to_be_visible()
+    expect(keyed(page, "batch-table-page")).to_be_visible()
+    expect(page.locator("[data-testid='stDataFrame']")).to_be_visible()
+    expect(keyed(page, "batch-run").get_by_role("button")).to_have_text(
+        re.compile("Run batch — 10,000 credits"))
+    assert "MessageSizeError" not in page.content()
+    assert_no_exception(page)
+    screenshot(page, "batch-table-10000")
+    open_app(page, "/batch")  # a new session: an empty table
+    keyed(page, "batch-view").get_by_role("radio", name=re.compile("New batch")).click()
+    wait_for_app(page)
+    keyed(page, "batch-import").locator("input[type=file]").set_input_files(str(bigger))
+    wait_for_app(page)
+    expect(page.get_by_text(re.compile(
+        "Nothing imported from one-more.csv: it has more than 10,000 rows"))).to_be_visible()
+    expect(keyed(page, "batch-run").get_by_role("button")).to_be_disabled()
+    screenshot(page, "batch-table-refused")
+    assert [url for url in outside if ".invalid/" in url] == []  # no link fetched for a preview
