@@ -12,7 +12,7 @@ from review_data import finished_batch, grid_pairs
 from streamlit.testing.v1 import AppTest
 
 from mirrago import review
-from mirrago.ledger import BatchRecord, Ledger
+from mirrago.ledger import BatchRecord, JobInput, Ledger
 
 APP = "apps/review_app.py"
 
@@ -362,3 +362,15 @@ def test_a_verdict_then_skip_before_the_redraw_skips_the_next_result(
     at.run()
     assert _verdicts(ledger, batch) == {1: ("pass", ())}
     assert _row_on_screen(at) == 4  # row 2 skipped; row 3 failed at the server
+
+
+def test_review_never_hands_the_browser_an_input_link(ledger: Ledger, tmp_path: Path) -> None:
+    # Every reviewer's browser would fetch a link's host (who looked, and when): a linked
+    # input is named, never shown as an image.
+    link = "https://images.example.invalid/alice.jpg"
+    inputs = [JobInput(link, str(grid_pairs(1, 1)[0].garment))]
+    linked = finished_batch(ledger, tmp_path, inputs, name="linked")
+    at = _app(linked)
+    shown = [image.url for element in at.get("image") for image in element.proto.imgs]
+    assert shown and not any("example.invalid" in url for url in shown)
+    assert any("a link, not loaded here" in caption.value for caption in at.caption)

@@ -151,6 +151,7 @@ def _input_image(value: str, role: str) -> None:
     if local is not None:
         st.image(str(local), width=INPUT_WIDTH, caption=role)
     elif value.startswith(("http://", "https://")):
-        st.image(value, width=INPUT_WIDTH, caption=role)
+        # Never handed to the browser: every reviewer's browser would fetch the link's host.
+        st.caption(f"{role}: a link, not loaded here")
     else:
         st.caption(f"{role}: not available")
