@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import struct
 import threading
 import time
@@ -306,7 +307,9 @@ def wait_until(condition: Callable[[], bool], timeout: float = 60) -> None:
 def texts(at: AppTest) -> str:
     parts = [e.value for e in (*at.text, *at.caption, *at.markdown, *at.warning, *at.info,
                                *at.error, *at.success)]
-    return "\n".join(str(p) for p in parts)
+    # Messages are Markdown with the user's text escaped: read them as the page shows them.
+    shown = "\n".join(str(p) for p in parts)
+    return re.sub(r"\\(.)", r"\1", shown).replace("\u2060", "")
 
 
 def set_table(at: AppTest, rows: list[dict[str, str]]) -> None:
@@ -486,7 +489,7 @@ def test_past_batches_list_cli_ones_and_delete_asks_first(
     button(page, "batch-history-confirm").click().run()
     assert services().ledger.batch(cli_batch.id) is None
     assert not Path(result).exists()
-    assert "Deleted Spring line\\-up and 2 stored files" in texts(page)  # result, thumbnail
+    assert "Deleted Spring line-up and 2 stored files" in texts(page)  # result, thumbnail
     assert person.exists()  # the CLI's input is the user's own file: never deleted
 
 
@@ -611,6 +614,15 @@ def test_an_import_over_the_page_limit_is_refused_and_nothing_can_run(page: AppT
     assert "run it from a terminal with: mirrago batch big.csv (no row limit there)" in shown
     assert page.session_state["batch-table"] == []
     assert button(page, "batch-run").disabled
+
+
+def test_import_messages_stand_out_in_their_colour(page: AppTest) -> None:
+    page.file_uploader(key="batch-import").upload("broken.csv", b"\xff\xfe\x00junk",
+                                                  "text/csv").run()
+    assert [e.value for e in page.error if "Nothing imported from broken" in e.value]
+    good = "target_image_url,garment_image_url\nhttps://example.com/p.jpg,https://example.com/g.jpg\n"
+    page.file_uploader(key="batch-import").upload("pairs.csv", good.encode(), "text/csv").run()
+    assert [e.value for e in page.success if "Imported 1 row from pairs" in e.value]
 
 
 def test_photos_zipped_beside_the_csv_fill_the_rows_that_name_them(

@@ -10,7 +10,7 @@ read.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import pandas as pd
@@ -25,6 +25,7 @@ from mirrago.services import Services
 from mirrago.ui import identity
 from mirrago.ui.batch_images import table_thumb
 from mirrago.ui.picker import save_input
+from mirrago.ui.plain import md_text
 from mirrago.usage import latest_balance as balance_now
 
 TABLE_KEY = "batch-table"
@@ -43,6 +44,27 @@ PREVIEW_MAX_ROWS = 300  # previews only in tables up to this size (each row carr
 SKIPPED_LISTED = 100  # skipped rows listed by number; the rest are counted
 
 
+@dataclass(frozen=True)
+class Note:
+    """A message above the table about what the last action did, shown in its colour so an
+    import that failed cannot be missed."""
+
+    text: str
+    level: str = "info"  # success, info, warning or error
+
+
+_NOTE_STYLE = {
+    "success": (st.success, ":material/check_circle:"),
+    "info": (st.info, ":material/info:"),
+    "warning": (st.warning, ":material/warning:"),
+    "error": (st.error, ":material/error:"),
+}
+
+
+def _say(*notes: Note | str) -> None:
+    st.session_state[NOTES_KEY] = [n if isinstance(n, Note) else Note(n) for n in notes]
+
+
 def table() -> Table:
     return st.session_state.setdefault(TABLE_KEY, [])
 
@@ -51,20 +73,20 @@ def uploads() -> Uploads:
     return st.session_state.get(UPLOADS_KEY) or Uploads()
 
 
-def _set_table(rows: Table, *notes: str) -> None:
+def _set_table(rows: Table, *notes: Note | str) -> None:
     st.session_state[TABLE_KEY] = [r for r in rows if not batchtable.is_blank(r)]
     st.session_state[VERSION_KEY] = st.session_state.get(VERSION_KEY, 0) + 1
-    st.session_state[NOTES_KEY] = list(notes)
+    _say(*notes)
 
 
-def add_rows(rows: Table, *notes: str) -> bool:
+def add_rows(rows: Table, *notes: Note | str) -> bool:
     """Add rows to the table, unless it would then hold more than the page takes."""
     total = len(table()) + len(rows)
     if total > PAGE_MAX_ROWS:
-        st.session_state[NOTES_KEY] = [
+        _say(Note(
             f"Not added: the table would have {total:,} rows, and the page takes at most "
             f"{PAGE_MAX_ROWS:,}. Clear it first, or run larger files from a terminal with "
-            "`mirrago batch FILE` (no row limit there)."]
+            "mirrago batch FILE (no row limit there).", "error"))
         return False
     _set_table(table() + rows, *notes)
     return True
@@ -212,11 +234,11 @@ def _import_table() -> None:
     label = batchtable.shorten(upload.name)
     if not imported.rows:
         first = imported.problems[0] if imported.problems else "the file has no rows"
-        st.session_state[NOTES_KEY] = [f"Nothing imported from {label}: {first}"]
+        _say(Note(f"Nothing imported from {label}: {first}", "error"))
         return
     count = len(imported.rows)
-    if add_rows(imported.rows, f"Imported {count:,} row{'s' * (count != 1)} from {label}.",
-                *imported.notes):
+    done = Note(f"Imported {count:,} row{'s' * (count != 1)} from {label}.", "success")
+    if add_rows(imported.rows, done, *imported.notes):
         st.rerun()
 
 
@@ -240,7 +262,7 @@ def _import_photos(services: Services) -> None:
                 save=lambda prepared: save_input(prepared, data_dir))
         seen.update(upload.file_id for upload in new)
         st.session_state[UPLOADS_KEY] = uploads().with_photos(photos)
-        st.session_state[NOTES_KEY] = photos.notes or ["No photos found in the upload."]
+        _say(*(photos.notes or [Note("No photos found in the upload.", "warning")]))
     names = sorted(name for name, _ in uploads().names)
     listed = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
     st.caption(f"Stored this session: {listed}. Cells that name them use them." if names
@@ -250,14 +272,13 @@ def _import_photos(services: Services) -> None:
 
 def _add_samples(services: Services) -> None:
     if not services.backend.is_sandbox:
-        st.session_state[NOTES_KEY] = [
+        _say(Note(
             "Sample rows need public image links: the samples live on this machine, which a "
-            "live endpoint cannot reach. Paste or import your own links instead."
-        ]
+            "live endpoint cannot reach. Paste or import your own links instead.", "warning"))
         return
     rows = batchtable.sample_rows(services.backend.base_url, table())
-    add_rows(rows, f"Added {len(rows)} sample rows." if rows else "Every sample pair is "
-             "already in the table.")
+    add_rows(rows, Note(f"Added {len(rows)} sample rows.", "success") if rows
+             else "Every sample pair is already in the table.")
 
 
 def _stored(files: list, role: str, services: Services) -> list[str]:
@@ -266,7 +287,8 @@ def _stored(files: list, role: str, services: Services) -> list[str]:
         try:
             prepared = prepare_image(upload.getvalue(), role=role)
         except ImageError as error:
-            st.session_state.setdefault(NOTES_KEY, []).append(f"{upload.name}: {error}")
+            st.session_state.setdefault(NOTES_KEY, []).append(
+                Note(f"{batchtable.shorten(upload.name)}: {error}", "error"))
             continue
         paths.append(str(save_input(prepared, services.settings.data_dir)))
     if paths:  # a stored upload is the one kind of file a table cell may name
@@ -299,8 +321,8 @@ def combine_panel(services: Services) -> None:
     rows = batchtable.combine(persons, garments)
     label = f"Add {len(persons)} × {len(garments)} = {len(rows)} rows"
     if st.button(label, key="batch-combine-add", disabled=not rows, icon=":material/grid_on:"):
-        add_rows(rows, f"Added {len(rows):,} rows ({len(persons)} persons × {len(garments)} "
-                 "garments).")
+        add_rows(rows, Note(f"Added {len(rows):,} rows ({len(persons)} persons × "
+                            f"{len(garments)} garments).", "success"))
         st.rerun()
 
 
@@ -310,8 +332,9 @@ def _check_links() -> None:
         found = linkcheck.check_links(urls)
     st.session_state[LINKS_KEY] = {**(st.session_state.get(LINKS_KEY) or {}), **found}
     bad = sum(1 for problem in found.values() if problem)
-    st.session_state[NOTES_KEY] = [f"Checked {len(urls)} links: {bad} unreachable or not an "
-                                   "image." if bad else f"Checked {len(urls)} links: all fine."]
+    _say(Note(f"Checked {len(urls)} links: {bad} unreachable or not an image (the Check "
+              "column says why).", "warning") if bad
+         else Note(f"Checked {len(urls)} links: all fine.", "success"))
 
 
 def toolbar(services: Services) -> None:
@@ -337,7 +360,9 @@ def toolbar(services: Services) -> None:
 
 def notes() -> None:
     for note in st.session_state.get(NOTES_KEY) or []:
-        st.text(note)
+        note = note if isinstance(note, Note) else Note(str(note))
+        show, icon = _NOTE_STYLE.get(note.level, _NOTE_STYLE["info"])
+        show(md_text(note.text), icon=icon)
 
 
 def skipped_rows(checked: list[RowCheck]) -> None:
@@ -387,7 +412,7 @@ def _run(services: Services, inputs: list, name: str, on_run) -> None:
     enqueued = services.runner.enqueue(inputs, name=title, source=PAGE_SOURCE)
     # The batch record, or (engine hardening, issue 7) its rows: either names the batch.
     batch_id = enqueued[0].batch_id if isinstance(enqueued, list) else enqueued.id
-    _set_table([], f"Started {title!r}: {len(inputs)} rows.")
+    _set_table([], Note(f"Started {title!r}: {len(inputs)} rows.", "success"))
     st.session_state.pop(LINKS_KEY, None)
     st.session_state["batch-name"] = ""
     on_run(batch_id)
