@@ -18,7 +18,6 @@ from mirrago.batchfile import read_batch_bytes, read_batch_csv
 PERSON = "https://images.example.com/persons/a.jpg"
 GARMENT = "https://images.example.com/garments/b.png"
 HEADER = "target_image_url,garment_image_url,username"
-ECHO_LIMIT = 60  # "a few dozen characters" of a user's cell in any message
 JARGON = ("0x", "byte", "field limit", "Traceback", "Error", "codec", "131072")
 
 # --------------------------------------------------------------------------- workbooks by hand
@@ -68,7 +67,8 @@ def workbook(sheet_rows: str, shared: str = "", prolog: str = "", extra: int = 0
             "</sheetData></worksheet>",
         )
         archive.writestr(
-            "xl/sharedStrings.xml", f'<?xml version="1.0"?>{prolog}<sst xmlns="{_NS}">{shared}</sst>'
+            "xl/sharedStrings.xml",
+            f'<?xml version="1.0"?>{prolog}<sst xmlns="{_NS}">{shared}</sst>',
         )
         for number in range(extra):
             archive.writestr(f"xl/media/part{number}.xml", "<x/>")
@@ -186,7 +186,7 @@ def test_a_billion_laughs_workbook_is_refused_with_a_plain_message(tmp_path: Pat
 def test_an_entity_in_a_workbook_is_not_expanded(tmp_path: Path) -> None:
     data = workbook(
         shared_row(0, 1) + shared_row(2, 2),
-        f"<si><t>target_image_url</t></si><si><t>garment_image_url</t></si><si><t>&u;</t></si>",
+        "<si><t>target_image_url</t></si><si><t>garment_image_url</t></si><si><t>&u;</t></si>",
         prolog=f'<!DOCTYPE sst [<!ENTITY u "{PERSON}">]>',
     )
 
@@ -240,6 +240,22 @@ def test_a_tiny_workbook_of_200000_rows_is_refused_by_the_row_cap(tmp_path: Path
 
     table = read_batch_bytes(data, tmp_path / "pairs.xlsx")
 
+    assert table.rows == [] and len(table.problems) == 1
+    assert "at most 10,000 rows" in table.problems[0] and "split" in table.problems[0]
+    assert_plain(table.problems[0])
+
+
+def test_a_workbook_one_row_past_the_cap_is_refused(tmp_path: Path) -> None:
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet()
+    sheet.append(["target_image_url", "garment_image_url", "username"])
+    for number in range(batchfile.PAGE_MAX_ROWS + 1):
+        sheet.append([PERSON, GARMENT, f"u{number}"])
+    buffer = io.BytesIO()
+    book.save(buffer)
+
+    table = read_batch_bytes(buffer.getvalue(), tmp_path / "pairs.xlsx")
+
     assert table.rows == [] and "more than 10,000 rows" in table.problems[0]
 
 
@@ -253,7 +269,7 @@ def test_a_workbook_with_a_far_away_row_is_refused_without_filling_the_gap(
 
     table = read_batch_bytes(data, tmp_path / "pairs.xlsx")
 
-    assert table.rows == [] and "blank" in table.problems[0]
+    assert table.rows == [] and "most of them empty" in table.problems[0]
     assert_plain(table.problems[0])
 
 
