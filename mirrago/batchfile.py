@@ -224,35 +224,35 @@ def _csv_records(data: bytes, limits: _Limits) -> list | str:
     try:
         text = _decode(data)
     except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
         if error.encoding.startswith("utf-16"):
             line = data[: error.start].decode("utf-16", "replace").count("\n") + 1
             return f"line {line}: the text of the file is damaged here: {_SAVE_AS_CSV}"
-        return f"line {line}: the file is not UTF-8 text: {_SAVE_AS_CSV}, then import that file"
+        line = data[: error.start].count(b"\n") + 1
+        return f"line {line}: the file is not UTF-8 text: {_SAVE_AS_CSV}, and use that file"
     if not text.strip():
         return "line 1: the file is empty; it needs a header line: " + ",".join(IMAGE_COLUMNS)
     header_line = text[: text.find("\n")] if "\n" in text else text
     # Excel's "Unicode text" separates with tabs; a comma in the header means a CSV.
     delimiter = "\t" if "\t" in header_line and "," not in header_line else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    starts = [1]
+    start = [1]  # the line the record being read starts on (a quoted cell spans lines)
 
     def records() -> Iterator[tuple[int, list[str]]]:
         for record in reader:
-            yield starts[-1], record
-            starts.append(reader.line_num + 1)
+            yield start[0], record
+            start[0] = reader.line_num + 1
 
     try:
         return _bounded(records(), limits)
     except csv.Error as error:
         if "field larger" in str(error):
             return (
-                f"line {starts[-1]}: a cell is too long (a cell holds at most "
+                f"line {start[0]}: a cell is too long (a cell holds at most "
                 f"{MAX_CELL_CHARS:,} characters); if a cell starts with a double quote, "
                 "check that it is closed: an open quote runs the lines after it into one cell"
             )
         return (
-            f"line {starts[-1]}: this line cannot be read as CSV: check its double quotes "
+            f"line {start[0]}: this line cannot be read as CSV: check its double quotes "
             "(a value with a comma or a quote needs double quotes around it)"
         )
 
