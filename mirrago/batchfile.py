@@ -461,14 +461,21 @@ def _header_problems(header: list[str]) -> list[str]:
     seen: set[str] = set()
     for name in names:
         if name in seen and name:
-            problems.append(f"line 1: column {_short(name)} appears twice")
+            problems.append(
+                f"line 1: column {_short(name)} appears twice: delete or rename one of them"
+            )
         seen.add(name)
     if "" in names:
-        problems.append(f"line 1: column {names.index('') + 1} has no name")
+        problems.append(
+            f"line 1: column {names.index('') + 1} has no name: name it, or delete the column"
+        )
     for required in IMAGE_COLUMNS:
         if required not in names:
             found = _listed([n for n in names if n]) or "none"
-            problems.append(f"line 1: missing column {required!r} (columns found: {found})")
+            problems.append(
+                f"line 1: missing column {required!r} (columns found: {found}): add it to the "
+                "first line, which names the columns"
+            )
     return problems
 
 
