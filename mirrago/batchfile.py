@@ -128,9 +128,9 @@ class _Limits:
 
     def too_many_sheet_rows(self) -> str:
         return (
-            f"the sheet has more than {self.records:,} rows, counting empty ones; a batch takes "
-            f"at most {self.rows:,} rows here: split it into files of {self.rows:,} rows or "
-            f"fewer{self.bigger}, and delete any empty rows below the table"
+            f"a sheet of the workbook has more than {self.records:,} rows (empty ones included)"
+            f" and a batch takes at most {self.rows:,} rows here: give the batch a workbook of "
+            f"its own, split into files of {self.rows:,} rows or fewer{self.bigger}"
         )
 
     def too_large(self) -> str:
@@ -288,24 +288,36 @@ def _zip_problem(archive: zipfile.ZipFile) -> str | None:
 
 
 def _row_count_problem(archive: zipfile.ZipFile, limits: _Limits) -> str | None:
-    """Too many rows in a sheet, counted in its XML as it unpacks, before openpyxl reads it:
-    openpyxl parses a whole sheet when opening the workbook if the sheet does not say its size
-    (spreadsheet programs do), seconds for a 60 KB file of 200,000 rows."""
+    """Too many rows in a sheet that does not say its size, counted in its XML as it unpacks:
+    openpyxl parses such a sheet whole when it opens the workbook, seconds for a 60 KB file of
+    200,000 rows. Sheets that say their size (spreadsheet programs write it first) are left
+    to the row cap while reading the first sheet."""
     if limits.records is None:
         return None
     for part in archive.infolist():
         if part.file_size < 6 * limits.records:  # a row takes at least "<row/>"
             continue
-        rows, tail = 0, b""
         with archive.open(part) as stream:
-            while chunk := stream.read(_MB):
+            chunk = stream.read(_MB)
+            if _says_its_size(chunk):
+                continue
+            rows, tail = 0, b""
+            while chunk:
                 text = tail + chunk
                 rows += text.count(b"<row") + text.count(b":row")  # <x:row> too
                 tail = text[-4:]  # a tag cut by the chunk is counted with the next one
                 rows -= tail.count(b"<row") + tail.count(b":row")
                 if rows > limits.records:
                     return limits.too_many_sheet_rows()
+                chunk = stream.read(_MB)
     return None
+
+
+def _says_its_size(head: bytes) -> bool:
+    """A sheet's <dimension> before its rows: openpyxl reads no further to size the sheet
+    (and a part with neither is not a sheet: counting its rows costs a moment)."""
+    rows = head.find(b"sheetData")
+    return head.find(b"dimension ", 0, len(head) if rows == -1 else rows) != -1
 
 
 def _xlsx_records(data: bytes, limits: _Limits) -> list | str:

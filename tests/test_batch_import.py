@@ -427,3 +427,20 @@ def test_shorten_cuts_with_an_ellipsis_and_keeps_one_line() -> None:
     assert batchfile.shorten("a" * 100) == "a" * 39 + "…"
     assert batchfile.shorten("a" * 100, limit=10) == "a" * 9 + "…"
     assert batchfile.shorten("two\nlines\tand\rtabs") == "two lines and tabs"
+
+
+def test_a_long_second_sheet_that_says_its_size_does_not_refuse_the_first(
+    tmp_path: Path,
+) -> None:
+    book = Workbook()  # not write-only: each sheet starts with its size, as Excel writes it
+    first, second = book.active, book.create_sheet("catalogue")
+    first.append(["target_image_url", "garment_image_url"])
+    first.append([PERSON, GARMENT])
+    for number in range(2 * batchfile.PAGE_MAX_ROWS + 200):
+        second.append([f"product {number}"])
+    buffer = io.BytesIO()
+    book.save(buffer)
+
+    table = read_batch_bytes(buffer.getvalue(), tmp_path / "pairs.xlsx")
+
+    assert table.problems == [] and len(table.rows) == 1
