@@ -22,6 +22,7 @@ bench: install
 	$(VENV)/bin/python benchmarks/usage_page.py
 	$(VENV)/bin/python benchmarks/batch_page.py
 	$(VENV)/bin/python benchmarks/batch_table.py
+	$(VENV)/bin/python benchmarks/batch_import.py
 	$(VENV)/bin/python benchmarks/review_export.py
 	$(VENV)/bin/python benchmarks/render_speed.py
 

@@ -2,16 +2,22 @@
 
 Every problem in an input file is collected with its line number before anything runs;
 results.csv accounts for every input row, in input order.
+
+A file is bounded before it is parsed: its size, its rows (10,000 on the Batch page, 100,000
+for `mirrago batch`), each cell's length, and for a workbook what it unpacks to, so a hostile
+or mistaken file is refused in a moment with one plain message instead of filling the memory.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import os
 import shutil
 import uuid
-from collections.abc import Collection
+import zipfile
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +28,25 @@ if TYPE_CHECKING:
     from mirrago.ledger import Ledger
 
 BACKGROUNDS = ("original", "white", "studio")
+
+_MB = 1024 * 1024
+# The Batch page shows, checks and prices its whole table on every rerun: past 10,000 rows a
+# file belongs to `mirrago batch`, whose user can wait (and past 100,000, in several files).
+PAGE_MAX_ROWS = 10_000
+CLI_MAX_ROWS = 100_000
+MAX_IMPORT_BYTES = 25 * _MB  # an upload on the page: ~100,000 rows of long links
+CLI_MAX_BYTES = 100 * _MB
+MAX_CELL_CHARS = 2_048  # a link, a file name, a background or a user name
+ECHO_CHARS = 40  # what a message repeats of a user's cell (`shorten`)
+# A workbook is a zip: what it declares it unpacks to is checked before openpyxl reads a byte
+# (Python's zipfile stops at the declared size). Spreadsheet XML compresses 10 to 350 times;
+# a part compressed 500 times or more over 1 MB is a zip bomb.
+XLSX_MAX_UNPACKED = 50 * _MB
+XLSX_MAX_PART = 20 * _MB  # the sheet, the shared strings (openpyxl holds them all in memory)
+XLSX_MAX_PARTS = 1_000
+XLSX_MAX_RATIO = 500
+XLSX_MAX_COLUMNS = 64  # read from the first sheet; a batch uses four
+_SAVE_AS_CSV = "in Excel use Save As > CSV UTF-8 (Comma delimited)"
 
 
 class BatchFileError(ValueError):
@@ -64,7 +89,7 @@ class CsvBatch:
     path: Path
     header: list[str]
     rows: list[CsvRow]
-    problems: list[str]  # every problem, "line N: …", in file order
+    problems: list[str]  # every problem in file order, "line N: …" when it has a line
     notes: list[str] = field(default_factory=list)  # what was read differently (no header…)
 
     @property
@@ -72,76 +97,293 @@ class CsvBatch:
         return [row for row in self.rows if row.job is not None]
 
 
-def read_batch_csv(path: Path) -> CsvBatch:
-    """Read and check a batch CSV completely: every problem is collected, none is raised
-    (except an unreadable file)."""
+def shorten(text: str, limit: int = ECHO_CHARS) -> str:
+    """`text` on one line and at most `limit` characters, cut with "…": how a message repeats
+    a user's cell (a cell may be megabytes long, or hold line breaks)."""
+    head = "".join(c if c.isprintable() else " " for c in text[: limit + 1])
+    return head if len(text) <= limit else head[: limit - 1] + "…"
+
+
+@dataclass(frozen=True)
+class _Limits:
+    rows: int | None
+    size: int | None
+    bigger: str  # what else to do with a file over a limit, after "split it into smaller files"
+
+    @staticmethod
+    def of(rows: int | None, size: int | None, cli: bool) -> _Limits:
+        bigger = (
+            ""
+            if cli
+            else ", or run it from a terminal with `mirrago batch FILE` (up to "
+            f"{CLI_MAX_ROWS:,} rows and {CLI_MAX_BYTES // _MB} MB)"
+        )
+        return _Limits(rows, size, bigger)
+
+    def too_many_rows(self) -> str:
+        return (
+            f"the file has more than {self.rows:,} rows, the most a batch takes here: split it "
+            f"into files of {self.rows:,} rows or fewer{self.bigger}"
+        )
+
+    def too_many_lines(self) -> str:
+        return (
+            f"the file has more than {self.records:,} lines, most of them empty: delete the "
+            "empty lines (or rows) below the table and import it again"
+        )
+
+    def too_many_sheet_rows(self) -> str:
+        return (
+            f"a sheet of the workbook has more than {self.records:,} rows (empty ones included)"
+            f" and a batch takes at most {self.rows:,} rows here: give the batch a workbook of "
+            f"its own, split into files of {self.rows:,} rows or fewer{self.bigger}"
+        )
+
+    def too_large(self) -> str:
+        return (
+            f"the file is larger than {self.size // _MB} MB, the most a batch file may be "
+            f"here: split it into smaller files{self.bigger}"
+        )
+
+    @property
+    def records(self) -> int | None:
+        """Lines read at most, blank ones included: a few blank lines are harmless, a million
+        (a far-away cell in a workbook) is not."""
+        return None if self.rows is None else 2 * self.rows + 100
+
+
+def read_batch_csv(
+    path: Path, *, max_rows: int | None = CLI_MAX_ROWS, max_bytes: int | None = CLI_MAX_BYTES
+) -> CsvBatch:
+    """Read and check a batch file (CSV or .xlsx) completely for `mirrago batch`: every problem
+    is collected, none is raised (except an unreadable file). At most `max_bytes` are read."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as handle:
+            data = handle.read() if max_bytes is None else handle.read(max_bytes + 1)
     except FileNotFoundError:
         raise BatchFileError(f"INPUT.csv {str(path)!r}: no such file") from None
     except IsADirectoryError:
         raise BatchFileError(f"INPUT.csv {str(path)!r} is a folder, not a CSV file") from None
     except OSError as error:
         raise BatchFileError(f"INPUT.csv {str(path)!r} cannot be read ({error.strerror})") from None
-    return read_batch_bytes(data, path)
+    return _read(data, path, True, _Limits.of(max_rows, max_bytes, cli=True))
 
 
-def read_batch_bytes(data: bytes, path: Path, *, check: bool = True) -> CsvBatch:
-    """Check a batch file's bytes: CSV, or Excel (.xlsx) when `path` says so. Relative image
-    paths are looked up next to `path`. Every problem is collected, none is raised. With
-    `check=False` only the file and its header are checked (the caller checks the rows)."""
+def read_batch_bytes(
+    data: bytes,
+    path: Path,
+    *,
+    check: bool = True,
+    max_rows: int | None = PAGE_MAX_ROWS,
+    max_bytes: int | None = MAX_IMPORT_BYTES,
+) -> CsvBatch:
+    """Check a batch file's bytes: CSV (UTF-8, or Excel's UTF-16 "Unicode text"; commas, or
+    tabs), or Excel (.xlsx) when `path` says so. Relative image paths are looked up next to
+    `path`. Every problem is collected, none is raised. With `check=False` only the file and
+    its header are checked (the caller checks the rows).
+
+    The defaults are the Batch page's: a file over `max_bytes`, or with more than `max_rows`
+    rows (None: no limit), is refused whole with one problem saying the limit and what to do
+    (reading stops at the first row over the limit)."""
+    return _read(data, path, check, _Limits.of(max_rows, max_bytes, cli=False))
+
+
+def _read(data: bytes, path: Path, check: bool, limits: _Limits) -> CsvBatch:
+    if limits.size is not None and len(data) > limits.size:
+        return CsvBatch(path, [], [], [limits.too_large()])
     if path.suffix.lower() in (".xlsx", ".xlsm"):
-        records = _xlsx_records(data)
-        if isinstance(records, str):
-            return CsvBatch(path, [], [], [records])
-        return check_records(records, path, check=check)
+        records = _xlsx_records(data, limits)
+    else:
+        records = _csv_records(data, limits)
+    if isinstance(records, str):
+        return CsvBatch(path, [], [], [records])
+    table = check_records(records, path, check=check)
+    if limits.rows is not None and len(table.rows) > limits.rows:  # a header-less file
+        return CsvBatch(path, [], [], [limits.too_many_rows()])
+    return table
+
+
+def _bounded(records: Iterable[tuple[int, list[str]]], limits: _Limits) -> list | str:
+    """The records, or why reading stopped: more rows (blank lines aside) than the header and
+    `limits.rows`, or more lines than `limits.records`."""
+    kept: list[tuple[int, list[str]]] = []
+    filled = 0
+    for record in records:
+        filled += any(cell.strip() for cell in record[1])
+        if limits.rows is not None and filled > limits.rows + 1:  # + the header
+            return limits.too_many_rows()
+        if limits.records is not None and len(kept) >= limits.records:
+            return limits.too_many_lines()
+        kept.append(record)
+    return kept
+
+
+def _decode(data: bytes) -> str:
+    """The text of a CSV: UTF-8 (with or without a byte order mark), or UTF-16 with one
+    (Excel's "Unicode text"). Raises UnicodeDecodeError."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16")
+    return data.decode("utf-8-sig")
+
+
+def _csv_records(data: bytes, limits: _Limits) -> list | str:
     try:
-        text = data.decode("utf-8-sig")
+        text = _decode(data)
     except UnicodeDecodeError as error:
+        if error.encoding.startswith("utf-16"):
+            line = data[: error.start].decode("utf-16", "replace").count("\n") + 1
+            return f"line {line}: the text of the file is damaged here: {_SAVE_AS_CSV}"
         line = data[: error.start].count(b"\n") + 1
-        byte = data[error.start : error.start + 1].hex()
-        problem = (
-            f"line {line}: the file is not UTF-8 text (byte 0x{byte}); save it as UTF-8 "
-            "(in Excel: Save As > CSV UTF-8)"
-        )
-        return CsvBatch(path, [], [], [problem])
+        return f"line {line}: the file is not UTF-8 text: {_SAVE_AS_CSV}, and use that file"
     if not text.strip():
-        problem = "line 1: the file is empty; it needs a header line: " + ",".join(IMAGE_COLUMNS)
-        return CsvBatch(path, [], [], [problem])
+        return "line 1: the file is empty; it needs a header line: " + ",".join(IMAGE_COLUMNS)
+    header_line = text[: text.find("\n")] if "\n" in text else text
+    # Excel's "Unicode text" separates with tabs; a comma in the header means a CSV.
+    delimiter = "\t" if "\t" in header_line and "," not in header_line else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    start = [1]  # the line the record being read starts on (a quoted cell spans lines)
 
-    reader = csv.reader(io.StringIO(text, newline=""))
-    records: list[tuple[int, list[str]]] = []
-    start = 1
-    try:
+    def records() -> Iterator[tuple[int, list[str]]]:
         for record in reader:
-            records.append((start, record))
-            start = reader.line_num + 1
+            yield start[0], record
+            start[0] = reader.line_num + 1
+
+    try:
+        return _bounded(records(), limits)
     except csv.Error as error:
-        return CsvBatch(path, [], [], [f"line {reader.line_num}: {error}"])
-    return check_records(records, path, check=check)
+        if "field larger" in str(error):
+            return (
+                f"line {start[0]}: a cell is too long (a cell holds at most "
+                f"{MAX_CELL_CHARS:,} characters); if a cell starts with a double quote, "
+                "check that it is closed: an open quote runs the lines after it into one cell"
+            )
+        return (
+            f"line {start[0]}: this line cannot be read as CSV: check its double quotes "
+            "(a value with a comma or a quote needs double quotes around it)"
+        )
 
 
-def _xlsx_records(data: bytes) -> list[tuple[int, list[str]]] | str:
+def _zip_problem(archive: zipfile.ZipFile) -> str | None:
+    """Why a workbook must not be unpacked (a zip bomb, or far more than a table), from what its
+    zip declares, before anything is decompressed."""
+    redo = f"open it in your spreadsheet program and save it again, or {_SAVE_AS_CSV}"
+    parts = archive.infolist()
+    if len(parts) > XLSX_MAX_PARTS:
+        return (
+            f"the workbook holds more than {XLSX_MAX_PARTS:,} parts, far more than a table "
+            f"needs: {redo}"
+        )
+    if sum(part.file_size for part in parts) > XLSX_MAX_UNPACKED:
+        return (
+            f"the workbook unpacks to more than {XLSX_MAX_UNPACKED // _MB} MB, far more than a "
+            f"batch table needs: split it into smaller files, or {_SAVE_AS_CSV}"
+        )
+    for part in parts:
+        if part.file_size > XLSX_MAX_PART:
+            return (
+                f"a part of the workbook (its sheet or its text) unpacks to more than "
+                f"{XLSX_MAX_PART // _MB} MB, far more than a batch table needs: split it into "
+                f"smaller files, or {_SAVE_AS_CSV}"
+            )
+        if part.file_size > _MB and part.file_size > XLSX_MAX_RATIO * max(part.compress_size, 1):
+            return (
+                f"the workbook unpacks to more than {XLSX_MAX_RATIO} times its size, which "
+                f"spreadsheet programs do not write: {redo}"
+            )
+    return None
+
+
+def _row_count_problem(archive: zipfile.ZipFile, limits: _Limits) -> str | None:
+    """Too many rows in a sheet that does not say its size, counted in its XML as it unpacks:
+    openpyxl parses such a sheet whole when it opens the workbook, seconds for a 60 KB file of
+    200,000 rows. Sheets that say their size (spreadsheet programs write it first) are left
+    to the row cap while reading the first sheet."""
+    if limits.records is None:
+        return None
+    for part in archive.infolist():
+        if part.file_size < 6 * limits.records:  # a row takes at least "<row/>"
+            continue
+        with archive.open(part) as stream:
+            chunk = stream.read(_MB)
+            if _says_its_size(chunk):
+                continue
+            rows, tail = 0, b""
+            while chunk:
+                text = tail + chunk
+                rows += text.count(b"<row") + text.count(b":row")  # <x:row> too
+                tail = text[-4:]  # a tag cut by the chunk is counted with the next one
+                rows -= tail.count(b"<row") + tail.count(b":row")
+                if rows > limits.records:
+                    return limits.too_many_sheet_rows()
+                chunk = stream.read(_MB)
+    return None
+
+
+def _says_its_size(head: bytes) -> bool:
+    """A sheet's <dimension> before its rows: openpyxl reads no further to size the sheet
+    (and a part with neither is not a sheet: counting its rows costs a moment)."""
+    rows = head.find(b"sheetData")
+    return head.find(b"dimension ", 0, len(head) if rows == -1 else rows) != -1
+
+
+def _xlsx_records(data: bytes, limits: _Limits) -> list | str:
     """The first sheet's rows as text cells, or the problem with the file."""
+    not_a_workbook = (
+        f"the file is not an Excel workbook (.xlsx): save it as .xlsx, or {_SAVE_AS_CSV}"
+    )
     try:
-        from openpyxl import load_workbook
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            problem = _zip_problem(archive) or _row_count_problem(archive, limits)
+    except Exception:  # noqa: BLE001 - not a zip, a damaged or an encrypted part
+        return not_a_workbook
+    if problem:
+        return problem
+    from defusedxml import DefusedXmlException
+    from openpyxl import load_workbook
 
-        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception:  # noqa: BLE001 - any unreadable workbook is one plain message
-        return "the file is not an Excel workbook (.xlsx); save it as .xlsx or CSV UTF-8"
+    entities = (
+        "the workbook holds XML entity definitions, which spreadsheet programs do not write: "
+        f"open it in your spreadsheet program and save it again, or {_SAVE_AS_CSV}"
+    )
     try:
-        sheet = workbook.worksheets[0]
-        records = []
-        for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
-            cells = ["" if value is None else str(value) for value in row]
-            while cells and not cells[-1].strip():
-                cells.pop()
-            records.append((number, cells))
+        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as error:  # noqa: BLE001 - any unreadable workbook is one plain message
+        return entities if _caused_by(error, DefusedXmlException) else not_a_workbook
+    try:
+        if not workbook.worksheets:
+            return not_a_workbook
+        # max_col: a cell far to the right would otherwise widen every row to it.
+        rows = workbook.worksheets[0].iter_rows(values_only=True, max_col=XLSX_MAX_COLUMNS)
+        records = _bounded(_sheet_records(rows), limits)
+    except Exception as error:  # noqa: BLE001 - a damaged sheet is one plain message
+        if _caused_by(error, DefusedXmlException):
+            return entities
+        return (
+            "the workbook's first sheet cannot be read (the file may be damaged): open it in "
+            f"your spreadsheet program and save it again, or {_SAVE_AS_CSV}"
+        )
     finally:
         workbook.close()
-    if not any(cells for _, cells in records):
+    if isinstance(records, list) and not any(cells for _, cells in records):
         return "line 1: the sheet is empty; it needs a header line: " + ",".join(IMAGE_COLUMNS)
     return records
+
+
+def _caused_by(error: BaseException | None, kind: type[BaseException]) -> bool:
+    """openpyxl wraps the XML parser's error in its own."""
+    while error is not None:
+        if isinstance(error, kind):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _sheet_records(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[int, list[str]]]:
+    for number, row in enumerate(rows, start=1):
+        cells = ["" if value is None else str(value) for value in row]
+        while cells and not cells[-1].strip():
+            cells.pop()
+        yield number, cells
 
 
 def _headerless(header: list[str]) -> bool:
@@ -179,7 +421,7 @@ def check_records(
     names = [name.strip().lower() for name in header]
     unknown = [name for name in names if name and name not in IMAGE_COLUMNS + OPTIONAL_COLUMNS]
     if unknown and not header_problems:
-        listed = ", ".join(repr(name) for name in unknown)
+        listed = _listed(unknown)
         notes.append(f"Ignored column{'s' * (len(unknown) > 1)} {listed}: not used by a batch.")
     rows: list[CsvRow] = []
     for line, record in data:
@@ -243,15 +485,28 @@ def _header_problems(header: list[str]) -> list[str]:
     seen: set[str] = set()
     for name in names:
         if name in seen and name:
-            problems.append(f"line 1: column {name!r} appears twice")
+            problems.append(
+                f"line 1: column {_short(name)} appears twice: delete or rename one of them"
+            )
         seen.add(name)
     if "" in names:
-        problems.append(f"line 1: column {names.index('') + 1} has no name")
+        problems.append(
+            f"line 1: column {names.index('') + 1} has no name: name it, or delete the column"
+        )
     for required in IMAGE_COLUMNS:
         if required not in names:
-            found = ", ".join(repr(n) for n in names if n) or "none"
-            problems.append(f"line 1: missing column {required!r} (columns found: {found})")
+            found = _listed([n for n in names if n]) or "none"
+            problems.append(
+                f"line 1: missing column {required!r} (columns found: {found}): add it to the "
+                "first line, which names the columns"
+            )
     return problems
+
+
+def _listed(names: list[str], most: int = 6) -> str:
+    """Column names for a message: each cut short, and a few of them."""
+    listed = ", ".join(repr(shorten(name)) for name in names[:most])
+    return listed + (f" and {len(names) - most:,} more" if len(names) > most else "")
 
 
 def _check_row(
@@ -266,6 +521,15 @@ def _check_row(
         )
         return
     cells = {name: value.strip() for name, value in zip(names, row.values, strict=False)}
+    for name in IMAGE_COLUMNS + OPTIONAL_COLUMNS:
+        length = len(cells.get(name, ""))
+        if length > MAX_CELL_CHARS:
+            row.problems.append(
+                f"{name} is {length:,} characters long; a cell holds at most "
+                f"{MAX_CELL_CHARS:,} characters: use a shorter link, file name or text"
+            )
+    if row.problems:
+        return
     images = [
         _check_image_cell(name, cells.get(name, ""), base, row, accepted_files)
         for name in IMAGE_COLUMNS
@@ -273,7 +537,7 @@ def _check_row(
     background = cells.get("background", "") or None
     if background and background.lower() not in BACKGROUNDS + KEEP_BACKGROUND:
         row.problems.append(
-            f"background {background!r} is not one of {', '.join(BACKGROUNDS)} (or empty)"
+            f"background {_short(background)} is not one of {', '.join(BACKGROUNDS)} (or empty)"
         )
     if not row.problems:
         target, garment = images
@@ -325,7 +589,7 @@ def _check_image_cell(
 
 
 def _short(value: str) -> str:
-    return repr(value if len(value) <= 80 else value[:77] + "...")
+    return repr(shorten(value, 60))  # a link's host and most of its path
 
 
 
@@ -340,13 +604,19 @@ def iso(when: datetime | None) -> str | None:
 
 def write_results(ledger: Ledger, table: CsvBatch, batch_id: int, out_dir: Path) -> dict:
     """Write out_dir/results.csv: every input row, in input order, with what became of it;
-    completed results are copied to out_dir/images/. Returns counts by status."""
+    completed results are copied to out_dir/images/. Returns counts by status.
+
+    Every cell is written as a spreadsheet shows it but never runs it (the input's cells and
+    header are the user's text, the error and the result URL the server's): the same rule as
+    the page's Results CSV."""
+    from mirrago.export import defuse_formula
+
     rows = {row.row_index: row for row in ledger.jobs(batch_id=batch_id)}
     images = out_dir / "images"
     summary: dict[str, int] = {}
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow([*table.header, *RESULT_COLUMNS])
+    writer.writerow([defuse_formula(name) for name in [*table.header, *RESULT_COLUMNS]])
     width = len(table.header)
     for item in table.rows:
         values = (item.values + [""] * width)[:width]
@@ -368,7 +638,7 @@ def write_results(ledger: Ledger, table: CsvBatch, batch_id: int, out_dir: Path)
                 iso(record.finished_at) or "",
             ]
         summary[status] = summary.get(status, 0) + 1
-        writer.writerow([*values, *result])
+        writer.writerow([defuse_formula(cell) for cell in [*values, *result]])
     target = out_dir / "results.csv"
     # A name of its own: two processes sharing a batch both write results.csv at the end.
     temporary = out_dir / f".results.csv.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"

@@ -10,7 +10,6 @@ never reads a file a cell names: its only files are the photos uploaded in the s
 from __future__ import annotations
 
 import io
-import shlex
 import struct
 import zipfile
 import zlib
@@ -25,12 +24,13 @@ from mirrago.batchfile import (
     BACKGROUNDS,
     IMAGE_COLUMNS,
     OPTIONAL_COLUMNS,
+    PAGE_MAX_ROWS,
     SERVER_PATH_REFUSED,
-    CsvBatch,
     check_cells,
     check_duplicates,
     is_url,
     read_batch_bytes,
+    shorten,
 )
 from mirrago.images import DEFAULT_MAX_BYTES, PreparedImage, prepare_image
 from mirrago.ledger import JobInput
@@ -63,7 +63,6 @@ def is_blank(row: dict[str, str]) -> bool:
     return not any(row.get(name) for name in COLUMNS)
 
 
-PAGE_MAX_ROWS = 10_000  # rows the page takes; `mirrago batch` takes any number
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".avif", ".heic", ".heif")
 MAX_PHOTOS = 200  # photos taken from one upload (a ZIP or the photos themselves)
 MAX_ZIP_ENTRIES = 1_000  # entries a ZIP may list, folders and other files included
@@ -183,10 +182,11 @@ class Imported:
 def import_file(name: str, data: bytes) -> Imported:
     """Read an uploaded CSV or .xlsx (the `mirrago batch` columns; unknown columns ignored,
     a header-less two-column file accepted) into table rows. Bad rows come in too, so the
-    table can show them with their reasons; a file over `PAGE_MAX_ROWS` rows does not."""
-    table = _read_for_page(name, data)
-    if len(table.rows) > PAGE_MAX_ROWS:
-        return Imported([], [_too_many_rows(name)], [])
+    table can show them with their reasons; a file over the page's limits (`PAGE_MAX_ROWS`
+    rows, `MAX_IMPORT_BYTES`) is refused whole, before it is all read."""
+    # The file's name is given only for its type: no path in the rows is looked up here
+    # (check_table checks the rows).
+    table = read_batch_bytes(data, Path(Path(name).name), check=False, max_rows=PAGE_MAX_ROWS)
     if not table.header:
         return Imported([], table.problems, table.notes)
     names = [cell.strip().lower() for cell in table.header]
@@ -196,24 +196,6 @@ def import_file(name: str, data: bytes) -> Imported:
         rows.append(clean_row(cells))
     header_problems = [p for p in table.problems if p.startswith("line 1:")] if not rows else []
     return Imported(rows, header_problems or table.problems, table.notes)
-
-
-def _read_for_page(name: str, data: bytes) -> CsvBatch:
-    """The file's header and rows as text; check_table checks the rows, and no path in them
-    is looked up (the path given here is only the file's name, for its type)."""
-    return read_batch_bytes(data, Path(Path(name).name), check=False)
-
-
-def _too_many_rows(name: str) -> str:
-    file = Path(name).name
-    command = f"mirrago batch {shlex.quote(file) if len(file) <= 40 else 'FILE'}"
-    return (f"it has more than {PAGE_MAX_ROWS:,} rows, the most the page takes. Split it, or "
-            f"run it from a terminal with: {command} (no row limit there).")
-
-
-def shorten(text: str, limit: int = 40) -> str:
-    """User text cut to `limit` characters, to echo in a message."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass(frozen=True)

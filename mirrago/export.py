@@ -96,11 +96,15 @@ def _iso(when: datetime | None) -> str:
     return when.isoformat() if when else ""
 
 
+def defuse_formula(text: str) -> str:
+    """`text` as a spreadsheet shows it but never runs it: a cell that starts like a formula
+    gets a leading quote (also used for `mirrago batch`'s results.csv)."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
 def _cell(column: str, value: object) -> str:
     text = "" if value is None else str(value)
-    if column in _TEXT_COLUMNS and text.startswith(_FORMULA_START):
-        return "'" + text
-    return text
+    return defuse_formula(text) if column in _TEXT_COLUMNS else text
 
 
 def result_rows(data: BatchData) -> Iterable[list[str]]:

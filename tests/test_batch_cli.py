@@ -332,6 +332,45 @@ def test_skip_invalid_runs_the_valid_rows_and_reports_the_others(
     assert sandbox.engine.stats()["jobs_created"] == 2
 
 
+FORMULAS = [
+    '=HYPERLINK("http://attacker.invalid/x","click")',
+    "+cmd|' /C calc'!A0",
+    "@SUM(1+1)",
+    "-2+3+cmd|' /C calc'!A0",
+    "\t=1+2",
+    "\r=1+2",
+]
+
+
+def test_results_csv_keeps_formula_cells_as_text(
+    make_sandbox: Callable[..., EmbeddedSandbox], point_at, workdir: Path
+) -> None:
+    """A spreadsheet opening results.csv runs cells that start like a formula: every cell
+    from the input (known and unknown columns, the header too) and the error text are
+    written with a leading quote, as the page's Results CSV writes them."""
+    sandbox = make_sandbox()
+    point_at(sandbox)
+    rows = [
+        [person, garment, "", formula, formula]
+        for (person, garment, _, _), formula in zip(
+            sample_urls(sandbox, len(FORMULAS)), FORMULAS, strict=True
+        )
+    ]
+    rows.append(["", rows[0][1], "", "=1+1", "ok"])  # an invalid row is written too
+    source = write_csv(workdir / "pairs.csv", rows, header=[*HEADER, "=notes"])
+
+    code = main(["batch", str(source), "--out-dir", str(workdir / "out"), "--skip-invalid"])
+
+    assert code == 1
+    results = read_results(workdir / "out")
+    assert "'=notes" in results[0] and "=notes" not in results[0]
+    for result, formula in zip(results, FORMULAS, strict=False):
+        assert result["status"] == "completed"
+        assert result["username"] == result["'=notes"] == "'" + formula
+    assert results[-1]["status"] == "invalid" and results[-1]["username"] == "'=1+1"
+    assert results[-1]["'=notes"] == "ok"
+
+
 # --------------------------------------------------------------------------- usage
 # `mirrago usage` is tested with the Usage figures, in test_usage.py.
 

@@ -610,8 +610,8 @@ def test_an_import_over_the_page_limit_is_refused_and_nothing_can_run(page: AppT
         "big.csv", "\n".join(lines).encode(), "text/csv").run()
     assert not page.exception
     shown = texts(page)
-    assert "Nothing imported from big.csv: it has more than 10,000 rows" in shown
-    assert "run it from a terminal with: mirrago batch big.csv (no row limit there)" in shown
+    assert "Nothing imported from big.csv: the file has more than 10,000 rows" in shown
+    assert "run it from a terminal with `mirrago batch FILE` (up to 100,000 rows" in shown
     assert page.session_state["batch-table"] == []
     assert button(page, "batch-run").disabled
 

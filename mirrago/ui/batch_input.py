@@ -17,6 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from mirrago import batchtable, linkcheck, samples
+from mirrago.batchfile import CLI_MAX_ROWS
 from mirrago.batchprogress import CREDITS_PER_TRYON, PAGE_SOURCE
 from mirrago.batchtable import COLUMNS, PAGE_MAX_ROWS, PHOTO_SUFFIXES, RowCheck, Table, Uploads
 from mirrago.images import prepare_image
@@ -86,7 +87,7 @@ def add_rows(rows: Table, *notes: Note | str) -> bool:
         _say(Note(
             f"Not added: the table would have {total:,} rows, and the page takes at most "
             f"{PAGE_MAX_ROWS:,}. Clear it first, or run larger files from a terminal with "
-            "mirrago batch FILE (no row limit there).", "error"))
+            f"mirrago batch FILE (up to {CLI_MAX_ROWS:,} rows there).", "error"))
         return False
     _set_table(table() + rows, *notes)
     return True

@@ -290,7 +290,7 @@ def test_a_10000_row_import_is_paged_and_a_larger_one_refused(
     keyed(page, "batch-import").locator("input[type=file]").set_input_files(str(bigger))
     wait_for_app(page)
     expect(page.get_by_text(re.compile(
-        "Nothing imported from one-more.csv: it has more than 10,000 rows"))).to_be_visible()
+        "Nothing imported from one-more.csv: the file has more than 10,000 rows"))).to_be_visible()
     expect(keyed(page, "batch-run").get_by_role("button")).to_be_disabled()
     screenshot(page, "batch-table-refused")
     assert [url for url in outside if ".invalid/" in url] == []  # no link fetched for a preview
