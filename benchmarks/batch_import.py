@@ -169,8 +169,8 @@ def measure(path: Path, cli: bool) -> dict:
         rows, ready, problems = len(table.rows), len(table.valid), table.problems
     else:
         data = path.read_bytes()
-        imported = batchtable.import_file(path.name, data, path.parent)
-        checked = batchtable.check_table(imported.rows, path.parent)
+        imported = batchtable.import_file(path.name, data)
+        checked = batchtable.check_table(imported.rows, batchtable.Uploads())
         rows, problems = len(imported.rows), imported.problems
         ready = sum(1 for row in checked if row.job is not None)
     return {

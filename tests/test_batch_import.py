@@ -203,7 +203,7 @@ def test_a_csv_past_the_row_cap_is_refused_naming_the_limit_and_what_to_do(
 ) -> None:
     data = csv_bytes([[PERSON, GARMENT, f"u{n}"] for n in range(batchfile.PAGE_MAX_ROWS + 1)])
 
-    imported = batchtable.import_file("pairs.csv", data, tmp_path)  # the page's defaults
+    imported = batchtable.import_file("pairs.csv", data)  # the page's defaults
 
     assert imported.rows == [] and len(imported.problems) == 1
     problem = imported.problems[0]
@@ -357,7 +357,7 @@ def test_a_utf16_csv_with_commas_is_read(tmp_path: Path) -> None:
 def test_a_utf8_csv_with_a_byte_order_mark_imports_on_the_page(tmp_path: Path) -> None:
     data = f"{HEADER}\n{PERSON},{GARMENT},José\n".encode("utf-8-sig")
 
-    imported = batchtable.import_file("pairs.csv", data, tmp_path)
+    imported = batchtable.import_file("pairs.csv", data)
 
     assert imported.problems == [] and imported.rows[0]["username"] == "José"
     assert imported.rows[0]["target_image_url"] == PERSON
@@ -384,7 +384,7 @@ def test_a_huge_header_cell_is_echoed_cut_short(tmp_path: Path) -> None:
     buffer = io.BytesIO()
     book.save(buffer)
 
-    imported = batchtable.import_file("pairs.xlsx", buffer.getvalue(), tmp_path)
+    imported = batchtable.import_file("pairs.xlsx", buffer.getvalue())
 
     assert imported.problems
     for problem in imported.problems:
