@@ -28,6 +28,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from mirrago.export import defuse_formula
 from mirrago.ledger import FINAL_STATES, JobState, Ledger, batches, credit_readings, jobs
 
 CREDITS_PER_JOB = 1
@@ -693,11 +694,8 @@ def _csv(header: list[str], rows: Iterator[list[Any]]) -> str:
 def _cell(value: Any) -> Any:
     if isinstance(value, datetime):
         return _as_time(value).isoformat(timespec="seconds")
-    text = value if not isinstance(value, str) else value
-    # Spreadsheets run cells that start with = + - @ as formulas: keep them text.
-    if isinstance(text, str) and text[:1] in ("=", "+", "-", "@"):
-        return "'" + text
-    return text
+    # Spreadsheets run cells that start like a formula: keep them text (the one rule).
+    return defuse_formula(value) if isinstance(value, str) else value
 
 
 def history_csv(ledger: Ledger, filters: HistoryFilter) -> str:

@@ -382,3 +382,11 @@ def test_with_sign_in_other_peoples_inputs_results_and_details_stay_hidden(ledge
     assert usage.usernames(ledger, "username", viewer="ana@x") == ["ana-demo"]
     people = {row["owner"]: row["jobs"] for row in usage.breakdown(ledger, ALL, "owner")}
     assert people == {"ana@x": 1, "ben@x": 1}
+
+
+def test_history_csv_keeps_a_formula_behind_a_tab_or_line_break_as_text(ledger: Ledger) -> None:
+    # Spreadsheets skip a leading tab or carriage return and run the formula after it.
+    seed(ledger, [(at(0, 9), 99, "completed")], username="\t=HYPERLINK(1)")
+    seed(ledger, [(at(0, 10), 98, "completed")], username="\r=cmd()")
+    rows = list(csv.reader(io.StringIO(usage.history_csv(ledger, HistoryFilter(ALL)))))
+    assert sorted(row[6] for row in rows[1:]) == ["'\t=HYPERLINK(1)", "'\r=cmd()"]
