@@ -17,7 +17,7 @@ from mirrago.ui import session
 APP = "../app.py"
 RUN_TIMEOUT = 60  # a deadline for one script run on a busy machine, not a speed target
 OWNER = "al_*ice*@example.com"  # Markdown characters: shown as they are, never as emphasis
-ESCAPED = r"al\_\*ice\*@example\.com"
+ESCAPED = "al\\_\\*ice\\*\u2060@example\\.com"  # escaped, and no mail link (a word joiner)
 AUTH = {"redirect_uri": "http://127.0.0.1:8501/oauth2callback", "cookie_secret": "x" * 32,
         "client_id": "mirrago", "client_secret": "test-only",
         "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration"}

@@ -52,6 +52,8 @@ def test_docs_show_both_forms_and_try_a_call_with_the_demo_credentials(
     generate = page.locator(".opblock-post", has_text="/v1/mirrago/generate-image")
     generate.locator(".opblock-summary").click()
     body = generate.locator(".opblock-section-request-body")
+    # Swagger UI fills the content-type choices after it draws the section: wait for them.
+    expect(body.locator("select").first.locator("option")).to_have_count(2)
     options = body.locator("select").first.locator("option").all_inner_texts()
     assert options == ["application/json", "multipart/form-data"]
     responses = generate.locator(".responses-table").first
