@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from mirrago.config import Settings
-from mirrago.models import missing_credentials
+from mirrago.errors import missing_credentials
 
 SANDBOX_KEY_PREFIX = "sandbox#"
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from mirrago.errors import MirragoError
 from mirrago.ledger import JobRecord, JobState, Judgement, Ledger, ReviewRecord
-from mirrago.models import MirragoError
 
 PASS = "pass"
 FAIL = "fail"

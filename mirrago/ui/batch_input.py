@@ -18,8 +18,8 @@ import streamlit as st
 from mirrago import batchtable, linkcheck, samples
 from mirrago.batchprogress import CREDITS_PER_TRYON, PAGE_SOURCE
 from mirrago.batchtable import COLUMNS, RowCheck, Table
+from mirrago.errors import ImageError
 from mirrago.images import prepare_image
-from mirrago.models import ImageError
 from mirrago.services import Services
 from mirrago.ui import identity
 from mirrago.ui.batch_images import input_thumb
