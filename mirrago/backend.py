@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from mirrago.config import Settings
-from mirrago.models import MirragoError, missing_credentials
+from mirrago.errors import MirragoError, missing_credentials
 
 SANDBOX_KEY_PREFIX = "sandbox#"
 SANDBOX_CREDITS_FILE = "sandbox-credits.sqlite3"  # in the data dir: the sandbox's one account

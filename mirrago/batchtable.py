@@ -32,9 +32,9 @@ from mirrago.batchfile import (
     read_batch_bytes,
     shorten,
 )
+from mirrago.errors import ImageError
 from mirrago.images import DEFAULT_MAX_BYTES, PreparedImage, prepare_image
 from mirrago.ledger import JobInput
-from mirrago.models import ImageError
 
 COLUMNS = IMAGE_COLUMNS + OPTIONAL_COLUMNS
 Table = list[dict[str, str]]

@@ -30,7 +30,7 @@ from mirrago.batchfile import (
     write_results,
 )
 from mirrago.config import load_settings
-from mirrago.models import (
+from mirrago.errors import (
     AuthenticationError,
     BadRequestError,
     ImageError,

@@ -16,53 +16,42 @@ A client for a base URL a user typed (the sidebar's connection) is given an `out
 its token request, API calls and result downloads then connect only where the policy allows,
 each connection pinned to the address checked (see `mirrago.outbound`).
 
-Errors are the classes of `mirrago.models`. The client sends bytes and URLs only: turning
-paths, file objects and images into uploads is `mirrago.images.upload_for`'s job. No secret or
-token appears in any message, repr or log line.
+Errors are the classes of `mirrago.errors`, which also words them from an answer or a failed
+send. The client sends bytes and URLs only: turning paths, file objects and images into uploads
+is `mirrago.images.upload_for`'s job. No secret or token appears in any message, repr or log line.
 """
 
 from __future__ import annotations
 
-import email.utils
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    MaxRetryError,
-    NewConnectionError,
-    ReadTimeoutError,
-)
 
 from mirrago import __version__
 from mirrago.backoff import backoff
-from mirrago.models import (
+from mirrago.errors import (
     AuthenticationError,
     BadRequestError,
-    ConnectionError,
     ImageError,
-    InsufficientCreditsError,
-    Job,
     MirragoError,
-    NotFoundError,
     RateLimitError,
     ServerError,
-    Submission,
-    SubmissionUncertainError,
-    TimeoutError,
-    error_text,
+    ServiceConnectionError,
+    ServiceTimeoutError,
+    display_url,
+    error_from_response,
+    error_from_transport,
     missing_credentials,
-    uncertain_text,
+    submission_uncertain,
 )
+from mirrago.models import Job, Submission
 from mirrago.outbound import OutboundPolicy, RefusedAddress
 
 if TYPE_CHECKING:
@@ -81,9 +70,6 @@ TOKEN_MARGIN_MAX = 60.0  # refresh a token this long before it expires (or 10% o
 DEFAULT_TOKEN_TTL = 3600.0  # when a token response gives no usable expires_in
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 QUEUED_STATUSES = frozenset({"pending", "queued"})
-
-_RATE_LIMIT_RE = re.compile(r"rate[\s_-]?limit", re.IGNORECASE)
-
 
 
 @dataclass
@@ -123,7 +109,7 @@ class MirragoClient:
     ) -> None:
         parts = urlsplit(str(base_url or "").strip())
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConnectionError(
+            raise ServiceConnectionError(
                 f"The Mirrago server address {base_url!r} is not an http(s) URL: "
                 "check MIRRAGO_BASE_URL."
             )
@@ -289,7 +275,7 @@ class MirragoClient:
                 response = self._send(
                     method, url, idempotent, headers=headers, timeout=timeouts, **kwargs
                 )
-            except ConnectionError as error:  # timeouts included; generate: never sent
+            except ServiceConnectionError as error:  # timeouts included; generate: never sent
                 if attempt >= retries:
                     raise
                 self._wait_to_retry(attempt, None, error)
@@ -301,17 +287,15 @@ class MirragoClient:
                 refreshed = True
                 response.close()
                 self._forget_token(token)
-                log.debug("401 on %s %s: new token, one retry", method, _display_url(url))
+                log.debug("401 on %s %s: new token, one retry", method, display_url(url))
                 continue
-            error, detail = self._error_for(response)
+            error = error_from_response(response, idempotent=idempotent, secrets=self._secrets())
             response.close()
             if attempt < retries and response.status_code in RETRY_STATUSES:
                 retry_after = error.retry_after if isinstance(error, RateLimitError) else None
                 self._wait_to_retry(attempt, retry_after, error)
                 attempt += 1
                 continue
-            if not idempotent and isinstance(error, ServerError):
-                raise _uncertain(f"the server answered {error.status_code} ({detail})", error)
             raise error
 
     def _wait_to_retry(self, attempt: int, retry_after: float | None, error: Exception) -> None:
@@ -346,111 +330,21 @@ class MirragoClient:
                 "API's public address (the app's admin can allow internal servers)."
             ) from None
         except requests.RequestException as exc:
-            raise self._transport_error(exc, host, idempotent, kwargs["timeout"][1]) from None
+            raise error_from_transport(
+                exc, host=host, idempotent=idempotent, read_timeout=kwargs["timeout"][1]
+            ) from None
         log.debug(
             "%s %s -> %s in %.0f ms",
             method,
-            _display_url(url),
+            display_url(url),
             response.status_code,
             (time.monotonic() - started) * 1000,
         )
         return response
 
-    def _transport_error(
-        self, exc: requests.RequestException, host: str, idempotent: bool, read_timeout: float
-    ) -> MirragoError:
-        reason = _root_reason(exc)
-        never_sent = isinstance(reason, ConnectTimeoutError | NewConnectionError)
-        timed_out = isinstance(reason, ReadTimeoutError) or isinstance(exc, requests.ReadTimeout)
-        if isinstance(reason, ConnectTimeoutError) and not isinstance(reason, NewConnectionError):
-            return TimeoutError(
-                f"Connecting to the Mirrago server at {host} timed out. "
-                "Check MIRRAGO_BASE_URL and your network."
-            )
-        if timed_out:
-            error = TimeoutError(
-                f"The Mirrago server at {host} did not answer within {read_timeout:g} s. "
-                "Try again in a moment; if it keeps happening, check the service status."
-            )
-            if idempotent:
-                return error
-            return _uncertain(f"no answer within {read_timeout:g} s", error)
-        if isinstance(exc, requests.ConnectionError):
-            error = ConnectionError(
-                f"Could not reach the Mirrago server at {host}: {_describe(reason)}. "
-                "Check MIRRAGO_BASE_URL and your network."
-            )
-            if idempotent or never_sent:
-                return error
-            return _uncertain(
-                f"the connection broke after the request was sent ({_describe(reason)})", error
-            )
-        return ConnectionError(
-            f"The request to the Mirrago server at {host} failed ({type(exc).__name__}). "
-            "Check MIRRAGO_BASE_URL and your network."
-        )
-
-    def _error_for(self, response: requests.Response) -> tuple[MirragoError, str]:
-        """The typed error for a non-2xx response, and the server's message in a few words."""
-        status = response.status_code
-        raw_text = response.text or ""
-        detail = self._scrub(_server_message(response, raw_text)).rstrip(".")
-        body = _json_or_none(response)
-        if 300 <= status < 400:
-            # We never follow redirects of POSTs (requests would turn them into GETs).
-            where = _display_url(urljoin(response.url, response.headers.get("Location", "")))
-            error: MirragoError = BadRequestError(
-                f"The Mirrago server answered {status}, redirecting to {where}: set "
-                "MIRRAGO_BASE_URL to the address it points at.",
-                status_code=status,
-            )
-        elif status == 429 or (status >= 500 and _RATE_LIMIT_RE.search(raw_text)):
-            retry_after = _retry_after(response.headers.get("Retry-After"))
-            wait_hint = f"wait {retry_after:g} s" if retry_after is not None else "wait a moment"
-            error = RateLimitError(
-                f"The Mirrago server is rate-limiting requests ({status}: {detail}); "
-                f"{wait_hint} and try again.",
-                retry_after=retry_after,
-                status_code=status,
-                body=body,
-            )
-        elif status in (401, 403):
-            error = AuthenticationError(
-                f"The Mirrago server refused the request ({status}: {detail}). "
-                "Check MIRRAGO_CLIENT_ID and MIRRAGO_CLIENT_SECRET and the account's access.",
-                status_code=status,
-                body=body,
-            )
-        elif status == 402:
-            error = InsufficientCreditsError(
-                f"The Mirrago account has no credits left ({status}: {detail}). "
-                "Top up the account before submitting more jobs.",
-                status_code=status,
-                body=body,
-            )
-        elif 400 <= status < 500:
-            hint = " Use a smaller image." if status == 413 else ""
-            kind = NotFoundError if status in (404, 410) else BadRequestError
-            error = kind(
-                f"The Mirrago server rejected the request ({status}): {_sentence(detail)}{hint}",
-                status_code=status,
-                body=body,
-            )
-        else:
-            error = ServerError(
-                f"The Mirrago server failed ({status}: {detail}). "
-                "Try again in a moment; if it keeps happening, check the service status.",
-                status_code=status,
-                body=body,
-            )
-        return error, detail
-
-    def _scrub(self, text: str) -> str:
-        """Remove the secret and the token, should a server ever echo them."""
-        for secret in (self._client_secret, self._token.value if self._token else None):
-            if secret and secret in text:
-                text = text.replace(secret, "***")
-        return text
+    def _secrets(self) -> tuple[str | None, ...]:
+        """What must never appear in a message, should a server ever echo it."""
+        return (self._client_secret, self._token.value if self._token else None)
 
     def _absolute(self, path_or_url: str) -> str:
         if path_or_url.startswith("/") and not path_or_url.startswith("//"):
@@ -506,7 +400,7 @@ class MirragoClient:
                 "The Mirrago server accepted the job but its answer had no job_id.",
                 status_code=response.status_code,
             )
-            raise _uncertain("the server's answer had no job_id", cause)
+            raise submission_uncertain("the server's answer had no job_id", cause)
         submission = Submission.from_api(body)
         log.debug("submitted job %s (status %s)", submission.job_id, submission.raw_status)
         return submission
@@ -541,7 +435,7 @@ class MirragoClient:
         while the job is still pending/queued); a rate limit waits its `Retry-After`.
         `on_update(job)` is called after each poll whose raw status differs from the previous
         poll's (so also after the first poll); its exceptions propagate.
-        Raises `models.TimeoutError` once `timeout` seconds have passed without a final status,
+        Raises `ServiceTimeoutError` once `timeout` seconds have passed without a final status,
         and the client's errors when the job cannot be read even after retries (a 404, say).
         """
         started = time.monotonic()
@@ -556,7 +450,7 @@ class MirragoClient:
                 job = self.job(job_id, timeout=min(self.timeout, max(remaining, 1.0)))
             except RateLimitError as error:
                 retry_after = error.retry_after
-            except TimeoutError:
+            except ServiceTimeoutError:
                 if time.monotonic() >= deadline:
                     break
             else:
@@ -574,7 +468,7 @@ class MirragoClient:
                 break
             time.sleep(min(delay, remaining))
         waited = time.monotonic() - started
-        raise TimeoutError(
+        raise ServiceTimeoutError(
             f"Job {job_id} did not finish within {timeout:g} s (waited {waited:.1f} s; last "
             f"status: {last_raw or 'unknown'}). It may still finish: check it again later with "
             "its job id."
@@ -588,7 +482,7 @@ class MirragoClient:
         own host, never to a foreign one (a CDN, say).
         """
         absolute = self._absolute(url)
-        shown = _display_url(absolute)
+        shown = display_url(absolute)
         if urlsplit(absolute).scheme not in ("http", "https"):
             raise BadRequestError(f"The result URL {shown} is not an http(s) URL.")
         response = self._request("GET", absolute, auth=self._is_own_host(absolute), stream=True)
@@ -605,8 +499,8 @@ class MirragoClient:
                         raise ImageError(_too_large(shown, max_bytes))
                     chunks.append(chunk)
             except requests.RequestException as exc:
-                raise self._transport_error(
-                    exc, urlsplit(absolute).netloc, True, self.timeout
+                raise error_from_transport(
+                    exc, host=urlsplit(absolute).netloc, idempotent=True, read_timeout=self.timeout
                 ) from None
         data = b"".join(chunks)
         from mirrago.images import result_extension
@@ -630,10 +524,6 @@ def _refuses_credentials(error: MirragoError) -> bool:
     return isinstance(error, AuthenticationError) or error.status_code == 400
 
 
-def _uncertain(reason: str, cause: MirragoError) -> SubmissionUncertainError:
-    return SubmissionUncertainError(uncertain_text(reason), cause=cause)
-
-
 def _seconds(value: object, default: float) -> float:
     """A liberal number of seconds (`3600`, `"3600"`, `3600.0`), else `default`."""
     try:
@@ -643,23 +533,6 @@ def _seconds(value: object, default: float) -> float:
     return seconds if seconds == seconds and seconds >= 0 else default  # NaN/negative
 
 
-def _retry_after(value: str | None) -> float | None:
-    """`Retry-After` as seconds: either a number or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value.strip()))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
 def _json_or_none(response: requests.Response) -> Any:
     try:
         return response.json()
@@ -667,90 +540,9 @@ def _json_or_none(response: requests.Response) -> Any:
         return None
 
 
-def _server_message(response: requests.Response, raw_text: str) -> str:
-    """The server's own words about an error, short and on one line."""
-    body = _json_or_none(response)
-    message: str | None = None
-    if isinstance(body, dict):
-        for key in ("detail", "error", "message", "error_msg", "error_description"):
-            message = _message_from(body.get(key))
-            if message:
-                break
-    elif isinstance(body, str):
-        message = body
-    if not message:
-        text = raw_text.strip()
-        message = None if text.startswith("<") else text  # an HTML error page says nothing
-    message = " ".join((message or response.reason or "no details").split())
-    return message if len(message) <= 300 else message[:297] + "..."
-
-
-def _message_from(value: object) -> str | None:
-    if isinstance(value, list):  # FastAPI validation errors: [{"loc": [...], "msg": "..."}]
-        parts = []
-        for item in value:
-            if isinstance(item, dict):
-                loc = [str(p) for p in item.get("loc") or [] if p not in ("body", "query")]
-                text = str(item.get("msg") or "").strip()
-                parts.append(f"{loc[-1]}: {text}" if loc and text else text)
-            elif item:
-                parts.append(str(item))
-        return "; ".join(p for p in parts if p) or None
-    if isinstance(value, dict):
-        return error_text(value)
-    if value is None or isinstance(value, bool):
-        return None
-    text = str(value).strip()
-    return text or None
-
-
-def _sentence(text: str) -> str:
-    return text if text.endswith((".", "!", "?")) else text + "."
-
-
-def _root_reason(exc: BaseException) -> BaseException | None:
-    """The urllib3 error inside a requests exception (through MaxRetryError)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, MaxRetryError):
-            return current.reason
-        if isinstance(current, ConnectTimeoutError | ReadTimeoutError):
-            return current
-        nested = next((a for a in current.args if isinstance(a, BaseException)), None)
-        current = nested or current.__cause__ or current.__context__
-    return None
-
-
-def _describe(reason: BaseException | None) -> str:
-    """A few words on why a connection failed, without object reprs."""
-    current = reason
-    seen: set[int] = set()
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ConnectionRefusedError) or "refused" in str(current).lower():
-            return "the connection was refused"
-        if "NameResolution" in type(current).__name__ or "resolve" in str(current).lower():
-            return "the host name could not be resolved"
-        if isinstance(current, ConnectionResetError) or "reset" in str(current).lower():
-            return "the connection was reset"
-        if "RemoteDisconnected" in type(current).__name__ or "aborted" in str(current).lower():
-            return "the server closed the connection"
-        nested = next((a for a in current.args if isinstance(a, BaseException)), None)
-        current = nested or current.__cause__ or current.__context__
-    return "the connection failed"
-
-
 def _short(text: str, limit: int = 60) -> str:
     """A user-typed text echoed in a message, cut short."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _display_url(url: str) -> str:
-    """A URL fit for messages and logs: no query string (signed URLs carry credentials)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.netloc else parts.path
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

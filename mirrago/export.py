@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import IO
 
 from mirrago import review
+from mirrago.errors import MirragoError
 from mirrago.ledger import BatchRecord, JobRecord, JobState, Ledger, ReviewRecord
-from mirrago.models import MirragoError
 
 RESULTS_COLUMNS = (
     "row",

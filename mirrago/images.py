@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from PIL import ExifTags, Image, ImageCms, ImageOps
 
-from mirrago.models import ImageError
+from mirrago.errors import ImageError
 
 try:  # iPhone photos (HEIC/HEIF): pillow-heif adds the decoder to Pillow; AVIF is built in.
     from pillow_heif import register_heif_opener

@@ -35,7 +35,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mirrago.backoff import backoff
 from mirrago.config import Settings
-from mirrago.models import MirragoError, Submission, uncertain_text
+from mirrago.errors import MirragoError, uncertain_text
+from mirrago.models import Submission
 
 log = logging.getLogger("mirrago.ledger")
 

@@ -1,7 +1,7 @@
-"""Typed results of the Mirrago API, the normalised job status, and the error classes.
+"""Typed results of the Mirrago API and the normalised job status.
 
-Everything the client returns or raises is defined here, so that the runner, the CLI and the
-pages can depend on these types without importing the HTTP client itself.
+Everything the client returns is defined here (what it raises is in `mirrago.errors`), so that
+the runner, the CLI and the pages can depend on these types without importing the HTTP client.
 """
 
 from __future__ import annotations
@@ -77,23 +77,6 @@ def error_text(error_msg: object) -> str | None:
     return str(error_msg) or None
 
 
-def missing_credentials(base_url: str) -> AuthenticationError:
-    """The one message for a live server configured without its client id or secret."""
-    return AuthenticationError(
-        f"MIRRAGO_BASE_URL is set to {base_url}, but the client id or secret "
-        "(MIRRAGO_CLIENT_ID, MIRRAGO_CLIENT_SECRET) is missing: set both (env, .env or "
-        ".streamlit/secrets.toml), or unset MIRRAGO_BASE_URL to use the local sandbox."
-    )
-
-
-def uncertain_text(reason: str) -> str:
-    """What a row whose submission may or may not have created a job says (the one wording)."""
-    return (
-        "The server may or may not have created this job (it may have spent a credit): "
-        f"{reason}; check the account's jobs before trying again."
-    )
-
-
 def _text(value: object) -> str | None:
     if value is None:
         return None
@@ -166,79 +149,3 @@ class Job:
             error_message=error_text(body.get("error_msg")),
             generated_image_key=_text(body.get("generated_image_key")),
         )
-
-
-class MirragoError(Exception):
-    """The base of every error Mirrago Studio raises. `str(error)` is a sentence a user can act on.
-
-    No secret or token is ever part of the message, the body or the repr.
-    """
-
-    def __init__(self, message: str, *, status_code: int | None = None, body: object = None):
-        super().__init__(message)
-        self.message = message
-        self.status_code = status_code
-        self.body = body
-
-    def __str__(self) -> str:
-        return self.message
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.message!r}, status_code={self.status_code!r})"
-
-
-class AuthenticationError(MirragoError):
-    """401/403: the client id or secret is wrong, or the token was refused."""
-
-
-class BadRequestError(MirragoError):
-    """400/404/413/422: the request itself is wrong (bad image, bad URL, unknown job)."""
-
-
-class NotFoundError(BadRequestError):
-    """404/410: the server does not know the job (or the result) asked about."""
-
-
-class InsufficientCreditsError(MirragoError):
-    """402: the account has no credits left."""
-
-
-class RateLimitError(MirragoError):
-    """429, or a 5xx whose body speaks of a rate limit. `retry_after` is in seconds, if known."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        retry_after: float | None = None,
-        status_code: int | None = None,
-        body: object = None,
-    ):
-        super().__init__(message, status_code=status_code, body=body)
-        self.retry_after = retry_after
-
-
-class ServerError(MirragoError):
-    """Any other 5xx: the service failed."""
-
-
-class ConnectionError(MirragoError):  # noqa: A001 - the API's own name, as in openai-python
-    """The service could not be reached (DNS, refused, reset)."""
-
-
-class TimeoutError(ConnectionError):  # noqa: A001 - openai's APITimeoutError(APIConnectionError)
-    """A request, or a wait for a job, ran past its deadline: a kind of connection error."""
-
-
-class SubmissionUncertainError(MirragoError):
-    """A submission reached the server but its outcome is unknown (timeout after sending, or a
-    plain 5xx). The job may exist and may have spent a credit: it must not be resubmitted
-    blindly. `cause` is the underlying error."""
-
-    def __init__(self, message: str, *, cause: MirragoError | None = None):
-        super().__init__(message, status_code=getattr(cause, "status_code", None))
-        self.cause = cause
-
-
-class ImageError(MirragoError):
-    """An input image is unusable (empty, not an image, truncated, too large, a bomb)."""

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from mirrago.errors import MirragoError
 from mirrago.ledger import (
     UNCHECKED,
     JobRecord,
@@ -31,7 +32,6 @@ from mirrago.ledger import (
     Unchecked,
 )
 from mirrago.ledger import ReviewConflict as ReviewConflict  # give_verdict raises it
-from mirrago.models import MirragoError
 
 PASS = "pass"
 FAIL = "fail"

@@ -45,23 +45,21 @@ from typing import TYPE_CHECKING, Any
 
 from mirrago.backend import backend_key
 from mirrago.backoff import backoff
-from mirrago.ledger import HOST, JobInput, JobRecord, JobState, Ledger, LedgerUnavailableError
-from mirrago.models import (
+from mirrago.errors import (
     AuthenticationError,
     BadRequestError,
-    ConnectionError,
     ImageError,
     InsufficientCreditsError,
-    Job,
-    JobStatus,
     MirragoError,
     NotFoundError,
     RateLimitError,
     ServerError,
-    Submission,
+    ServiceConnectionError,
     SubmissionUncertainError,
     uncertain_text,
 )
+from mirrago.ledger import HOST, JobInput, JobRecord, JobState, Ledger, LedgerUnavailableError
+from mirrago.models import Job, JobStatus, Submission
 from mirrago.schedule import PollSchedule, SubmitPacer
 
 if TYPE_CHECKING:
@@ -552,7 +550,7 @@ class Runner:
         except RateLimitError as error:
             self._record(self.ledger.release, row.id, me)
             return _Outcome(Outcome.RATE_LIMITED, row.id, error=error, launched_at=launched_at)
-        except ConnectionError as error:  # timeouts included
+        except ServiceConnectionError as error:  # timeouts included
             # generate raises these only when the request never reached the server
             self._record(self.ledger.release, row.id, me)
             return _Outcome(Outcome.UNREACHABLE, row.id, error=error, launched_at=launched_at)

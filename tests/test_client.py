@@ -21,20 +21,18 @@ from mirrago import __version__
 from mirrago.backend import Backend
 from mirrago.client import MirragoClient
 from mirrago.config import Settings
-from mirrago.models import (
+from mirrago.errors import (
     AuthenticationError,
     BadRequestError,
-    ConnectionError,
     ImageError,
     InsufficientCreditsError,
-    Job,
-    JobStatus,
     RateLimitError,
     ServerError,
-    Submission,
+    ServiceConnectionError,
+    ServiceTimeoutError,
     SubmissionUncertainError,
-    TimeoutError,
 )
+from mirrago.models import Job, JobStatus, Submission
 from mirrago.sandbox.server import start_embedded
 
 # Fast policies: the numbers differ from the live defaults, the behaviour does not.
@@ -428,7 +426,7 @@ def test_wait_raises_after_deadline(make_sandbox, person_jpeg, garment_png):
     sandbox = make_sandbox(latency=5.0)
     with fast_client(sandbox) as client:
         submission = client.generate(person_jpeg, garment_png)
-        with pytest.raises(TimeoutError) as caught:
+        with pytest.raises(ServiceTimeoutError) as caught:
             client.wait(submission.job_id, timeout=0.5)
         # it gave up at its deadline, not when the 5 s job ended
         assert not client.job(submission.job_id).status.is_final
@@ -668,7 +666,7 @@ def test_a_submit_that_timed_out_after_sending_is_uncertain_and_not_resent(recor
             client.generate(f"{base}/a.jpg", f"{base}/b.png")
 
     assert "no answer within 0.3 s" in str(caught.value)
-    assert isinstance(caught.value.cause, TimeoutError)
+    assert isinstance(caught.value.cause, ServiceTimeoutError)
     assert len([r for r in handler.seen if r.path == "/v1/mirrago/generate-image"]) == 1
 
 
@@ -703,7 +701,7 @@ def test_connection_refused_is_one_clear_sentence():
     with MirragoClient(
         f"http://127.0.0.1:{port}", "id", "secret", max_retries=1, backoff_factor=0.01
     ) as client:
-        with pytest.raises(ConnectionError) as caught:
+        with pytest.raises(ServiceConnectionError) as caught:
             client.job("any")
 
     assert str(caught.value) == (
@@ -717,7 +715,7 @@ def test_retry_after_is_read_as_seconds_or_an_http_date():
     from datetime import UTC, datetime, timedelta
     from email.utils import format_datetime
 
-    from mirrago.client import _retry_after
+    from mirrago.errors import _retry_after
 
     in_ten = format_datetime(datetime.now(UTC) + timedelta(seconds=10), usegmt=True)
     assert _retry_after("3") == 3.0

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from mirrago.errors import ImageError
 from mirrago.images import (
     MAX_PIXELS,
     PreparedImage,
@@ -19,7 +20,6 @@ from mirrago.images import (
     prepare_image,
     sniff_mime,
 )
-from mirrago.models import ImageError
 
 RED, BLUE, WHITE = (220, 30, 30), (30, 60, 200), (255, 255, 255)
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from mirrago.config import Settings, load_settings
+from mirrago.errors import AuthenticationError, MirragoError
 from mirrago.linkcheck import check_links
-from mirrago.models import AuthenticationError, MirragoError
 from mirrago.outbound import OutboundPolicy
 from mirrago.services import open_services
 from mirrago.ui.connection import check_connection

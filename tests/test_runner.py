@@ -17,8 +17,8 @@ from PIL import Image
 
 from mirrago.backend import backend_key
 from mirrago.client import MirragoClient
+from mirrago.errors import AuthenticationError, InsufficientCreditsError, ServiceConnectionError
 from mirrago.ledger import JobInput, JobState, Ledger
-from mirrago.models import AuthenticationError, ConnectionError, InsufficientCreditsError
 from mirrago.runner import Runner
 from mirrago.samples import garments, persons
 from mirrago.sandbox.server import EmbeddedSandbox
@@ -352,7 +352,7 @@ def test_an_unreachable_server_requeues_the_row_and_pauses_after_a_few_tries(
     runner.start()
     batch_id = runner.enqueue(url_inputs(sandbox, 2), name="down", source="test")[0].batch_id
     counts = runner.wait(batch_id, timeout=30)
-    assert runner.paused and isinstance(runner.last_error, ConnectionError)
+    assert runner.paused and isinstance(runner.last_error, ServiceConnectionError)
     assert counts[JobState.QUEUED] == 2  # nothing was sent: nothing is lost or uncertain
 
 
@@ -361,7 +361,9 @@ def test_a_result_that_cannot_be_downloaded_still_completes_the_row_with_a_note(
 ) -> None:
     class BrokenDownloads(MirragoClient):
         def download(self, url: str, **kwargs: Any) -> bytes:
-            raise ConnectionError("Could not reach the result host: the connection was reset.")
+            raise ServiceConnectionError(
+                "Could not reach the result host: the connection was reset."
+            )
 
     client = BrokenDownloads(
         sandbox.base_url, sandbox.client_id, sandbox.client_secret, max_retries=0

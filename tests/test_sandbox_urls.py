@@ -27,7 +27,7 @@ from test_outbound import Listener
 
 from mirrago import outbound
 from mirrago.client import MirragoClient
-from mirrago.models import AuthenticationError, BadRequestError
+from mirrago.errors import AuthenticationError, BadRequestError
 from mirrago.sandbox.server import EmbeddedSandbox
 
 TIMEOUT = 60  # a deadline for each request, generous on a busy machine

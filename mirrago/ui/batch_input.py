@@ -20,8 +20,8 @@ from mirrago import batchtable, linkcheck, samples
 from mirrago.batchfile import CLI_MAX_ROWS
 from mirrago.batchprogress import CREDITS_PER_TRYON, PAGE_SOURCE
 from mirrago.batchtable import COLUMNS, PAGE_MAX_ROWS, PHOTO_SUFFIXES, RowCheck, Table, Uploads
+from mirrago.errors import ImageError
 from mirrago.images import prepare_image
-from mirrago.models import ImageError
 from mirrago.services import Services
 from mirrago.ui import identity
 from mirrago.ui.batch_images import table_thumb

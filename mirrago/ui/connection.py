@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from mirrago.client import MirragoClient
 from mirrago.config import load_settings
-from mirrago.models import AuthenticationError, MirragoError
+from mirrago.errors import AuthenticationError, MirragoError
 from mirrago.outbound import OutboundPolicy
 from mirrago.services import Services
 from mirrago.ui.errors import message_for

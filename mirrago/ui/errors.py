@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from mirrago.models import MirragoError
+from mirrago.errors import MirragoError
 from mirrago.ui.plain import md_text
 
 log = logging.getLogger("mirrago.ui")

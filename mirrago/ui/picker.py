@@ -20,8 +20,8 @@ import streamlit as st
 
 from mirrago import samples
 from mirrago.backend import Backend
+from mirrago.errors import ImageError
 from mirrago.images import PreparedImage, describe, prepare_image
-from mirrago.models import ImageError
 from mirrago.ui.frames import THUMB_SIZE, framed_file
 
 Role = Literal["person", "garment"]

@@ -8,8 +8,8 @@ from __future__ import annotations
 import streamlit as st
 
 from mirrago import review
+from mirrago.errors import MirragoError
 from mirrago.ledger import JobRecord
-from mirrago.models import MirragoError
 from mirrago.services import Services
 from mirrago.ui import batch_gallery
 from mirrago.ui.review_panel import (

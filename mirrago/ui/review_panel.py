@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 import streamlit as st
 
 from mirrago import review
+from mirrago.errors import MirragoError
 from mirrago.ledger import JobRecord, Ledger, ReviewRecord
-from mirrago.models import MirragoError
 from mirrago.ui import identity
 from mirrago.ui.plain import md_text
 

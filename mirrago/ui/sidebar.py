@@ -14,8 +14,8 @@ from datetime import datetime
 import streamlit as st
 
 from mirrago.config import LIVE_BASE_URL
+from mirrago.errors import MirragoError
 from mirrago.ledger import UNKNOWN_BACKEND
-from mirrago.models import MirragoError
 from mirrago.services import Services
 from mirrago.ui import identity, session
 from mirrago.ui.connection import backend_health, check_connection
