@@ -6,8 +6,7 @@ with its demo credentials, so a new user gets a working try-on with no account a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -99,12 +98,3 @@ def start_backend(settings: Settings) -> RunningBackend:
     backend = Backend(sandbox.base_url, sandbox.client_id, sandbox.client_secret, is_sandbox=True)
     return RunningBackend(backend, sandbox.stop)
 
-
-@contextmanager
-def open_backend(settings: Settings) -> Iterator[Backend]:
-    """`start_backend` as a context manager: the sandbox, if started, stops on exit."""
-    running = start_backend(settings)
-    try:
-        yield running.backend
-    finally:
-        running.stop()

@@ -131,7 +131,7 @@ def duration_text(seconds: float) -> str:
 class BatchSummary:
     batch: BatchRecord
     counts: dict[JobState, int]
-    owner: str | None = None  # who started it, with sign-in (issue 8)
+    owner: str | None = None  # who started it, with sign-in
 
     @property
     def size(self) -> int:
@@ -163,7 +163,7 @@ def summaries(ledger: Ledger, limit: int | None = None) -> list[BatchSummary]:
 
 
 def batch_owner(rows: list[JobRecord]) -> str | None:
-    """Who started a batch (sign-in, issue 8): the owner its rows record; None without."""
+    """Who started a batch (with sign-in): the owner its rows record; None without."""
     return min((row.owner for row in rows if row.owner), default=None)
 
 

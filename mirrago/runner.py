@@ -868,11 +868,6 @@ class Runner:
         pacer = getattr(self, "_pacer", None)
         return None if pacer is None or pacer.unpaced else pacer.rate
 
-    @property
-    def poll_latency(self) -> float | None:
-        schedule = getattr(self, "_schedule", None)
-        return None if schedule is None else schedule.latency
-
 
 def _as_mirrago_error(error: BaseException) -> MirragoError:
     if isinstance(error, MirragoError):

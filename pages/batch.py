@@ -17,8 +17,8 @@ from mirrago.ui.batch_gallery import detail, gallery
 from mirrago.ui.batch_history import history
 from mirrago.ui.batch_input import input_section
 from mirrago.ui.batch_run import controls, figures, header, open_batch, opened_batch
-from mirrago.ui.review_hooks import install as install_review  # issue 10
-from mirrago.ui.review_workspace import review_workspace  # issue 10
+from mirrago.ui.review_hooks import install as install_review
+from mirrago.ui.review_workspace import review_workspace
 from mirrago.ui.routing import ensure_routed
 
 ensure_routed()
@@ -28,7 +28,7 @@ VIEW_KEY = "batch-view"
 VIEWS = {
     "new": ":material/table_rows: New batch",
     "results": ":material/photo_library: Results",
-    "review": ":material/rate_review: Review & reports",  # issue 10
+    "review": ":material/rate_review: Review & reports",
     "history": ":material/history: Past batches",
 }
 LIVE_REFRESH = 1.5  # seconds between looks at the ledger while a batch is active

@@ -411,7 +411,7 @@ def _run(services: Services, inputs: list, name: str, on_run) -> None:
     owner = identity.current_owner()  # with sign-in, every row records who started it
     inputs = [replace(job, owner=owner) for job in inputs]
     enqueued = services.runner.enqueue(inputs, name=title, source=PAGE_SOURCE)
-    # The batch record, or (engine hardening, issue 7) its rows: either names the batch.
+    # The batch record, or its rows (the engine records the batch on both): either names it.
     batch_id = enqueued[0].batch_id if isinstance(enqueued, list) else enqueued.id
     _set_table([], Note(f"Started {title!r}: {len(inputs)} rows.", "success"))
     st.session_state.pop(LINKS_KEY, None)
