@@ -36,6 +36,11 @@ from mirrago.ledger import ReviewConflict as ReviewConflict  # give_verdict rais
 PASS = "pass"
 FAIL = "fail"
 VERDICTS = (PASS, FAIL)
+# How every page shows a verdict: its word, badge colour and icon (one table for all of them).
+VERDICT_BADGES: dict[str, tuple[str, str, str]] = {
+    PASS: ("Pass", "green", ":material/check:"),
+    FAIL: ("Fail", "red", ":material/close:"),
+}
 UNREVIEWED = "unreviewed"
 
 # Reason tags, in the order of their number keys (1 … 6).

@@ -31,6 +31,7 @@ from mirrago.ui.job_card import (
     state_words,
 )
 from mirrago.ui.plain import md_text
+from mirrago.ui.review_panel import verdict_badge
 
 PAGE_SIZE = 24
 DETAIL_IDS_KEY = "batch-detail-ids"  # the filtered rows' ids, in order, when the dialog opened
@@ -42,9 +43,6 @@ FILTERS: list[GalleryFilter] = []
 # (services, row) -> None: drawn at the bottom of each card / in the detail dialog.
 CARD_EXTRAS: list[Callable[[Services, JobRecord], None]] = []
 DETAIL_EXTRAS: list[Callable[[Services, JobRecord], None]] = []
-
-VERDICT_COLOURS = {"pass": "green", "fail": "red"}
-
 
 def _label_filter(rows: list[JobRecord], label: str, key: str,
                   value: Callable[[JobRecord], str]) -> list[JobRecord]:
@@ -108,9 +106,7 @@ def card(services: Services, row: JobRecord) -> bool:
                     st.image(small, width=INPUT_THUMB_SIDE // 2)
         with st.container(horizontal=True, gap="xsmall", vertical_alignment="center"):
             state_badge(row)
-            if row.review_verdict:
-                st.badge(md_text(row.review_verdict),
-                         color=VERDICT_COLOURS.get(row.review_verdict, "gray"))  # type: ignore[arg-type]
+            verdict_badge(row, to_review=False)
             st.caption(f"Row {row.row_index + 1}")
         if row.username:
             st.caption(md_text(row.username[:60]))

@@ -32,10 +32,6 @@ STATE_KEY = "review.state"
 REVIEWER_KEY = "reviewer"  # also the query parameter that keeps the name across a refresh
 NAME_CHARS = 80  # a reviewer's name on record, at most
 REASON_KEYS = {reason: str(number) for number, reason in enumerate(review.REASONS, start=1)}
-VERDICT_BADGES = {
-    review.PASS: ("Pass", "green", ":material/check:"),
-    review.FAIL: ("Fail", "red", ":material/close:"),
-}
 
 
 @dataclass(frozen=True)
@@ -355,11 +351,13 @@ def _rerun(ledger: Ledger, job: JobRecord) -> None:
 # --------------------------------------------------------------------------- widgets
 
 
-def verdict_badge(job: JobRecord) -> None:
-    if job.review_verdict in VERDICT_BADGES:
-        words, colour, icon = VERDICT_BADGES[job.review_verdict]
+def verdict_badge(job: JobRecord, *, to_review: bool = True) -> None:
+    """The one badge of a result's verdict ("Pass", "Fail"); "To review" for a result still
+    waiting for one, unless `to_review` is False (the gallery's cards)."""
+    if job.review_verdict in review.VERDICT_BADGES:
+        words, colour, icon = review.VERDICT_BADGES[job.review_verdict]
         st.badge(words, color=colour, icon=icon)  # type: ignore[arg-type]
-    elif review.reviewable(job):
+    elif to_review and review.reviewable(job):
         st.badge("To review", color="gray", icon=":material/rate_review:")
 
 
@@ -381,7 +379,8 @@ def review_controls(
     if job.review_verdict in review.VERDICTS:
         reasons = ", ".join(review.REASONS.get(tag, tag) for tag in job.review_tags)
         reasons = f" ({md_text(reasons)})" if reasons else ""
-        st.caption(f"Current verdict: {job.review_verdict}{reasons}")
+        words = review.VERDICT_BADGES[job.review_verdict][0]
+        st.caption(f"Current verdict: {words}{reasons}")
     st.caption("Reasons for a fail: press their number keys, then F.")
     with st.container(horizontal=True, gap="small", key="review-reasons"):
         for reason, label in review.REASONS.items():
