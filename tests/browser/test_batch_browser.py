@@ -278,6 +278,8 @@ def test_a_10000_row_import_is_paged_and_a_larger_one_refused(
     expect(page.get_by_text("Imported 10,000 rows from ten-thousand.csv.")).to_be_visible()
     expect(page.get_by_text("Rows 1–500 of 10,000")).to_be_visible()
     expect(keyed(page, "batch-table-page")).to_be_visible()
+    # One table: the editor of the table before the import leaves once the page has redrawn.
+    expect(page.locator("[data-testid='stDataFrame']")).to_have_count(1)
     expect(page.locator("[data-testid='stDataFrame']")).to_be_visible()
     expect(keyed(page, "batch-run").get_by_role("button")).to_have_text(
         re.compile("Run batch — 10,000 credits"))
