@@ -15,11 +15,9 @@ import threading
 import time
 from pathlib import Path
 
-from mirrago.ledger import FINAL_STATES, JobInput, JobRecord, JobState, Ledger
+from mirrago.ledger import ACTIVE_STATES, JobInput, JobRecord, Ledger
 
 log = logging.getLogger(__name__)
-
-ACTIVE_STATES = frozenset(JobState) - FINAL_STATES
 
 # Check-then-enqueue must be one step: two sessions (two tabs of one user) may click at once.
 _START_LOCK = threading.Lock()

@@ -58,7 +58,15 @@ from mirrago.errors import (
     SubmissionUncertainError,
     uncertain_text,
 )
-from mirrago.ledger import HOST, JobInput, JobRecord, JobState, Ledger, LedgerUnavailableError
+from mirrago.ledger import (
+    ACTIVE_STATES,
+    HOST,
+    JobInput,
+    JobRecord,
+    JobState,
+    Ledger,
+    LedgerUnavailableError,
+)
 from mirrago.models import Job, JobStatus, Submission
 from mirrago.schedule import PollSchedule, SubmitPacer
 
@@ -68,7 +76,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("mirrago.runner")
 
 ProgressCallback = Callable[[dict[JobState, int]], None]
-ACTIVE_STATES = (JobState.QUEUED, JobState.SUBMITTING, JobState.SUBMITTED)
 
 
 @dataclass

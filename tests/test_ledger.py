@@ -17,7 +17,6 @@ import pytest
 import sqlalchemy as sa
 from support import postgres_schema
 
-from mirrago import ledger as ledger_module
 from mirrago.config import Settings
 from mirrago.ledger import (
     SCHEMA_VERSION,
@@ -26,6 +25,7 @@ from mirrago.ledger import (
     Ledger,
     LedgerError,
 )
+from mirrago.ledger import schema as ledger_module
 from mirrago.models import JobStatus, Submission
 
 PAIRS = [JobInput(f"person-{i}.jpg", f"garment-{i}.png") for i in range(5)]
@@ -231,7 +231,7 @@ def test_counts_include_every_state(ledger: Ledger) -> None:
 def test_a_review_is_saved_with_its_tags(ledger: Ledger) -> None:
     batch = ledger.create_batch("r", "src", PAIRS[:1], backend=B)
     row_id = ledger.jobs(batch_id=batch.id)[0].id
-    ledger.set_review(row_id, "reject", "sleeve misplaced", ["sleeve", "fit", "sleeve", " "])
+    ledger.record_review(row_id, "reject", ["fit", "sleeve", "sleeve", " "], "sleeve misplaced")
     row = ledger.job(row_id)
     assert row is not None
     assert (row.review_verdict, row.review_note, row.review_tags) == (

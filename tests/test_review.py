@@ -12,9 +12,9 @@ import sqlalchemy as sa
 from review_data import RUNNER, finished_batch, grid_pairs
 from test_ledger import ledger_url  # noqa: F401 - the SQLite + PostgreSQL fixture
 
-from mirrago import ledger as ledger_module
 from mirrago import review
 from mirrago.ledger import JobInput, JobState, Ledger
+from mirrago.ledger import schema as ledger_module
 from mirrago.models import JobStatus, Submission
 
 PAIRS = [JobInput(f"person-{i}.jpg", f"garment-{i}.png") for i in range(3)]

@@ -1,0 +1,80 @@
+"""The persistent record of every batch, job and credit reading (SQLAlchemy Core, any database).
+
+`records` holds the types pages and widgets show (states and their sets, records), `schema` the
+tables and their migrations, `store` the `Ledger` itself, with the runner's moves (`claims`) and
+reviews (`reviews`) as parts of it. Import from here: `from mirrago.ledger import Ledger, JobState`.
+"""
+
+from mirrago.ledger.claims import HOST
+from mirrago.ledger.records import (
+    ACTIVE_STATES,
+    FINAL_STATES,
+    RETRYABLE_STATES,
+    UNKNOWN_BACKEND,
+    BatchRecord,
+    CreditReading,
+    JobEvent,
+    JobInput,
+    JobRecord,
+    JobState,
+    Judgement,
+    LedgerError,
+    LedgerUnavailableError,
+    Recovery,
+    ReviewRecord,
+    utcnow,
+)
+from mirrago.ledger.reviews import UNCHECKED, ReviewConflict, Unchecked
+from mirrago.ledger.schema import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    UTCDateTime,
+    batches,
+    comparisons,
+    credit_readings,
+    job_events,
+    jobs,
+    metadata,
+    migrate_schema,
+    runners,
+    schema_version_table,
+)
+from mirrago.ledger.store import OPEN_PATIENCE, Ledger
+
+# The `reviews` table is `mirrago.ledger.schema.reviews`: here `reviews` names the module.
+__all__ = [
+    "ACTIVE_STATES",
+    "FINAL_STATES",
+    "HOST",
+    "MIGRATIONS",
+    "OPEN_PATIENCE",
+    "RETRYABLE_STATES",
+    "SCHEMA_VERSION",
+    "UNCHECKED",
+    "UNKNOWN_BACKEND",
+    "BatchRecord",
+    "CreditReading",
+    "JobEvent",
+    "JobInput",
+    "JobRecord",
+    "JobState",
+    "Judgement",
+    "Ledger",
+    "LedgerError",
+    "LedgerUnavailableError",
+    "Recovery",
+    "ReviewConflict",
+    "ReviewRecord",
+    "UTCDateTime",
+    "Unchecked",
+    "batches",
+    "comparisons",
+    "credit_readings",
+    "job_events",
+    "jobs",
+    "metadata",
+    "migrate_schema",
+    "runners",
+    "schema_version_table",
+    "utcnow",
+]
