@@ -1,5 +1,6 @@
 """The sandbox's credit accounts: one balance per client, kept in memory (a sandbox of its own)
-or in a small SQLite file that every sandbox started on it shares.
+or in a small SQLite file that every sandbox started on it shares, and `Credits`, which charges
+a try-on against them and words the refusals as the API does.
 
 The app and each `mirrago batch` or `mirrago try-on` start their own embedded sandbox on one
 data dir; with one file there, they all spend from one account, as clients of the real API
@@ -10,12 +11,17 @@ or processes never lose a debit or charge a credit twice.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Protocol
+
+from mirrago.sandbox.config import SandboxConfig, SandboxError
+
+log = logging.getLogger("mirrago.sandbox")
 
 BUSY_TIMEOUT = 30.0  # seconds a write waits for another process's transaction
 
@@ -143,3 +149,45 @@ class FileAccounts:
 def open_accounts(path: str | Path | None) -> Accounts:
     """The accounts in the file at `path`, or in memory when `path` is None."""
     return MemoryAccounts() if path is None else FileAccounts(path)
+
+
+class Credits:
+    """One credit per try-on, charged and refunded against the accounts in
+    `config.credits_file`; `count` counts refusals for the sandbox's stats."""
+
+    def __init__(self, config: SandboxConfig, count: Callable[[str], None]):
+        self.config = config
+        self._count = count
+        self._accounts = open_accounts(config.credits_file)
+
+    def balance(self, client_id: str) -> int:
+        """The client's current credit balance."""
+        return self._accounts.balance(client_id, self.config.starting_credits)
+
+    def set(self, client_id: str, balance: int) -> None:
+        """Set a client's balance (demos of a low or empty account)."""
+        self._accounts.set(client_id, balance)
+
+    def debit(self, client_id: str) -> int:
+        """Charge one credit; the balance before. 402 when there is none, 500 when the
+        credits file cannot be written (nothing charged)."""
+        try:
+            credits_before, charged = self._accounts.debit(client_id, self.config.starting_credits)
+        except AccountError as error:
+            log.error("sandbox credits not charged: %s", error)
+            raise SandboxError(500, "Internal Server Error") from None
+        if not charged:
+            self._count("insufficient_credits")
+            raise SandboxError(
+                402,
+                f"Insufficient credits: the account has {credits_before} credits left, and "
+                "each try-on costs 1. No job was created; top up the account to continue.",
+            )
+        return credits_before
+
+    def refund(self, client_id: str) -> None:
+        """Give one credit back; a credits file that cannot be written is logged, not raised."""
+        try:
+            self._accounts.refund(client_id, self.config.starting_credits)
+        except AccountError as error:
+            log.error("sandbox credit not refunded: %s", error)

@@ -20,13 +20,14 @@ from fastapi.responses import FileResponse, JSONResponse
 from starlette.datastructures import UploadFile
 
 from mirrago import __version__
+from mirrago.sandbox.config import SandboxError
 from mirrago.sandbox.docs import add_docs_routes, has_demo_credentials
-from mirrago.sandbox.engine import (
+from mirrago.sandbox.engine import Engine
+from mirrago.sandbox.inputs import (
     SAMPLE_KINDS,
-    Engine,
     ImageSource,
-    SandboxError,
     SubmitRequest,
+    check_background,
     sample_files,
     sample_path,
 )
@@ -99,7 +100,7 @@ def create_app(engine: Engine) -> FastAPI:
         """Create a try-on job from two images (files or URLs)."""
         client_id = engine.admit_submission(_bearer(request))
         fields, files = await _read_body(request, engine)
-        _check_generate_fields(fields, engine)
+        _check_generate_fields(fields)
         submission = SubmitRequest(
             target=_image_source(fields, files, "target_image"),
             garment=_image_source(fields, files, "garment_image"),
@@ -223,7 +224,7 @@ _GENERATE_TEXT_FIELDS = (
 )
 
 
-def _check_generate_fields(fields: dict[str, Any], engine: Engine) -> None:
+def _check_generate_fields(fields: dict[str, Any]) -> None:
     """400 for a known field of the wrong type (a JSON number as a URL, an object as username)
     or a background the sandbox does not know, even when another field would do instead."""
     for name in _GENERATE_TEXT_FIELDS:
@@ -231,7 +232,7 @@ def _check_generate_fields(fields: dict[str, Any], engine: Engine) -> None:
         if value is not None and not isinstance(value, str):
             raise SandboxError(400, f"Invalid {name}: it must be a string.")
     for name in ("background", "backgroud"):
-        engine.check_background(fields.get(name))
+        check_background(fields.get(name))
 
 
 def _first_present(fields: dict[str, Any], *names: str) -> object:

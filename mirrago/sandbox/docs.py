@@ -10,7 +10,8 @@ from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import FileResponse, HTMLResponse
 
-from mirrago.sandbox.engine import Engine, SandboxConfig, SandboxError
+from mirrago.sandbox.config import SandboxConfig, SandboxError
+from mirrago.sandbox.engine import Engine
 
 DEMO = SandboxConfig()
 ASSETS = {

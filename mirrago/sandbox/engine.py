@@ -1,19 +1,17 @@
-"""The sandbox's state and work behind the routes: clients and tokens, credits, the rate limit,
-the job queue and its workers, fault injection, callbacks and the counters tests read.
+"""The sandbox's state and work behind the routes: the job store, its workers, fault
+injection, callbacks and the counters tests read. Clients and tokens (tokens.py), credits
+(accounts.py), the rate limit (limits.py) and reading a submission's inputs (inputs.py) are
+its parts.
 
 The HTTP layer (app.py) only turns requests into calls here and `SandboxError`s into responses.
 """
 
 from __future__ import annotations
 
-import hmac
-import io
 import logging
-import math
 import queue
 import random
 import re
-import secrets
 import shutil
 import tempfile
 import threading
@@ -23,35 +21,41 @@ import weakref
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import requests
 from PIL import Image
 
 from mirrago.sandbox import render
-from mirrago.sandbox.accounts import AccountError, open_accounts
-from mirrago.sandbox.urlguard import FetchError, check_url, fetch_public, public_session
+from mirrago.sandbox.accounts import Credits
+from mirrago.sandbox.config import SandboxConfig, SandboxError
+from mirrago.sandbox.inputs import (
+    ImageSource,
+    Submission,
+    SubmitRequest,
+    check_size,
+    read_submission,
+)
+from mirrago.sandbox.limits import RateLimit
+from mirrago.sandbox.tokens import Clients
+from mirrago.sandbox.urlguard import FetchError, check_url, public_session
+
+__all__ = [
+    "STAT_NAMES",
+    "Engine",
+    "ImageSource",
+    "SandboxConfig",
+    "SandboxError",
+    "SubmitRequest",
+]
 
 log = logging.getLogger("mirrago.sandbox")
 
-# Formats the sandbox accepts, and the extension each gets in a cloth_id.
-IMAGE_FORMATS = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp"}
-MAX_PIXELS = 50_000_000  # refuse decompression bombs before decoding them
-URL_TIMEOUT = (3.05, 10.0)  # (connect, read) seconds for fetching image URLs
 CALLBACK_TIMEOUT = 3.0
 CALLBACK_DELAYS = (0.0, 0.3, 1.0)  # one try after each delay
-SAMPLES_DIR = Path(__file__).parents[1] / "samples"
-SAMPLE_KINDS = ("persons", "garments")
-SAMPLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.(?:jpe?g|png|webp)$", re.IGNORECASE)
-# Background values: keep-words, the named choices, true (white) and #rgb[a]/#rrggbb[aa].
-BACKGROUND_PATTERN = (
-    r"^\s*(original|false|none|keep|no|0|white|studio|true"
-    r"|#([0-9A-Fa-f]{3}|[0-9A-Fa-f]{4}|[0-9A-Fa-f]{6}|[0-9A-Fa-f]{8}))?\s*$"
-)
 RESULT_NAME = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.png$")
 STAT_NAMES = (
     "token_requests",
@@ -81,73 +85,6 @@ STRICT_STATUS = {
 
 
 @dataclass
-class SandboxConfig:
-    """How the sandbox behaves. Every field may be changed at run time via `engine.config`."""
-
-    client_id: str = "demo-client"
-    client_secret: str = field(default="demo-secret", repr=False)
-    token_ttl: float = 3600
-    starting_credits: int = 1000
-    workers: int = 4
-    latency: float | tuple[float, float] = (2.0, 5.0)  # seconds per job, fixed or a random range
-    rate_limit: float | None = None  # submits per second per client; None = unlimited
-    rate_burst: int | None = None  # submits the bucket holds; None: max(1, rate_limit)
-    strict_reference: bool = False  # statuses and errors exactly as mirrago-api.md shows them
-    submit_fail_rate: float = 0.0  # plain 500 on generate-image, no job created
-    read_fail_rate: float = 0.0  # 500 on GET job
-    job_fail_rate: float = 0.0  # the job ends failed with a message (credit refunded)
-    fitted: bool = True  # pose-guided fitting; False: the plain placement (for load tests)
-    answer_delay: float = 0.0  # seconds generate-image holds its answer after creating the job
-    seed: int | None = None
-    max_upload_bytes: int = 15 * 1024 * 1024
-    # Fetch image URLs on loopback and private networks too (tests, local use). Off, only
-    # public addresses are fetched; the sandbox's own /samples/ URLs are always served.
-    allow_private_urls: bool = False
-    # A SQLite file holding the balances: every sandbox started on one file spends from one
-    # account per client (the app's and the CLI's embedded sandboxes on one data dir).
-    # None: this sandbox's own balances, in memory.
-    credits_file: str | Path | None = None
-
-
-class SandboxError(Exception):
-    """A request the sandbox refuses: the HTTP status, the message, optional headers and body."""
-
-    def __init__(
-        self,
-        status_code: int,
-        message: str,
-        *,
-        headers: dict[str, str] | None = None,
-        body: dict[str, Any] | None = None,
-    ):
-        super().__init__(message)
-        self.status_code = status_code
-        self.message = message
-        self.headers = headers or {}
-        self.body = body if body is not None else {"detail": message}
-
-
-@dataclass(frozen=True)
-class ImageSource:
-    """One side of a submission as the request gave it: uploaded bytes or a URL, and the field."""
-
-    field: str
-    data: bytes | None = None
-    url: str | None = None
-
-
-@dataclass(frozen=True)
-class SubmitRequest:
-    """A generate-image request, parsed from multipart or JSON but not yet validated."""
-
-    target: ImageSource | None
-    garment: ImageSource | None
-    background: object = None
-    username: str | None = None
-    callback_url: str | None = None
-
-
-@dataclass
 class _Job:
     job_id: str
     client_id: str
@@ -174,41 +111,6 @@ def _seeded(seed: int | None, purpose: str) -> random.Random:
     return random.Random(None if seed is None else f"{seed}:{purpose}")
 
 
-def _megabytes(size: int) -> str:
-    return f"{size / (1024 * 1024):.1f} MB"
-
-
-def sample_files(kind: str) -> list[Path]:
-    """The shipped sample images of `kind` (persons or garments), by name."""
-    folder = SAMPLES_DIR / kind
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and SAMPLE_NAME.match(p.name))
-
-
-def sample_path(kind: str, name: str) -> Path | None:
-    """The sample file, or None; names are matched against a strict pattern and the resolved
-    path must stay inside the samples folder, so no traversal gets out."""
-    if kind not in SAMPLE_KINDS or not SAMPLE_NAME.match(name):
-        return None
-    folder = (SAMPLES_DIR / kind).resolve()
-    path = (folder / name).resolve()
-    if path.parent != folder or not path.is_file():
-        return None
-    return path
-
-
-def _own_sample_route(url: str, base_url: str) -> tuple[str, str] | None:
-    """(kind, name) when `url` is this sandbox's own `/samples/<kind>/<name>` URL."""
-    parts, base = urlsplit(url.strip()), urlsplit(base_url)
-    if (parts.scheme, parts.netloc.lower()) != (base.scheme, base.netloc.lower()):
-        return None
-    segments = unquote(parts.path).split("/")
-    if len(segments) != 4 or segments[:2] != ["", "samples"]:
-        return None
-    return segments[2], segments[3]
-
-
 class Engine:
     """Everything the sandbox knows and does; thread-safe. Call `stop()` when done."""
 
@@ -219,10 +121,9 @@ class Engine:
         # repeat regardless of how the workers' draws interleave with them.
         self._request_rng = _seeded(self.config.seed, "requests")
         self._job_rng = _seeded(self.config.seed, "jobs")
-        self._extra_clients: dict[str, str] = {}
-        self._tokens: dict[str, tuple[str, float]] = {}
-        self._accounts = open_accounts(self.config.credits_file)
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self._clients = Clients(self.config, self._now, self._count)
+        self._credits = Credits(self.config, self._count)
+        self._rate_limit = RateLimit(self.config, self._now)
         self._jobs: dict[str, _Job] = {}
         self._stats: Counter[str] = Counter()
         self._queue: queue.Queue[str | None] = queue.Queue()  # None wakes a worker to stop
@@ -238,88 +139,30 @@ class Engine:
         self.clock: Callable[[], float] = time.monotonic
         self._ensure_workers()
 
+    def _now(self) -> float:
+        return self.clock()
+
     # ---- clients, tokens, credits -------------------------------------------------------------
 
     def add_client(self, client_id: str, client_secret: str) -> None:
         """Register another API client (for tests of isolation between clients)."""
-        with self._lock:
-            self._extra_clients[client_id] = client_secret
+        self._clients.add_client(client_id, client_secret)
 
     def issue_token(self, client_id: str | None, client_secret: str | None) -> dict[str, Any]:
         """The OAuth client-credentials grant: a fresh opaque token, or 401."""
-        self._count("token_requests")
-        if not client_id or not client_secret or not self._secret_matches(client_id, client_secret):
-            self._count("token_failures")
-            raise SandboxError(
-                401,
-                "Invalid client credentials: check the client id and secret.",
-                body={"error": "invalid_client", "detail": "Invalid client credentials."},
-            )
-        ttl = float(self.config.token_ttl)
-        token = secrets.token_urlsafe(32)
-        now = self.clock()
-        with self._lock:
-            self._tokens = {t: v for t, v in self._tokens.items() if v[1] > now}
-            self._tokens[token] = (client_id, now + ttl)
-        expires_in: float = int(ttl) if ttl == int(ttl) else round(ttl, 3)
-        return {"access_token": token, "expires_in": expires_in, "token_type": "Bearer"}
-
-    def _secret_matches(self, client_id: str, client_secret: str) -> bool:
-        with self._lock:
-            expected = self._extra_clients.get(client_id)
-        if client_id == self.config.client_id:
-            expected = self.config.client_secret
-        return expected is not None and hmac.compare_digest(
-            expected.encode("utf-8"), client_secret.encode("utf-8")
-        )
+        return self._clients.issue_token(client_id, client_secret)
 
     def authenticate(self, token: str | None) -> str:
         """The client id the bearer token belongs to; 401 if it is missing, unknown or expired."""
-        with self._lock:
-            entry = self._tokens.get(token or "")
-        if entry is None or entry[1] <= self.clock():
-            self._count("unauthorized")
-            why = "Missing access token" if not token else "Invalid or expired access token"
-            raise SandboxError(
-                401,
-                f"{why}: get one from POST /oauth/token and send it as "
-                "'Authorization: Bearer <access_token>'.",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        return entry[0]
+        return self._clients.authenticate(token)
 
     def credits(self, client_id: str) -> int:
         """The client's current credit balance."""
-        return self._accounts.balance(client_id, self.config.starting_credits)
+        return self._credits.balance(client_id)
 
     def set_credits(self, client_id: str, balance: int) -> None:
         """Set a client's balance (demos of a low or empty account)."""
-        self._accounts.set(client_id, balance)
-
-    def _debit(self, client_id: str) -> int:
-        """Charge one credit; the balance before. 402 when there is none, 500 when the
-        credits file cannot be written (nothing charged)."""
-        try:
-            credits_before, charged = self._accounts.debit(
-                client_id, self.config.starting_credits
-            )
-        except AccountError as error:
-            log.error("sandbox credits not charged: %s", error)
-            raise SandboxError(500, "Internal Server Error") from None
-        if not charged:
-            self._count("insufficient_credits")
-            raise SandboxError(
-                402,
-                f"Insufficient credits: the account has {credits_before} credits left, and "
-                "each try-on costs 1. No job was created; top up the account to continue.",
-            )
-        return credits_before
-
-    def _refund(self, client_id: str) -> None:
-        try:
-            self._accounts.refund(client_id, self.config.starting_credits)
-        except AccountError as error:
-            log.error("sandbox credit not refunded: %s", error)
+        self._credits.set(client_id, balance)
 
     # ---- submissions -----------------------------------------------------------------------------
 
@@ -327,62 +170,19 @@ class Engine:
         """Count, authenticate and rate-limit a generate-image request; return its client id."""
         self._count("generate_requests")
         client_id = self.authenticate(token)
-        wait = self._take_rate_token(client_id)
+        wait = self._rate_limit.take(client_id)
         if wait is not None:
             self._count("rate_limited")
-            raise self._rate_limit_error(wait)
+            raise self._rate_limit.error(wait)
         return client_id
-
-    def _take_rate_token(self, client_id: str) -> float | None:
-        """A token bucket per client holding up to `rate_burst` (or max(1, rate)) submits.
-        Returns None when the submit may go ahead, else the seconds until it may."""
-        rate = self.config.rate_limit
-        if not rate or rate <= 0:
-            return None
-        burst = self.config.rate_burst
-        capacity = float(burst) if burst else max(1.0, float(rate))
-        now = self.clock()
-        with self._lock:
-            tokens, updated = self._buckets.get(client_id, (capacity, now))
-            tokens = min(capacity, tokens + (now - updated) * rate)
-            if tokens >= 1.0:
-                self._buckets[client_id] = (tokens - 1.0, now)
-                return None
-            self._buckets[client_id] = (tokens, now)
-            return (1.0 - tokens) / rate
-
-    def _rate_limit_error(self, wait: float) -> SandboxError:
-        if self.config.strict_reference:
-            # The reference's "500 Rate Limit": no Retry-After, as a server to the letter sends.
-            return SandboxError(500, "Rate Limit: too many requests.")
-        seconds = max(1, math.ceil(wait))  # Retry-After takes whole seconds
-        message = (
-            f"Rate limit exceeded: at most {self.config.rate_limit:g} submissions per second. "
-            f"Retry after {seconds} s."
-        )
-        return SandboxError(
-            429,
-            message,
-            headers={"Retry-After": str(seconds)},
-            body={"detail": message, "retry_after": round(wait, 3)},
-        )
 
     def check_upload_size(self, field_name: str, size: int | None) -> None:
         """413 when an uploaded file is over `max_upload_bytes` (counted as a bad request)."""
         try:
-            self._check_size(field_name, size)
+            check_size(field_name, size, self.config.max_upload_bytes)
         except SandboxError:
             self._count("bad_requests")
             raise
-
-    def _check_size(self, field_name: str, size: int | None) -> None:
-        limit = self.config.max_upload_bytes
-        if size is not None and size > limit:
-            raise SandboxError(
-                413,
-                f"{field_name} is {_megabytes(size)}, over the {_megabytes(limit)} upload limit: "
-                "send a smaller or more compressed image.",
-            )
 
     def submit(self, client_id: str, request: SubmitRequest, base_url: str) -> dict[str, Any]:
         """Validate a submission, charge one credit and queue the job; the reference's response.
@@ -391,12 +191,7 @@ class Engine:
         A refused submission creates no job and charges nothing.
         """
         try:
-            target_source = self._require(request.target, "target_image")
-            garment_source = self._require(request.garment, "garment_image")
-            background = self._background(request.background)
-            callback_url = self._callback_url(request.callback_url)
-            target_data, _ = self._load_image(target_source, base_url)
-            garment_data, garment_ext = self._load_image(garment_source, base_url)
+            submission = read_submission(request, base_url, self.config)
         except SandboxError as error:
             if error.status_code in (400, 413):
                 self._count("bad_requests")
@@ -404,150 +199,43 @@ class Engine:
         if self._chance(self.config.submit_fail_rate, self._request_rng):
             self._count("submit_faults")
             raise SandboxError(500, "Internal Server Error")
-
-        job_id = str(uuid.uuid4())
-        business_id = client_id
-        cloth_id = f"business/{business_id}/clothes/{uuid.uuid4()}.{garment_ext}"
         username = (request.username or "").strip()[:200] or f"TEMP{uuid.uuid4()}"
-        credits_before = self._debit(client_id)
-        try:
-            inputs = self._store_inputs(job_id, target_data, garment_data)
-        except OSError:  # the sandbox is stopping, or the disk is full: no job, no charge
-            self._refund(client_id)
-            raise SandboxError(500, "Internal Server Error") from None
-        job = _Job(
-            job_id=job_id,
-            client_id=client_id,
-            cloth_id=cloth_id,
-            created_at=_now_text(),
-            background=background,
-            callback_url=callback_url,
-            base_url=base_url.rstrip("/"),
-            inputs=inputs,
-        )
-        response = {
-            "job_id": job_id,
+        credits_before = self._credits.debit(client_id)
+        job = self._create_job(client_id, submission, base_url)
+        self._enqueue(job)
+        if self.config.answer_delay > 0:  # a slow network: the job exists, its answer lags
+            self._stopping.wait(self.config.answer_delay)
+        return {
+            "job_id": job.job_id,
             "status": "pending",
-            "business_id": business_id,
+            "business_id": client_id,
             "username": username,
-            "cloth_id": cloth_id,
+            "cloth_id": job.cloth_id,
             "credits_before": credits_before,
             "created_at": job.created_at,
         }
-        with self._lock:
-            self._jobs[job_id] = job
-            self._stats["jobs_created"] += 1
-            job.status = "queued"
-        self._ensure_workers()
-        self._queue.put(job_id)
-        if self.config.answer_delay > 0:  # a slow network: the job exists, its answer lags
-            self._stopping.wait(self.config.answer_delay)
-        return response
 
-    @staticmethod
-    def _require(source: ImageSource | None, field_name: str) -> ImageSource:
-        if source is None or (source.data is None and not source.url):
-            raise SandboxError(
-                400,
-                f"Missing {field_name}: send it as a file ({field_name}) or as a URL "
-                f"({field_name}_url).",
-            )
-        return source
+    # ---- the job store -------------------------------------------------------------------------
 
-    @staticmethod
-    def check_background(value: object) -> None:
-        """400 unless `value` is absent, a boolean or a known background (BACKGROUND_PATTERN)."""
-        if value is None or isinstance(value, bool):
-            return
-        if not isinstance(value, str) or not re.match(BACKGROUND_PATTERN, value):
-            shown = str(value)[:40]
-            raise SandboxError(
-                400,
-                f"Unknown background {shown!r}: use original (or false), white, studio, "
-                "or a colour such as #f0f0f0.",
-            )
-
-    @classmethod
-    def _background(cls, value: object) -> str | None:
-        cls.check_background(value)
+    def _create_job(self, client_id: str, submission: Submission, base_url: str) -> _Job:
+        """A new job of a charged submission, its inputs on disk; when they cannot be stored,
+        the credit is refunded and the answer is a 500 (no job, no charge)."""
+        job_id = str(uuid.uuid4())
         try:
-            return render.parse_background(value)
-        except ValueError as error:
-            raise SandboxError(400, str(error)) from None
-
-    @staticmethod
-    def _callback_url(value: str | None) -> str | None:
-        text = (value or "").strip()
-        if not text:
-            return None
-        try:
-            parts = urlsplit(text)
-        except ValueError:
-            raise SandboxError(400, "Invalid callback_url: it must be an http(s) URL.") from None
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise SandboxError(400, "Invalid callback_url: it must be an http(s) URL.")
-        return text
-
-    def _load_image(self, source: ImageSource, base_url: str) -> tuple[bytes, str]:
-        """The image bytes of one side, fetched if it is a URL, checked to decode as an image.
-        Returns the bytes and the extension of their format."""
-        if source.data is not None:
-            self._check_size(source.field, len(source.data))
-            data = source.data
-        else:
-            data = self._fetch(source.field, str(source.url), base_url)
-        return data, self._check_image(source.field, data)
-
-    def _fetch(self, field_name: str, url: str, base_url: str) -> bytes:
-        """The bytes at `url`: the sandbox's own sample URLs are read from disk (they are on
-        loopback), anything else is fetched from a public address (see urlguard)."""
-        try:
-            own = _own_sample_route(url, base_url)
-        except ValueError:
-            raise SandboxError(
-                400, f"Invalid image URL ({field_name}): it must be an http:// or https:// URL."
-            ) from None
-        if own is not None:
-            path = sample_path(*own)
-            if path is None:
-                raise SandboxError(
-                    400, f"Invalid image URL ({field_name}): there is no such sample image."
-                )
-            return path.read_bytes()
-        try:
-            return fetch_public(
-                url.strip(),
-                allow_private=self.config.allow_private_urls,
-                max_bytes=self.config.max_upload_bytes,
-                timeout=URL_TIMEOUT,
-                headers={"User-Agent": "mirrago-sandbox"},
-            )
-        except FetchError as error:
-            raise SandboxError(400, f"Invalid image URL ({field_name}): {error}") from None
-
-    @staticmethod
-    def _check_image(field_name: str, data: bytes) -> str:
-        """Decode enough of the image to know it is a whole JPEG/PNG/WebP; return its extension."""
-        what = f"{field_name} is not a usable image"
-        if not data:
-            raise SandboxError(400, f"{what}: it is empty. Send a JPEG or PNG file.")
-        try:
-            with Image.open(io.BytesIO(data)) as image:
-                if image.format not in IMAGE_FORMATS:
-                    raise SandboxError(
-                        400, f"{what}: {image.format} is not accepted. Send a JPEG or PNG file."
-                    )
-                if image.width * image.height > MAX_PIXELS:
-                    raise SandboxError(
-                        400, f"{what}: {image.width}x{image.height} pixels is too large."
-                    )
-                image.draft("RGB", (1024, 1024))
-                image.load()
-                return IMAGE_FORMATS[image.format]
-        except (Image.DecompressionBombError, OSError, SyntaxError, ValueError):
-            raise SandboxError(
-                400, f"{what}: it does not decode as JPEG or PNG (it may be truncated)."
-            ) from None
+            inputs = self._store_inputs(job_id, submission.target, submission.garment)
+        except OSError:  # the sandbox is stopping, or the disk is full
+            self._credits.refund(client_id)
+            raise SandboxError(500, "Internal Server Error") from None
+        return _Job(
+            job_id=job_id,
+            client_id=client_id,
+            cloth_id=f"business/{client_id}/clothes/{uuid.uuid4()}.{submission.garment_ext}",
+            created_at=_now_text(),
+            background=submission.background,
+            callback_url=submission.callback_url,
+            base_url=base_url.rstrip("/"),
+            inputs=inputs,
+        )
 
     def _store_inputs(self, job_id: str, target: bytes, garment: bytes) -> tuple[Path, Path]:
         # Inputs wait on disk rather than in memory: hundreds of queued jobs stay cheap.
@@ -555,6 +243,14 @@ class Engine:
         paths[0].write_bytes(target)
         paths[1].write_bytes(garment)
         return paths
+
+    def _enqueue(self, job: _Job) -> None:
+        with self._lock:
+            self._jobs[job.job_id] = job
+            self._stats["jobs_created"] += 1
+            job.status = "queued"
+        self._ensure_workers()
+        self._queue.put(job.job_id)
 
     # ---- reading jobs and results -------------------------------------------------------------
 
@@ -681,7 +377,7 @@ class Engine:
 
     def _finish(self, job: _Job, error: str | None) -> None:
         if error is not None:  # refunded before it reads as failed: whoever sees it sees both
-            self._refund(job.client_id)
+            self._credits.refund(job.client_id)
         with self._lock:
             if error is None:
                 job.status = "completed"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from mirrago.sandbox.engine import BACKGROUND_PATTERN, sample_files
+from mirrago.sandbox.inputs import BACKGROUND_PATTERN, sample_files
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8700"  # `mirrago sandbox`'s default address
 

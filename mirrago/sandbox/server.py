@@ -21,7 +21,8 @@ from typing import Any
 import uvicorn
 
 from mirrago.sandbox.app import create_app
-from mirrago.sandbox.engine import Engine, SandboxConfig
+from mirrago.sandbox.config import SandboxConfig
+from mirrago.sandbox.engine import Engine
 
 __all__ = [
     "EmbeddedSandbox",

@@ -1,11 +1,5 @@
-"""Where the credits went and where they are going: the Usage page's and `mirrago usage`'s figures.
-
-The API reports the balance only as `credits_before` on each submission, so the ledger's
-credit readings are the source. Every submission costs `CREDITS_PER_JOB`. Between two
-consecutive readings the balance should fall by exactly the credits of Studio's own submission
-at the first of them; a larger fall is **used outside Studio** (another tool, a script, a leaked
-key on the same account), a smaller fall or a rise is a **top-up or refund**. A failed job's
-refund can only raise the balance, so it never shows as outside use (it shows as a refund).
+"""The Usage page's SQL over the ledger's tables: the credit readings in the server's order, jobs
+by day, outcome and source, the history with its filters, and the exports built from them.
 
 Readings are recorded after the submission's answer arrives, so concurrent submissions can be
 recorded a moment out of the server's order: readings less than `BURST_GAP` seconds apart whose
@@ -14,7 +8,7 @@ first) before they are compared.
 
 Every figure is computed in SQL (GROUP BY and window functions that SQLite ≥ 3.25 and
 PostgreSQL share); Python only reads aggregates, a page of history, or an export when asked.
-Days are UTC days.
+Days are UTC days. The figures made from the readings are in figures.py.
 """
 
 from __future__ import annotations
@@ -22,7 +16,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -34,14 +28,6 @@ from mirrago.ledger import FINAL_STATES, JobState, Ledger, batches, credit_readi
 CREDITS_PER_JOB = 1
 BURST_GAP = 5.0  # seconds
 BURST_JUMP = 64  # credits: a larger move between close readings is real (a top-up), not order
-WARN_DAYS = 7
-# A run-out date needs this much: a forecast from minutes of use says nonsense ("2027").
-FORECAST_MIN_HISTORY = timedelta(days=1)  # from the first reading to now
-FORECAST_MIN_CREDITS = 5  # used in the last 7 days
-TOO_LITTLE_HISTORY = (
-    "too little history to forecast: it takes a day of readings and "
-    f"{FORECAST_MIN_CREDITS} credits used in the last 7 days"
-)
 # The newest readings the balance now is read from: more than the server-order fix-up of
 # concurrent readings (BURST_GAP) reaches back, however fast a batch submits.
 LATEST_TAIL = 2000
@@ -49,15 +35,8 @@ PASS_VERDICTS = ("pass", "passed", "approved", "good", "ok")
 OUTCOMES = tuple(state.value for state in FINAL_STATES)
 OUTCOME_ORDER = ("completed", "failed", "uncertain", "canceled")
 
-RULE = (
-    "Each submission costs 1 credit, charged when it is made. Between two readings the balance "
-    "should fall by exactly Studio's own submissions; a larger fall is counted as used outside "
-    "Studio, a rise as a top-up or refund (the service refunds failed jobs), so a refund never "
-    "counts as outside use. Use outside Studio after the latest reading shows with the next one."
-)
 
-
-# --------------------------------------------------------------------------- results
+# --------------------------------------------------------------------------- periods and filters
 
 
 @dataclass(frozen=True)
@@ -84,56 +63,6 @@ class Period:
     def label(self) -> str:
         start = "the beginning" if self.start is None else self.start.isoformat()
         return f"{start} to {self.end.isoformat()}"
-
-
-@dataclass(frozen=True)
-class StatementDay:
-    """One day of the statement: opening − spent − outside + top-ups = closing."""
-
-    day: date
-    opening: int
-    spent: int  # by Studio's submissions
-    outside: int  # used outside Studio
-    topups: int  # top-ups and refunds
-    closing: int
-    last_at: datetime | None = None  # the day's last reading
-
-
-@dataclass(frozen=True)
-class Balance:
-    """The metrics at the top of the page."""
-
-    balance: int | None  # None: no reading yet
-    as_of: datetime | None
-    burn_7: float  # credits per day (Studio and outside) over the last 7 days
-    burn_30: float
-    runs_out: date | None  # at the 7-day rate; None: not at this rate
-    days_left: float | None
-    spent: int  # in the period, by Studio
-    outside: int  # in the period
-    topups: int  # in the period
-    forecast_note: str | None = None  # why there is no run-out date though credits are used
-
-    @property
-    def warning(self) -> bool:
-        return self.days_left is not None and self.days_left < WARN_DAYS
-
-
-def metric_lines(metrics: Balance) -> list[tuple[str, str]]:
-    """The metrics as (label, text) lines, for the CLI."""
-    runs_out = metrics.forecast_note or "not at this rate"
-    if metrics.runs_out is not None:
-        runs_out = f"{metrics.runs_out.isoformat()} (in {metrics.days_left or 0:,.0f} days)"
-    as_of = "" if metrics.as_of is None else f"  (read {metrics.as_of:%Y-%m-%d %H:%M} UTC)"
-    balance = "-" if metrics.balance is None else f"{metrics.balance:,}"
-    return [
-        ("Balance", balance + as_of),
-        ("Burn rate", f"{metrics.burn_7:,.1f} / day (7 days), {metrics.burn_30:,.1f} / day (30)"),
-        ("Runs out", runs_out),
-        ("Spent by Studio", f"{metrics.spent:,}"),
-        ("Used outside Studio", f"{metrics.outside:,}"),
-        ("Top-ups & refunds", f"{metrics.topups:,}"),
-    ]
 
 
 @dataclass(frozen=True)
@@ -183,7 +112,7 @@ def _seconds(conn: sa.Connection, later: Any, earlier: Any) -> Any:
     return sa.extract("epoch", later - earlier)
 
 
-def _as_date(value: Any) -> date:
+def as_date(value: Any) -> date:
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):
@@ -191,7 +120,7 @@ def _as_date(value: Any) -> date:
     return date.fromisoformat(str(value)[:10])
 
 
-def _as_time(value: Any) -> datetime:
+def as_time(value: Any) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -200,7 +129,7 @@ def _as_time(value: Any) -> datetime:
 # --------------------------------------------------------------------------- the readings
 
 
-def _flows(conn: sa.Connection, tail: int | None = None) -> sa.CTE:
+def reading_flows(conn: sa.Connection, tail: int | None = None) -> sa.CTE:
     """Every reading (or the newest `tail` of them) in server order, with what happened since
     the previous one.
 
@@ -255,32 +184,11 @@ def _positive(value: Any) -> Any:
     return sa.case((value > 0, value), else_=0)
 
 
-@dataclass(frozen=True)
-class Overview:
-    """The balance metrics, the statement and the chart's series of one period."""
-
-    metrics: Balance
-    statement: list[StatementDay]
-    series: list[tuple[datetime, int]]
-
-
-@dataclass(frozen=True)
-class _Summary:
-    credits: int | None  # the latest reading
-    seen_at: datetime | None
-    job_id: str | None
-    used_7: int  # credits used (Studio's and outside) in the last 7 days
-    used_30: int
-    first_at: datetime | None
-
-
-def _all_days(
-    conn: sa.Connection, flows: sa.CTE, now: datetime
-) -> tuple[list[StatementDay], _Summary]:
-    """The statement of every day with readings, and the summary of all readings: one query,
-    one row per day. Each day opens at the previous day's close (the first at the first
-    reading) and closes at opening − spent − outside + top-ups, which is the balance after its
-    last reading (the tests check the last day's against the latest reading)."""
+def day_totals(conn: sa.Connection, flows: sa.CTE, now: datetime) -> list[sa.Row[Any]]:
+    """One row per day with readings, oldest first: the day, credits spent by Studio, used
+    outside Studio, topped up or refunded; the first reading (on the first day), the latest
+    reading, its time and job (on its day); credits used in the 7 and in the 30 days before
+    `now`; the day's first and last reading times."""
     day = _day(conn, flows.c.seen_at)
     excess = _excess(flows)
     per_reading = sa.select(
@@ -318,132 +226,33 @@ def _all_days(
         .group_by(r.day)
         .order_by(r.day)
     )
-    days: list[StatementDay] = []
-    latest_row, used_7, used_30, first = None, 0, 0, None
-    for row in conn.execute(query):
-        d, spent, outside, topups, first_reading, last, seen_at, job_id, u7, u30, start, end = row
-        opening = days[-1].closing if days else int(first_reading)
-        closing = opening - int(spent) - int(outside) + int(topups)
-        days.append(StatementDay(_as_date(d), opening, int(spent), int(outside), int(topups),
-                                 closing, _as_time(end)))  # fmt: skip
-        used_7, used_30 = used_7 + int(u7 or 0), used_30 + int(u30 or 0)
-        first = first if first is not None else _as_time(start)
-        if seen_at is not None:
-            latest_row = (int(last), _as_time(seen_at), job_id)
-    credits, seen, job = latest_row or (None, None, None)
-    return days, _Summary(credits, seen, job, used_7, used_30, first)
+    return list(conn.execute(query))
 
 
-def _refunded(conn: sa.Connection, job_id: str | None) -> int:
-    """CREDITS_PER_JOB when that job failed on the server (the service refunded it)."""
-    if job_id is None:
-        return 0
-    failed = sa.select(jobs.c.id).where(
-        jobs.c.job_id == job_id, jobs.c.state == JobState.FAILED.value
-    )
-    return CREDITS_PER_JOB if conn.execute(failed.limit(1)).first() else 0
-
-
-@dataclass(frozen=True)
-class CreditBalance:
-    """The balance now, as every page shows it: the latest reading (in the server's order)
-    less the job it was read for, unless that job failed and was refunded."""
-
-    credits: int
-    as_of: datetime  # when that reading was recorded
-    refunded: bool  # the latest job failed: its credit came back
-
-
-def _balance_now(conn: sa.Connection) -> CreditBalance | None:
-    flows = _flows(conn, tail=LATEST_TAIL)
-    latest = conn.execute(
+def latest_reading(conn: sa.Connection) -> sa.Row[Any] | None:
+    """The latest reading in the server's order, (credits, seen_at, job_id), or None before the
+    first; reads only the newest LATEST_TAIL readings."""
+    flows = reading_flows(conn, tail=LATEST_TAIL)
+    return conn.execute(
         sa.select(flows.c.credits, flows.c.seen_at, flows.c.job_id).where(
             flows.c.seq == flows.c.total
         )
     ).first()
-    if latest is None:
-        return None
-    credits, seen_at, job_id = latest
-    refund = _refunded(conn, job_id)
-    return CreditBalance(int(credits) - CREDITS_PER_JOB + refund, _as_time(seen_at), bool(refund))
 
 
-def latest_balance(ledger: Ledger) -> CreditBalance | None:
-    """The balance now (None before the first reading): the one figure the sidebar, the Batch
-    page and the Usage page show. Reads only the newest readings, so it is cheap per rerun."""
-    with ledger.read_connection() as conn:
-        return _balance_now(conn)
-
-
-def _burn(used: Any, days: int, first_at: datetime | None, now: datetime) -> float:
-    # A ledger younger than the window: its days so far (at least one), not the window.
-    known = days if first_at is None else (now - first_at).total_seconds() / 86400
-    return float(used or 0) / max(1.0, min(float(days), known))
-
-
-def overview(
-    ledger: Ledger, period: Period, now: datetime | None = None, points: int = 1500
-) -> Overview:
-    """Metrics, statement and chart series of `period` (three SQL queries over the readings)."""
-    now = now or datetime.now(UTC)
-    with ledger.read_connection() as conn:
-        flows = _flows(conn)
-        every_day, summary = _all_days(conn, flows, now)
-        balance_now = _balance_now(conn)
-        series = _series(conn, flows, period, summary.first_at, summary.seen_at, points)
-    days = [d for d in every_day if (period.start is None or d.day >= period.start)
-            and d.day <= period.end]  # fmt: skip
-    current = None if balance_now is None else balance_now.credits
-    if balance_now is not None and balance_now.refunded and days \
-            and days[-1].day == balance_now.as_of.date():  # the refund is today's news
-        last, refund = days[-1], CREDITS_PER_JOB
-        days[-1] = replace(last, topups=last.topups + refund, closing=last.closing + refund)
-    burn_7 = _burn(summary.used_7, 7, summary.first_at, now)
-    burn_30 = _burn(summary.used_30, 30, summary.first_at, now)
-    days_left = runs_out = note = None
-    if current is not None and burn_7 > 0:
-        history = timedelta(0) if summary.first_at is None else now - summary.first_at
-        if history < FORECAST_MIN_HISTORY or summary.used_7 < FORECAST_MIN_CREDITS:
-            note = TOO_LITTLE_HISTORY
-        else:
-            days_left = max(0.0, current / burn_7)
-            runs_out = (now + timedelta(days=days_left)).date()
-    metrics = Balance(
-        balance=current,
-        as_of=None if balance_now is None else balance_now.as_of,
-        burn_7=burn_7,
-        burn_30=burn_30,
-        runs_out=runs_out,
-        days_left=days_left,
-        spent=sum(day.spent for day in days),
-        outside=sum(day.outside for day in days),
-        topups=sum(day.topups for day in days),
-        forecast_note=note,
+def failed_on_server(conn: sa.Connection, job_id: str) -> bool:
+    """Whether the job with the service's `job_id` failed there (the service refunds those)."""
+    failed = sa.select(jobs.c.id).where(
+        jobs.c.job_id == job_id, jobs.c.state == JobState.FAILED.value
     )
-    return Overview(metrics, days, series)
-
-
-def statement(ledger: Ledger, period: Period) -> list[StatementDay]:
-    """The daily statement for the days in `period` that have readings, oldest first."""
-    return overview(ledger, period).statement
-
-
-def balance(ledger: Ledger, period: Period, now: datetime | None = None) -> Balance:
-    """The metrics: balance, burn rates, run-out date, and the period's totals."""
-    return overview(ledger, period, now).metrics
-
-
-def readings_series(
-    ledger: Ledger, period: Period, points: int = 1500
-) -> list[tuple[datetime, int]]:
-    return overview(ledger, period, points=points).series
+    return conn.execute(failed.limit(1)).first() is not None
 
 
 _PACK = 10**9  # more than any balance (+ _SHIFT) will be
 _SHIFT = 10**8  # keeps a negative balance positive in the packing
 
 
-def _series(
+def balance_series(
     conn: sa.Connection,
     flows: sa.CTE,
     period: Period,
@@ -473,7 +282,7 @@ def _series(
         .order_by(sa.func.max(flows.c.seen_at))
     ).all()
     rows = [(at, int(value) % _PACK - _SHIFT) for at, value in rows]
-    return [(_as_time(at), int(credits) - CREDITS_PER_JOB) for at, credits in rows]
+    return [(as_time(at), int(credits) - CREDITS_PER_JOB) for at, credits in rows]
 
 
 # --------------------------------------------------------------------------- jobs
@@ -504,7 +313,7 @@ def jobs_per_day(ledger: Ledger, period: Period) -> list[tuple[date, str, int]]:
             .group_by(day, jobs.c.state)
             .order_by(day)
         )
-        return [(_as_date(d), str(state), int(n)) for d, state, n in conn.execute(query)]
+        return [(as_date(d), str(state), int(n)) for d, state, n in conn.execute(query)]
 
 
 def _percentiles(conn: sa.Connection, period: Period) -> tuple[float | None, float | None]:
@@ -682,7 +491,7 @@ def usernames(ledger: Ledger, person: str = "username", viewer: str | None = Non
 # --------------------------------------------------------------------------- exports
 
 
-def _csv(header: list[str], rows: Iterator[list[Any]]) -> str:
+def csv_text(header: list[str], rows: Iterator[list[Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(header)
@@ -693,7 +502,7 @@ def _csv(header: list[str], rows: Iterator[list[Any]]) -> str:
 
 def _cell(value: Any) -> Any:
     if isinstance(value, datetime):
-        return _as_time(value).isoformat(timespec="seconds")
+        return as_time(value).isoformat(timespec="seconds")
     # Spreadsheets run cells that start like a formula: keep them text (the one rule).
     return defuse_formula(value) if isinstance(value, str) else value
 
@@ -713,18 +522,7 @@ def history_csv(ledger: Ledger, filters: HistoryFilter) -> str:
                    row["finished_at"]]  # fmt: skip
 
     with ledger.read_connection() as conn:
-        return _csv(header, rows(conn))
-
-
-def statement_csv(ledger: Ledger, period: Period) -> str:
-    days = statement(ledger, period)
-    header = ["day", "opening", "spent_by_studio", "used_outside_studio", "topups_and_refunds",
-              "closing"]  # fmt: skip
-    return _csv(
-        header,
-        iter([[d.day.isoformat(), d.opening, d.spent, d.outside, d.topups, d.closing]
-              for d in days]),  # fmt: skip
-    )
+        return csv_text(header, rows(conn))
 
 
 def batch_marks(ledger: Ledger, period: Period, limit: int = 40) -> list[tuple[datetime, str, int]]:
@@ -742,7 +540,7 @@ def batch_marks(ledger: Ledger, period: Period, limit: int = 40) -> list[tuple[d
     )
     with ledger.read_connection() as conn:
         rows = conn.execute(query).all()
-    marks = [(_as_time(created), f"#{bid} {name}", int(n)) for bid, name, created, n in rows]
+    marks = [(as_time(created), f"#{bid} {name}", int(n)) for bid, name, created, n in rows]
     return sorted(marks)
 
 
