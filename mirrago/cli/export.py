@@ -1,0 +1,56 @@
+"""`mirrago export BATCH --csv/--zip/--html`: a batch's Results CSV, Images ZIP or HTML report,
+from the ledger alone (nothing is fetched from the API)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mirrago import export
+from mirrago.cli.common import EXIT_OK, UsageError, check_out_path
+from mirrago.config import load_settings
+from mirrago.ledger import BatchRecord, Ledger
+
+
+def run(args: argparse.Namespace) -> int:
+    wanted = [
+        (kind, value)
+        for kind, value in (("results", args.csv), ("images", args.zip), ("report", args.html))
+        if value is not None
+    ]
+    if not wanted:
+        raise UsageError("mirrago export: choose at least one of --csv, --zip, --html")
+    ledger = Ledger.open(load_settings())
+    try:
+        batch = _find_batch(ledger, args.batch)
+        for kind, value in wanted:
+            target = Path(value or export.default_name(batch, kind))
+            check_out_path(target)
+            temporary = target.with_name(f".{target.name}.tmp")
+            try:
+                if kind == "results":
+                    temporary.write_bytes(export.results_csv(ledger, batch.id))
+                elif kind == "images":
+                    export.write_zip(ledger, batch.id, temporary)
+                else:
+                    with temporary.open("w", encoding="utf-8") as handle:
+                        export.write_html(ledger, batch.id, handle)
+                temporary.replace(target)
+            finally:
+                temporary.unlink(missing_ok=True)
+            print(f"{kind}: {target}")
+    finally:
+        ledger.close()
+    return EXIT_OK
+
+
+def _find_batch(ledger: Ledger, text: str) -> BatchRecord:
+    batch = ledger.batch(int(text)) if text.strip().isdigit() else None
+    if batch is None:
+        batch = next((b for b in ledger.batches() if b.name == text), None)
+    if batch is None:
+        raise UsageError(
+            f"mirrago export: no batch {text!r} in the ledger; give a batch id or name "
+            "(`mirrago usage` shows the ledger in use)"
+        )
+    return batch
