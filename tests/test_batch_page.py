@@ -346,7 +346,7 @@ def test_invalid_rows_are_skipped_the_rest_run_and_can_be_followed_from_the_shel
     assert batch is not None and len(services().ledger.jobs(batch_id=batch.id)) == 2
     # `mirrago batch --follow` watches the page's batch from the shell until it finishes
     assert main(["batch", "--follow", str(batch.id)]) == 0
-    assert "2 completed" in capsys.readouterr().err
+    assert "2 done" in capsys.readouterr().err
     assert main(["batch", "--follow", "999"]) == 2
     assert "no batch 999" in capsys.readouterr().err
     page.run()
@@ -464,7 +464,7 @@ def test_past_batches_list_cli_ones_and_delete_asks_first(
     assert cli_batch is not None and cli_batch.private
     # the CLI's own batch can be followed from the shell too
     assert main(["batch", "--follow", str(cli_batch.id)]) == 0
-    assert "1 completed" in capsys.readouterr().err
+    assert "1 done" in capsys.readouterr().err
 
     page.segmented_control(key="batch-view").set_value("history").run()
     assert not page.exception

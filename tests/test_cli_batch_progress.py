@@ -15,7 +15,7 @@ from mirrago.ledger import JobState, Ledger
 from mirrago.samples import garments, persons
 from mirrago.sandbox.server import EmbeddedSandbox
 
-COUNTS = re.compile(r"done=\d+ failed=\d+(?: uncertain=\d+)?")
+COUNTS = re.compile(r"done=\d+ failed=\d+(?: unconfirmed=\d+)?")
 
 
 def last_counts(stderr: str) -> str:
@@ -53,4 +53,4 @@ def test_batch_and_follow_count_an_uncertain_row_the_same_way(
 
     # An uncertain row is not a failure (its job may exist and have spent a credit): both
     # bars show it on its own, so nobody retries it as if it had failed.
-    assert last_counts(ran) == last_counts(followed) == "done=0 failed=0 uncertain=2"
+    assert last_counts(ran) == last_counts(followed) == "done=0 failed=0 unconfirmed=2"

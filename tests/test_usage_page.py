@@ -49,7 +49,7 @@ def test_metrics_statement_and_history(data_dir: Path) -> None:
     history = at.dataframe[-1].value
     assert len(history) == 20  # a page
     assert history["Open"].iloc[0] == "/try-on?job=25"
-    assert list(history["State"].iloc[:2]) == ["Failed", "Completed"]
+    assert list(history["State"].iloc[:2]) == ["Failed", "Done"]
 
     at.multiselect(key="usage-states").set_value(["failed"]).run()
     assert list(at.dataframe[-1].value["Username"]) == ["ben"]

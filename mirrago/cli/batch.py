@@ -31,7 +31,7 @@ from mirrago.cli.common import (
 from mirrago.cli.progress import BatchProgressBar
 from mirrago.config import load_settings
 from mirrago.errors import MirragoError
-from mirrago.ledger import BatchRecord, JobState, Ledger, LedgerUnavailableError
+from mirrago.ledger import ACTIVE_STATES, BatchRecord, JobState, Ledger, LedgerUnavailableError
 from mirrago.services import Services, open_services
 
 POLL_SECONDS = 0.5  # how often `--follow` reads the ledger
@@ -234,6 +234,14 @@ def _wait_with_progress(
                 return
 
 
+def _status_words(status: str) -> str:
+    """A results.csv status in the words the pages use for that state ("unconfirmed")."""
+    try:
+        return JobState(status).words.lower()
+    except ValueError:  # not a row state ("invalid": a row that was never sent)
+        return status
+
+
 def _batch_outcome(
     services: Services,
     counts: dict[JobState, int],
@@ -243,11 +251,11 @@ def _batch_outcome(
     args: argparse.Namespace,
     interrupted: bool,
 ) -> int:
-    parts = ", ".join(f"{count} {status}" for status, count in sorted(summary.items()))
+    parts = ", ".join(f"{n} {_status_words(status)}" for status, n in sorted(summary.items()))
     written = out_dir / "results.csv"
     print(f"{len(table.rows)} rows: {parts}. Results: {written}", file=sys.stderr)
     print(written)
-    active = counts[JobState.QUEUED] + counts[JobState.SUBMITTING] + counts[JobState.SUBMITTED]
+    active = sum(counts[state] for state in ACTIVE_STATES)
     if interrupted:
         print("mirrago: interrupted; run the same command again to continue", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -276,9 +284,9 @@ def follow_batch(args: argparse.Namespace) -> int:
         ledger.close()
     if counts is None:
         raise UsageError(f"there is no batch {args.follow} in this ledger")
-    summary = ", ".join(f"{n} {state.value}" for state, n in counts.items() if n)
+    summary = ", ".join(f"{n} {state.words.lower()}" for state, n in counts.items() if n)
     print(f"Batch {args.follow}: {summary or 'no rows'}", file=sys.stderr)
-    active = counts[JobState.QUEUED] + counts[JobState.SUBMITTING] + counts[JobState.SUBMITTED]
+    active = sum(counts[state] for state in ACTIVE_STATES)
     if active:
         raise MirragoError(f"{active} rows still in progress after {args.timeout:g} s")
     return EXIT_OK if counts[JobState.COMPLETED] == sum(counts.values()) else EXIT_JOB_FAILED

@@ -15,11 +15,12 @@ from mirrago.ledger import JobState
 
 
 def counts_text(counts: Mapping[JobState, int]) -> str:
-    """`done=3 failed=1`, and ` uncertain=2` when some rows are uncertain."""
-    text = f"done={counts[JobState.COMPLETED]} failed={counts[JobState.FAILED]}"
+    """`done=3 failed=1`, and ` unconfirmed=2` when some rows are uncertain (each state in
+    the words the pages use)."""
+    shown = [JobState.COMPLETED, JobState.FAILED]
     if counts[JobState.UNCERTAIN]:
-        text += f" uncertain={counts[JobState.UNCERTAIN]}"
-    return text
+        shown.append(JobState.UNCERTAIN)
+    return " ".join(f"{state.words.lower()}={counts[state]}" for state in shown)
 
 
 class BatchProgressBar:

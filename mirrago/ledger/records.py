@@ -51,6 +51,11 @@ class JobState(enum.StrEnum):
         """Queued or in progress: not finished yet, the runner still moves it."""
         return self in ACTIVE_STATES
 
+    @property
+    def words(self) -> str:
+        """The state as every page and the CLI name it."""
+        return STATE_WORDS[self]
+
 
 # The one definition of each set of states: every page, the CLI, the runner and the SQL use these.
 FINAL_STATES = frozenset(
@@ -58,6 +63,16 @@ FINAL_STATES = frozenset(
 )
 ACTIVE_STATES = frozenset(JobState) - FINAL_STATES  # queued, submitting, submitted: unfinished
 RETRYABLE_STATES = frozenset({JobState.FAILED, JobState.UNCERTAIN})
+# A state in the users' words: short, since badges sit on small cards too.
+STATE_WORDS: dict[JobState, str] = {
+    JobState.QUEUED: "Waiting",
+    JobState.SUBMITTING: "Sending",
+    JobState.SUBMITTED: "Processing",
+    JobState.COMPLETED: "Done",
+    JobState.FAILED: "Failed",
+    JobState.UNCERTAIN: "Unconfirmed",
+    JobState.CANCELED: "Canceled",
+}
 
 
 @dataclass(frozen=True)

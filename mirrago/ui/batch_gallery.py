@@ -22,7 +22,6 @@ from mirrago.services import Services
 from mirrago.ui.batch_images import INPUT_THUMB_SIDE, input_thumb, result_thumb
 from mirrago.ui.frames import THUMB_SIZE, empty_frame
 from mirrago.ui.job_card import (
-    STATE_LABELS,
     describe_input,
     job_details,
     local_image,
@@ -59,7 +58,7 @@ def filter_bar(services: Services, rows: list[JobRecord]) -> list[JobRecord]:
     with st.container(horizontal=True, key="batch-filters"):
         states = [state for state in JobState if any(row.state is state for row in rows)]
         chosen = st.pills("State", states, selection_mode="multi", key="batch-filter-state",
-                          format_func=lambda s: STATE_LABELS[s][0])
+                          format_func=lambda s: JobState(s).words)
         if chosen:
             rows = [row for row in rows if row.state in chosen]
         rows = _label_filter(rows, "Username", "batch-filter-username",

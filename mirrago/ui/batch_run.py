@@ -73,11 +73,11 @@ def figures(progress: BatchProgress) -> None:
     counts = progress.counts
     st.progress(progress.fraction, text=f"{progress.finished:,} of {progress.total:,} done")
     with st.container(horizontal=True, key="batch-figures"):
-        st.metric("Done", f"{counts[JobState.COMPLETED]:,}", border=True)
-        st.metric("Failed", f"{counts[JobState.FAILED]:,}", border=True)
-        st.metric("Unconfirmed", f"{counts[JobState.UNCERTAIN]:,}", border=True)
+        st.metric(JobState.COMPLETED.words, f"{counts[JobState.COMPLETED]:,}", border=True)
+        st.metric(JobState.FAILED.words, f"{counts[JobState.FAILED]:,}", border=True)
+        st.metric(JobState.UNCERTAIN.words, f"{counts[JobState.UNCERTAIN]:,}", border=True)
         st.metric("In progress", f"{progress.in_flight:,}", border=True)
-        st.metric("Waiting", f"{counts[JobState.QUEUED]:,}", border=True)
+        st.metric(JobState.QUEUED.words, f"{counts[JobState.QUEUED]:,}", border=True)
         rate = progress.rate_per_min
         st.metric("Rate", "—" if rate is None else f"{rate:,.1f}/min", border=True)
         eta = progress.eta_seconds

@@ -26,15 +26,15 @@ from mirrago.ui.errors import advice_for, page_guard, plain
 from mirrago.ui.frames import before_after, dimmed, empty_frame, framed, link_frame
 from mirrago.ui.photo import photo
 
-STATE_LABELS: dict[JobState, tuple[str, str, str]] = {
-    # state: (words, badge colour, icon) — short: badges also sit on small cards
-    JobState.QUEUED: ("Waiting", "gray", ":material/schedule:"),
-    JobState.SUBMITTING: ("Sending", "blue", ":material/upload:"),
-    JobState.SUBMITTED: ("Processing", "blue", ":material/autorenew:"),
-    JobState.COMPLETED: ("Done", "green", ":material/check_circle:"),
-    JobState.FAILED: ("Failed", "red", ":material/error:"),
-    JobState.UNCERTAIN: ("Unconfirmed", "orange", ":material/help:"),
-    JobState.CANCELED: ("Canceled", "gray", ":material/block:"),
+STATE_BADGES: dict[JobState, tuple[str, str]] = {
+    # state: (badge colour, icon); the words are the state's own (`JobState.words`)
+    JobState.QUEUED: ("gray", ":material/schedule:"),
+    JobState.SUBMITTING: ("blue", ":material/upload:"),
+    JobState.SUBMITTED: ("blue", ":material/autorenew:"),
+    JobState.COMPLETED: ("green", ":material/check_circle:"),
+    JobState.FAILED: ("red", ":material/error:"),
+    JobState.UNCERTAIN: ("orange", ":material/help:"),
+    JobState.CANCELED: ("gray", ":material/block:"),
 }
 _SERVER_WAITING = {"pending", "queued"}
 
@@ -46,11 +46,11 @@ def state_words(job: JobRecord, backend: str | None = None) -> str:
         return f"Waiting for {describe_backend(job.backend)}"
     if job.state is JobState.SUBMITTED and (job.server_status or "").lower() in _SERVER_WAITING:
         return "Queued"
-    return STATE_LABELS[job.state][0]
+    return job.state.words
 
 
 def state_badge(job: JobRecord, backend: str | None = None) -> None:
-    _, color, icon = STATE_LABELS[job.state]
+    color, icon = STATE_BADGES[job.state]
     st.badge(state_words(job, backend), color=color, icon=icon)  # type: ignore[arg-type]
 
 

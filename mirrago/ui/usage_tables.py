@@ -15,7 +15,7 @@ from PIL import Image
 from mirrago import usage
 from mirrago.backend import Backend
 from mirrago.images import data_url
-from mirrago.ledger import Ledger
+from mirrago.ledger import JobState, Ledger
 from mirrago.ui import session
 from mirrago.ui.job_card import sample_for, seconds_text
 from mirrago.ui.usage_data import filter_choices, person_column, viewer
@@ -23,9 +23,10 @@ from mirrago.usage import Activity, Balance, HistoryFilter, Period, StatementDay
 
 PAGE_SIZE = 20
 THUMB_SIDE = 72
-STATE_LABELS = {"completed": "Completed", "failed": "Failed", "uncertain": "Uncertain",
-                "canceled": "Canceled", "queued": "Queued", "submitting": "Submitting",
-                "submitted": "In progress"}  # fmt: skip
+# The history's State filter, in this order; each state in its one set of words.
+STATE_LABELS = {state.value: state.words for state in (
+    JobState.COMPLETED, JobState.FAILED, JobState.UNCERTAIN, JobState.CANCELED, JobState.QUEUED,
+    JobState.SUBMITTING, JobState.SUBMITTED)}
 SINGLE_TRY_ONS = ("Try-on", "try-on")  # batch names of one-off try-ons: no batch to show
 
 
