@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from mirrago.ledger import BatchRecord, JobRecord, JobState, Ledger, utcnow
+from mirrago.models import CREDITS_PER_TRY_ON
 
 log = logging.getLogger(__name__)
 
-CREDITS_PER_TRYON = 1  # every generate request spends one credit
 RATE_WINDOW = timedelta(minutes=5)  # the rate is measured over the latest jobs
 ACTIVE = (JobState.QUEUED, JobState.SUBMITTING, JobState.SUBMITTED)
 # Batches made one job at a time by the Try-on page or `mirrago try-on` are not "batches"
@@ -89,7 +89,7 @@ def progress(
     for row in rows:
         counts[row.state] += 1
         if row.job_id is not None:
-            credits += CREDITS_PER_TRYON
+            credits += CREDITS_PER_TRY_ON
         if row.submitted_at is not None:
             started_times.append(row.submitted_at)
         if row.finished_at is not None and row.state is not JobState.CANCELED:

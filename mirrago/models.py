@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+# What one try-on costs: every accepted generate request spends one credit (refunded when the
+# job fails at the server). Every figure of credits uses this one number.
+CREDITS_PER_TRY_ON = 1
+
 
 class JobStatus(enum.Enum):
     """A job's status at the server, normalised from the API's many spellings."""

@@ -18,10 +18,11 @@ import streamlit as st
 
 from mirrago import batchtable, linkcheck, samples
 from mirrago.batchfile import CLI_MAX_ROWS
-from mirrago.batchprogress import CREDITS_PER_TRYON, PAGE_SOURCE
+from mirrago.batchprogress import PAGE_SOURCE
 from mirrago.batchtable import COLUMNS, PAGE_MAX_ROWS, PHOTO_SUFFIXES, RowCheck, Table, Uploads
 from mirrago.errors import ImageError
 from mirrago.images import prepare_image
+from mirrago.models import CREDITS_PER_TRY_ON
 from mirrago.services import Services
 from mirrago.ui import identity
 from mirrago.ui.batch_images import table_thumb
@@ -387,7 +388,7 @@ def latest_balance(services: Services) -> int | None:
 
 def run_button(services: Services, checked: list[RowCheck], on_run) -> None:
     valid = [c.job for c in checked if c.job is not None]
-    cost = len(valid) * CREDITS_PER_TRYON
+    cost = len(valid) * CREDITS_PER_TRY_ON
     balance = latest_balance(services)
     name = st.text_input("Batch name", key="batch-name",
                          placeholder=datetime.now().strftime("Batch %d %b %H:%M"))

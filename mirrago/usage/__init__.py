@@ -25,7 +25,7 @@ from mirrago.usage.figures import (
 from mirrago.usage.queries import (
     BURST_GAP,
     BURST_JUMP,
-    CREDITS_PER_JOB,
+    CREDITS_PER_TRY_ON,
     LATEST_TAIL,
     OUTCOME_ORDER,
     OUTCOMES,
@@ -49,7 +49,7 @@ from mirrago.usage.queries import (
 __all__ = [
     "BURST_GAP",
     "BURST_JUMP",
-    "CREDITS_PER_JOB",
+    "CREDITS_PER_TRY_ON",
     "FORECAST_MIN_CREDITS",
     "FORECAST_MIN_HISTORY",
     "LATEST_TAIL",

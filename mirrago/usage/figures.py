@@ -2,7 +2,7 @@
 forecast and the daily statement that the Usage page and `mirrago usage` show.
 
 The API reports the balance only as `credits_before` on each submission, so the ledger's
-credit readings are the source. Every submission costs `CREDITS_PER_JOB`. Between two
+credit readings are the source. Every submission costs `CREDITS_PER_TRY_ON`. Between two
 consecutive readings the balance should fall by exactly the credits of Studio's own submission
 at the first of them; a larger fall is **used outside Studio** (another tool, a script, a leaked
 key on the same account), a smaller fall or a rise is a **top-up or refund**. A failed job's
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from mirrago.ledger import Ledger
 from mirrago.usage.queries import (
-    CREDITS_PER_JOB,
+    CREDITS_PER_TRY_ON,
     Period,
     as_date,
     as_time,
@@ -146,8 +146,8 @@ def _all_days(
 
 
 def _refunded(conn: sa.Connection, job_id: str | None) -> int:
-    """CREDITS_PER_JOB when that job failed on the server (the service refunded it)."""
-    return CREDITS_PER_JOB if job_id is not None and failed_on_server(conn, job_id) else 0
+    """CREDITS_PER_TRY_ON when that job failed on the server (the service refunded it)."""
+    return CREDITS_PER_TRY_ON if job_id is not None and failed_on_server(conn, job_id) else 0
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,7 @@ def _balance_now(conn: sa.Connection) -> CreditBalance | None:
         return None
     credits, seen_at, job_id = latest
     refund = _refunded(conn, job_id)
-    return CreditBalance(int(credits) - CREDITS_PER_JOB + refund, as_time(seen_at), bool(refund))
+    return CreditBalance(int(credits) - CREDITS_PER_TRY_ON + refund, as_time(seen_at), bool(refund))
 
 
 def latest_balance(ledger: Ledger) -> CreditBalance | None:
@@ -197,7 +197,7 @@ def overview(
     current = None if balance_now is None else balance_now.credits
     if balance_now is not None and balance_now.refunded and days \
             and days[-1].day == balance_now.as_of.date():  # the refund is today's news
-        last, refund = days[-1], CREDITS_PER_JOB
+        last, refund = days[-1], CREDITS_PER_TRY_ON
         days[-1] = replace(last, topups=last.topups + refund, closing=last.closing + refund)
     burn_7 = _burn(summary.used_7, 7, summary.first_at, now)
     burn_30 = _burn(summary.used_30, 30, summary.first_at, now)

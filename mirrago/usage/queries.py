@@ -24,8 +24,8 @@ import sqlalchemy as sa
 
 from mirrago.export import defuse_formula
 from mirrago.ledger import FINAL_STATES, JobState, Ledger, batches, credit_readings, jobs
+from mirrago.models import CREDITS_PER_TRY_ON
 
-CREDITS_PER_JOB = 1
 BURST_GAP = 5.0  # seconds
 BURST_JUMP = 64  # credits: a larger move between close readings is real (a top-up), not order
 # The newest readings the balance now is read from: more than the server-order fix-up of
@@ -177,7 +177,7 @@ def reading_flows(conn: sa.Connection, tail: int | None = None) -> sa.CTE:
 
 
 def _excess(flows: sa.CTE) -> Any:
-    return flows.c.prev - CREDITS_PER_JOB - flows.c.credits
+    return flows.c.prev - CREDITS_PER_TRY_ON - flows.c.credits
 
 
 def _positive(value: Any) -> Any:
@@ -200,7 +200,7 @@ def day_totals(conn: sa.Connection, flows: sa.CTE, now: datetime) -> list[sa.Row
         flows.c.job_id,
         flows.c.credits,
         excess.label("excess"),
-        (CREDITS_PER_JOB + _positive(excess)).label("used"),
+        (CREDITS_PER_TRY_ON + _positive(excess)).label("used"),
     ).cte("usage_days")
     r = per_reading.c
     latest = r.seq == r.total
@@ -211,7 +211,7 @@ def day_totals(conn: sa.Connection, flows: sa.CTE, now: datetime) -> list[sa.Row
     query = (
         sa.select(
             r.day,
-            sa.func.count() * CREDITS_PER_JOB,
+            sa.func.count() * CREDITS_PER_TRY_ON,
             sa.func.coalesce(sa.func.sum(_positive(r.excess)), 0),
             sa.func.coalesce(sa.func.sum(_positive(-r.excess)), 0),
             sa.func.max(sa.case((r.seq == 1, r.credits))),  # the first reading, on day one
@@ -282,7 +282,7 @@ def balance_series(
         .order_by(sa.func.max(flows.c.seen_at))
     ).all()
     rows = [(at, int(value) % _PACK - _SHIFT) for at, value in rows]
-    return [(as_time(at), int(credits) - CREDITS_PER_JOB) for at, credits in rows]
+    return [(as_time(at), int(credits) - CREDITS_PER_TRY_ON) for at, credits in rows]
 
 
 # --------------------------------------------------------------------------- jobs
@@ -411,7 +411,7 @@ def breakdown(ledger: Ledger, period: Period, by: str) -> list[dict[str, Any]]:
             "jobs": int(row["jobs"]),
             "completed": done,
             "failed": bad,
-            "credits": int(row["credits"] or 0) * CREDITS_PER_JOB,
+            "credits": int(row["credits"] or 0) * CREDITS_PER_TRY_ON,
             "success rate": done / (done + bad) if done + bad else None,
             "pass rate": int(row["passed"]) / reviewed_n if reviewed_n else None,
         }
