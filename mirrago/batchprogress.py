@@ -11,13 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from mirrago.ledger import BatchRecord, JobRecord, JobState, Ledger, utcnow
+from mirrago.ledger import ACTIVE_STATES, BatchRecord, JobRecord, JobState, Ledger, utcnow
 from mirrago.models import CREDITS_PER_TRY_ON
 
 log = logging.getLogger(__name__)
 
 RATE_WINDOW = timedelta(minutes=5)  # the rate is measured over the latest jobs
-ACTIVE = (JobState.QUEUED, JobState.SUBMITTING, JobState.SUBMITTED)
 # Batches made one job at a time by the Try-on page or `mirrago try-on` are not "batches"
 # to a user: the list of past batches leaves them out.
 SINGLE_JOB_SOURCES = ("try-on", "cli:try-on")
@@ -41,7 +40,7 @@ class BatchProgress:
 
     @property
     def active(self) -> int:
-        return sum(self.counts[state] for state in ACTIVE)
+        return sum(self.counts[state] for state in ACTIVE_STATES)
 
     @property
     def in_flight(self) -> int:
@@ -67,7 +66,7 @@ def batch_state(batch: BatchRecord, counts: dict[JobState, int]) -> str:
     command ended with rows left: running it again continues) or empty."""
     if not sum(counts.values()):
         return "empty"
-    active = sum(counts[state] for state in ACTIVE)
+    active = sum(counts[state] for state in ACTIVE_STATES)
     if not active:
         return "finished"
     if batch.paused:
@@ -95,7 +94,7 @@ def progress(
         if row.finished_at is not None and row.state is not JobState.CANCELED:
             finished_times.append(row.finished_at)
     rate = _rate(finished_times, started_times, now)
-    active = sum(counts[state] for state in ACTIVE)
+    active = sum(counts[state] for state in ACTIVE_STATES)
     eta = active / rate * 60 if rate and active else None
     return BatchProgress(len(rows), counts, rate, eta, credits, batch_state(batch, counts))
 
@@ -111,17 +110,6 @@ def _rate(finished: list[datetime], started: list[datetime], now: datetime) -> f
     if not recent or span <= 0:
         return None
     return len(recent) / span * 60
-
-
-def duration_text(seconds: float) -> str:
-    """A duration for people: "45 s", "3 min", "1 h 20 min"."""
-    seconds = max(0.0, seconds)
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    hours, rest = divmod(int(seconds), 3600)
-    return f"{hours} h {rest // 60:02d} min"
 
 
 # --------------------------------------------------------------------------- past batches

@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from mirrago import batchprogress
-from mirrago.ledger import BatchRecord
+from mirrago.ledger import ACTIVE_STATES, BatchRecord
 from mirrago.services import Services
 from mirrago.ui import identity, session
 from mirrago.ui.batch_gallery import detail, gallery
@@ -52,7 +52,7 @@ def _results(services: Services, batch: BatchRecord) -> None:
     slot = st.empty()  # on every run, so the elements below keep their places
     if st.session_state.pop(TO_TOP_KEY, False):
         slot.html(_SCROLL_TO_TOP, unsafe_allow_javascript=True)  # our own script, no user text
-    active = sum(services.ledger.counts(batch.id)[s] for s in batchprogress.ACTIVE) > 0
+    active = sum(services.ledger.counts(batch.id)[s] for s in ACTIVE_STATES) > 0
     was_active_key = f"batch-was-active-{batch.id}"
     st.session_state[was_active_key] = active
 

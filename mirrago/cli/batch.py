@@ -19,7 +19,7 @@ from tqdm import tqdm
 from mirrago.backend import describe_backend
 from mirrago.backoff import keep_trying
 from mirrago.batchfile import CsvBatch, read_batch_csv, write_results
-from mirrago.batchprogress import duration_text, progress
+from mirrago.batchprogress import progress
 from mirrago.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
@@ -30,6 +30,7 @@ from mirrago.cli.common import (
 )
 from mirrago.cli.progress import BatchProgressBar
 from mirrago.config import load_settings
+from mirrago.durations import duration_text
 from mirrago.errors import MirragoError
 from mirrago.ledger import ACTIVE_STATES, BatchRecord, JobState, Ledger, LedgerUnavailableError
 from mirrago.services import Services, open_services

@@ -10,7 +10,8 @@ from __future__ import annotations
 import streamlit as st
 
 from mirrago import batchprogress
-from mirrago.batchprogress import BatchProgress, duration_text
+from mirrago.batchprogress import BatchProgress
+from mirrago.durations import duration_text
 from mirrago.ledger import BatchRecord, JobRecord, JobState
 from mirrago.services import Services
 from mirrago.ui import session

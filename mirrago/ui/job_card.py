@@ -18,6 +18,7 @@ import streamlit as st
 from mirrago import samples
 from mirrago.backend import Backend, describe_backend
 from mirrago.batchfile import is_url
+from mirrago.durations import duration_text
 from mirrago.intents import delete_try_on
 from mirrago.ledger import JobRecord, JobState
 from mirrago.services import Services
@@ -55,11 +56,8 @@ def state_badge(job: JobRecord, backend: str | None = None) -> None:
 
 
 def seconds_text(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    if seconds < 60:
-        return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
-    minutes, rest = divmod(int(seconds), 60)
-    return f"{minutes} min {rest:02d} s"
+    """How long a person waited, to the second (or tenth of one)."""
+    return duration_text(seconds, precise=True)
 
 
 def elapsed(job: JobRecord, now: datetime | None = None) -> float:
