@@ -7,11 +7,9 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from test_app import APP, RUN_TIMEOUT, app, default_services, run_until, try_on_rows
+from support import APP, RUN_TIMEOUT, default_services, run_until, try_on_rows
 
 from mirrago.ledger import JobInput, JobState
-
-__all__ = ["app"]  # a fixture shared with test_app.py
 
 
 def test_a_5000_character_username_is_never_shown_or_sent_whole(app: AppTest):

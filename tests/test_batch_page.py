@@ -9,10 +9,9 @@ import os
 import re
 import struct
 import threading
-import time
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +22,7 @@ import sqlalchemy as sa
 from openpyxl import Workbook
 from PIL import Image
 from streamlit.testing.v1 import AppTest
+from support import eventually
 
 from mirrago import batchprogress, batchtable, linkcheck
 from mirrago import ledger as ledger_module
@@ -198,13 +198,6 @@ PAIRS = [JobInput(f"/p{i}.jpg", f"/g{i}.png") for i in range(3)]
 B = "http://127.0.0.1:1#test"  # the backend of the rows here (issue 7)
 
 
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    opened = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
-    yield opened
-    opened.close()
-
-
 def test_a_paused_batch_is_not_claimed_until_resumed(ledger: Ledger) -> None:
     batch = ledger.create_batch("b", "batch-page", PAIRS, backend=B)
     ledger.set_batch_paused(batch.id, True)
@@ -295,13 +288,6 @@ def page(data_dir: Path) -> AppTest:
     at.switch_page("pages/batch.py").run()
     assert not at.exception, at.exception
     return at
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
 
 
 def texts(at: AppTest) -> str:
@@ -424,14 +410,14 @@ def test_retry_failed_and_ticked_uncertain_rows(page: AppTest) -> None:
     button(page, "batch-run").click().run()
     batch = batchprogress.latest_batch(ledger)
     assert batch is not None
-    wait_until(lambda: ledger.counts(batch.id)[JobState.FAILED] == 1)
+    eventually(lambda: ledger.counts(batch.id)[JobState.FAILED] == 1, "the row fails", 60)
     page.run()
     retry = button(page, "batch-retry")
     assert retry.label == "Retry failed — 1 credit"
     retry.click().run()
     [row] = ledger.jobs(batch_id=batch.id)
     assert row.attempts == 2
-    wait_until(lambda: ledger.counts(batch.id)[JobState.FAILED] == 1)
+    eventually(lambda: ledger.counts(batch.id)[JobState.FAILED] == 1, "the row fails", 60)
 
     runner = services().runner
     runner.hold()

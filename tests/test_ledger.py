@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from support import postgres_schema
 
 from mirrago import ledger as ledger_module
 from mirrago.config import Settings
@@ -32,32 +29,8 @@ PAIRS = [JobInput(f"person-{i}.jpg", f"garment-{i}.png") for i in range(5)]
 B = "http://127.0.0.1:1#test-client"  # the backend every row here is for
 
 
-def _postgres_url() -> str:
-    url = os.environ.get("MIRRAGO_TEST_POSTGRES_URL")
-    if url:
-        return url
-    reason = "MIRRAGO_TEST_POSTGRES_URL is not set (scripts/with-postgres.sh sets it)"
-    if os.environ.get("CI"):
-        pytest.fail(f"CI needs the PostgreSQL ledger tests: {reason}")
-    pytest.skip(reason)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL to a fresh, empty ledger database: a SQLite file, or a schema of its own on the
-    test PostgreSQL server (dropped afterwards)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
-        return
-    with postgres_schema(_postgres_url()) as url:
-        yield url
-
-
-@pytest.fixture
-def ledger(ledger_url: str) -> Iterator[Ledger]:
-    opened = Ledger(ledger_url)
-    yield opened
-    opened.close()
+# Every test here runs on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.every_database
 
 
 def _submission(job_id: str = "job-1", credits: int | None = 42) -> Submission:

@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 import requests
 from PIL import Image
+from support import eventually
 
 from mirrago.sandbox.server import EmbeddedSandbox, Engine, SandboxConfig, embedded
 
@@ -784,9 +785,7 @@ def test_callback_receives_the_final_job(
     assert arrived.wait(5), "no callback arrived"
     assert received == [job]
     # The sandbox counts a delivery once the receiver's answer is back: allow it that moment.
-    deadline = time.monotonic() + 5
-    while sandbox.engine.stats()["callbacks_sent"] == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    eventually(lambda: sandbox.engine.stats()["callbacks_sent"], "the delivery is counted", 5)
     assert sandbox.engine.stats()["callbacks_sent"] == 1
 
 

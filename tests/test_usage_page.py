@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
-from test_usage import seed
+from support import seed
 
 from mirrago.ledger import Ledger
 
