@@ -1,5 +1,6 @@
-"""Issue 8 ("the runner keeps the credentials in memory until it is idle") and issue 7 ("one
-button") through AppTest, on real sandboxes on 127.0.0.1 and real ledger files:
+"""A live connection's credentials are kept in memory only until its runner is idle, and one
+button runs old rows on the current backend, through AppTest, on real sandboxes on 127.0.0.1
+and real ledger files:
 
 - a live connection made in the sidebar is kept while a job of it is in progress, and released
   (runner stopped, client closed, secret and token dropped, entry gone) once its runner is idle

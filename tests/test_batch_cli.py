@@ -43,7 +43,7 @@ def point_at(monkeypatch: pytest.MonkeyPatch, workdir: Path) -> Iterator[Callabl
         ledger = ledger_of(workdir)
         rows = len(ledger.jobs())
         ledger.close()
-    for sandbox in used:  # acceptance 3, in every test
+    for sandbox in used:  # in every test: no row was submitted twice
         assert sandbox.engine.stats()["jobs_created"] <= rows
 
 

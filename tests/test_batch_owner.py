@@ -1,4 +1,4 @@
-"""Batches with sign-in (issue 8): shared with the team, each with whose it is. A batch run
+"""Batches with sign-in: shared with the team, each with whose it is. A batch run
 from the page records its owner on every row; the open batch's header and Past batches say
 "by <owner>" as plain text; without sign-in nothing of the sort is shown."""
 

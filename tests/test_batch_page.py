@@ -195,7 +195,7 @@ def test_check_links_tells_reachable_images_from_the_rest(
 
 
 PAIRS = [JobInput(f"/p{i}.jpg", f"/g{i}.png") for i in range(3)]
-B = "http://127.0.0.1:1#test"  # the backend of the rows here (issue 7)
+B = "http://127.0.0.1:1#test"  # the backend of the rows here
 
 
 def test_a_paused_batch_is_not_claimed_until_resumed(ledger: Ledger) -> None:

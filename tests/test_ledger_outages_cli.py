@@ -1,4 +1,4 @@
-"""The issue's reproductions, end to end: `mirrago batch` processes against a real sandbox,
+"""A ledger that goes away, end to end: `mirrago batch` processes against a real sandbox,
 while their ledger is locked by another connection (SQLite) or stopped and restarted
 (PostgreSQL). Each: every row final, no job created twice, no traceback, exit 0, results.csv
 written, and the one-line report while the ledger was away."""

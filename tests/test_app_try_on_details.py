@@ -1,5 +1,6 @@
-"""Issue 8 through AppTest: the username limit, the sidebar's balance, the locked backend and
-deleting a try-on, on the embedded sandbox with a real ledger in a temporary data dir."""
+"""The Try-on page through AppTest: the username limit, the sidebar's balance, the locked
+backend and deleting a try-on, on the embedded sandbox with a real ledger in a temporary data
+dir."""
 
 from __future__ import annotations
 
