@@ -17,6 +17,8 @@ from support import APP, RUN_TIMEOUT, connect, default_services, run_until, text
 from mirrago.ledger import JobState
 from mirrago.sandbox.server import EmbeddedSandbox
 
+pytestmark = pytest.mark.app
+
 
 def jpeg(size: tuple[int, int] = (300, 400), colour: tuple[int, int, int] = (90, 120, 160),
          orientation: int | None = None) -> bytes:

@@ -24,6 +24,8 @@ from mirrago.ledger import UNKNOWN_BACKEND, JobInput, JobState, Ledger
 from mirrago.sandbox.server import EmbeddedSandbox, start_embedded
 from mirrago.ui import session
 
+pytestmark = pytest.mark.app
+
 DEADLINE = 90.0  # generous: the machine is shared; never a speed target
 
 

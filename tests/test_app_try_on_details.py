@@ -12,6 +12,8 @@ from support import APP, RUN_TIMEOUT, default_services, run_until, try_on_rows
 
 from mirrago.ledger import JobInput, JobState
 
+pytestmark = pytest.mark.app
+
 
 def test_a_5000_character_username_is_never_shown_or_sent_whole(app: AppTest):
     # Typed: the field takes 200 characters at most.

@@ -7,12 +7,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from mirrago import batchprogress, batchtable
 from mirrago.config import load_settings
 from mirrago.services import Services
 from mirrago.ui import session
+
+pytestmark = pytest.mark.app
 
 APP = "../app.py"
 RUN_TIMEOUT = 60  # a deadline for one script run on a busy machine, not a speed target

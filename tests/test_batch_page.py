@@ -313,6 +313,7 @@ def button(at: AppTest, key: str):
     return at.button(key=key)
 
 
+@pytest.mark.app
 def test_invalid_rows_are_skipped_the_rest_run_and_can_be_followed_from_the_shell(
     page: AppTest, capsys
 ) -> None:
@@ -344,6 +345,7 @@ def test_invalid_rows_are_skipped_the_rest_run_and_can_be_followed_from_the_shel
     assert captions and "\\<img" in captions[0] and "\\*\\*bold\\*\\*" in captions[0]
 
 
+@pytest.mark.app
 def test_the_editor_merges_added_edited_and_deleted_rows(page: AppTest) -> None:
     set_table(page, [])
     button(page, "batch-add-samples").click().run()
@@ -360,6 +362,7 @@ def test_the_editor_merges_added_edited_and_deleted_rows(page: AppTest) -> None:
     assert rows[-1]["target_image_url"] == "https://example.com/p.jpg" and len(rows) == 4
 
 
+@pytest.mark.app
 def test_the_balance_warning_appears_when_the_batch_costs_more(page: AppTest) -> None:
     ledger = services().ledger
     with ledger._write() as conn:  # noqa: SLF001 - a known low balance, as a job would record
@@ -370,6 +373,7 @@ def test_the_balance_warning_appears_when_the_batch_costs_more(page: AppTest) ->
     assert any("needs 3 credits" in w.value for w in page.warning)
 
 
+@pytest.mark.app
 def test_sample_rows_on_a_live_endpoint_add_nothing_and_say_why(
     page: AppTest, make_sandbox
 ) -> None:
@@ -382,6 +386,7 @@ def test_sample_rows_on_a_live_endpoint_add_nothing_and_say_why(
     assert "Sample rows need public image links" in texts(page)
 
 
+@pytest.mark.app
 def test_pause_resume_and_cancel_queued(page: AppTest) -> None:
     runner = services().runner
     runner.hold()  # nothing is sent while the test looks at the queued rows
@@ -402,6 +407,7 @@ def test_pause_resume_and_cancel_queued(page: AppTest) -> None:
     runner.resume()
 
 
+@pytest.mark.app
 def test_retry_failed_and_ticked_uncertain_rows(page: AppTest) -> None:
     ledger = services().ledger
     bad = {"target_image_url": "http://127.0.0.1:1/nobody.jpg",
@@ -439,6 +445,7 @@ def test_retry_failed_and_ticked_uncertain_rows(page: AppTest) -> None:
     runner.resume()
 
 
+@pytest.mark.app
 def test_past_batches_list_cli_ones_and_delete_asks_first(
     page: AppTest, data_dir: Path, capsys
 ) -> None:
@@ -538,6 +545,7 @@ def editor_frame(at: AppTest):
     return at.dataframe[0].value
 
 
+@pytest.mark.app
 def test_a_server_path_in_a_table_cell_gets_one_message_and_nothing_is_opened(
     page: AppTest, tmp_path: Path
 ) -> None:
@@ -562,6 +570,7 @@ def test_a_server_path_in_a_table_cell_gets_one_message_and_nothing_is_opened(
     assert frame["person"].isna().all()  # no preview of any of them
 
 
+@pytest.mark.app
 def test_links_in_the_table_and_on_cards_are_not_loaded_by_the_browser(page: AppTest) -> None:
     outside = [{"target_image_url": "https://example.com/p.jpg",
                 "garment_image_url": "https://example.com/g.jpg"}]
@@ -576,6 +585,7 @@ def test_links_in_the_table_and_on_cards_are_not_loaded_by_the_browser(page: App
     assert (batch_images.input_thumb(sample, backend) or "").startswith("data:image/")
 
 
+@pytest.mark.app
 def test_a_10000_row_table_is_paged_and_sends_no_per_row_previews(page: AppTest) -> None:
     pairs = sample_pairs(24)
     rows = [{**pairs[i % len(pairs)], "username": f"u{i}"} for i in range(10_000)]
@@ -589,6 +599,7 @@ def test_a_10000_row_table_is_paged_and_sends_no_per_row_previews(page: AppTest)
     assert len(texts(page)) < 200_000  # the skipped rows are summed up, not all listed
 
 
+@pytest.mark.app
 def test_an_import_over_the_page_limit_is_refused_and_nothing_can_run(page: AppTest) -> None:
     lines = ["target_image_url,garment_image_url"] + [
         f"https://example.com/p{i}.jpg,https://example.com/g.jpg" for i in range(10_001)]
@@ -602,6 +613,7 @@ def test_an_import_over_the_page_limit_is_refused_and_nothing_can_run(page: AppT
     assert button(page, "batch-run").disabled
 
 
+@pytest.mark.app
 def test_import_messages_stand_out_in_their_colour(page: AppTest) -> None:
     page.file_uploader(key="batch-import").upload("broken.csv", b"\xff\xfe\x00junk",
                                                   "text/csv").run()
@@ -611,6 +623,7 @@ def test_import_messages_stand_out_in_their_colour(page: AppTest) -> None:
     assert [e.value for e in page.success if "Imported 1 row from pairs" in e.value]
 
 
+@pytest.mark.app
 def test_photos_zipped_beside_the_csv_fill_the_rows_that_name_them(
     page: AppTest, data_dir: Path
 ) -> None:
@@ -641,6 +654,7 @@ def test_photos_zipped_beside_the_csv_fill_the_rows_that_name_them(
     assert Path(jobs[0].target).read_bytes() != Path(jobs[1].target).read_bytes()
 
 
+@pytest.mark.app
 def test_a_pixel_bomb_among_the_photos_fails_the_table_check_not_the_run(page: AppTest) -> None:
     garment = sample_pairs(1)[0]["garment_image_url"]
     page.file_uploader(key="batch-photos").set_value(
@@ -652,6 +666,7 @@ def test_a_pixel_bomb_among_the_photos_fails_the_table_check_not_the_run(page: A
     assert button(page, "batch-run").disabled
 
 
+@pytest.mark.app
 def test_edits_on_a_later_page_of_a_long_table_land_on_their_rows(page: AppTest) -> None:
     set_table(page, [{"target_image_url": f"https://example.com/p{i}.jpg",
                       "garment_image_url": "https://example.com/g.jpg"} for i in range(1_200)])

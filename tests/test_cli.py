@@ -202,6 +202,7 @@ def test_image_url_the_server_cannot_fetch_exits_2(make_sandbox, point_at, workd
     assert sandbox.engine.stats()["jobs_created"] == 0
 
 
+@pytest.mark.slow
 def test_console_script_runs_on_the_embedded_sandbox(tmp_path: Path):
     env = cli_env(None, tmp_path)  # the embedded sandbox
     out = tmp_path / "result.png"

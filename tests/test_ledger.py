@@ -428,6 +428,7 @@ os._exit(0)  # no unregister: as if killed
 """
 
 
+@pytest.mark.slow
 def test_recovery_sees_at_once_that_a_runner_on_this_host_died(ledger_url: str) -> None:
     ledger = Ledger(ledger_url)
     try:
@@ -489,6 +490,7 @@ print(json.dumps(mine))
 """
 
 
+@pytest.mark.slow
 def test_processes_sharing_a_ledger_never_claim_the_same_row(ledger_url: str) -> None:
     ledger = Ledger(ledger_url)
     try:

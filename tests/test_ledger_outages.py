@@ -128,6 +128,7 @@ def test_a_failed_write_after_a_submission_is_retried_and_no_row_stays_submittin
 # --------------------------------------------------------------------------- seeded failures
 
 
+@pytest.mark.slow
 def test_a_ledger_failing_a_seeded_share_of_writes_loses_nothing(
     make_sandbox: Callable[..., EmbeddedSandbox],
     make_runner: Callable[..., Runner],

@@ -21,6 +21,8 @@ from mirrago.ledger import JobState, Ledger
 from mirrago.samples import garments, persons
 from mirrago.sandbox.server import EmbeddedSandbox
 
+pytestmark = pytest.mark.slow
+
 UNREACHABLE = "the job ledger is unreachable"
 WAIT = 90  # seconds: a deadline for a process to get somewhere, never a speed target
 

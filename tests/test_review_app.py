@@ -13,6 +13,8 @@ from streamlit.testing.v1 import AppTest
 from mirrago import review
 from mirrago.ledger import BatchRecord, JobInput, Ledger
 
+pytestmark = pytest.mark.app
+
 APP = "apps/review_app.py"
 
 

@@ -13,6 +13,8 @@ from streamlit.testing.v1 import AppTest
 from mirrago import review
 from mirrago.ledger import BatchRecord, Ledger
 
+pytestmark = pytest.mark.app
+
 APP = "../app.py"
 
 

@@ -153,6 +153,7 @@ def test_a_job_in_progress_is_recorded_with_its_job_id_before_it_finishes(
 # --------------------------------------------------------------------------- faults
 
 
+@pytest.mark.slow
 def test_a_200_row_batch_under_faults_ends_with_every_row_final_and_no_job_twice(
     make_sandbox: Callable[..., EmbeddedSandbox],
     make_runner: Callable[..., Runner],
@@ -219,6 +220,7 @@ def test_an_uncertain_submission_is_never_resubmitted(
     assert row.error is not None and "500" in row.error and row.job_id is None
 
 
+@pytest.mark.slow
 def test_rate_limits_slow_submitting_down_without_losing_a_row(
     make_sandbox: Callable[..., EmbeddedSandbox],
     make_runner: Callable[..., Runner],

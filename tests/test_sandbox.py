@@ -551,6 +551,7 @@ print(json.dumps({"seen": seen, "refused": refused}))
 """
 
 
+@pytest.mark.slow
 def test_two_processes_spending_at_once_lose_and_double_count_no_credit(tmp_path: Path) -> None:
     shared = tmp_path / "sandbox-credits.sqlite3"
     person, garment = tmp_path / "person.png", tmp_path / "garment.png"
@@ -860,6 +861,7 @@ def test_many_concurrent_url_submissions_all_succeed(make_sandbox: MakeSandbox) 
     assert [r.status_code for r in answers] == [200] * 48
 
 
+@pytest.mark.slow
 def test_serve_runs_in_the_foreground_until_interrupted() -> None:
     code = (
         "from mirrago.sandbox.server import SandboxConfig, serve\n"
