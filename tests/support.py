@@ -197,7 +197,7 @@ def seed(
 
 # --------------------------------------------------------------------------- the app (AppTest)
 
-APP = "../app.py"  # AppTest resolves it against the calling file: tests/conftest.py
+APP = "../app.py"  # AppTest resolves it against the calling file, which is in tests/
 RUN_TIMEOUT = 90  # a deadline for one script run on a busy machine, not a speed target
 
 
