@@ -1,8 +1,9 @@
-# Two entry points (see README): `make run` and `make test`. Both create .venv as needed.
+# Two entry points (see README): `make run` and `make test`; `make check` is the quick inner loop
+# (ruff and the fast tests). All create .venv as needed.
 VENV ?= .venv
 PORT ?= 8501
 
-.PHONY: run test install lint bench samples clean
+.PHONY: run test check install lint bench samples clean
 
 run: install
 	$(VENV)/bin/streamlit run app.py --server.port $(PORT)
@@ -10,6 +11,12 @@ run: install
 test:
 	bash scripts/bootstrap.sh --with-browser
 	bash scripts/test.sh
+
+# Ruff, then every test that needs no browser, no AppTest page run and no extra process or
+# long server run (the markers are in pyproject.toml); PostgreSQL cases are skipped.
+check: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/python -m pytest -q -m "not browser and not slow and not app"
 
 install:
 	bash scripts/bootstrap.sh

@@ -1,18 +1,26 @@
-"""Shared fixtures: Mirrago sandboxes on loopback with fast job latencies, a data directory, and
-small drawn test images (a person on a plain backdrop, a red shirt on a near-white one)."""
+"""Shared fixtures: Mirrago sandboxes on loopback with fast job latencies, a data directory, the
+ledger (on SQLite, and on PostgreSQL too for tests marked `every_database`), runners, the app
+through AppTest, and small drawn test images (a person on a plain backdrop, a red shirt on a
+near-white one)."""
 
 from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from PIL import Image, ImageDraw
-from support import SECRET_ENV
+from support import APP, FAST_RUNNER, RUN_TIMEOUT, SECRET_ENV, postgres_schema, postgres_server_url
 
+from mirrago.client import MirragoClient
+from mirrago.ledger import Ledger
+from mirrago.runner import Runner
 from mirrago.sandbox.server import EmbeddedSandbox, SandboxConfig, start_embedded
+
+if TYPE_CHECKING:
+    from streamlit.testing.v1 import AppTest
 
 # Small latencies keep the suite fast while jobs still pass through queued and processing.
 # Test servers for images and callbacks listen on loopback: allow the sandbox to reach them.
@@ -95,6 +103,81 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
     st.cache_resource.clear()
     st.cache_data.clear()
+
+
+@pytest.fixture
+def app(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    """The app through AppTest after its first run, on the embedded sandbox and a fresh data
+    dir; sandboxes posing as live endpoints on loopback are allowed."""
+    from streamlit.testing.v1 import AppTest  # here: most tests never load Streamlit
+
+    monkeypatch.setenv("MIRRAGO_ALLOW_PRIVATE_URLS", "127.0.0.1")
+    at = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+DATABASES = ["sqlite", "postgres"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked `every_database` runs once per database its ledger can live in."""
+    if "ledger_url" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "every_database"
+    ):
+        metafunc.parametrize("ledger_url", DATABASES, indirect=True)
+
+
+@pytest.fixture
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL to a fresh, empty ledger database: a SQLite file, or (for the `postgres` case of a
+    test marked `every_database`) a schema of its own on the test PostgreSQL server, dropped
+    afterwards."""
+    database = getattr(request, "param", "sqlite")
+    if database == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+        return
+    with postgres_schema(postgres_server_url()) as url:
+        yield url
+
+
+@pytest.fixture
+def ledger(ledger_url: str) -> Iterator[Ledger]:
+    """A fresh ledger at `ledger_url`, closed afterwards."""
+    opened = Ledger(ledger_url)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def app_ledger(data_dir: Path) -> Iterator[Ledger]:
+    """The ledger the app opens in its data dir (see `data_dir`), for a test to seed and read."""
+    opened = Ledger(f"sqlite:///{data_dir / 'ledger.sqlite3'}")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def make_runner(ledger: Ledger, tmp_path: Path) -> Iterator[Callable[..., Runner]]:
+    """`make_runner(sandbox, client=None, **tuning)`: a runner on the test ledger (stopped at
+    teardown); its client has no retries of its own, as `open_services` builds it. At teardown,
+    no sandbox created more jobs than the ledger has rows: nothing was submitted twice."""
+    made: list[tuple[Runner, MirragoClient, EmbeddedSandbox]] = []
+
+    def make(sandbox: EmbeddedSandbox, client: MirragoClient | None = None, **tuning: Any):
+        client = client or MirragoClient.from_backend(sandbox, max_retries=0)
+        runner = Runner(ledger, client, tmp_path / "data", **{**FAST_RUNNER, **tuning})
+        made.append((runner, client, sandbox))
+        return runner
+
+    yield make
+    for runner, client, _ in made:
+        runner.stop(timeout=5)
+        client.close()
+    rows = len(ledger.jobs())
+    for sandbox in {id(s): s for _, _, s in made}.values():
+        assert sandbox.engine.stats()["jobs_created"] <= rows
 
 
 @pytest.fixture

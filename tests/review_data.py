@@ -20,7 +20,7 @@ from mirrago.samples import garments, persons
 PERSONS = [sample.path for sample in persons()]
 GARMENTS = [sample.path for sample in garments()]
 RUNNER = "review-data:1:test"
-SEEDED = "test:seeded"  # the backend of the seeded rows (issue 7)
+SEEDED = "test:seeded"  # the backend of the seeded rows
 
 
 def result_image(index: int, size: tuple[int, int] = (384, 512)) -> bytes:

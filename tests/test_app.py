@@ -12,39 +12,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
+from support import APP, RUN_TIMEOUT, connect, default_services, run_until, texts, try_on_rows
 
-from mirrago.config import load_settings
-from mirrago.ledger import JobRecord, JobState
+from mirrago.ledger import JobState
 from mirrago.sandbox.server import EmbeddedSandbox
-from mirrago.services import Services
-from mirrago.ui import session
 
-APP = "../app.py"  # AppTest resolves it against this file
-RUN_TIMEOUT = 90  # a deadline for one script run on a busy machine, not a speed target
-
-
-@pytest.fixture
-def app(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    # The sandboxes posing as live endpoints here listen on loopback.
-    monkeypatch.setenv("MIRRAGO_ALLOW_PRIVATE_URLS", "127.0.0.1")
-    at = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT)
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
-def default_services() -> Services:
-    """The services the app opened (the same cached instance: same settings key)."""
-    return session.services_for(load_settings())
-
-
-def try_on_rows(services: Services) -> list[JobRecord]:
-    return [
-        job
-        for batch in services.ledger.batches()
-        if batch.source == "try-on"
-        for job in services.ledger.jobs(batch_id=batch.id)
-    ]
+pytestmark = pytest.mark.app
 
 
 def jpeg(size: tuple[int, int] = (300, 400), colour: tuple[int, int, int] = (90, 120, 160),
@@ -68,40 +41,12 @@ def png(size: tuple[int, int] = (300, 330)) -> bytes:
     return out.getvalue()
 
 
-def texts(at: AppTest) -> str:
-    """Every text the page shows (markdown, captions, alerts, badges), joined."""
-    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
-    parts += [e.value for e in at.error] + [w.value for w in at.warning]
-    parts += [s.value for s in at.success] + [i.value for i in at.info]
-    return "\n".join(str(part) for part in parts)
-
-
-def run_until(at: AppTest, done: Callable[[AppTest], bool], timeout: float = 90.0) -> AppTest:
-    """Rerun the app (as the page's timer would) until `done(at)` or the deadline."""
-    deadline = time.monotonic() + timeout
-    while not done(at):
-        assert time.monotonic() < deadline, f"gave up waiting; the page shows:\n{texts(at)}"
-        time.sleep(0.3)
-        at.run()
-        assert not at.exception, at.exception
-    return at
-
-
 def image_urls(at: AppTest) -> set[str]:
     return {url for image in at.image for url in image.value}
 
 
 def use_source(at: AppTest, picker: str, source: str) -> AppTest:
     at.segmented_control(key=f"tryon-{picker}-source").set_value(source).run()
-    assert not at.exception, at.exception
-    return at
-
-
-def connect(at: AppTest, base_url: str, client_id: str, secret: str) -> AppTest:
-    at.sidebar.text_input(key="connect-base-url").set_value(base_url)
-    at.sidebar.text_input(key="connect-client-id").set_value(client_id)
-    at.sidebar.text_input(key="connect-secret").set_value(secret)
-    at.sidebar.button[0].click().run()
     assert not at.exception, at.exception
     return at
 

@@ -1,5 +1,6 @@
-"""Issue 8 ("the runner keeps the credentials in memory until it is idle") and issue 7 ("one
-button") through AppTest, on real sandboxes on 127.0.0.1 and real ledger files:
+"""A live connection's credentials are kept in memory only until its runner is idle, and one
+button runs old rows on the current backend, through AppTest, on real sandboxes on 127.0.0.1
+and real ledger files:
 
 - a live connection made in the sidebar is kept while a job of it is in progress, and released
   (runner stopped, client closed, secret and token dropped, entry gone) once its runner is idle
@@ -10,13 +11,12 @@ button") through AppTest, on real sandboxes on 127.0.0.1 and real ledger files:
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from test_app import APP, RUN_TIMEOUT, app, connect, default_services, try_on_rows
+from support import APP, RUN_TIMEOUT, connect, default_services, eventually, try_on_rows
 
 import mirrago.samples
 from mirrago.config import load_settings
@@ -24,16 +24,9 @@ from mirrago.ledger import UNKNOWN_BACKEND, JobInput, JobState, Ledger
 from mirrago.sandbox.server import EmbeddedSandbox, start_embedded
 from mirrago.ui import session
 
-__all__ = ["app"]  # a fixture shared with test_app.py
+pytestmark = pytest.mark.app
 
 DEADLINE = 90.0  # generous: the machine is shared; never a speed target
-
-
-def wait_for(done: Callable[[], object], what: str, timeout: float = DEADLINE) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.1)
 
 
 def test_a_live_connection_is_kept_while_its_job_runs_and_released_once_idle(
@@ -46,7 +39,7 @@ def test_a_live_connection_is_kept_while_its_job_runs_and_released_once_idle(
     assert services is not None
     app.button(key="tryon-generate").click().run()
     (row,) = try_on_rows(services)
-    wait_for(lambda: services.ledger.job(row.id).job_id, "the server to take the job")
+    eventually(lambda: services.ledger.job(row.id).job_id, "the server to take the job", DEADLINE)
 
     # The session leaves the connection while its job runs: the credentials stay in memory.
     back = next(b for b in app.sidebar.button if b.label == "Back to the default backend")
@@ -63,12 +56,14 @@ def test_a_live_connection_is_kept_while_its_job_runs_and_released_once_idle(
     restarted = start_embedded(live.engine.config, port=int(host.rsplit(":", 1)[1]))
     try:
         # Idle now, but a refreshed page may still come for the job: kept for a grace period.
-        wait_for(lambda: services.ledger.job(row.id).state.is_final, "the job to end")
-        wait_for(services.runner.idle, "the runner to be idle")
+        eventually(lambda: services.ledger.job(row.id).state.is_final, "the job to end", DEADLINE)
+        eventually(services.runner.idle, "the runner to be idle", DEADLINE)
         assert host not in session.release_idle_connections()
         assert session.live_connection(host) is services and not services.client.closed
         monkeypatch.setattr(session, "RELEASE_GRACE", 0.0)  # the grace period is over
-        wait_for(lambda: session.live_connection(host) is None, "the connection's release")
+        eventually(
+            lambda: session.live_connection(host) is None, "the connection's release", DEADLINE
+        )
         assert services.closed and services.client.closed and not services.runner.running
         assert services.client._client_secret == "" and services.client._token is None
         ledger = Ledger.open(services.settings)
@@ -111,5 +106,5 @@ def test_run_them_on_assigns_unknown_rows_to_the_current_backend(data_dir: Path)
     services = default_services()
     assert services.ledger.job(row_id).backend == services.runner.backend
     assert not [b for b in at.sidebar.button if b.key == "sidebar-assign-backend"]
-    wait_for(lambda: services.ledger.job(row_id).state.is_final, "the row to be run")
+    eventually(lambda: services.ledger.job(row_id).state.is_final, "the row to be run", DEADLINE)
     assert services.ledger.job(row_id).state is JobState.COMPLETED

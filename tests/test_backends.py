@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_runner import FAST, url_inputs
+from support import FAST_RUNNER, url_inputs
 
 from mirrago.backend import Backend, backend_key, describe_backend
 from mirrago.cli import main
@@ -136,7 +136,7 @@ def test_two_runners_on_one_ledger_each_send_only_their_own_rows(
     first, second = make_sandbox(), make_sandbox()
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
     clients = [MirragoClient.from_backend(s, max_retries=0) for s in (first, second)]
-    runners = [Runner(ledger, client, tmp_path / "data", **FAST) for client in clients]
+    runners = [Runner(ledger, client, tmp_path / "data", **FAST_RUNNER) for client in clients]
     try:
         # Both batches are queued before either runner starts: each could grab the other's.
         batches = {

@@ -43,7 +43,7 @@ def point_at(monkeypatch: pytest.MonkeyPatch, workdir: Path) -> Iterator[Callabl
         ledger = ledger_of(workdir)
         rows = len(ledger.jobs())
         ledger.close()
-    for sandbox in used:  # acceptance 3, in every test
+    for sandbox in used:  # in every test: no row was submitted twice
         assert sandbox.engine.stats()["jobs_created"] <= rows
 
 
@@ -411,6 +411,7 @@ def _wait_for_counts(
     raise AssertionError("the batch never reached the expected point")
 
 
+@pytest.mark.slow
 def test_a_batch_killed_with_sigkill_loses_nothing_and_submits_nothing_twice(
     make_sandbox: Callable[..., EmbeddedSandbox], workdir: Path
 ) -> None:
@@ -464,6 +465,7 @@ def test_a_batch_killed_with_sigkill_loses_nothing_and_submits_nothing_twice(
     assert sum(r["status"] == "completed" for r in results) == len(rows) - len(caught)
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_submitting_writes_results_and_exits_130(
     make_sandbox: Callable[..., EmbeddedSandbox], workdir: Path
 ) -> None:

@@ -1,4 +1,4 @@
-"""Batches with sign-in (issue 8): shared with the team, each with whose it is. A batch run
+"""Batches with sign-in: shared with the team, each with whose it is. A batch run
 from the page records its owner on every row; the open batch's header and Past batches say
 "by <owner>" as plain text; without sign-in nothing of the sort is shown."""
 
@@ -7,12 +7,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from mirrago import batchprogress, batchtable
 from mirrago.config import load_settings
 from mirrago.services import Services
 from mirrago.ui import session
+
+pytestmark = pytest.mark.app
 
 APP = "../app.py"
 RUN_TIMEOUT = 60  # a deadline for one script run on a busy machine, not a speed target

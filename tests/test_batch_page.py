@@ -9,10 +9,9 @@ import os
 import re
 import struct
 import threading
-import time
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +22,7 @@ import sqlalchemy as sa
 from openpyxl import Workbook
 from PIL import Image
 from streamlit.testing.v1 import AppTest
+from support import eventually
 
 from mirrago import batchprogress, batchtable, linkcheck
 from mirrago import ledger as ledger_module
@@ -195,14 +195,7 @@ def test_check_links_tells_reachable_images_from_the_rest(
 
 
 PAIRS = [JobInput(f"/p{i}.jpg", f"/g{i}.png") for i in range(3)]
-B = "http://127.0.0.1:1#test"  # the backend of the rows here (issue 7)
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    opened = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
-    yield opened
-    opened.close()
+B = "http://127.0.0.1:1#test"  # the backend of the rows here
 
 
 def test_a_paused_batch_is_not_claimed_until_resumed(ledger: Ledger) -> None:
@@ -297,13 +290,6 @@ def page(data_dir: Path) -> AppTest:
     return at
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
-
-
 def texts(at: AppTest) -> str:
     parts = [e.value for e in (*at.text, *at.caption, *at.markdown, *at.warning, *at.info,
                                *at.error, *at.success)]
@@ -327,6 +313,7 @@ def button(at: AppTest, key: str):
     return at.button(key=key)
 
 
+@pytest.mark.app
 def test_invalid_rows_are_skipped_the_rest_run_and_can_be_followed_from_the_shell(
     page: AppTest, capsys
 ) -> None:
@@ -358,6 +345,7 @@ def test_invalid_rows_are_skipped_the_rest_run_and_can_be_followed_from_the_shel
     assert captions and "\\<img" in captions[0] and "\\*\\*bold\\*\\*" in captions[0]
 
 
+@pytest.mark.app
 def test_the_editor_merges_added_edited_and_deleted_rows(page: AppTest) -> None:
     set_table(page, [])
     button(page, "batch-add-samples").click().run()
@@ -374,6 +362,7 @@ def test_the_editor_merges_added_edited_and_deleted_rows(page: AppTest) -> None:
     assert rows[-1]["target_image_url"] == "https://example.com/p.jpg" and len(rows) == 4
 
 
+@pytest.mark.app
 def test_the_balance_warning_appears_when_the_batch_costs_more(page: AppTest) -> None:
     ledger = services().ledger
     with ledger._write() as conn:  # noqa: SLF001 - a known low balance, as a job would record
@@ -384,6 +373,7 @@ def test_the_balance_warning_appears_when_the_batch_costs_more(page: AppTest) ->
     assert any("needs 3 credits" in w.value for w in page.warning)
 
 
+@pytest.mark.app
 def test_sample_rows_on_a_live_endpoint_add_nothing_and_say_why(
     page: AppTest, make_sandbox
 ) -> None:
@@ -396,6 +386,7 @@ def test_sample_rows_on_a_live_endpoint_add_nothing_and_say_why(
     assert "Sample rows need public image links" in texts(page)
 
 
+@pytest.mark.app
 def test_pause_resume_and_cancel_queued(page: AppTest) -> None:
     runner = services().runner
     runner.hold()  # nothing is sent while the test looks at the queued rows
@@ -416,6 +407,7 @@ def test_pause_resume_and_cancel_queued(page: AppTest) -> None:
     runner.resume()
 
 
+@pytest.mark.app
 def test_retry_failed_and_ticked_uncertain_rows(page: AppTest) -> None:
     ledger = services().ledger
     bad = {"target_image_url": "http://127.0.0.1:1/nobody.jpg",
@@ -424,14 +416,14 @@ def test_retry_failed_and_ticked_uncertain_rows(page: AppTest) -> None:
     button(page, "batch-run").click().run()
     batch = batchprogress.latest_batch(ledger)
     assert batch is not None
-    wait_until(lambda: ledger.counts(batch.id)[JobState.FAILED] == 1)
+    eventually(lambda: ledger.counts(batch.id)[JobState.FAILED] == 1, "the row fails", 60)
     page.run()
     retry = button(page, "batch-retry")
     assert retry.label == "Retry failed — 1 credit"
     retry.click().run()
     [row] = ledger.jobs(batch_id=batch.id)
     assert row.attempts == 2
-    wait_until(lambda: ledger.counts(batch.id)[JobState.FAILED] == 1)
+    eventually(lambda: ledger.counts(batch.id)[JobState.FAILED] == 1, "the row fails", 60)
 
     runner = services().runner
     runner.hold()
@@ -453,6 +445,7 @@ def test_retry_failed_and_ticked_uncertain_rows(page: AppTest) -> None:
     runner.resume()
 
 
+@pytest.mark.app
 def test_past_batches_list_cli_ones_and_delete_asks_first(
     page: AppTest, data_dir: Path, capsys
 ) -> None:
@@ -552,6 +545,7 @@ def editor_frame(at: AppTest):
     return at.dataframe[0].value
 
 
+@pytest.mark.app
 def test_a_server_path_in_a_table_cell_gets_one_message_and_nothing_is_opened(
     page: AppTest, tmp_path: Path
 ) -> None:
@@ -576,6 +570,7 @@ def test_a_server_path_in_a_table_cell_gets_one_message_and_nothing_is_opened(
     assert frame["person"].isna().all()  # no preview of any of them
 
 
+@pytest.mark.app
 def test_links_in_the_table_and_on_cards_are_not_loaded_by_the_browser(page: AppTest) -> None:
     outside = [{"target_image_url": "https://example.com/p.jpg",
                 "garment_image_url": "https://example.com/g.jpg"}]
@@ -590,6 +585,7 @@ def test_links_in_the_table_and_on_cards_are_not_loaded_by_the_browser(page: App
     assert (batch_images.input_thumb(sample, backend) or "").startswith("data:image/")
 
 
+@pytest.mark.app
 def test_a_10000_row_table_is_paged_and_sends_no_per_row_previews(page: AppTest) -> None:
     pairs = sample_pairs(24)
     rows = [{**pairs[i % len(pairs)], "username": f"u{i}"} for i in range(10_000)]
@@ -603,6 +599,7 @@ def test_a_10000_row_table_is_paged_and_sends_no_per_row_previews(page: AppTest)
     assert len(texts(page)) < 200_000  # the skipped rows are summed up, not all listed
 
 
+@pytest.mark.app
 def test_an_import_over_the_page_limit_is_refused_and_nothing_can_run(page: AppTest) -> None:
     lines = ["target_image_url,garment_image_url"] + [
         f"https://example.com/p{i}.jpg,https://example.com/g.jpg" for i in range(10_001)]
@@ -616,6 +613,7 @@ def test_an_import_over_the_page_limit_is_refused_and_nothing_can_run(page: AppT
     assert button(page, "batch-run").disabled
 
 
+@pytest.mark.app
 def test_import_messages_stand_out_in_their_colour(page: AppTest) -> None:
     page.file_uploader(key="batch-import").upload("broken.csv", b"\xff\xfe\x00junk",
                                                   "text/csv").run()
@@ -625,6 +623,7 @@ def test_import_messages_stand_out_in_their_colour(page: AppTest) -> None:
     assert [e.value for e in page.success if "Imported 1 row from pairs" in e.value]
 
 
+@pytest.mark.app
 def test_photos_zipped_beside_the_csv_fill_the_rows_that_name_them(
     page: AppTest, data_dir: Path
 ) -> None:
@@ -655,6 +654,7 @@ def test_photos_zipped_beside_the_csv_fill_the_rows_that_name_them(
     assert Path(jobs[0].target).read_bytes() != Path(jobs[1].target).read_bytes()
 
 
+@pytest.mark.app
 def test_a_pixel_bomb_among_the_photos_fails_the_table_check_not_the_run(page: AppTest) -> None:
     garment = sample_pairs(1)[0]["garment_image_url"]
     page.file_uploader(key="batch-photos").set_value(
@@ -666,6 +666,7 @@ def test_a_pixel_bomb_among_the_photos_fails_the_table_check_not_the_run(page: A
     assert button(page, "batch-run").disabled
 
 
+@pytest.mark.app
 def test_edits_on_a_later_page_of_a_long_table_land_on_their_rows(page: AppTest) -> None:
     set_table(page, [{"target_image_url": f"https://example.com/p{i}.jpg",
                       "garment_image_url": "https://example.com/g.jpg"} for i in range(1_200)])

@@ -202,6 +202,7 @@ def test_image_url_the_server_cannot_fetch_exits_2(make_sandbox, point_at, workd
     assert sandbox.engine.stats()["jobs_created"] == 0
 
 
+@pytest.mark.slow
 def test_console_script_runs_on_the_embedded_sandbox(tmp_path: Path):
     env = cli_env(None, tmp_path)  # the embedded sandbox
     out = tmp_path / "result.png"
@@ -269,7 +270,7 @@ def test_debug_shows_the_traceback_and_plain_runs_do_not(workdir, capsys):
 
 
 def test_try_on_prints_no_state_before_a_job_id_exists(make_sandbox, point_at, workdir, capsys):
-    # Issue 8: "queued (0.0 s)" came out before anything was sent.
+    # Once, "queued (0.0 s)" came out before anything was sent.
     sandbox = make_sandbox(latency=0.3)
     point_at(sandbox)
     code = main(["try-on", str(PERSON), str(GARMENT), "--out", str(workdir / "r.png")])
@@ -282,7 +283,7 @@ def test_try_on_prints_no_state_before_a_job_id_exists(make_sandbox, point_at, w
 
 
 def test_usage_reads_the_same_ledger_from_any_folder(tmp_path: Path, monkeypatch, capsys):
-    # Issue 8: the data dir defaulted to the working directory, so `mirrago usage` elsewhere
+    # Once, the data dir defaulted to the working directory, so `mirrago usage` elsewhere
     # showed nothing. Now a per-user folder, named in the output.
     for name in (*SECRET_ENV, "MIRRAGO_DATA_DIR", "MIRRAGO_DATABASE_URL"):
         monkeypatch.delenv(name, raising=False)

@@ -1,5 +1,5 @@
 """The Mirrago client against the sandbox over real HTTP on 127.0.0.1: token, generate, job, wait,
-download, errors and retries, as issue 2 specifies them."""
+download, errors and retries."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ def test_nothing_configured_means_the_sandbox_and_a_per_user_data_dir(tmp_path: 
     settings = load_settings({}, cwd=tmp_path)
 
     assert settings.uses_sandbox
-    # The same ledger from any folder (issue 8: `mirrago usage` elsewhere showed nothing).
+    # The same ledger from any folder (once, `mirrago usage` elsewhere showed nothing).
     assert settings.data_dir == user_data_path("mirrago", appauthor=False)
     assert settings.data_dir == load_settings({}, cwd=tmp_path / "elsewhere").data_dir
     assert settings.ledger_url.startswith("sqlite:///")

@@ -7,7 +7,6 @@ import csv
 import io
 import re
 import zipfile
-from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -20,13 +19,6 @@ from mirrago.config import Settings
 from mirrago.ledger import JobInput, Ledger
 
 HOSTILE = '<img src=x onerror=alert(1)> & "quotes"'
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    opened = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
-    yield opened
-    opened.close()
 
 
 def _reviewed_batch(ledger: Ledger, data_dir: Path) -> int:

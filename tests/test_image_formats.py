@@ -1,4 +1,4 @@
-"""iPhone HEIC/HEIF and AVIF photos are converted like any other photo (issue 8)."""
+"""iPhone HEIC/HEIF and AVIF photos are converted like any other photo."""
 
 from __future__ import annotations
 

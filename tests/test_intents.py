@@ -1,4 +1,4 @@
-"""One job per intent, owners and deleting a try-on, on a real SQLite ledger (issue 8)."""
+"""One job per intent, owners and deleting a try-on, on a real SQLite ledger."""
 
 from __future__ import annotations
 

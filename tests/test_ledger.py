@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from support import postgres_schema
 
 from mirrago.config import Settings
 from mirrago.ledger import (
@@ -32,32 +29,8 @@ PAIRS = [JobInput(f"person-{i}.jpg", f"garment-{i}.png") for i in range(5)]
 B = "http://127.0.0.1:1#test-client"  # the backend every row here is for
 
 
-def _postgres_url() -> str:
-    url = os.environ.get("MIRRAGO_TEST_POSTGRES_URL")
-    if url:
-        return url
-    reason = "MIRRAGO_TEST_POSTGRES_URL is not set (scripts/with-postgres.sh sets it)"
-    if os.environ.get("CI"):
-        pytest.fail(f"CI needs the PostgreSQL ledger tests: {reason}")
-    pytest.skip(reason)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL to a fresh, empty ledger database: a SQLite file, or a schema of its own on the
-    test PostgreSQL server (dropped afterwards)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
-        return
-    with postgres_schema(_postgres_url()) as url:
-        yield url
-
-
-@pytest.fixture
-def ledger(ledger_url: str) -> Iterator[Ledger]:
-    opened = Ledger(ledger_url)
-    yield opened
-    opened.close()
+# Every test here runs on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.every_database
 
 
 def _submission(job_id: str = "job-1", credits: int | None = 42) -> Submission:
@@ -455,6 +428,7 @@ os._exit(0)  # no unregister: as if killed
 """
 
 
+@pytest.mark.slow
 def test_recovery_sees_at_once_that_a_runner_on_this_host_died(ledger_url: str) -> None:
     ledger = Ledger(ledger_url)
     try:
@@ -516,6 +490,7 @@ print(json.dumps(mine))
 """
 
 
+@pytest.mark.slow
 def test_processes_sharing_a_ledger_never_claim_the_same_row(ledger_url: str) -> None:
     ledger = Ledger(ledger_url)
     try:

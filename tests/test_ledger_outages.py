@@ -3,7 +3,6 @@ answer are retried until they succeed, a failed claim claims nothing, and every 
 with no duplicate submission. Failures are injected into the real database connection (as a
 locked or dropped database raises them), so the ledger's own error handling is what is tested."""
 
-# ruff: noqa: F811 - the fixtures imported from test_runner are used as arguments
 from __future__ import annotations
 
 import random
@@ -14,7 +13,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from test_runner import ledger, make_runner, url_inputs  # noqa: F401 - its fixtures, shared
+from support import url_inputs
 
 from mirrago.backend import backend_key
 from mirrago.ledger import JobInput, JobState, Ledger
@@ -129,6 +128,7 @@ def test_a_failed_write_after_a_submission_is_retried_and_no_row_stays_submittin
 # --------------------------------------------------------------------------- seeded failures
 
 
+@pytest.mark.slow
 def test_a_ledger_failing_a_seeded_share_of_writes_loses_nothing(
     make_sandbox: Callable[..., EmbeddedSandbox],
     make_runner: Callable[..., Runner],

@@ -1,4 +1,4 @@
-"""The issue's reproductions, end to end: `mirrago batch` processes against a real sandbox,
+"""A ledger that goes away, end to end: `mirrago batch` processes against a real sandbox,
 while their ledger is locked by another connection (SQLite) or stopped and restarted
 (PostgreSQL). Each: every row final, no job created twice, no traceback, exit 0, results.csv
 written, and the one-line report while the ledger was away."""
@@ -10,19 +10,21 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from support import cli_env, postgres_schema
+from support import cli_env, eventually, postgres_schema
 
 from mirrago.ledger import JobState, Ledger
 from mirrago.samples import garments, persons
 from mirrago.sandbox.server import EmbeddedSandbox
 
+pytestmark = pytest.mark.slow
+
 UNREACHABLE = "the job ledger is unreachable"
+WAIT = 90  # seconds: a deadline for a process to get somewhere, never a speed target
 
 
 class Batch:
@@ -59,13 +61,6 @@ class Batch:
             raise AssertionError(f"still running after {timeout} s:\n{tail}") from None
         self._reader.join(10)
         return code
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.05)
 
 
 def write_pairs(path: Path, sandbox: EmbeddedSandbox, count: int) -> Path:
@@ -110,14 +105,14 @@ def test_a_batch_waits_out_a_sqlite_ledger_locked_past_its_busy_timeout(
     url = f"sqlite:///{path}"
     # A busy timeout far shorter than the lock below (the default is 30 s).
     batch = Batch(source, tmp_path / "out", cli_env(sandbox, tmp_path, url + "?timeout=0.3"))
-    wait_until(path.exists, "the ledger file is created")
+    eventually(path.exists, "the ledger file is created", WAIT)
     watcher = Ledger(url)
     try:
-        wait_until(lambda: watcher.counts()[JobState.COMPLETED] >= 1, "a first row completes")
+        eventually(lambda: watcher.counts()[JobState.COMPLETED] >= 1, "a first row completes", WAIT)
         locker = sqlite3.connect(path, isolation_level=None)
         try:
             locker.execute("BEGIN EXCLUSIVE")  # a backup tool, a DB browser, a slow disk…
-            wait_until(lambda: UNREACHABLE in batch.stderr, "the CLI reports the lock")
+            eventually(lambda: UNREACHABLE in batch.stderr, "the CLI reports the lock", WAIT)
         finally:
             locker.execute("ROLLBACK")
             locker.close()
@@ -194,7 +189,9 @@ def test_two_batches_on_postgresql_survive_a_restart_and_share_the_rows_exactly_
     first = Batch(source, tmp_path / "out", env)
     watcher = None
     try:
-        wait_until(lambda: _has_rows(postgres_ledger_url), "the first process records the batch")
+        eventually(
+            lambda: _has_rows(postgres_ledger_url), "the first process records the batch", WAIT
+        )
         watcher = Ledger(postgres_ledger_url)
         second = Batch(source, tmp_path / "out", env)  # resumes the same batch, beside it
         pids = {first.process.pid, second.process.pid}
@@ -202,11 +199,12 @@ def test_two_batches_on_postgresql_survive_a_restart_and_share_the_rows_exactly_
         def both_submitting() -> bool:
             return pids <= {_pid(job.claimed_by) for job in watcher.jobs()}
 
-        wait_until(both_submitting, "both processes submit rows of the batch")
+        eventually(both_submitting, "both processes submit rows of the batch", WAIT)
         postgres.stop()
-        wait_until(
+        eventually(
             lambda: UNREACHABLE in first.stderr and UNREACHABLE in second.stderr,
             "both processes report the ledger unreachable",
+            WAIT,
         )
         postgres.start()
         codes = [first.finish(), second.finish()]

@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from support import PNG_1X1, Listener
 
 from mirrago.config import Settings, load_settings
 from mirrago.errors import AuthenticationError, MirragoError
@@ -31,10 +32,6 @@ from mirrago.ui.connection import check_connection
 from mirrago.ui.session import live_settings
 
 REFUSED_LINK = "not a public address"
-PNG_1X1 = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6360000002000105a3a1d2b40000000049454e44ae426082"
-)
 
 
 def _ipv6_loopback() -> bool:
@@ -47,49 +44,6 @@ def _ipv6_loopback() -> bool:
 
 
 IPV6 = _ipv6_loopback()
-
-
-class Listener:
-    """A TCP listener that records the peer of every connection it accepts, and answers each
-    with a small PNG over HTTP (what an unguarded fetch would be glad to get)."""
-
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.connections: list[str] = []
-        self._sock = socket.socket(family, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
-        self._sock.listen(16)
-        self.port = self._sock.getsockname()[1]
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, peer = self._sock.accept()
-            except OSError:  # closed: the test is over
-                return
-            self.connections.append(str(peer[0]))
-            with conn:
-                conn.settimeout(2)
-                try:
-                    conn.recv(65536)
-                    conn.sendall(
-                        b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: "
-                        + str(len(PNG_1X1)).encode()
-                        + b"\r\nConnection: close\r\n\r\n"
-                        + PNG_1X1
-                    )
-                except OSError:
-                    pass
-
-    def close(self) -> None:
-        try:
-            self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self._sock.close()
 
 
 class Routes(BaseHTTPRequestHandler):

@@ -4,13 +4,11 @@ on known data in real ledgers (SQLite, and PostgreSQL for the ledger's own moves
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from review_data import RUNNER, finished_batch, grid_pairs
-from test_ledger import ledger_url  # noqa: F401 - the SQLite + PostgreSQL fixture
 
 from mirrago import review
 from mirrago.ledger import JobInput, JobState, Ledger
@@ -18,20 +16,6 @@ from mirrago.ledger import schema as ledger_module
 from mirrago.models import JobStatus, Submission
 
 PAIRS = [JobInput(f"person-{i}.jpg", f"garment-{i}.png") for i in range(3)]
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    opened = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def any_ledger(ledger_url: str) -> Iterator[Ledger]:  # noqa: F811
-    opened = Ledger(ledger_url)
-    yield opened
-    opened.close()
 
 
 def _rows(ledger: Ledger, batch_id: int) -> list:
@@ -81,8 +65,8 @@ def test_only_a_completed_result_can_be_reviewed(ledger: Ledger, tmp_path: Path)
         review.give_verdict(ledger, _rows(ledger, batch.id)[0], "fail", ["ugly"])
 
 
-def test_undo_returns_the_row_to_its_verdict_before(any_ledger: Ledger, tmp_path: Path) -> None:
-    ledger = any_ledger
+@pytest.mark.every_database
+def test_undo_returns_the_row_to_its_verdict_before(ledger: Ledger, tmp_path: Path) -> None:
     batch = finished_batch(ledger, tmp_path, PAIRS)
     first = _rows(ledger, batch.id)[0]
     review.give_verdict(ledger, first, "pass", reviewer="Ana")
@@ -98,10 +82,10 @@ def test_undo_returns_the_row_to_its_verdict_before(any_ledger: Ledger, tmp_path
     assert [r.undone for r in ledger.reviews(row_id=first.id)] == [True, True]
 
 
+@pytest.mark.every_database
 def test_a_rerun_keeps_the_old_verdict_in_history_and_asks_anew(
-    any_ledger: Ledger, tmp_path: Path
+    ledger: Ledger, tmp_path: Path
 ) -> None:
-    ledger = any_ledger
     batch = finished_batch(ledger, tmp_path, PAIRS[:1])
     first = _rows(ledger, batch.id)[0]
     review.give_verdict(ledger, first, "fail", ["garment-distorted"], "melted", reviewer="Ana")
@@ -127,10 +111,10 @@ def test_a_rerun_keeps_the_old_verdict_in_history_and_asks_anew(
     assert current[first.id].verdict == "pass"
 
 
+@pytest.mark.every_database
 def test_a_verdict_on_a_stale_view_is_not_applied_and_names_who_judged_since(
-    any_ledger: Ledger, tmp_path: Path
+    ledger: Ledger, tmp_path: Path
 ) -> None:
-    ledger = any_ledger
     batch = finished_batch(ledger, tmp_path, PAIRS[:1])
     first = _rows(ledger, batch.id)[0]  # both pages drew it as "To review"
     theirs = review.give_verdict(ledger, first, "pass", reviewer="Bo", expected_review_id=None)
@@ -145,10 +129,10 @@ def test_a_verdict_on_a_stale_view_is_not_applied_and_names_who_judged_since(
     assert [(r.reviewer, r.verdict) for r in ledger.reviews(row_id=first.id)] == [("Bo", "pass")]
 
 
+@pytest.mark.every_database
 def test_a_verdict_on_the_latest_view_replaces_the_verdict_it_saw(
-    any_ledger: Ledger, tmp_path: Path
+    ledger: Ledger, tmp_path: Path
 ) -> None:
-    ledger = any_ledger
     batch = finished_batch(ledger, tmp_path, PAIRS[:1])
     first = _rows(ledger, batch.id)[0]
     theirs = review.give_verdict(ledger, first, "pass", reviewer="Bo", expected_review_id=None)
@@ -161,10 +145,10 @@ def test_a_verdict_on_the_latest_view_replaces_the_verdict_it_saw(
         review.give_verdict(ledger, first, "pass", reviewer="Bo", expected_review_id=theirs.id)
 
 
+@pytest.mark.every_database
 def test_a_verdict_after_the_one_it_saw_was_undone_overwrites_nobody_and_is_applied(
-    any_ledger: Ledger, tmp_path: Path
+    ledger: Ledger, tmp_path: Path
 ) -> None:
-    ledger = any_ledger
     batch = finished_batch(ledger, tmp_path, PAIRS[:1])
     first = _rows(ledger, batch.id)[0]
     theirs = review.give_verdict(ledger, first, "pass", reviewer="Bo")
@@ -174,8 +158,9 @@ def test_a_verdict_after_the_one_it_saw_was_undone_overwrites_nobody_and_is_appl
     assert ledger.job(first.id).review_verdict == "fail"
 
 
+@pytest.mark.every_database
 def test_two_reviewers_judging_one_unreviewed_row_at_once_apply_one_verdict(
-    ledger_url: str, tmp_path: Path  # noqa: F811
+    ledger_url: str, tmp_path: Path
 ) -> None:
     setup = Ledger(ledger_url)
     batch = finished_batch(setup, tmp_path, PAIRS[:1])
@@ -209,8 +194,8 @@ def test_two_reviewers_judging_one_unreviewed_row_at_once_apply_one_verdict(
             ledger.close()
 
 
-def test_undo_takes_back_only_your_own_last_verdict(any_ledger: Ledger, tmp_path: Path) -> None:
-    ledger = any_ledger
+@pytest.mark.every_database
+def test_undo_takes_back_only_your_own_last_verdict(ledger: Ledger, tmp_path: Path) -> None:
     batch = finished_batch(ledger, tmp_path, PAIRS[:2])
     first, second = _rows(ledger, batch.id)
     mine = review.give_verdict(ledger, first, "pass", reviewer="Ana", expected_review_id=None)
@@ -441,8 +426,8 @@ def test_a_comparison_pairs_the_shared_inputs_and_summarises(
         review.judge(ledger, before.id, after.id, shared[0].key, "better")
 
 
-def test_current_review_ids_name_each_rows_live_verdict(any_ledger: Ledger, tmp_path: Path) -> None:
-    ledger = any_ledger
+@pytest.mark.every_database
+def test_current_review_ids_name_each_rows_live_verdict(ledger: Ledger, tmp_path: Path) -> None:
     batch = finished_batch(ledger, tmp_path, PAIRS)
     first, second, third = _rows(ledger, batch.id)
     review.give_verdict(ledger, first, "pass", reviewer="Ana")

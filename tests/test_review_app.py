@@ -4,7 +4,6 @@ matrix and a comparison of two runs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,16 +13,15 @@ from streamlit.testing.v1 import AppTest
 from mirrago import review
 from mirrago.ledger import BatchRecord, JobInput, Ledger
 
+pytestmark = pytest.mark.app
+
 APP = "apps/review_app.py"
 
 
-@pytest.fixture
-def ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
-    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
-    monkeypatch.setenv("MIRRAGO_REVIEW_LEDGER", url)
-    opened = Ledger(url)
-    yield opened
-    opened.close()
+@pytest.fixture(autouse=True)
+def review_app_reads_the_test_ledger(ledger_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The review app opens the ledger the `ledger` fixture writes to."""
+    monkeypatch.setenv("MIRRAGO_REVIEW_LEDGER", ledger_url)
 
 
 @pytest.fixture

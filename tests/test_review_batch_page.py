@@ -4,7 +4,6 @@ gallery, and the Review & reports view."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,19 +13,16 @@ from streamlit.testing.v1 import AppTest
 from mirrago import review
 from mirrago.ledger import BatchRecord, Ledger
 
+pytestmark = pytest.mark.app
+
 APP = "../app.py"
 
 
-@pytest.fixture
-def ledger(data_dir: Path) -> Iterator[Ledger]:
-    opened = Ledger(f"sqlite:///{data_dir / 'ledger.sqlite3'}")
-    yield opened
-    opened.close()
 
 
 @pytest.fixture
-def batch(ledger: Ledger, data_dir: Path) -> BatchRecord:
-    return finished_batch(ledger, data_dir, grid_pairs(2, 3), name="page batch")
+def batch(app_ledger: Ledger, data_dir: Path) -> BatchRecord:
+    return finished_batch(app_ledger, data_dir, grid_pairs(2, 3), name="page batch")
 
 
 def _page(batch: BatchRecord, view: str = "results") -> AppTest:
@@ -44,24 +40,26 @@ def _cards(at: AppTest) -> list[str]:
     return [c.value for c in at.caption if c.value.startswith("Row ")]
 
 
-def test_cards_take_a_pass_and_a_fail_with_its_reason(ledger: Ledger, batch: BatchRecord) -> None:
-    jobs = sorted(ledger.jobs(batch_id=batch.id), key=lambda job: job.row_index)
+def test_cards_take_a_pass_and_a_fail_with_its_reason(
+    app_ledger: Ledger, batch: BatchRecord
+) -> None:
+    jobs = sorted(app_ledger.jobs(batch_id=batch.id), key=lambda job: job.row_index)
     at = _page(batch)
     at.button(key=f"batch-card-pass-{jobs[0].id}").click().run()
     at.button(key=f"batch-card-fail-{jobs[1].id}-background-wrong").click().run()
     assert not at.exception
-    assert ledger.job(jobs[0].id).review_verdict == "pass"
-    second = ledger.job(jobs[1].id)
+    assert app_ledger.job(jobs[0].id).review_verdict == "pass"
+    second = app_ledger.job(jobs[1].id)
     assert (second.review_verdict, second.review_tags) == ("fail", ("background-wrong",))
 
 
 def test_the_gallery_filters_by_verdict_reason_and_queue(
-    ledger: Ledger, batch: BatchRecord
+    app_ledger: Ledger, batch: BatchRecord
 ) -> None:
-    jobs = sorted(ledger.jobs(batch_id=batch.id), key=lambda job: job.row_index)
-    review.give_verdict(ledger, jobs[1], "fail", ["artifacts"])
-    review.give_verdict(ledger, jobs[3], "fail", ["other"])
-    review.give_verdict(ledger, jobs[4], "pass")
+    jobs = sorted(app_ledger.jobs(batch_id=batch.id), key=lambda job: job.row_index)
+    review.give_verdict(app_ledger, jobs[1], "fail", ["artifacts"])
+    review.give_verdict(app_ledger, jobs[3], "fail", ["other"])
+    review.give_verdict(app_ledger, jobs[4], "pass")
     at = _page(batch)
     at.pills(key="batch-filter-verdict").set_value(["fail"]).run()
     assert _cards(at) == ["Row 2", "Row 4"]
@@ -74,37 +72,37 @@ def test_the_gallery_filters_by_verdict_reason_and_queue(
 
 
 def test_the_review_view_records_a_verdict_and_shows_the_summary(
-    ledger: Ledger, batch: BatchRecord
+    app_ledger: Ledger, batch: BatchRecord
 ) -> None:
     at = _page(batch, view="review")
     at.button(key="review-pass").click().run()
     assert not at.exception
     metrics = {metric.label: metric.value for metric in at.metric}
     assert metrics["Reviewed"] == "1 of 6" and metrics["Review pass"] == "100%"
-    first = min(ledger.jobs(batch_id=batch.id), key=lambda job: job.row_index)
-    assert ledger.job(first.id).review_verdict == "pass"
+    first = min(app_ledger.jobs(batch_id=batch.id), key=lambda job: job.row_index)
+    assert app_ledger.job(first.id).review_verdict == "pass"
 
 
 def test_a_card_verdict_on_a_row_judged_since_is_not_applied_and_again_replaces_it(
-    ledger: Ledger, batch: BatchRecord
+    app_ledger: Ledger, batch: BatchRecord
 ) -> None:
-    jobs = sorted(ledger.jobs(batch_id=batch.id), key=lambda job: job.row_index)
+    jobs = sorted(app_ledger.jobs(batch_id=batch.id), key=lambda job: job.row_index)
     at = _page(batch)  # the card of row 1 drawn as "To review"
-    review.give_verdict(ledger, jobs[0], "fail", ["other"], reviewer="Bo")  # another tab
+    review.give_verdict(app_ledger, jobs[0], "fail", ["other"], reviewer="Bo")  # another tab
     at.button(key=f"batch-card-pass-{jobs[0].id}").click().run()
     assert not at.exception
     assert "Bo judged row 1 Fail" in " ".join(t.value for t in at.toast)
-    assert ledger.job(jobs[0].id).review_verdict == "fail"  # Bo's stays
+    assert app_ledger.job(jobs[0].id).review_verdict == "fail"  # Bo's stays
     at.button(key=f"batch-card-pass-{jobs[0].id}").click().run()  # given again: replaces
-    assert ledger.job(jobs[0].id).review_verdict == "pass"
+    assert app_ledger.job(jobs[0].id).review_verdict == "pass"
 
 
 def test_past_batches_name_success_and_review_pass_apart(
-    ledger: Ledger, batch: BatchRecord
+    app_ledger: Ledger, batch: BatchRecord
 ) -> None:
-    jobs = sorted(ledger.jobs(batch_id=batch.id), key=lambda job: job.row_index)
-    review.give_verdict(ledger, jobs[0], "pass")
-    review.give_verdict(ledger, jobs[1], "fail", ["artifacts"])
+    jobs = sorted(app_ledger.jobs(batch_id=batch.id), key=lambda job: job.row_index)
+    review.give_verdict(app_ledger, jobs[0], "pass")
+    review.give_verdict(app_ledger, jobs[1], "fail", ["artifacts"])
     at = _page(batch, view="history")
     table = at.dataframe[0]
     assert list(table.value["success"]) == [100]  # every job completed

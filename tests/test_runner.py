@@ -3,17 +3,17 @@ final state, nothing is submitted twice, and what happened is in the ledger."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from PIL import Image
+from support import FAST_RUNNER, eventually, postgres_server_url, url_inputs
 
 from mirrago.backend import backend_key
 from mirrago.client import MirragoClient
@@ -23,57 +23,7 @@ from mirrago.runner import Runner
 from mirrago.samples import garments, persons
 from mirrago.sandbox.server import EmbeddedSandbox
 
-FAST = {"first_poll_delay": 0.05, "recovery_interval": 0.2, "heartbeat_interval": 0.5}
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    opened = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def make_runner(ledger: Ledger, tmp_path: Path) -> Iterator[Callable[..., Runner]]:
-    """`make_runner(sandbox, client=None, **tuning)`: a runner on the test ledger (stopped at
-    teardown); its client has no retries of its own, as `open_services` builds it."""
-    made: list[tuple[Runner, MirragoClient, EmbeddedSandbox]] = []
-
-    def make(sandbox: EmbeddedSandbox, client: MirragoClient | None = None, **tuning: Any):
-        client = client or MirragoClient.from_backend(sandbox, max_retries=0)
-        runner = Runner(ledger, client, tmp_path / "data", **{**FAST, **tuning})
-        made.append((runner, client, sandbox))
-        return runner
-
-    yield make
-    for runner, client, _ in made:
-        runner.stop(timeout=5)
-        client.close()
-    rows = len(ledger.jobs())
-    for sandbox in {id(s): s for _, _, s in made}.values():  # acceptance 3, in every test
-        assert sandbox.engine.stats()["jobs_created"] <= rows
-
-
-def postgres_url() -> str:
-    url = os.environ.get("MIRRAGO_TEST_POSTGRES_URL")
-    if url:
-        return url
-    reason = "MIRRAGO_TEST_POSTGRES_URL is not set (scripts/with-postgres.sh sets it)"
-    if os.environ.get("CI"):
-        pytest.fail(f"CI needs the PostgreSQL runner test: {reason}")
-    pytest.skip(reason)
-
-
-def url_inputs(sandbox: EmbeddedSandbox, count: int) -> list[JobInput]:
-    """Pairs of the shipped samples, as the sandbox's own URLs (as in a reviewer's CSV)."""
-    people, clothes = persons(), garments()
-    return [
-        JobInput(
-            f"{sandbox.base_url}/samples/persons/{people[i % len(people)].path.name}",
-            f"{sandbox.base_url}/samples/garments/{clothes[i % len(clothes)].path.name}",
-        )
-        for i in range(count)
-    ]
+WAIT = 20.0  # seconds: a deadline for a row to reach a state, not a speed target
 
 
 def small_inputs(folder: Path, count: int) -> list[JobInput]:
@@ -106,13 +56,6 @@ def key_of(sandbox: EmbeddedSandbox) -> str:
 
 def assert_at_most_one_job_per_row(sandbox: EmbeddedSandbox, rows: int) -> None:
     assert sandbox.engine.stats()["jobs_created"] <= rows
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
 
 
 # --------------------------------------------------------------------------- the happy path
@@ -194,7 +137,11 @@ def test_a_job_in_progress_is_recorded_with_its_job_id_before_it_finishes(
     runner = make_runner(sandbox)
     runner.start()
     batch_id = runner.enqueue(url_inputs(sandbox, 1), name="slow", source="test")[0].batch_id
-    wait_for(lambda: ledger.jobs(batch_id=batch_id)[0].state is JobState.SUBMITTED)
+    eventually(
+        lambda: ledger.jobs(batch_id=batch_id)[0].state is JobState.SUBMITTED,
+        "the row is submitted",
+        WAIT,
+    )
     row = ledger.jobs(batch_id=batch_id)[0]
     assert row.job_id is not None and row.finished_at is None
     runner.wait(batch_id, timeout=30)
@@ -206,6 +153,7 @@ def test_a_job_in_progress_is_recorded_with_its_job_id_before_it_finishes(
 # --------------------------------------------------------------------------- faults
 
 
+@pytest.mark.slow
 def test_a_200_row_batch_under_faults_ends_with_every_row_final_and_no_job_twice(
     make_sandbox: Callable[..., EmbeddedSandbox],
     make_runner: Callable[..., Runner],
@@ -272,6 +220,7 @@ def test_an_uncertain_submission_is_never_resubmitted(
     assert row.error is not None and "500" in row.error and row.job_id is None
 
 
+@pytest.mark.slow
 def test_rate_limits_slow_submitting_down_without_losing_a_row(
     make_sandbox: Callable[..., EmbeddedSandbox],
     make_runner: Callable[..., Runner],
@@ -478,7 +427,7 @@ def test_a_stopped_runner_leaves_jobs_in_progress_for_the_next_one(
     first = make_runner(sandbox)
     first.start()
     batch_id = first.enqueue(url_inputs(sandbox, 4), name="handover", source="test")[0].batch_id
-    wait_for(lambda: ledger.counts(batch_id)[JobState.SUBMITTED] == 4)
+    eventually(lambda: ledger.counts(batch_id)[JobState.SUBMITTED] == 4, "4 rows submitted", WAIT)
     first.stop()
     assert ledger.counts(batch_id)[JobState.SUBMITTED] == 4
 
@@ -504,7 +453,7 @@ def test_two_runners_sharing_a_ledger_never_submit_a_row_twice(
             other_ledger,
             MirragoClient.from_backend(sandbox, max_retries=0),
             tmp_path / "data",
-            **{**FAST, "initial_submit_rate": 2.0, "max_submit_rate": 2.0},
+            **{**FAST_RUNNER, "initial_submit_rate": 2.0, "max_submit_rate": 2.0},
         )
         rows = first.enqueue(small_inputs(tmp_path, 40), name="shared", source="test")
         batch_id = rows[0].batch_id
@@ -556,7 +505,7 @@ def test_a_runner_leaves_a_live_runners_jobs_in_progress_alone(
     owner = make_runner(sandbox)
     owner.start()
     batch_id = owner.enqueue(url_inputs(sandbox, 2), name="owned", source="app")[0].batch_id
-    wait_for(lambda: ledger.counts(batch_id)[JobState.SUBMITTED] == 2)
+    eventually(lambda: ledger.counts(batch_id)[JobState.SUBMITTED] == 2, "2 rows submitted", WAIT)
     bystander = make_runner(sandbox, recovery_interval=0.05)
     bystander.start()
     time.sleep(0.3)  # several recovery rounds of the bystander
@@ -593,7 +542,7 @@ def test_the_ledger_file_never_holds_the_client_secret(
 def test_two_runners_share_a_postgresql_ledger(
     make_sandbox: Callable[..., EmbeddedSandbox], tmp_path: Path
 ) -> None:
-    base = sa.engine.make_url(postgres_url())
+    base = sa.engine.make_url(postgres_server_url())
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(base)
     with admin.begin() as conn:
@@ -604,7 +553,7 @@ def test_two_runners_share_a_postgresql_ledger(
     sandbox = make_sandbox(workers=8)
     ledgers = [Ledger(url), Ledger(url)]
     runners = [
-        Runner(ledger, MirragoClient.from_backend(sandbox, max_retries=0), tmp_path, **FAST)
+        Runner(ledger, MirragoClient.from_backend(sandbox, max_retries=0), tmp_path, **FAST_RUNNER)
         for ledger in ledgers
     ]
     try:

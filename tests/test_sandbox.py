@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 import requests
 from PIL import Image
+from support import eventually
 
 from mirrago.sandbox.server import EmbeddedSandbox, Engine, SandboxConfig, embedded
 
@@ -550,6 +551,7 @@ print(json.dumps({"seen": seen, "refused": refused}))
 """
 
 
+@pytest.mark.slow
 def test_two_processes_spending_at_once_lose_and_double_count_no_credit(tmp_path: Path) -> None:
     shared = tmp_path / "sandbox-credits.sqlite3"
     person, garment = tmp_path / "person.png", tmp_path / "garment.png"
@@ -784,9 +786,7 @@ def test_callback_receives_the_final_job(
     assert arrived.wait(5), "no callback arrived"
     assert received == [job]
     # The sandbox counts a delivery once the receiver's answer is back: allow it that moment.
-    deadline = time.monotonic() + 5
-    while sandbox.engine.stats()["callbacks_sent"] == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    eventually(lambda: sandbox.engine.stats()["callbacks_sent"], "the delivery is counted", 5)
     assert sandbox.engine.stats()["callbacks_sent"] == 1
 
 
@@ -861,6 +861,7 @@ def test_many_concurrent_url_submissions_all_succeed(make_sandbox: MakeSandbox) 
     assert [r.status_code for r in answers] == [200] * 48
 
 
+@pytest.mark.slow
 def test_serve_runs_in_the_foreground_until_interrupted() -> None:
     code = (
         "from mirrago.sandbox.server import SandboxConfig, serve\n"

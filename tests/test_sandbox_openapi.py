@@ -20,6 +20,8 @@ import requests
 
 from mirrago.sandbox.server import EmbeddedSandbox
 
+pytestmark = pytest.mark.slow
+
 TIMEOUT = 60  # a deadline for each request, generous on a busy machine
 HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")

@@ -15,7 +15,6 @@ import io
 import ipaddress
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 import pytest
 import requests
 from PIL import Image
-from test_outbound import Listener
+from support import Listener, eventually
 
 from mirrago import outbound
 from mirrago.client import MirragoClient
@@ -359,8 +358,6 @@ def test_callbacks_to_private_addresses_are_not_sent(
     person, garment = own_samples(guarded)
     response = submit_urls(guarded, person, garment, callback_url=f"{counting.url}/hook")
     assert response.status_code == 200, response.text
-    deadline = time.monotonic() + 60
-    while guarded.engine.stats()["callback_failures"] == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    eventually(lambda: guarded.engine.stats()["callback_failures"], "the refusal is counted", 60)
     assert guarded.engine.stats()["callback_failures"] == 1
     assert counting.hits == []

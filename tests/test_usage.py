@@ -6,56 +6,19 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from test_ledger import ledger_url  # noqa: F401  (the SQLite/PostgreSQL fixture)
+from support import seed
 
 from mirrago import usage
-from mirrago.ledger import Ledger, batches, credit_readings, jobs
+from mirrago.ledger import Ledger, batches, jobs
 from mirrago.usage import HistoryFilter, Period
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
-_ids = itertools.count(1)
-
-
-@pytest.fixture
-def ledger(ledger_url: str) -> Iterator[Ledger]:  # noqa: F811
-    opened = Ledger(ledger_url)
-    yield opened
-    opened.close()
-
-
-def seed(
-    ledger: Ledger,
-    readings: Sequence[tuple[datetime, int, str]],
-    *,
-    source: str = "try-on",
-    username: str | None = None,
-    batch_name: str = "Try-on",
-) -> int:
-    """One batch with one job per reading: (time of the reading, credits_before, final state).
-    Each job was submitted at the reading and finished 10 s later."""
-    with ledger._write() as conn:  # seeding the tables directly, as the server would leave them
-        batch_id = conn.execute(
-            batches.insert().values(name=batch_name, source=source, created_at=readings[0][0])
-        ).inserted_primary_key[0]
-        for index, (at, credits, state) in enumerate(readings):
-            job_id = f"job-{next(_ids)}"
-            conn.execute(
-                jobs.insert().values(
-                    batch_id=batch_id, row_index=index, target="p.jpg", garment="g.png",
-                    username=username, state=state, job_id=job_id, credits_before=credits,
-                    created_at=at - timedelta(seconds=1), submitted_at=at,
-                    finished_at=at + timedelta(seconds=10), attempts=1, review_tags="[]",
-                    updated_at=at,
-                )
-            )  # fmt: skip
-            conn.execute(credit_readings.insert().values(at=at, credits_before=credits,
-                                                         job_id=job_id))  # fmt: skip
-    return int(batch_id)
+# Every test here runs on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.every_database
 
 
 def at(day: int, hour: int, minute: int = 0, second: float = 0) -> datetime:

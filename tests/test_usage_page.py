@@ -6,10 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
-from test_usage import seed
+from support import seed
 
 from mirrago.ledger import Ledger
+
+pytestmark = pytest.mark.app
 
 APP = "../app.py"
 RUN_TIMEOUT = 90  # a deadline for one script run on a busy machine

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 from support import cli_env
 
@@ -22,6 +23,8 @@ from mirrago.samples import garments, persons
 from mirrago.sandbox.server import Engine, SandboxConfig
 from mirrago.services import open_services
 from mirrago.usage import Period
+
+pytestmark = [pytest.mark.app, pytest.mark.slow]
 
 STARTING = SandboxConfig().starting_credits
 BATCH_ROWS = 8

@@ -1,4 +1,4 @@
-"""Issue 8, finding 3 in a real browser: the Try-on page's Link option given an address on the
+"""In a real browser: the Try-on page's Link option given an address on the
 machine itself or on a link-local network is refused by the service with a message saying so,
 and nothing is fetched from it."""
 

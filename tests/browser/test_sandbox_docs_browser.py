@@ -1,4 +1,4 @@
-"""The sandbox's /docs in a real browser (issue 13): Swagger UI loads from the sandbox itself,
+"""The sandbox's /docs in a real browser: Swagger UI loads from the sandbox itself,
 shows both request forms of generate-image and its error answers, and a call can be tried with
 a token from the demo credentials through the OAuth2 Authorize dialog."""
 

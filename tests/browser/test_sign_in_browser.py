@@ -1,4 +1,4 @@
-"""Sign-in for a shared deployment (issue 8): with `[auth]` configured, two people signed in
+"""Sign-in for a shared deployment: with `[auth]` configured, two people signed in
 through an OpenID Connect provider on loopback never see each other's try-ons or photos."""
 
 from __future__ import annotations

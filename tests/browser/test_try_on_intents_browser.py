@@ -1,4 +1,4 @@
-"""Issue 8 in a real browser: one job per intent, every width, one truth on screen, HEIC.
+"""In a real browser: one job per intent, every width, one truth on screen, HEIC.
 
 Reuses the session's app server (tests/browser/conftest.py); each test makes its try-ons
 unique with its own username, and reads the app's ledger file to count what was created.
@@ -26,6 +26,7 @@ from browser_helpers import (
 )
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, expect
+from support import eventually
 
 from mirrago.backend import Backend
 from mirrago.ledger import JobInput, Ledger
@@ -42,12 +43,6 @@ def _rows(server: AppServer, username: str) -> list[tuple[int, str]]:
         return conn.execute(
             "SELECT id, state FROM jobs WHERE username = ? ORDER BY id", (username,)
         ).fetchall()
-
-
-def _wait_for_rows(server: AppServer, username: str, count: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while len(_rows(server, username)) < count and time.monotonic() < deadline:
-        time.sleep(0.2)
 
 
 def _username(page: Page, prefix: str) -> str:
@@ -100,7 +95,8 @@ def test_rapid_clicks_on_generate_make_one_job(browser: Browser, slow_app: AppSe
         wait_for_app(page)
         again = page.get_by_role("button", name=re.compile("Already running|Generate"))
         expect(again).to_be_visible()
-        _wait_for_rows(slow_app, name, 2)  # the click's run may start after the wait above
+        # the click's run may start after the wait above
+        eventually(lambda: len(_rows(slow_app, name)) >= 2, "the second run's row", 60)
         assert len(_rows(slow_app, name)) == 2
     finally:
         context.close()
@@ -256,7 +252,7 @@ def test_every_choice_is_whole_at_every_width_before_and_after_a_generation(
                 thumbs.nth(1).click()
                 wait_for_app(page)
                 expect(keyed(page, "tryon-person-preview")).to_contain_text("Grace Hopper")
-            screenshot(page, f"issue8-{width}-before")
+            screenshot(page, f"try-on-at-{width}-choices")
             if width < 500:  # one generation, on the phone; every width then shows its result
                 _username(page, "widths")
                 keyed(page, "tryon-generate").get_by_role("button").click()
@@ -273,7 +269,7 @@ def test_every_choice_is_whole_at_every_width_before_and_after_a_generation(
             _check_choices(page, width)
             cards = page.locator("[class*='st-key-tryon-recent-']")
             assert cards.first.bounding_box()["width"] >= 120  # recent cards readable
-            screenshot(page, f"issue8-{width}-after")
+            screenshot(page, f"try-on-at-{width}-result")
         finally:
             context.close()
 

@@ -1,5 +1,6 @@
-"""Issue 8 through AppTest: the username limit, the sidebar's balance, the locked backend and
-deleting a try-on, on the embedded sandbox with a real ledger in a temporary data dir."""
+"""The Try-on page through AppTest: the username limit, the sidebar's balance, the locked
+backend and deleting a try-on, on the embedded sandbox with a real ledger in a temporary data
+dir."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from test_app import APP, RUN_TIMEOUT, app, default_services, run_until, try_on_rows
+from support import APP, RUN_TIMEOUT, default_services, run_until, try_on_rows
 
 from mirrago.ledger import JobInput, JobState
 
-__all__ = ["app"]  # a fixture shared with test_app.py
+pytestmark = pytest.mark.app
 
 
 def test_a_5000_character_username_is_never_shown_or_sent_whole(app: AppTest):
