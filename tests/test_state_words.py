@@ -16,6 +16,7 @@ from mirrago.samples import garments, persons
 from mirrago.sandbox.server import EmbeddedSandbox
 
 APP = "../app.py"
+pytestmark = pytest.mark.app  # AppTest pages, beside a CLI run
 RUN_TIMEOUT = 90  # a deadline for one script run on a busy machine
 
 
