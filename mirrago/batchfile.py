@@ -13,9 +13,6 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import os
-import shutil
-import uuid
 import zipfile
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -23,6 +20,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+from mirrago.datadir import copy_atomically, write_atomically
 
 if TYPE_CHECKING:
     from mirrago.ledger import Ledger
@@ -639,11 +638,8 @@ def write_results(ledger: Ledger, table: CsvBatch, batch_id: int, out_dir: Path)
             ]
         summary[status] = summary.get(status, 0) + 1
         writer.writerow([defuse_formula(cell) for cell in [*values, *result]])
-    target = out_dir / "results.csv"
-    # A name of its own: two processes sharing a batch both write results.csv at the end.
-    temporary = out_dir / f".results.csv.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    temporary.write_text(buffer.getvalue(), encoding="utf-8")
-    os.replace(temporary, target)
+    # Two processes sharing a batch both write results.csv at the end: each in one step.
+    write_atomically(out_dir / "results.csv", buffer.getvalue())
     return summary
 
 
@@ -656,7 +652,5 @@ def _copy_result(record: Any, images: Path, index: int, out_dir: Path) -> str:
     images.mkdir(exist_ok=True)
     target = images / f"row{index + 1:04d}-{record.job_id}{source.suffix}"
     if not target.exists():
-        temporary = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-        shutil.copyfile(source, temporary)
-        os.replace(temporary, target)  # another process may be writing the same file
+        copy_atomically(source, target)  # another process may be writing the same file
     return str(target.relative_to(out_dir))

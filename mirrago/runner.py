@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from mirrago.backend import backend_key
 from mirrago.backoff import backoff
+from mirrago.datadir import write_atomically
 from mirrago.errors import (
     AuthenticationError,
     BadRequestError,
@@ -715,13 +716,13 @@ class Runner:
 
         ext = result_extension(data) or "bin"
         result = self.results_dir / f"{_safe_name(job_id)}.{ext}"
-        _write_atomic(result, data)
+        write_atomically(result, data)
         try:
             from mirrago.images import make_thumbnail
 
             thumb = self.thumbs_dir / f"{_safe_name(job_id)}.jpg"
             self.thumbs_dir.mkdir(parents=True, exist_ok=True)
-            _write_atomic(thumb, make_thumbnail(data, max_side=320))
+            write_atomically(thumb, make_thumbnail(data, max_side=320))
         except Exception as error:  # noqa: BLE001 - the result itself is safe; note it
             return str(result), None, f"The thumbnail could not be made: {error}"
         return str(result), str(thumb), None
@@ -888,7 +889,3 @@ def _safe_name(job_id: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in job_id)[:128] or "job"
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)

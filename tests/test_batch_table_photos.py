@@ -13,8 +13,8 @@ from PIL import Image
 
 from mirrago import batchtable
 from mirrago.batchtable import SERVER_PATH_REFUSED, Uploads, file_name, import_photos
+from mirrago.datadir import save_input
 from mirrago.images import PreparedImage
-from mirrago.ui.picker import save_input
 
 GARMENT = "http://127.0.0.1:9/samples/garments/b.png"
 

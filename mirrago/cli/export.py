@@ -9,6 +9,7 @@ from pathlib import Path
 from mirrago import export
 from mirrago.cli.common import EXIT_OK, UsageError, check_out_path
 from mirrago.config import load_settings
+from mirrago.datadir import atomic_target
 from mirrago.ledger import BatchRecord, Ledger
 
 
@@ -26,8 +27,7 @@ def run(args: argparse.Namespace) -> int:
         for kind, value in wanted:
             target = Path(value or export.default_name(batch, kind))
             check_out_path(target)
-            temporary = target.with_name(f".{target.name}.tmp")
-            try:
+            with atomic_target(target) as temporary:
                 if kind == "results":
                     temporary.write_bytes(export.results_csv(ledger, batch.id))
                 elif kind == "images":
@@ -35,9 +35,6 @@ def run(args: argparse.Namespace) -> int:
                 else:
                     with temporary.open("w", encoding="utf-8") as handle:
                         export.write_html(ledger, batch.id, handle)
-                temporary.replace(target)
-            finally:
-                temporary.unlink(missing_ok=True)
             print(f"{kind}: {target}")
     finally:
         ledger.close()

@@ -20,13 +20,13 @@ from mirrago import batchtable, linkcheck, samples
 from mirrago.batchfile import CLI_MAX_ROWS
 from mirrago.batchprogress import PAGE_SOURCE
 from mirrago.batchtable import COLUMNS, PAGE_MAX_ROWS, PHOTO_SUFFIXES, RowCheck, Table, Uploads
+from mirrago.datadir import save_input
 from mirrago.errors import ImageError
 from mirrago.images import prepare_image
 from mirrago.models import CREDITS_PER_TRY_ON
 from mirrago.services import Services
 from mirrago.ui import identity
 from mirrago.ui.batch_images import table_thumb
-from mirrago.ui.picker import save_input
 from mirrago.ui.plain import md_text
 from mirrago.usage import latest_balance as balance_now
 

@@ -9,7 +9,6 @@ under `data_dir/inputs/` for uploads and camera shots, the link itself for links
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import streamlit as st
 
 from mirrago import samples
 from mirrago.backend import Backend
+from mirrago.datadir import input_path, save_input
 from mirrago.errors import ImageError
 from mirrago.images import PreparedImage, describe, prepare_image
 from mirrago.ui.frames import THUMB_SIZE, framed_file
@@ -66,24 +66,6 @@ class PickedImage:
 def sample_url(backend: Backend, sample: samples.Sample) -> str:
     """The sandbox serves the shipped samples: a URL keeps demo jobs identical to URL batches."""
     return f"{backend.base_url.rstrip('/')}/samples/{sample.relative_path}"
-
-
-def input_path(prepared: PreparedImage, data_dir: Path) -> Path:
-    """Where prepared bytes are stored: `data_dir/inputs/<sha256>.<ext>` (same bytes, same
-    file)."""
-    digest = hashlib.sha256(prepared.data).hexdigest()
-    return data_dir / "inputs" / f"{digest}.{prepared.ext.lstrip('.')}"
-
-
-def save_input(prepared: PreparedImage, data_dir: Path) -> Path:
-    """Write prepared bytes to their `input_path` (once: same bytes, same file)."""
-    path = input_path(prepared, data_dir)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(path.suffix + ".part")
-        temporary.write_bytes(prepared.data)
-        temporary.replace(path)
-    return path
 
 
 @st.cache_data(max_entries=32, show_spinner="Checking the photo…")

@@ -1,0 +1,60 @@
+"""The data dir's files: where an uploaded photo is kept, and the one way a file is written so
+that no reader ever sees half of it (another process, a crash, two writers at once)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the images module loads Pillow: not needed to write a file
+    from mirrago.images import PreparedImage
+
+
+def input_path(prepared: PreparedImage, data_dir: Path) -> Path:
+    """Where prepared bytes are stored: `data_dir/inputs/<sha256>.<ext>` (same bytes, same
+    file)."""
+    digest = hashlib.sha256(prepared.data).hexdigest()
+    return data_dir / "inputs" / f"{digest}.{prepared.ext.lstrip('.')}"
+
+
+def save_input(prepared: PreparedImage, data_dir: Path) -> Path:
+    """Write prepared bytes to their `input_path` (once: same bytes, same file)."""
+    path = input_path(prepared, data_dir)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, prepared.data)
+    return path
+
+
+@contextmanager
+def atomic_target(path: Path) -> Iterator[Path]:
+    """A temporary path beside `path` to write to; it becomes `path` in one step when the block
+    ends without an error, and is removed either way. Its name is unique, so two processes
+    writing the same file never write into each other's."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_atomically(path: Path, data: bytes | str) -> None:
+    """`path` holds `data` (text as UTF-8), or what it held before: never part of it."""
+    with atomic_target(path) as temporary:
+        if isinstance(data, str):
+            temporary.write_text(data, encoding="utf-8")
+        else:
+            temporary.write_bytes(data)
+
+
+def copy_atomically(source: Path, target: Path) -> None:
+    """`target` becomes a copy of `source` in one step."""
+    with atomic_target(target) as temporary:
+        shutil.copyfile(source, temporary)
