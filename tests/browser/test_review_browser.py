@@ -350,7 +350,9 @@ def test_the_reviewers_name_survives_a_refresh(
         wait_for_app(page, timeout=120)
         second = _row_ids(server.data_dir, ids["refresh"])[1]
         _click(page, f"batch-card-pass-{second}")
-        expect(keyed(page, f"batch-card-{second}")).to_contain_text("pass")
+        # The card's badges: its state, then its verdict in the one word for it ("Pass").
+        expect(keyed(page, f"batch-card-{second}")).to_contain_text(
+            re.compile(r"Done\s*check\s*Pass\s*Row 2"))
         assert _history(server.data_dir, ids["refresh"]) == [(2, "QA Mei", "pass", False)]
         page.get_by_role("button", name="Review & reports").or_(
             page.get_by_text("Review & reports", exact=True)
