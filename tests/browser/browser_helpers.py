@@ -7,9 +7,13 @@ import re
 import time
 from pathlib import Path
 
+import sqlalchemy as sa
 from browser_app import ARTIFACTS
+from PIL import Image
 from playwright.sync_api import Download, Locator, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+from mirrago.ledger import JobInput, Ledger, batches, jobs, utcnow
 
 
 def wait_for_app(page: Page, timeout: float = 90.0) -> None:
@@ -106,3 +110,27 @@ def screenshot(page: Page, name: str) -> Path:
     page.screenshot(path=str(path), full_page=True)
     page.set_viewport_size(size)
     return path
+
+
+def seed_finished_batch(data_dir: Path, inputs: list[JobInput], name: str) -> int:
+    """A finished batch of completed rows for `inputs` in the app's ledger, sharing one
+    thumbnail; its id."""
+    thumbs = data_dir / "thumbs"
+    thumbs.mkdir(parents=True, exist_ok=True)
+    thumb = thumbs / "seed.jpg"
+    Image.new("RGB", (240, 320), (120, 90, 200)).save(thumb, "JPEG")
+    ledger = Ledger(f"sqlite:///{data_dir / 'ledger.sqlite3'}")
+    try:
+        # Private while seeding, so the app's runner never claims a row of it.
+        batch = ledger.create_batch(name, "batch-page", inputs, backend="test:seeded",
+                                    private=True)
+        now = utcnow()
+        with ledger._write() as conn:  # noqa: SLF001 - seeding finished rows in one statement
+            conn.execute(jobs.update().where(jobs.c.batch_id == batch.id).values(
+                state="completed", job_id="seed-" + jobs.c.id.cast(sa.Text),
+                submitted_at=now, finished_at=now, thumbnail_path=str(thumb),
+                result_path=str(thumb)))
+            conn.execute(batches.update().where(batches.c.id == batch.id).values(private=False))
+        return batch.id
+    finally:
+        ledger.close()

@@ -10,14 +10,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from browser_app import ARTIFACTS, AppServer, start_app, stop_app
-from browser_helpers import assert_no_exception, keyed, open_app, screenshot, wait_for_app
-from PIL import Image
+from browser_helpers import (
+    assert_no_exception,
+    keyed,
+    open_app,
+    screenshot,
+    seed_finished_batch,
+    wait_for_app,
+)
 from playwright.sync_api import Browser, Page, Route, expect
 
-from mirrago import ledger as ledger_module
-from mirrago.ledger import JobInput, Ledger
+from mirrago.ledger import JobInput
 from mirrago.samples import garments, persons
 from mirrago.sandbox.server import EmbeddedSandbox, SandboxConfig, start_embedded
 
@@ -174,36 +178,17 @@ def test_combine_then_sample_rows_run_and_the_detail_view_steps_to_the_next(page
     assert_no_exception(page)
 
 
-def seed_finished_batch(data_dir: Path, rows: int) -> int:
-    """A finished batch of `rows` completed rows in the app's ledger, sharing one thumbnail."""
-    thumbs = data_dir / "thumbs"
-    thumbs.mkdir(parents=True, exist_ok=True)
-    thumb = thumbs / "seed.jpg"
-    Image.new("RGB", (240, 320), (120, 90, 200)).save(thumb, "JPEG")
-    ledger = Ledger(f"sqlite:///{data_dir / 'ledger.sqlite3'}")
-    try:
-        people, clothes = persons(), garments()  # local files: nothing for the browser to fetch
-        inputs = [JobInput(str(people[i % len(people)].path), str(clothes[i % len(clothes)].path))
-                  for i in range(rows)]
-        # Private while seeding, so the app's runner never claims a row of it.
-        batch = ledger.create_batch(
-            "Five hundred", "batch-page", inputs, backend="test:seeded", private=True
-        )
-        now = ledger_module.utcnow()
-        jobs, batches = ledger_module.jobs, ledger_module.batches
-        with ledger._write() as conn:  # noqa: SLF001 - seeding finished rows in one statement
-            conn.execute(jobs.update().where(jobs.c.batch_id == batch.id).values(
-                state="completed", job_id="seed-" + jobs.c.id.cast(sa.Text),
-                submitted_at=now, finished_at=now, thumbnail_path=str(thumb),
-                result_path=str(thumb)))
-            conn.execute(batches.update().where(batches.c.id == batch.id).values(private=False))
-        return batch.id
-    finally:
-        ledger.close()
+def seed_rows(data_dir: Path, rows: int) -> int:
+    """A finished batch of `rows` completed rows of the shipped samples (local files: nothing
+    for the browser to fetch)."""
+    people, clothes = persons(), garments()
+    inputs = [JobInput(str(people[i % len(people)].path), str(clothes[i % len(clothes)].path))
+              for i in range(rows)]
+    return seed_finished_batch(data_dir, inputs, "Five hundred")
 
 
 def test_a_500_row_finished_batch_opens_paged(live_page: Page, live_app: AppServer) -> None:
-    batch_id = seed_finished_batch(live_app.data_dir, 500)
+    batch_id = seed_rows(live_app.data_dir, 500)
     open_app(live_page, f"/batch?batch={batch_id}")
     expect(keyed(live_page, "batch-header")).to_contain_text("Five hundred")
     expect(live_page.get_by_text("Showing 1–24 of 500")).to_be_visible()

@@ -6,14 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from browser_app import AppServer
-from browser_helpers import assert_no_exception, keyed, open_app
-from PIL import Image
+from browser_helpers import assert_no_exception, keyed, open_app, seed_finished_batch
 from playwright.sync_api import Page, expect
 
-from mirrago import ledger as ledger_module
-from mirrago.ledger import JobInput, Ledger
+from mirrago.ledger import JobInput
 from mirrago.samples import garments, persons
 
 pytestmark = pytest.mark.browser
@@ -26,29 +23,9 @@ HOSTILE = [
 
 
 def _seed_batch_with_usernames(data_dir: Path, usernames: list[str]) -> int:
-    thumbs = data_dir / "thumbs"
-    thumbs.mkdir(parents=True, exist_ok=True)
-    thumb = thumbs / "user-text.jpg"
-    Image.new("RGB", (240, 320), (120, 90, 200)).save(thumb, "JPEG")
-    ledger = Ledger(f"sqlite:///{data_dir / 'ledger.sqlite3'}")
-    try:
-        person, garment = persons()[0].path, garments()[0].path
-        inputs = [JobInput(str(person), str(garment), username=name) for name in usernames]
-        batch = ledger.create_batch(
-            "visit https://attacker.invalid/", "batch-page", inputs, backend="test:seeded",
-            private=True,
-        )
-        jobs, batches = ledger_module.jobs, ledger_module.batches
-        now = ledger_module.utcnow()
-        with ledger._write() as conn:  # noqa: SLF001 - seeding finished rows in one statement
-            conn.execute(jobs.update().where(jobs.c.batch_id == batch.id).values(
-                state="completed", job_id="text-" + jobs.c.id.cast(sa.Text),
-                submitted_at=now, finished_at=now, thumbnail_path=str(thumb),
-                result_path=str(thumb)))
-            conn.execute(batches.update().where(batches.c.id == batch.id).values(private=False))
-        return batch.id
-    finally:
-        ledger.close()
+    person, garment = persons()[0].path, garments()[0].path
+    inputs = [JobInput(str(person), str(garment), username=name) for name in usernames]
+    return seed_finished_batch(data_dir, inputs, "visit https://attacker.invalid/")
 
 
 def test_links_typed_into_usernames_and_batch_names_are_not_clickable(
