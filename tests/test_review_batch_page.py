@@ -112,11 +112,11 @@ def test_past_batches_name_success_and_review_pass_apart(
 
 
 def test_a_cards_verdict_badge_says_pass_and_fail_as_the_review_panel_does(
-    ledger: Ledger, batch: BatchRecord
+    app_ledger: Ledger, batch: BatchRecord
 ) -> None:
-    jobs = sorted(ledger.jobs(batch_id=batch.id), key=lambda job: job.row_index)
-    review.give_verdict(ledger, jobs[0], review.PASS, [], reviewer="Ana")
-    review.give_verdict(ledger, jobs[1], review.FAIL, ["artifacts"], reviewer="Ana")
+    jobs = sorted(app_ledger.jobs(batch_id=batch.id), key=lambda job: job.row_index)
+    review.give_verdict(app_ledger, jobs[0], review.PASS, [], reviewer="Ana")
+    review.give_verdict(app_ledger, jobs[1], review.FAIL, ["artifacts"], reviewer="Ana")
     badges = [m.value for m in _page(batch).markdown if "-badge[" in m.value]
     assert any(b.startswith(":green-badge[") and b.endswith(" Pass]") for b in badges), badges
     assert any(b.startswith(":red-badge[") and b.endswith(" Fail]") for b in badges), badges
