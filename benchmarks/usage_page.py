@@ -170,7 +170,7 @@ def measure(data_dir: Path, runs: int) -> dict[str, float]:
         return time.perf_counter() - started
 
     warm = [timed() for _ in range(runs)]
-    from mirrago.ui import usage_data
+    from mirrago.ui.usage import data as usage_data
 
     cold = []
     for _ in range(max(1, runs // 2)):

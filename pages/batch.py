@@ -13,12 +13,12 @@ from mirrago import batchprogress
 from mirrago.ledger import ACTIVE_STATES, BatchRecord
 from mirrago.services import Services
 from mirrago.ui import identity, session
-from mirrago.ui.batch_gallery import detail, gallery
-from mirrago.ui.batch_history import history
-from mirrago.ui.batch_input import input_section
-from mirrago.ui.batch_run import controls, figures, header, open_batch, opened_batch
-from mirrago.ui.review_hooks import install as install_review
-from mirrago.ui.review_workspace import review_workspace
+from mirrago.ui.batch.gallery import detail, gallery
+from mirrago.ui.batch.history import history
+from mirrago.ui.batch.input import input_section
+from mirrago.ui.batch.run import controls, figures, header, open_batch, opened_batch
+from mirrago.ui.review.hooks import install as install_review
+from mirrago.ui.review.workspace import review_workspace
 from mirrago.ui.routing import ensure_routed
 
 ensure_routed()

@@ -24,8 +24,9 @@ from mirrago.ui.job_card import (
     seconds_text,
 )
 from mirrago.ui.photo import photo
-from mirrago.ui.picker import PickedImage, image_picker
-from mirrago.ui.recent import (
+from mirrago.ui.routing import ensure_routed
+from mirrago.ui.tryon.picker import PickedImage, image_picker
+from mirrago.ui.tryon.recent import (
     OPENED_PICKS_KEY,
     earlier_connection,
     job_from_earlier_connection,
@@ -34,7 +35,6 @@ from mirrago.ui.recent import (
     recent_strip,
     released_connection,
 )
-from mirrago.ui.routing import ensure_routed
 
 ensure_routed()
 

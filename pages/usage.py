@@ -1,7 +1,7 @@
 """The Usage page: where the credits went, where they are going, and who spent them.
 
 UI only: every figure comes from `mirrago.usage` (SQL over the ledger); widgets live in
-`mirrago/ui/usage_*.py`.
+`mirrago/ui/usage/`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import streamlit as st
 from mirrago import usage
 from mirrago.ui import session
 from mirrago.ui.routing import ensure_routed
-from mirrago.ui.usage_charts import show
-from mirrago.ui.usage_data import figures, person_column
-from mirrago.ui.usage_tables import (
+from mirrago.ui.usage.charts import show
+from mirrago.ui.usage.data import figures, person_column
+from mirrago.ui.usage.tables import (
     activity_figures,
     breakdown_table,
     history_export,

@@ -31,7 +31,8 @@ from mirrago.config import load_settings
 from mirrago.ledger import JobInput, JobState, Ledger
 from mirrago.samples import garments, persons
 from mirrago.services import Services
-from mirrago.ui import batch_images, session
+from mirrago.ui import session
+from mirrago.ui.batch import images as batch_images
 
 APP = "../app.py"
 RUN_TIMEOUT = 30

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from mirrago.ui.usage_charts import credit_spec
+from mirrago.ui.usage.charts import credit_spec
 from mirrago.usage import Balance, Period
 
 NOW = datetime(2026, 3, 10, 5, 35, tzinfo=UTC)

@@ -20,7 +20,7 @@ from mirrago.services import Services
 from mirrago.ui import identity, session
 from mirrago.ui.connection import backend_health, check_connection
 from mirrago.ui.errors import plain
-from mirrago.ui.recent import open_job
+from mirrago.ui.tryon.recent import open_job
 from mirrago.usage import latest_balance
 
 log = logging.getLogger(__name__)

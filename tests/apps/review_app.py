@@ -9,7 +9,7 @@ import os
 import streamlit as st
 
 from mirrago.ledger import Ledger
-from mirrago.ui.review_workspace import review_workspace
+from mirrago.ui.review.workspace import review_workspace
 
 
 @st.cache_resource

@@ -1,5 +1,5 @@
 """The review tools plugged into the Batch page's gallery (its extension points in
-`mirrago.ui.batch_gallery`): verdict and reason filters and a "to review" queue in the filter
+`mirrago.ui.batch.gallery`): verdict and reason filters and a "to review" queue in the filter
 bar, Pass / Fail-with-a-reason on each card, and the keyboard verdict bar in the detail dialog
 (after a verdict the dialog moves to the next unreviewed result of the filtered list)."""
 
@@ -11,8 +11,8 @@ from mirrago import review
 from mirrago.errors import MirragoError
 from mirrago.ledger import JobRecord
 from mirrago.services import Services
-from mirrago.ui import batch_gallery
-from mirrago.ui.review_panel import (
+from mirrago.ui.batch import gallery as batch_gallery
+from mirrago.ui.review.panel import (
     Given,
     conflict_text,
     keep_reviewer_in_address,

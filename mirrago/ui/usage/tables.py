@@ -18,7 +18,7 @@ from mirrago.images import data_url
 from mirrago.ledger import JobState, Ledger
 from mirrago.ui import session
 from mirrago.ui.job_card import sample_for, seconds_text
-from mirrago.ui.usage_data import filter_choices, person_column, viewer
+from mirrago.ui.usage.data import filter_choices, person_column, viewer
 from mirrago.usage import Activity, Balance, HistoryFilter, Period, StatementDay
 
 PAGE_SIZE = 20

@@ -13,7 +13,7 @@ import streamlit as st
 from mirrago import export, review
 from mirrago.ledger import BatchRecord, JobRecord, Ledger
 from mirrago.ui.plain import md_text
-from mirrago.ui.review_panel import reviewer_name, verdict_badge
+from mirrago.ui.review.panel import reviewer_name, verdict_badge
 
 CURRENT_KEY = "compare.current"
 JUDGEMENT_KEYS = {review.LEFT: "1", review.RIGHT: "2", review.SAME: "3"}

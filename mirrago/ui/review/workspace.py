@@ -11,10 +11,10 @@ import streamlit as st
 from mirrago import review
 from mirrago.ledger import JobRecord, Ledger
 from mirrago.ui.plain import md_text
-from mirrago.ui.review_compare import compare_view
-from mirrago.ui.review_export import export_menu
-from mirrago.ui.review_matrix import matrix_view
-from mirrago.ui.review_panel import (
+from mirrago.ui.review.compare import compare_view
+from mirrago.ui.review.export import export_menu
+from mirrago.ui.review.matrix import matrix_view
+from mirrago.ui.review.panel import (
     current_job,
     review_controls,
     review_filters,

@@ -19,7 +19,7 @@ from mirrago.backend import Backend
 from mirrago.images import data_url
 from mirrago.ledger import JobRecord, JobState
 from mirrago.services import Services
-from mirrago.ui.batch_images import INPUT_THUMB_SIDE, input_thumb, result_thumb
+from mirrago.ui.batch.images import INPUT_THUMB_SIDE, input_thumb, result_thumb
 from mirrago.ui.frames import THUMB_SIZE, empty_frame
 from mirrago.ui.job_card import (
     describe_input,
@@ -30,7 +30,7 @@ from mirrago.ui.job_card import (
     state_words,
 )
 from mirrago.ui.plain import md_text
-from mirrago.ui.review_panel import verdict_badge
+from mirrago.ui.review.panel import verdict_badge
 
 PAGE_SIZE = 24
 DETAIL_IDS_KEY = "batch-detail-ids"  # the filtered rows' ids, in order, when the dialog opened

@@ -12,7 +12,7 @@ import streamlit as st
 from mirrago import usage
 from mirrago.ledger import Ledger
 from mirrago.ui import identity
-from mirrago.ui.usage_charts import credit_spec, jobs_spec
+from mirrago.ui.usage.charts import credit_spec, jobs_spec
 from mirrago.usage import Activity, Overview, Period
 
 

@@ -26,7 +26,7 @@ from mirrago.images import prepare_image
 from mirrago.models import CREDITS_PER_TRY_ON
 from mirrago.services import Services
 from mirrago.ui import identity
-from mirrago.ui.batch_images import table_thumb
+from mirrago.ui.batch.images import table_thumb
 from mirrago.ui.plain import md_text
 from mirrago.usage import latest_balance as balance_now
 

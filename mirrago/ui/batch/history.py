@@ -13,7 +13,7 @@ from mirrago import batchprogress
 from mirrago.batchprogress import BatchSummary
 from mirrago.services import Services
 from mirrago.ui import identity
-from mirrago.ui.batch_run import STATE_BADGES
+from mirrago.ui.batch.run import STATE_BADGES
 from mirrago.ui.plain import md_text
 
 NOTE_KEY = "batch-history-note"

@@ -13,7 +13,7 @@ from mirrago.ui import identity, session
 from mirrago.ui.frames import THUMB_SIZE, dimmed, empty_frame, framed, framed_file
 from mirrago.ui.job_card import local_image, sample_for, state_badge
 from mirrago.ui.photo import photo
-from mirrago.ui.picker import select_sample
+from mirrago.ui.tryon.picker import select_sample
 
 SOURCE = "try-on"
 OPEN_KEY = "tryon-open-row"

@@ -1,0 +1,1 @@
+"""Batch page widgets: input table, run controls, gallery, images and history."""

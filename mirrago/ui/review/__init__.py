@@ -1,0 +1,1 @@
+"""Review widgets for a batch: panel, hooks, compare, matrix, export and workspace."""

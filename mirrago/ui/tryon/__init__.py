@@ -1,0 +1,1 @@
+"""Try-on page widgets: the image pickers and the recent try-ons."""

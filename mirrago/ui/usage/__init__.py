@@ -1,0 +1,1 @@
+"""Usage page widgets: figures, charts and tables."""
