@@ -13,7 +13,6 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import zipfile
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,30 +21,21 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from mirrago.datadir import copy_atomically, write_atomically
+from mirrago.workbook import MB, SAVE_AS_CSV, xlsx_records
 
 if TYPE_CHECKING:
     from mirrago.ledger import Ledger
 
 BACKGROUNDS = ("original", "white", "studio")
 
-_MB = 1024 * 1024
 # The Batch page shows, checks and prices its whole table on every rerun: past 10,000 rows a
 # file belongs to `mirrago batch`, whose user can wait (and past 100,000, in several files).
 PAGE_MAX_ROWS = 10_000
 CLI_MAX_ROWS = 100_000
-MAX_IMPORT_BYTES = 25 * _MB  # an upload on the page: ~100,000 rows of long links
-CLI_MAX_BYTES = 100 * _MB
+MAX_IMPORT_BYTES = 25 * MB  # an upload on the page: ~100,000 rows of long links
+CLI_MAX_BYTES = 100 * MB
 MAX_CELL_CHARS = 2_048  # a link, a file name, a background or a user name
 ECHO_CHARS = 40  # what a message repeats of a user's cell (`shorten`)
-# A workbook is a zip: what it declares it unpacks to is checked before openpyxl reads a byte
-# (Python's zipfile stops at the declared size). Spreadsheet XML compresses 10 to 350 times;
-# a part compressed 500 times or more over 1 MB is a zip bomb.
-XLSX_MAX_UNPACKED = 50 * _MB
-XLSX_MAX_PART = 20 * _MB  # the sheet, the shared strings (openpyxl holds them all in memory)
-XLSX_MAX_PARTS = 1_000
-XLSX_MAX_RATIO = 500
-XLSX_MAX_COLUMNS = 64  # read from the first sheet; a batch uses four
-_SAVE_AS_CSV = "in Excel use Save As > CSV UTF-8 (Comma delimited)"
 
 
 class BatchFileError(ValueError):
@@ -115,7 +105,7 @@ class _Limits:
             ""
             if cli
             else ", or run it from a terminal with `mirrago batch FILE` (up to "
-            f"{CLI_MAX_ROWS:,} rows and {CLI_MAX_BYTES // _MB} MB)"
+            f"{CLI_MAX_ROWS:,} rows and {CLI_MAX_BYTES // MB} MB)"
         )
         return _Limits(rows, size, bigger)
 
@@ -140,7 +130,7 @@ class _Limits:
 
     def too_large(self) -> str:
         return (
-            f"the file is larger than {self.size // _MB} MB, the most a batch file may be "
+            f"the file is larger than {self.size // MB} MB, the most a batch file may be "
             f"here: split it into smaller files{self.bigger}"
         )
 
@@ -191,7 +181,11 @@ def _read(data: bytes, path: Path, check: bool, limits: _Limits) -> CsvBatch:
     if limits.size is not None and len(data) > limits.size:
         return CsvBatch(path, [], [], [limits.too_large()])
     if path.suffix.lower() in (".xlsx", ".xlsm"):
-        records = _xlsx_records(data, limits)
+        records = xlsx_records(data, limits, lambda rows: _bounded(rows, limits))
+        if isinstance(records, list) and not any(cells for _, cells in records):
+            records = "line 1: the sheet is empty; it needs a header line: " + ",".join(
+                IMAGE_COLUMNS
+            )
     else:
         records = _csv_records(data, limits)
     if isinstance(records, str):
@@ -231,9 +225,9 @@ def _csv_records(data: bytes, limits: _Limits) -> list | str:
     except UnicodeDecodeError as error:
         if error.encoding.startswith("utf-16"):
             line = data[: error.start].decode("utf-16", "replace").count("\n") + 1
-            return f"line {line}: the text of the file is damaged here: {_SAVE_AS_CSV}"
+            return f"line {line}: the text of the file is damaged here: {SAVE_AS_CSV}"
         line = data[: error.start].count(b"\n") + 1
-        return f"line {line}: the file is not UTF-8 text: {_SAVE_AS_CSV}, and use that file"
+        return f"line {line}: the file is not UTF-8 text: {SAVE_AS_CSV}, and use that file"
     if not text.strip():
         return "line 1: the file is empty; it needs a header line: " + ",".join(IMAGE_COLUMNS)
     header_line = text[: text.find("\n")] if "\n" in text else text
@@ -260,129 +254,6 @@ def _csv_records(data: bytes, limits: _Limits) -> list | str:
             f"line {start[0]}: this line cannot be read as CSV: check its double quotes "
             "(a value with a comma or a quote needs double quotes around it)"
         )
-
-
-def _zip_problem(archive: zipfile.ZipFile) -> str | None:
-    """Why a workbook must not be unpacked (a zip bomb, or far more than a table), from what its
-    zip declares, before anything is decompressed."""
-    redo = f"open it in your spreadsheet program and save it again, or {_SAVE_AS_CSV}"
-    parts = archive.infolist()
-    if len(parts) > XLSX_MAX_PARTS:
-        return (
-            f"the workbook holds more than {XLSX_MAX_PARTS:,} parts, far more than a table "
-            f"needs: {redo}"
-        )
-    if sum(part.file_size for part in parts) > XLSX_MAX_UNPACKED:
-        return (
-            f"the workbook unpacks to more than {XLSX_MAX_UNPACKED // _MB} MB, far more than a "
-            f"batch table needs: split it into smaller files, or {_SAVE_AS_CSV}"
-        )
-    for part in parts:
-        if part.file_size > XLSX_MAX_PART:
-            return (
-                f"a part of the workbook (its sheet or its text) unpacks to more than "
-                f"{XLSX_MAX_PART // _MB} MB, far more than a batch table needs: split it into "
-                f"smaller files, or {_SAVE_AS_CSV}"
-            )
-        if part.file_size > _MB and part.file_size > XLSX_MAX_RATIO * max(part.compress_size, 1):
-            return (
-                f"the workbook unpacks to more than {XLSX_MAX_RATIO} times its size, which "
-                f"spreadsheet programs do not write: {redo}"
-            )
-    return None
-
-
-def _row_count_problem(archive: zipfile.ZipFile, limits: _Limits) -> str | None:
-    """Too many rows in a sheet that does not say its size, counted in its XML as it unpacks:
-    openpyxl parses such a sheet whole when it opens the workbook, seconds for a 60 KB file of
-    200,000 rows. Sheets that say their size (spreadsheet programs write it first) are left
-    to the row cap while reading the first sheet."""
-    if limits.records is None:
-        return None
-    for part in archive.infolist():
-        if part.file_size < 6 * limits.records:  # a row takes at least "<row/>"
-            continue
-        with archive.open(part) as stream:
-            chunk = stream.read(_MB)
-            if _says_its_size(chunk):
-                continue
-            rows, tail = 0, b""
-            while chunk:
-                text = tail + chunk
-                rows += text.count(b"<row") + text.count(b":row")  # <x:row> too
-                tail = text[-4:]  # a tag cut by the chunk is counted with the next one
-                rows -= tail.count(b"<row") + tail.count(b":row")
-                if rows > limits.records:
-                    return limits.too_many_sheet_rows()
-                chunk = stream.read(_MB)
-    return None
-
-
-def _says_its_size(head: bytes) -> bool:
-    """A sheet's <dimension> before its rows: openpyxl reads no further to size the sheet
-    (and a part with neither is not a sheet: counting its rows costs a moment)."""
-    rows = head.find(b"sheetData")
-    return head.find(b"dimension ", 0, len(head) if rows == -1 else rows) != -1
-
-
-def _xlsx_records(data: bytes, limits: _Limits) -> list | str:
-    """The first sheet's rows as text cells, or the problem with the file."""
-    not_a_workbook = (
-        f"the file is not an Excel workbook (.xlsx): save it as .xlsx, or {_SAVE_AS_CSV}"
-    )
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            problem = _zip_problem(archive) or _row_count_problem(archive, limits)
-    except Exception:  # noqa: BLE001 - not a zip, a damaged or an encrypted part
-        return not_a_workbook
-    if problem:
-        return problem
-    from defusedxml import DefusedXmlException
-    from openpyxl import load_workbook
-
-    entities = (
-        "the workbook holds XML entity definitions, which spreadsheet programs do not write: "
-        f"open it in your spreadsheet program and save it again, or {_SAVE_AS_CSV}"
-    )
-    try:
-        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as error:  # noqa: BLE001 - any unreadable workbook is one plain message
-        return entities if _caused_by(error, DefusedXmlException) else not_a_workbook
-    try:
-        if not workbook.worksheets:
-            return not_a_workbook
-        # max_col: a cell far to the right would otherwise widen every row to it.
-        rows = workbook.worksheets[0].iter_rows(values_only=True, max_col=XLSX_MAX_COLUMNS)
-        records = _bounded(_sheet_records(rows), limits)
-    except Exception as error:  # noqa: BLE001 - a damaged sheet is one plain message
-        if _caused_by(error, DefusedXmlException):
-            return entities
-        return (
-            "the workbook's first sheet cannot be read (the file may be damaged): open it in "
-            f"your spreadsheet program and save it again, or {_SAVE_AS_CSV}"
-        )
-    finally:
-        workbook.close()
-    if isinstance(records, list) and not any(cells for _, cells in records):
-        return "line 1: the sheet is empty; it needs a header line: " + ",".join(IMAGE_COLUMNS)
-    return records
-
-
-def _caused_by(error: BaseException | None, kind: type[BaseException]) -> bool:
-    """openpyxl wraps the XML parser's error in its own."""
-    while error is not None:
-        if isinstance(error, kind):
-            return True
-        error = error.__cause__ or error.__context__
-    return False
-
-
-def _sheet_records(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[int, list[str]]]:
-    for number, row in enumerate(rows, start=1):
-        cells = ["" if value is None else str(value) for value in row]
-        while cells and not cells[-1].strip():
-            cells.pop()
-        yield number, cells
 
 
 def _headerless(header: list[str]) -> bool:

@@ -1,5 +1,6 @@
-"""The data dir's files: where an uploaded photo is kept, and the one way a file is written so
-that no reader ever sees half of it (another process, a crash, two writers at once)."""
+"""The data dir's files: where an uploaded photo is kept, where results and their thumbnails
+go, and the one way a file is written so that no reader ever sees half of it (another
+process, a crash, two writers at once)."""
 
 from __future__ import annotations
 
@@ -58,3 +59,40 @@ def copy_atomically(source: Path, target: Path) -> None:
     """`target` becomes a copy of `source` in one step."""
     with atomic_target(target) as temporary:
         shutil.copyfile(source, temporary)
+
+
+def results_dir(data_dir: Path) -> Path:
+    """Where finished try-ons are stored, one file per job."""
+    return data_dir / "results"
+
+
+def thumbs_dir(data_dir: Path) -> Path:
+    """Where their thumbnails (at most 320 px, JPEG) are stored."""
+    return data_dir / "thumbs"
+
+
+def safe_name(job_id: str) -> str:
+    """A server's job id as a file name (no separators, no dot files of its choosing)."""
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in job_id)[:128] or "job"
+
+
+def store_result(data_dir: Path, job_id: str, data: bytes) -> tuple[str, str | None, str | None]:
+    """Write a job's result to `results/<job id>.<ext>` and its thumbnail to `thumbs/`: the
+    result's path, the thumbnail's (None when it could not be made) and a note saying why."""
+    results = results_dir(data_dir)
+    results.mkdir(parents=True, exist_ok=True)
+    from mirrago.images import result_extension
+
+    ext = result_extension(data) or "bin"
+    result = results / f"{safe_name(job_id)}.{ext}"
+    write_atomically(result, data)
+    try:
+        from mirrago.images import make_thumbnail
+
+        thumbs = thumbs_dir(data_dir)
+        thumb = thumbs / f"{safe_name(job_id)}.jpg"
+        thumbs.mkdir(parents=True, exist_ok=True)
+        write_atomically(thumb, make_thumbnail(data, max_side=320))
+    except Exception as error:  # noqa: BLE001 - the result itself is safe; note it
+        return str(result), None, f"The thumbnail could not be made: {error}"
+    return str(result), str(thumb), None

@@ -30,22 +30,20 @@ answer and can adapt to it. Worker threads never touch Streamlit.
 
 from __future__ import annotations
 
-import enum
 import logging
 import os
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mirrago.backend import backend_key
 from mirrago.backoff import backoff
-from mirrago.datadir import write_atomically
+from mirrago.datadir import store_result
 from mirrago.errors import (
     AuthenticationError,
     BadRequestError,
@@ -60,96 +58,34 @@ from mirrago.errors import (
     uncertain_text,
 )
 from mirrago.ledger import (
-    ACTIVE_STATES,
     HOST,
-    JobInput,
     JobRecord,
     JobState,
     Ledger,
     LedgerUnavailableError,
 )
-from mirrago.models import Job, JobStatus, Submission
+from mirrago.ledger.retry import LedgerRetry
+from mirrago.models import Job, JobStatus
+from mirrago.runnercalls import RunnerCalls
+from mirrago.runstate import (
+    Outcome,
+    RunnerStats,
+    RunnerTuning,
+    WorkerReport,
+    as_mirrago_error,
+)
 from mirrago.schedule import PollSchedule, SubmitPacer
+from mirrago.transfer import download, prepared
 
 if TYPE_CHECKING:
     from mirrago.client import MirragoClient
 
 log = logging.getLogger("mirrago.runner")
 
-ProgressCallback = Callable[[dict[JobState, int]], None]
-
-
-@dataclass
-class RunnerTuning:
-    """Knobs of a `Runner` (or override single ones by keyword). The defaults suit the live
-    API."""
-
-    submit_workers: int = 8  # submissions in flight at most
-    poll_workers: int = 8  # status requests in flight at most
-    download_workers: int = 8
-    initial_submit_rate: float = 40.0  # submits per second to start with (doubles while fine)
-    max_submit_rate: float | None = None  # never faster than this; None: no cap
-    first_poll_delay: float = 0.5  # first look at a job, until the service's latency is known
-    min_poll_interval: float = 0.05
-    max_poll_interval: float = 5.0
-    heartbeat_interval: float = 2.0
-    stale_after: float = 15.0  # a runner silent this long is considered gone
-    recovery_interval: float = 5.0
-    rescan_interval: float = 1.0  # look for rows queued by other processes this often
-    download_attempts: int = 4
-    max_transient_failures: int = 6  # consecutive unreachable-server submits before pausing
-    batch_ids: Collection[int] | None = None  # only these batches (None: all but private ones)
-
-
 # --------------------------------------------------------------------------- the runner
 
 
-@dataclass
-class RunnerStats:
-    """What the runner did, for benchmarks and diagnostics."""
-
-    submissions: int = 0  # POSTs answered with a job
-    rate_limited: int = 0
-    polls: int = 0  # GETs of job status, answered or not
-    poll_errors: int = 0
-    downloads: int = 0
-    download_failures: int = 0
-
-
-class Outcome(enum.Enum):
-    """What a worker reports to the driver thread."""
-
-    EMPTY = "no queued row to claim"
-    LEDGER_DOWN = "the ledger could not be reached: nothing claimed"
-    SUBMITTED = "the server created the job"
-    RATE_LIMITED = "rate limited: the row is queued again"
-    UNREACHABLE = "the server could not be reached: the row is queued again"
-    BLOCKED = "credentials or credits refused: submitting pauses"
-    REFUSED = "the server refused the row (or its input is unusable): failed"
-    UNCERTAIN = "the submission's outcome is unknown"
-    ERROR = "an unexpected error in the worker"
-    POLLED = "the server reported the job's status"
-    POLL_ERROR = "the status request failed: ask again later"
-    GONE = "the server no longer knows the job"
-    FETCHED = "the result is stored and recorded"
-    FETCH_ERROR = "the result could not be recorded: poll again"
-
-
-@dataclass
-class _Outcome:
-    """A worker's report to the driver thread."""
-
-    kind: Outcome
-    row_id: int | None = None
-    job: Job | None = None
-    submission: Submission | None = None
-    error: MirragoError | None = None
-    launched_at: float = 0.0
-    submitted_at: float = 0.0
-    epoch: int = 0
-
-
-class Runner:
+class Runner(RunnerCalls):
     """Moves the ledger's jobs through their life (see the module docstring). Thread-safe."""
 
     def __init__(
@@ -175,8 +111,6 @@ class Runner:
         # The rows this runner may touch: those queued for its server (see Ledger.recover).
         self.backend = backend or backend_key(client.base_url, client.client_id)
         self.data_dir = Path(data_dir)
-        self.results_dir = self.data_dir / "results"
-        self.thumbs_dir = self.data_dir / "thumbs"
         self.stats = RunnerStats()
         self.last_error: MirragoError | None = None
         self.paused = False
@@ -189,8 +123,6 @@ class Runner:
         self._stopping = threading.Event()
         # Set once `stop` has waited its time: answers still unrecorded are then given up.
         self._abandon = threading.Event()
-        self.ledger_problem: str | None = None  # why the ledger cannot be reached, meanwhile
-        self._ledger_failures = 0
         self._registered = False
         # After an outage every runner's heartbeat looks old: judge others only once they have
         # had `stale_after` seconds to beat again.
@@ -201,7 +133,7 @@ class Runner:
         self._holding = threading.Event()  # stop submitting (Ctrl-C), keep the rest going
         self._changed = threading.Condition()
         self._generation = 0
-        self._inbox: deque[_Outcome] = deque()
+        self._inbox: deque[WorkerReport] = deque()
         self._submits: set[Future[Any]] = set()
         self._polls: set[Future[Any]] = set()
         self._downloads: set[Future[Any]] = set()
@@ -211,6 +143,9 @@ class Runner:
         self._transient = 0  # consecutive submissions that could not reach the server
         self._stats_lock = threading.Lock()
         self._pause_lock = threading.Lock()
+        self._retry = LedgerRetry(
+            self._abandon, self._wake, self._notify_changed, on_back=self._ledger_back
+        )
 
     # ------------------------------------------------------------------ public API
 
@@ -269,133 +204,6 @@ class Runner:
             self._thread = None
             self._notify_changed()
 
-    def hold(self) -> None:
-        """Stop starting submissions (Ctrl-C in the CLI); polling and downloads go on."""
-        self._holding.set()
-        self._wake.set()
-
-    def drain(self, timeout: float | None = None) -> bool:
-        """Stop starting submissions (as `hold`) and wait until every submission in flight has
-        been answered and its answer recorded, up to `timeout` seconds (None: as long as it
-        takes). True when none is left in flight. Polling and downloads go on."""
-        self.hold()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.in_flight() and self.running:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                break
-            with self._changed:
-                self._changed.wait(0.1 if remaining is None else min(0.1, remaining))
-        return self.in_flight() == 0
-
-    def in_flight(self) -> int:
-        """Submissions whose answer has not been recorded yet."""
-        return len([f for f in list(self._submits) if not f.done()])
-
-    def idle(self) -> bool:
-        """Nothing left to do for its backend: no call in flight, no answer waiting for the
-        ledger, and no queued, submitting or in-progress row of its backend in the ledger.
-        False while the ledger cannot be read (it may hold such rows)."""
-        calls = (*self._submits, *self._polls, *self._downloads)
-        if self._inbox or any(not future.done() for future in calls):
-            return False
-        try:
-            return not self.ledger.unfinished_by_backend().get(self.backend, 0)
-        except Exception:  # noqa: BLE001 - unknown is not idle
-            return False
-
-    def resume(self) -> None:
-        """Submit again after a pause (an authentication or credit problem was fixed)."""
-        self.paused = False
-        self.last_error = None
-        self._holding.clear()
-        self._wake.set()
-
-    def add_batch(self, batch_id: int) -> None:
-        """Work on this batch too (a runner limited to some batches; no-op otherwise)."""
-        if self._scope is not None:
-            self._scope = self._scope | {batch_id}  # replaced, not mutated: the worker reads it
-        self._force_recovery = True
-        self._wake.set()
-
-    def enqueue(self, inputs: Sequence[JobInput], *, name: str, source: str) -> list[JobRecord]:
-        """Record a new batch for this runner's backend (committed), wake the worker to submit
-        it, and return its rows (queued, in input order; `rows[0].batch_id` is the batch). A
-        runner limited to some batches makes it private: only runners that name it work on it."""
-        private = self._scope is not None
-        batch = self.ledger.create_batch(
-            name, source, inputs, backend=self.backend, private=private
-        )
-        if self._scope is not None:
-            self._scope = self._scope | {batch.id}
-        self._wake_for_queue()
-        self._notify_changed()
-        return self.ledger.jobs(batch_id=batch.id)
-
-    def cancel(self, row_id: int) -> bool:
-        """Cancel a queued row; False when it is already being submitted or done."""
-        done = self.ledger.cancel(row_id)
-        self._notify_changed()
-        return done
-
-    def retry(self, row_id: int) -> bool:
-        """Submit a failed or uncertain row again as a new attempt (recorded in the ledger)."""
-        done = self.ledger.retry(row_id, backend=self.backend)
-        if done:
-            self._wake_for_queue()
-        self._notify_changed()
-        return done
-
-    def wait(
-        self,
-        batch_id: int,
-        *,
-        timeout: float | None = None,
-        on_progress: ProgressCallback | None = None,
-    ) -> dict[JobState, int]:
-        """Wait until every row of the batch is final and return the counts by state.
-
-        Also returns early, with rows still active, when `timeout` passes, when the runner is
-        paused (see `last_error`) or held with nothing left in flight for it, or when it is
-        not running. `on_progress(counts)` is called whenever the counts change.
-        """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        last: dict[JobState, int] | None = None
-        while True:
-            with self._changed:
-                generation = self._generation
-            try:
-                counts = self.ledger.counts(batch_id)
-            except LedgerUnavailableError as error:
-                # Wait it out (the runner does too); without any reading yet, say so at the end.
-                self._ledger_failed(error)
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    if last is None:
-                        raise
-                    return last
-                self._stopping.wait(0.5 if remaining is None else min(0.5, remaining))
-                continue
-            if counts != last:
-                last = counts
-                if on_progress is not None:
-                    on_progress(counts)
-            active = sum(counts[state] for state in ACTIVE_STATES)
-            if active == 0 or self._stuck(counts):
-                return counts
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                return counts
-            with self._changed:
-                if self._generation == generation:
-                    self._changed.wait(0.5 if remaining is None else min(0.5, remaining))
-
-    def _stuck(self, counts: dict[JobState, int]) -> bool:
-        if not self.running:
-            return True
-        only_queued = counts[JobState.SUBMITTING] == 0 and counts[JobState.SUBMITTED] == 0
-        return only_queued and (self.paused or self._holding.is_set())
-
     def __enter__(self) -> Runner:
         self.start()
         return self
@@ -420,22 +228,22 @@ class Runner:
                 # is claimed until it answers again; polling goes on meanwhile.
                 if now >= next_heartbeat:
                     beat = self.ledger.heartbeat if self._registered else self._register
-                    if self._ledger_step(beat, self.runner_id):
+                    if self._retry.step(beat, self.runner_id):
                         next_heartbeat = now + self.tuning.heartbeat_interval
                     else:
-                        next_heartbeat = now + self._ledger_retry_delay()
-                ledger_ok = self._registered and self.ledger_problem is None
+                        next_heartbeat = now + self._retry.retry_delay()
+                ledger_ok = self._registered and self._retry.problem is None
                 if ledger_ok and self._reconcile_claims and not self.in_flight():
-                    if self._ledger_step(self._release_lost_claims):
+                    if self._retry.step(self._release_lost_claims):
                         self._reconcile_claims = False
                 if ledger_ok and now >= self._judge_after and (
                     now >= next_recovery or self._force_recovery
                 ):
-                    if self._ledger_step(self._recover, now):
+                    if self._retry.step(self._recover, now):
                         self._force_recovery = False
                         next_recovery = now + self.tuning.recovery_interval
                 if ledger_ok and self._queue_empty and now >= next_rescan:
-                    if self._ledger_step(self._rescan, self._scope_list(), self.backend):
+                    if self._retry.step(self._rescan, self._scope_list(), self.backend):
                         next_rescan = now + self.tuning.rescan_interval
                 self._drain_inbox()
                 wakeups = [next_heartbeat, next_recovery]
@@ -512,7 +320,7 @@ class Runner:
         self._drain_inbox()
         if self.paused or self._holding.is_set() or self._stopping.is_set() or self._queue_empty:
             return []
-        if self.ledger_problem is not None or not self._registered or self._reconcile_claims:
+        if self._retry.problem is not None or not self._registered or self._reconcile_claims:
             return []  # no new claims until the ledger answers (the heartbeat probes it)
         pacer = self._pacer
         while len(self._submits) < self.tuning.submit_workers:
@@ -524,44 +332,44 @@ class Runner:
         return []
 
     def _submit_one(self, launched_at: float, epoch: int) -> None:
-        outcome = _Outcome(Outcome.EMPTY, launched_at=launched_at, epoch=epoch)
+        outcome = WorkerReport(Outcome.EMPTY, launched_at=launched_at, epoch=epoch)
         try:
             row = self.ledger.claim_next(
                 self.runner_id, self._scope_list(), backend=self.backend
             )
-            self._ledger_ok()
+            self._retry.ok()
             if row is not None:
                 outcome = self._submit_row(row, launched_at)
         except LedgerUnavailableError as error:  # the claim may or may not have committed
             self._reconcile_claims = True
-            self._ledger_failed(error)
-            outcome = _Outcome(Outcome.LEDGER_DOWN, launched_at=launched_at)
+            self._retry.failed(error)
+            outcome = WorkerReport(Outcome.LEDGER_DOWN, launched_at=launched_at)
         except Exception as error:  # noqa: BLE001 - a bug: report, do not die
             log.exception("submission worker error")
-            error = _as_mirrago_error(error)
-            outcome = _Outcome(Outcome.ERROR, error=error, launched_at=launched_at)
+            error = as_mirrago_error(error)
+            outcome = WorkerReport(Outcome.ERROR, error=error, launched_at=launched_at)
         self._report(outcome)
 
-    def _submit_row(self, row: JobRecord, launched_at: float) -> _Outcome:
+    def _submit_row(self, row: JobRecord, launched_at: float) -> WorkerReport:
         me = self.runner_id
         try:
-            target = self._prepared(row.target, "person")
-            garment = self._prepared(row.garment, "garment")
+            target = prepared(row.target, "person")
+            garment = prepared(row.garment, "garment")
         except Exception as error:  # noqa: BLE001 - nothing was sent: the row failed
             message = error.message if isinstance(error, MirragoError) else repr(error)
-            self._record(self.ledger.fail_submission, row.id, me, message)
-            return _Outcome(Outcome.REFUSED, row.id, launched_at=launched_at)
+            self._retry.record(self.ledger.fail_submission, row.id, me, message)
+            return WorkerReport(Outcome.REFUSED, row.id, launched_at=launched_at)
         try:
             submission = self.client.generate(
                 target, garment, background=row.background, username=row.username
             )
         except RateLimitError as error:
-            self._record(self.ledger.release, row.id, me)
-            return _Outcome(Outcome.RATE_LIMITED, row.id, error=error, launched_at=launched_at)
+            self._retry.record(self.ledger.release, row.id, me)
+            return WorkerReport(Outcome.RATE_LIMITED, row.id, error=error, launched_at=launched_at)
         except ServiceConnectionError as error:  # timeouts included
             # generate raises these only when the request never reached the server
-            self._record(self.ledger.release, row.id, me)
-            return _Outcome(Outcome.UNREACHABLE, row.id, error=error, launched_at=launched_at)
+            self._retry.record(self.ledger.release, row.id, me)
+            return WorkerReport(Outcome.UNREACHABLE, row.id, error=error, launched_at=launched_at)
         except (AuthenticationError, InsufficientCreditsError) as error:
             # Paused before the row is marked: whoever sees the row failed sees why. Rows that
             # meet the same refusal after the first go back to the queue (nothing was created).
@@ -569,50 +377,34 @@ class Runner:
                 first = not self.paused
                 self._set_error(error, pause=True)
             if first:
-                self._record(self.ledger.fail_submission, row.id, me, error.message)
+                self._retry.record(self.ledger.fail_submission, row.id, me, error.message)
             else:
-                self._record(self.ledger.release, row.id, me)
-            return _Outcome(Outcome.BLOCKED, row.id, error=error, launched_at=launched_at)
+                self._retry.record(self.ledger.release, row.id, me)
+            return WorkerReport(Outcome.BLOCKED, row.id, error=error, launched_at=launched_at)
         except (BadRequestError, ImageError) as error:
-            self._record(self.ledger.fail_submission, row.id, me, error.message)
-            return _Outcome(Outcome.REFUSED, row.id, error=error, launched_at=launched_at)
+            self._retry.record(self.ledger.fail_submission, row.id, me, error.message)
+            return WorkerReport(Outcome.REFUSED, row.id, error=error, launched_at=launched_at)
         except SubmissionUncertainError as error:
-            self._record(self.ledger.mark_uncertain, row.id, me, error.message)
-            return _Outcome(Outcome.UNCERTAIN, row.id, error=error, launched_at=launched_at)
+            self._retry.record(self.ledger.mark_uncertain, row.id, me, error.message)
+            return WorkerReport(Outcome.UNCERTAIN, row.id, error=error, launched_at=launched_at)
         except (ServerError, MirragoError) as error:
             text = uncertain_text(error.message)
-            self._record(self.ledger.mark_uncertain, row.id, me, text)
-            return _Outcome(Outcome.UNCERTAIN, row.id, error=error, launched_at=launched_at)
+            self._retry.record(self.ledger.mark_uncertain, row.id, me, text)
+            return WorkerReport(Outcome.UNCERTAIN, row.id, error=error, launched_at=launched_at)
         except Exception as error:  # noqa: BLE001 - unknown: the POST may have been sent
             log.exception("unexpected error submitting row %s", row.id)
             text = uncertain_text(type(error).__name__)
-            self._record(self.ledger.mark_uncertain, row.id, me, text)
-            return _Outcome(Outcome.UNCERTAIN, row.id, launched_at=launched_at)
+            self._retry.record(self.ledger.mark_uncertain, row.id, me, text)
+            return WorkerReport(Outcome.UNCERTAIN, row.id, launched_at=launched_at)
         answered = time.monotonic()
-        self._record(self.ledger.record_submission, row.id, me, submission)
-        return _Outcome(
+        self._retry.record(self.ledger.record_submission, row.id, me, submission)
+        return WorkerReport(
             Outcome.SUBMITTED,
             row.id,
             submission=submission,
             launched_at=launched_at,
             submitted_at=answered,
         )
-
-    @staticmethod
-    def _prepared(value: str, role: str) -> Any:
-        """A local image is prepared (oriented, capped, re-encoded) before upload; a URL is
-        passed as is, for the server to fetch."""
-        text = value.strip()
-        if "://" in text:
-            return text
-        path = Path(text).expanduser()
-        try:
-            data = path.read_bytes()
-        except OSError:
-            return text  # let the client word the error about the path
-        from mirrago.images import prepare_image
-
-        return prepare_image(data, role=role).data
 
     # ---- polls
 
@@ -638,21 +430,21 @@ class Runner:
         try:
             job = self.client.job(job_id)
         except NotFoundError as error:
-            self._report(_Outcome(Outcome.GONE, row_id, error=error))
+            self._report(WorkerReport(Outcome.GONE, row_id, error=error))
             message = f"The server no longer knows job {job_id} ({error.status_code}): {error}"
-            self._record(self.ledger.fail_job, row_id, me, message)
+            self._retry.record(self.ledger.fail_job, row_id, me, message)
             return
         except Exception as error:  # noqa: BLE001 - network, 5xx, rate limit: ask again later
             if not isinstance(error, MirragoError):
                 log.exception("unexpected error polling job %s", job_id)
-            self._report(_Outcome(Outcome.POLL_ERROR, row_id, error=_as_mirrago_error(error)))
+            self._report(WorkerReport(Outcome.POLL_ERROR, row_id, error=as_mirrago_error(error)))
             return
-        self._report(_Outcome(Outcome.POLLED, row_id, job=job))
+        self._report(WorkerReport(Outcome.POLLED, row_id, job=job))
         if job.status is JobStatus.FAILED:
             message = job.error_message or "The server reported the job failed, with no reason."
-            self._record(self.ledger.fail_job, row_id, me, message, job.raw_status)
+            self._retry.record(self.ledger.fail_job, row_id, me, message, job.raw_status)
         elif job.status is JobStatus.IN_PROGRESS and job.raw_status != previous_status:
-            self._ledger_step(
+            self._retry.step(
                 self.ledger.update_server_status,
                 row_id,
                 me,
@@ -671,10 +463,12 @@ class Runner:
             if not job.result_url:
                 note = "The server reported the job completed but gave no result URL."
             else:
-                data, note = self._download(job.result_url)
+                attempts = self.tuning.download_attempts
+                data, note = download(self.client, job.result_url, attempts, self._stopping)
+                self._count("downloads" if data is not None else "download_failures")
                 if data is not None:
-                    result_path, thumb_path, note = self._store_result(job.job_id, data)
-            self._record(
+                    result_path, thumb_path, note = store_result(self.data_dir, job.job_id, data)
+            self._retry.record(
                 self.ledger.complete,
                 row_id,
                 me,
@@ -686,50 +480,13 @@ class Runner:
             )
         except Exception:  # noqa: BLE001 - leave the row submitted: the next poll retries
             log.exception("could not record the result of job %s", job.job_id)
-            self._report(_Outcome(Outcome.FETCH_ERROR, row_id, job=job))
+            self._report(WorkerReport(Outcome.FETCH_ERROR, row_id, job=job))
             return
-        self._report(_Outcome(Outcome.FETCHED, row_id))
-
-    def _download(self, url: str) -> tuple[bytes | None, str | None]:
-        attempts = max(1, self.tuning.download_attempts)
-        problem = ""
-        for attempt in range(attempts):
-            try:
-                data = self.client.download(url)
-                self._count("downloads")
-                return data, None
-            except (ImageError, BadRequestError) as error:  # not worth retrying
-                problem = error.message
-                break
-            except MirragoError as error:
-                problem = error.message
-                retry_after = error.retry_after if isinstance(error, RateLimitError) else None
-                delay = backoff(attempt, retry_after=retry_after)
-                if attempt + 1 < attempts and self._stopping.wait(delay):
-                    break
-        self._count("download_failures")
-        return None, f"The result could not be downloaded: {problem}"
-
-    def _store_result(self, job_id: str, data: bytes) -> tuple[str, str | None, str | None]:
-        self.results_dir.mkdir(parents=True, exist_ok=True)
-        from mirrago.images import result_extension
-
-        ext = result_extension(data) or "bin"
-        result = self.results_dir / f"{_safe_name(job_id)}.{ext}"
-        write_atomically(result, data)
-        try:
-            from mirrago.images import make_thumbnail
-
-            thumb = self.thumbs_dir / f"{_safe_name(job_id)}.jpg"
-            self.thumbs_dir.mkdir(parents=True, exist_ok=True)
-            write_atomically(thumb, make_thumbnail(data, max_side=320))
-        except Exception as error:  # noqa: BLE001 - the result itself is safe; note it
-            return str(result), None, f"The thumbnail could not be made: {error}"
-        return str(result), str(thumb), None
+        self._report(WorkerReport(Outcome.FETCHED, row_id))
 
     # ---- the driver's handling of outcomes
 
-    def _report(self, outcome: _Outcome) -> None:
+    def _report(self, outcome: WorkerReport) -> None:
         self._inbox.append(outcome)
         self._wake.set()
         self._notify_changed()
@@ -738,7 +495,7 @@ class Runner:
         while self._inbox:
             self._handle(self._inbox.popleft())
 
-    def _handle(self, outcome: _Outcome) -> None:
+    def _handle(self, outcome: WorkerReport) -> None:
         now = time.monotonic()
         kind = outcome.kind
         pacer, schedule = self._pacer, self._schedule
@@ -807,60 +564,15 @@ class Runner:
 
     def _set_error(self, error: BaseException | None, *, pause: bool = False) -> None:
         if error is not None:
-            self.last_error = _as_mirrago_error(error)
+            self.last_error = as_mirrago_error(error)
         if pause:
             self.paused = True
         self._notify_changed()
 
-    def _record(self, write: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """A ledger write that records a server's answer: retried (capped backoff) until the
-        ledger takes it, the answer held here meanwhile, so no job id or result is lost. Only
-        when `stop` has waited its time is it given up (the row then stays as it was: the
-        next runner recovers it)."""
-        attempt = 0
-        while True:
-            try:
-                result = write(*args, **kwargs)
-            except LedgerUnavailableError as error:
-                self._ledger_failed(error)
-                if self._abandon.wait(backoff(attempt, cap=5.0)):
-                    log.warning("stopped before the ledger came back; not recorded: %s", error)
-                    return None
-                attempt += 1
-                continue
-            self._ledger_ok()
-            self._notify_changed()
-            return result
-
-    def _ledger_step(self, step: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
-        """One ledger call that may simply be made again later; False when it failed."""
-        try:
-            step(*args, **kwargs)
-        except LedgerUnavailableError as error:
-            self._ledger_failed(error)
-            return False
-        self._ledger_ok()
-        return True
-
-    def _ledger_failed(self, error: LedgerUnavailableError) -> None:
-        self._ledger_failures += 1
-        if self.ledger_problem != error.reason:
-            if self.ledger_problem is None:
-                log.warning("%s Retrying.", error)
-            self.ledger_problem = error.reason
-            self._notify_changed()
-
-    def _ledger_ok(self) -> None:
-        if self.ledger_problem is not None:
-            log.warning("the job ledger answers again")
-            self._judge_after = time.monotonic() + self.tuning.stale_after
-            self.ledger_problem = None
-            self._ledger_failures = 0
-            self._wake.set()
-            self._notify_changed()
-
-    def _ledger_retry_delay(self) -> float:
-        return backoff(max(0, self._ledger_failures - 1), cap=5.0)
+    def _ledger_back(self) -> None:
+        # After an outage every runner's heartbeat looks old: judge others only once they have
+        # had `stale_after` seconds to beat again.
+        self._judge_after = time.monotonic() + self.tuning.stale_after
 
     def _count(self, name: str) -> None:
         with self._stats_lock:
@@ -870,22 +582,3 @@ class Runner:
         with self._changed:
             self._generation += 1
             self._changed.notify_all()
-
-    @property
-    def submit_rate(self) -> float | None:
-        pacer = getattr(self, "_pacer", None)
-        return None if pacer is None or pacer.unpaced else pacer.rate
-
-
-def _as_mirrago_error(error: BaseException) -> MirragoError:
-    if isinstance(error, MirragoError):
-        return error
-    return MirragoError(f"Unexpected {type(error).__name__}: {error}")
-
-
-
-
-def _safe_name(job_id: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in job_id)[:128] or "job"
-
-
