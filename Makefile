@@ -16,6 +16,7 @@ test:
 # long server run (the markers are in pyproject.toml); PostgreSQL cases are skipped.
 check: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/python -m pytest -q -m "not browser and not slow and not app"
 
 install:
@@ -23,6 +24,7 @@ install:
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench: install
 	$(VENV)/bin/python benchmarks/batch_throughput.py

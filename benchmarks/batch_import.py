@@ -71,12 +71,14 @@ def _write_csv(path: Path, rows: int) -> None:
         writer = csv.writer(handle)
         writer.writerow(["target_image_url", "garment_image_url", "background", "username"])
         for n in range(rows):
-            writer.writerow([
-                f"https://images.example.com/persons/p{n:06d}.jpg",
-                f"https://images.example.com/garments/g{n % 500:04d}.png",
-                ("", "white", "studio")[n % 3],
-                f"qa-{n % 7}",
-            ])
+            writer.writerow(
+                [
+                    f"https://images.example.com/persons/p{n:06d}.jpg",
+                    f"https://images.example.com/garments/g{n % 500:04d}.png",
+                    ("", "white", "studio")[n % 3],
+                    f"qa-{n % 7}",
+                ]
+            )
 
 
 def _workbook(path: Path, sheet_rows: bytes, shared: bytes) -> None:
@@ -99,8 +101,11 @@ def _bomb(path: Path, megabytes: int) -> None:
     """The header's first cell is a shared string of `megabytes` MB of one letter."""
     letters = b"a" * (1 << 20)
     header = b'<row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>1</v></c></row>'
-    _workbook(path, header, [b"<si><t>", *[letters] * megabytes,
-                             b"</t></si><si><t>garment_image_url</t></si>"])
+    _workbook(
+        path,
+        header,
+        [b"<si><t>", *[letters] * megabytes, b"</t></si><si><t>garment_image_url</t></si>"],
+    )
 
 
 def _many_rows(path: Path, rows: int) -> None:
@@ -109,8 +114,12 @@ def _many_rows(path: Path, rows: int) -> None:
     header = b'<row><c t="s"><v>0</v></c><c t="s"><v>1</v></c></row>'
     shared = b"".join(
         f"<si><t>{text}</t></si>".encode()
-        for text in ("target_image_url", "garment_image_url",
-                     "https://images.example.com/p.jpg", "https://images.example.com/g.png")
+        for text in (
+            "target_image_url",
+            "garment_image_url",
+            "https://images.example.com/p.jpg",
+            "https://images.example.com/g.png",
+        )
     )
     _workbook(path, header + row * (rows - 1), shared)
 
@@ -123,23 +132,43 @@ def _xlsx_rows(path: Path, rows: int) -> None:
     sheet = book.create_sheet()
     sheet.append(["target_image_url", "garment_image_url", "username"])
     for n in range(rows):
-        sheet.append([f"https://images.example.com/persons/p{n:06d}.jpg",
-                      f"https://images.example.com/garments/g{n % 500:04d}.png", f"qa-{n % 7}"])
+        sheet.append(
+            [
+                f"https://images.example.com/persons/p{n:06d}.jpg",
+                f"https://images.example.com/garments/g{n % 500:04d}.png",
+                f"qa-{n % 7}",
+            ]
+        )
     book.save(path)
 
 
 CASES = {
     # name: (file name, make, target seconds, target MB or None, expected outcome)
     "csv-10000": ("rows10000.csv", lambda p: _write_csv(p, 10_000), IMPORT_SECONDS, None, "read"),
-    "csv-50000": ("rows50000.csv", lambda p: _write_csv(p, 50_000), REFUSE_SECONDS, None,
-                  "refused"),
-    "cli-csv-50000": ("rows50000.csv", lambda p: _write_csv(p, 50_000), 5 * IMPORT_SECONDS,
-                      None, "read"),
+    "csv-50000": (
+        "rows50000.csv",
+        lambda p: _write_csv(p, 50_000),
+        REFUSE_SECONDS,
+        None,
+        "refused",
+    ),
+    "cli-csv-50000": (
+        "rows50000.csv",
+        lambda p: _write_csv(p, 50_000),
+        5 * IMPORT_SECONDS,
+        None,
+        "read",
+    ),
     "xlsx-10000": ("rows10000.xlsx", lambda p: _xlsx_rows(p, 10_000), IMPORT_SECONDS, None, "read"),
     "bomb-100MB": ("bomb100.xlsx", lambda p: _bomb(p, 100), BOMB_SECONDS, BOMB_MB, "refused"),
     "bomb-400MB": ("bomb400.xlsx", lambda p: _bomb(p, 400), BOMB_SECONDS, BOMB_MB, "refused"),
-    "xlsx-200000-rows": ("rows200000.xlsx", lambda p: _many_rows(p, 200_000), REFUSE_SECONDS,
-                         BOMB_MB, "refused"),
+    "xlsx-200000-rows": (
+        "rows200000.xlsx",
+        lambda p: _many_rows(p, 200_000),
+        REFUSE_SECONDS,
+        BOMB_MB,
+        "refused",
+    ),
 }
 
 
@@ -191,7 +220,10 @@ def run_case(name: str, folder: Path) -> dict:
     mode = ["--cli"] if name.startswith("cli-") else []
     child = subprocess.run(
         [sys.executable, __file__, "--measure", str(path), *mode],
-        capture_output=True, text=True, timeout=600, check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     if child.returncode != 0:
         raise SystemExit(f"{name}: the measuring process failed:\n{child.stderr[-2000:]}")
@@ -229,13 +261,17 @@ def main() -> int:
         print(json.dumps({"results": results, "failures": failures}, indent=2))
     else:
         out = io.StringIO()
-        out.write(f"{'case':<18}{'file':>10}{'time':>9}{'peak RSS':>10}{'(start)':>9}"
-                  f"{'rows':>8}{'ready':>8}  outcome\n")
+        out.write(
+            f"{'case':<18}{'file':>10}{'time':>9}{'peak RSS':>10}{'(start)':>9}"
+            f"{'rows':>8}{'ready':>8}  outcome\n"
+        )
         for r in results:
             outcome = r["problem"][:90] + ("…" if len(r["problem"]) > 90 else "") or "read"
-            out.write(f"{r['case']:<18}{r['file_kb']:>8.0f}KB{r['seconds']:>8.2f}s"
-                      f"{r['peak_mb']:>8.0f}MB{r['before_mb']:>7.0f}MB{r['rows']:>8}"
-                      f"{r['ready']:>8}  {outcome}\n")
+            out.write(
+                f"{r['case']:<18}{r['file_kb']:>8.0f}KB{r['seconds']:>8.2f}s"
+                f"{r['peak_mb']:>8.0f}MB{r['before_mb']:>7.0f}MB{r['rows']:>8}"
+                f"{r['ready']:>8}  {outcome}\n"
+            )
         print(out.getvalue(), end="")
         for case, miss in failures:
             print(f"MISSED {case}: {miss}")

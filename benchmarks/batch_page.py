@@ -57,8 +57,14 @@ def seed(data_dir: Path, rows: int) -> int:
     people, clothes = persons(), garments()
     ledger = Ledger(f"sqlite:///{data_dir / 'ledger.sqlite3'}")
     try:
-        inputs = [JobInput(str(people[i % len(people)].path), str(clothes[i % len(clothes)].path),
-                           username=f"qa-{i % 3}") for i in range(rows)]
+        inputs = [
+            JobInput(
+                str(people[i % len(people)].path),
+                str(clothes[i % len(clothes)].path),
+                username=f"qa-{i % 3}",
+            )
+            for i in range(rows)
+        ]
         batch = ledger.create_batch(
             "Benchmark", "batch-page", inputs, backend="benchmark:seeded", private=True
         )
@@ -70,11 +76,23 @@ def seed(data_dir: Path, rows: int) -> int:
                 result, thumb = results / f"r{row.id}.jpg", thumbs / f"r{row.id}.jpg"
                 result.write_bytes(data)
                 thumb.write_bytes(make_thumbnail(data, max_side=320))
-                conn.execute(jobs.update().where(jobs.c.id == row.id).values(
-                    state="completed", job_id=f"bench-{row.id}", submitted_at=now,
-                    finished_at=now, result_path=str(result), thumbnail_path=str(thumb)))
-            conn.execute(ledger_module.batches.update().where(
-                ledger_module.batches.c.id == batch.id).values(private=sa.false()))
+                conn.execute(
+                    jobs.update()
+                    .where(jobs.c.id == row.id)
+                    .values(
+                        state="completed",
+                        job_id=f"bench-{row.id}",
+                        submitted_at=now,
+                        finished_at=now,
+                        result_path=str(result),
+                        thumbnail_path=str(thumb),
+                    )
+                )
+            conn.execute(
+                ledger_module.batches.update()
+                .where(ledger_module.batches.c.id == batch.id)
+                .values(private=sa.false())
+            )
         return batch.id
     finally:
         ledger.close()
@@ -99,8 +117,12 @@ def page_figures(rows: int, runs: int) -> dict:
         data_dir = Path(folder) / "data"
         seed(data_dir, rows)
         os.environ["MIRRAGO_DATA_DIR"] = str(data_dir)
-        for name in ("MIRRAGO_BASE_URL", "MIRRAGO_CLIENT_ID", "MIRRAGO_CLIENT_SECRET",
-                     "MIRRAGO_DATABASE_URL"):
+        for name in (
+            "MIRRAGO_BASE_URL",
+            "MIRRAGO_CLIENT_ID",
+            "MIRRAGO_CLIENT_SECRET",
+            "MIRRAGO_DATABASE_URL",
+        ):
             os.environ.pop(name, None)
         os.chdir(folder)
         at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
@@ -140,13 +162,17 @@ def import_figures(csv_rows: int) -> dict:
     lines = ["target_image_url,garment_image_url,background,username"]
     for index in range(csv_rows):
         person = f"{base}/persons/{index}.jpg" if index % 10 else people[index % 6].path.name
-        lines.append(f"{person},{base}/garments/{index % 97}-{clothes[index % 6].name}.png,"
-                     f"{('', 'white', 'studio')[index % 3]},qa-{index % 5}")
+        lines.append(
+            f"{person},{base}/garments/{index % 97}-{clothes[index % 6].name}.png,"
+            f"{('', 'white', 'studio')[index % 3]},qa-{index % 5}"
+        )
     lines[7] = "not a link,,purple,qa"  # one bad row, as real files have
     data = ("\n".join(lines) + "\n").encode()
     # Every tenth person is a photo uploaded beside the CSV, named by its file name.
-    uploads = batchtable.Uploads(frozenset(str(p.path) for p in people),
-                                 frozenset((p.path.name.lower(), str(p.path)) for p in people))
+    uploads = batchtable.Uploads(
+        frozenset(str(p.path) for p in people),
+        frozenset((p.path.name.lower(), str(p.path)) for p in people),
+    )
     started = time.perf_counter()
     imported = batchtable.import_file("pairs.csv", data)
     checked = batchtable.check_table(imported.rows, uploads)
@@ -171,15 +197,21 @@ def main() -> int:
     if args.json:
         print(json.dumps(figures, indent=2))
     else:
-        print(f"import+check {figures['csv_rows']} CSV rows: {figures['import_and_check_s']} s "
-              f"(target <= {IMPORT_TARGET} s) {'ok' if figures['import_ok'] else 'MISSED'}")
-        print(f"Batch page, finished {figures['rows']}-row batch: first run "
-              f"{figures['first_run_s']} s, then median {figures['run_median_s']} s, max "
-              f"{figures['run_max_s']} s (target median <= {PAGE_RUN_TARGET} s) "
-              f"{'ok' if figures['page_run_ok'] else 'MISSED'}")
-        print(f"  {figures['cards_shown']} cards, {figures['images_sent']} images, the largest "
-              f"{figures['largest_image_bytes']:,} bytes (target <= {CARD_IMAGE_TARGET:,}) "
-              f"{'ok' if figures['card_images_ok'] else 'MISSED'}")
+        print(
+            f"import+check {figures['csv_rows']} CSV rows: {figures['import_and_check_s']} s "
+            f"(target <= {IMPORT_TARGET} s) {'ok' if figures['import_ok'] else 'MISSED'}"
+        )
+        print(
+            f"Batch page, finished {figures['rows']}-row batch: first run "
+            f"{figures['first_run_s']} s, then median {figures['run_median_s']} s, max "
+            f"{figures['run_max_s']} s (target median <= {PAGE_RUN_TARGET} s) "
+            f"{'ok' if figures['page_run_ok'] else 'MISSED'}"
+        )
+        print(
+            f"  {figures['cards_shown']} cards, {figures['images_sent']} images, the largest "
+            f"{figures['largest_image_bytes']:,} bytes (target <= {CARD_IMAGE_TARGET:,}) "
+            f"{'ok' if figures['card_images_ok'] else 'MISSED'}"
+        )
     passed = figures["import_ok"] and figures["page_run_ok"] and figures["card_images_ok"]
     return 0 if passed else 1
 

@@ -34,14 +34,20 @@ def _csv(rows: int, sample_base: str | None = None) -> bytes:
     """Distinct outside links, or (with `sample_base`) the sandbox's samples, repeated."""
     lines = ["target_image_url,garment_image_url,background,username"]
     if sample_base is None:
-        lines += [f"https://img{i % 13}.invalid/persons/{i}.jpg,https://img.invalid/g/{i % 97}"
-                  f".png,{('', 'white', 'studio')[i % 3]},qa-{i % 5}" for i in range(rows)]
+        lines += [
+            f"https://img{i % 13}.invalid/persons/{i}.jpg,https://img.invalid/g/{i % 97}"
+            f".png,{('', 'white', 'studio')[i % 3]},qa-{i % 5}"
+            for i in range(rows)
+        ]
     else:
         from mirrago import batchtable
 
         pairs = batchtable.sample_rows(sample_base, count=1_000)
-        lines += [f"{pairs[i % len(pairs)]['target_image_url']},"
-                  f"{pairs[i % len(pairs)]['garment_image_url']},,row-{i}" for i in range(rows)]
+        lines += [
+            f"{pairs[i % len(pairs)]['target_image_url']},"
+            f"{pairs[i % len(pairs)]['garment_image_url']},,row-{i}"
+            for i in range(rows)
+        ]
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -51,7 +57,7 @@ def _sent_bytes(at) -> tuple[int, int]:
 
     def walk(node) -> None:
         children = getattr(node, "children", None)
-        for child in (children.values() if isinstance(children, dict) else children or []):
+        for child in children.values() if isinstance(children, dict) else children or []:
             proto = getattr(child, "proto", None)
             if proto is not None and hasattr(proto, "SerializeToString"):
                 sizes.append(len(proto.SerializeToString()))
@@ -100,7 +106,9 @@ def table_figures(name: str, data: bytes, runs: int) -> dict:
         "sent_bytes": total,
         "largest_element_bytes": largest,
         "run_button": run.label,
-        "ok": imported <= IMPORT_TARGET and rerun <= RERUN_TARGET and total <= MESSAGE_TARGET
+        "ok": imported <= IMPORT_TARGET
+        and rerun <= RERUN_TARGET
+        and total <= MESSAGE_TARGET
         and not at.exception,
     }
 
@@ -114,7 +122,9 @@ def refusal_figures(rows: int) -> dict:
         "big_rows": rows,
         "big_import_s": round(elapsed, 3),
         "big_message": notes[0] if notes else "",
-        "big_ok": bool(notes) and "10,000" in notes[0] and run.disabled
+        "big_ok": bool(notes)
+        and "10,000" in notes[0]
+        and run.disabled
         and not at.session_state["batch-table"],
     }
 
@@ -128,8 +138,12 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         os.environ["MIRRAGO_DATA_DIR"] = str(Path(folder) / "data")
-        for name in ("MIRRAGO_BASE_URL", "MIRRAGO_CLIENT_ID", "MIRRAGO_CLIENT_SECRET",
-                     "MIRRAGO_DATABASE_URL"):
+        for name in (
+            "MIRRAGO_BASE_URL",
+            "MIRRAGO_CLIENT_ID",
+            "MIRRAGO_CLIENT_SECRET",
+            "MIRRAGO_DATABASE_URL",
+        ):
             os.environ.pop(name, None)
         os.chdir(folder)
         links = table_figures("links.csv", _csv(args.rows), args.runs)
@@ -145,14 +159,18 @@ def main() -> int:
         print(json.dumps(figures, indent=2))
     else:
         for label, found in (("links", links), ("sandbox samples", samples)):
-            print(f"{found['rows']:,} rows of {label}: import+check+show {found['import_s']} s "
-                  f"(target <= {IMPORT_TARGET} s), rerun median {found['rerun_median_s']} s, max "
-                  f"{found['rerun_max_s']} s (target <= {RERUN_TARGET} s), page sent "
-                  f"{found['sent_bytes']:,} bytes, largest element "
-                  f"{found['largest_element_bytes']:,} (target <= {MESSAGE_TARGET:,}); "
-                  f"{found['run_button']!r} {'ok' if found['ok'] else 'MISSED'}")
-        print(f"{args.big_rows:,}-row CSV: refused in {refused['big_import_s']} s: "
-              f"{refused['big_message']!r} {'ok' if refused['big_ok'] else 'MISSED'}")
+            print(
+                f"{found['rows']:,} rows of {label}: import+check+show {found['import_s']} s "
+                f"(target <= {IMPORT_TARGET} s), rerun median {found['rerun_median_s']} s, max "
+                f"{found['rerun_max_s']} s (target <= {RERUN_TARGET} s), page sent "
+                f"{found['sent_bytes']:,} bytes, largest element "
+                f"{found['largest_element_bytes']:,} (target <= {MESSAGE_TARGET:,}); "
+                f"{found['run_button']!r} {'ok' if found['ok'] else 'MISSED'}"
+            )
+        print(
+            f"{args.big_rows:,}-row CSV: refused in {refused['big_import_s']} s: "
+            f"{refused['big_message']!r} {'ok' if refused['big_ok'] else 'MISSED'}"
+        )
         print(f"process peak memory (everything above, one process): {peak_mb:,.0f} MB")
     return 0 if links["ok"] and samples["ok"] and refused["big_ok"] else 1
 

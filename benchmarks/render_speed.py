@@ -51,8 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target-ms", type=float, default=300.0)
     args = parser.parse_args(argv)
 
-    persons = [at_1024(p) for p in sorted((SAMPLES / "persons").iterdir())
-               if p.suffix in {".jpg", ".png"}]
+    persons = [
+        at_1024(p) for p in sorted((SAMPLES / "persons").iterdir()) if p.suffix in {".jpg", ".png"}
+    ]
     garment_images = []
     for path in sorted((SAMPLES / "garments").iterdir()):
         if path.suffix in {".jpg", ".png"}:
@@ -86,24 +87,35 @@ def main(argv: list[str] | None = None) -> int:
 
     wall_ms, cpu_ms = statistics.median(wall) * 1000, statistics.median(cpu) * 1000
     busy = max(load_before, load_after) > cores
-    print(f"renders: {len(wall)} ({fitted} fitted to a body, "
-          f"{len(wall) - fitted} fell back), persons at 1024 px")
-    print(f"wall-clock per render: median {wall_ms:.0f} ms, min {min(wall) * 1000:.0f} ms, "
-          f"max {max(wall) * 1000:.0f} ms")
-    print(f"CPU per render:        median {cpu_ms:.0f} ms "
-          f"(with the body and garment caches warm: {statistics.median(warm) * 1000:.0f} ms)")
-    print(f"load average: {load_before:.1f} before, {load_after:.1f} after, on {cores} cores"
-          + (" (busier than its cores: wall-clock time includes other processes)" if busy
-             else ""))
+    print(
+        f"renders: {len(wall)} ({fitted} fitted to a body, "
+        f"{len(wall) - fitted} fell back), persons at 1024 px"
+    )
+    print(
+        f"wall-clock per render: median {wall_ms:.0f} ms, min {min(wall) * 1000:.0f} ms, "
+        f"max {max(wall) * 1000:.0f} ms"
+    )
+    print(
+        f"CPU per render:        median {cpu_ms:.0f} ms "
+        f"(with the body and garment caches warm: {statistics.median(warm) * 1000:.0f} ms)"
+    )
+    print(
+        f"load average: {load_before:.1f} before, {load_after:.1f} after, on {cores} cores"
+        + (" (busier than its cores: wall-clock time includes other processes)" if busy else "")
+    )
     if wall_ms <= args.target_ms:
         print(f"OK: median wall-clock {wall_ms:.0f} ms <= {args.target_ms:.0f} ms")
         return 0
     if busy and cpu_ms <= args.target_ms:
-        print(f"OK (shared machine): median CPU {cpu_ms:.0f} ms <= {args.target_ms:.0f} ms; "
-              f"wall-clock {wall_ms:.0f} ms was inflated by the load")
+        print(
+            f"OK (shared machine): median CPU {cpu_ms:.0f} ms <= {args.target_ms:.0f} ms; "
+            f"wall-clock {wall_ms:.0f} ms was inflated by the load"
+        )
         return 0
-    print(f"MISS: median {'CPU' if busy else 'wall-clock'} "
-          f"{cpu_ms if busy else wall_ms:.0f} ms > {args.target_ms:.0f} ms")
+    print(
+        f"MISS: median {'CPU' if busy else 'wall-clock'} "
+        f"{cpu_ms if busy else wall_ms:.0f} ms > {args.target_ms:.0f} ms"
+    )
     return 1
 
 

@@ -77,8 +77,9 @@ def _export_child(data_dir: str, batch_id: int, kind: str, queue: multiprocessin
     path = make(ledger, batch_id)
     data = export.read_and_remove(path)
     seconds = time.perf_counter() - start
-    queue.put({"kind": kind, "seconds": seconds, "mb": _vm("VmHWM") - before,
-               "size_mb": len(data) / 1e6})  # fmt: skip
+    queue.put(
+        {"kind": kind, "seconds": seconds, "mb": _vm("VmHWM") - before, "size_mb": len(data) / 1e6}
+    )
 
 
 def measure_export(data_dir: Path, batch_id: int, kind: str) -> dict:
@@ -146,14 +147,18 @@ def main() -> int:
     else:
         verdict = figures["verdict"]
         print(f"{args.rows} finished rows (setup {figures['setup_s']} s)")
-        print(f"verdict -> next result: median {verdict['median']:.3f} s, "
-              f"worst {verdict['worst']:.3f} s over {verdict['runs']} runs "
-              f"(target <= {VERDICT_TARGET} s)")  # fmt: skip
+        print(
+            f"verdict -> next result: median {verdict['median']:.3f} s, "
+            f"worst {verdict['worst']:.3f} s over {verdict['runs']} runs "
+            f"(target <= {VERDICT_TARGET} s)"
+        )
         for kind in ("html", "zip"):
             f = figures[kind]
-            print(f"{kind:>4}: {f['seconds']:.2f} s, peak +{f['mb']:.0f} MB, "
-                  f"file {f['size_mb']:.1f} MB "
-                  f"(targets <= {EXPORT_SECONDS:.0f} s, <= {EXPORT_MB:.0f} MB)")  # fmt: skip
+            print(
+                f"{kind:>4}: {f['seconds']:.2f} s, peak +{f['mb']:.0f} MB, "
+                f"file {f['size_mb']:.1f} MB "
+                f"(targets <= {EXPORT_SECONDS:.0f} s, <= {EXPORT_MB:.0f} MB)"
+            )
         print("MISSED: " + "; ".join(misses) if misses else "all targets met")
     return 1 if misses else 0
 

@@ -44,8 +44,9 @@ def _results(data_dir: Path, rng: random.Random) -> list[str]:
     folder = data_dir / "thumbs"
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for index, (person, garment) in enumerate(zip(samples.persons(), samples.garments(),
-                                                  strict=False)):  # fmt: skip
+    for index, (person, garment) in enumerate(
+        zip(samples.persons(), samples.garments(), strict=False)
+    ):
         with Image.open(person.path) as p, Image.open(garment.path) as g:
             result = render.compose(p, g, None)
         result.thumbnail((320, 320))
@@ -76,8 +77,12 @@ def seed(data_dir: Path, total_jobs: int = 10_000, days: int = 90, seed_value: i
     remaining = total_jobs - sum(p[3] for p in plan)
     for _ in range(remaining):
         day = rng.randrange(days)
-        when = start + timedelta(days=day, hours=rng.randint(8, 19), minutes=rng.randint(0, 59),
-                                 seconds=rng.randint(0, 59))  # fmt: skip
+        when = start + timedelta(
+            days=day,
+            hours=rng.randint(8, 19),
+            minutes=rng.randint(0, 59),
+            seconds=rng.randint(0, 59),
+        )
         source = "cli:try-on" if rng.random() < 0.07 else "try-on"
         plan.append((when, source, "Try-on", 1))
     plan = [p for p in plan if p[0] < now - timedelta(minutes=5)]
@@ -86,8 +91,9 @@ def seed(data_dir: Path, total_jobs: int = 10_000, days: int = 90, seed_value: i
     refunds: list[datetime] = []
     outside_done: set[int] = set()
     for batch_id, (when, source, name, size) in enumerate(plan, start=1):
-        batch_rows.append({"id": batch_id, "name": name, "source": source,
-                           "created_at": when, "private": False})  # fmt: skip
+        batch_rows.append(
+            {"id": batch_id, "name": name, "source": source, "created_at": when, "private": False}
+        )
         user = rng.choice(USERS)
         for row in range(size):
             at = when + timedelta(seconds=row * 0.25 + rng.random())
@@ -101,23 +107,43 @@ def seed(data_dir: Path, total_jobs: int = 10_000, days: int = 90, seed_value: i
             if balance < 600:
                 balance += 5000  # a top-up
             roll = rng.random()
-            state = ("completed" if roll < 0.92 else "failed" if roll < 0.97
-                     else "uncertain" if roll < 0.98 else "canceled")  # fmt: skip
+            state = (
+                "completed"
+                if roll < 0.92
+                else "failed"
+                if roll < 0.97
+                else "uncertain"
+                if roll < 0.98
+                else "canceled"
+            )
             latency = rng.uniform(2.0, 6.0) if source == "batch" else rng.uniform(2.0, 4.5)
             job_id = None if state == "canceled" else f"bench-{batch_id}-{row}"
             person, garment = rng.choice(persons), rng.choice(garments)
-            job_rows.append({
-                "batch_id": batch_id, "row_index": row, "target": str(person.path),
-                "garment": str(garment.path), "username": user, "state": state,
-                "job_id": job_id, "credits_before": None if job_id is None else balance,
-                "created_at": at - timedelta(seconds=0.5), "submitted_at": None if not job_id
-                else at, "finished_at": at + timedelta(seconds=latency), "attempts": 1,
-                "error": "The service could not place the garment." if state == "failed"
-                else None, "review_tags": "[]", "updated_at": at,
-                "thumbnail_path": rng.choice(results) if state == "completed" else None,
-                "review_verdict": rng.choice(["pass", "pass", "pass", "fail", None])
-                if source == "batch" and state == "completed" else None,
-            })  # fmt: skip
+            job_rows.append(
+                {
+                    "batch_id": batch_id,
+                    "row_index": row,
+                    "target": str(person.path),
+                    "garment": str(garment.path),
+                    "username": user,
+                    "state": state,
+                    "job_id": job_id,
+                    "credits_before": None if job_id is None else balance,
+                    "created_at": at - timedelta(seconds=0.5),
+                    "submitted_at": None if not job_id else at,
+                    "finished_at": at + timedelta(seconds=latency),
+                    "attempts": 1,
+                    "error": "The service could not place the garment."
+                    if state == "failed"
+                    else None,
+                    "review_tags": "[]",
+                    "updated_at": at,
+                    "thumbnail_path": rng.choice(results) if state == "completed" else None,
+                    "review_verdict": rng.choice(["pass", "pass", "pass", "fail", None])
+                    if source == "batch" and state == "completed"
+                    else None,
+                }
+            )
             if job_id is None:
                 continue
             reading_rows.append({"at": at, "credits_before": balance, "job_id": job_id})
@@ -226,21 +252,26 @@ def main() -> int:
     ok_time = figures["median_run_s"] <= TIME_TARGET
     peak = figures["peak_rss_above_idle_mb"]
     ok_memory = peak == peak and peak <= MEMORY_TARGET_MB  # NaN: the peak could not be measured
-    figures.update(seed_s=seeded, jobs=args.jobs, days=args.days,
-                   passed=ok_time and ok_memory)  # fmt: skip
+    figures.update(seed_s=seeded, jobs=args.jobs, days=args.days, passed=ok_time and ok_memory)
     if args.json:
         print(json.dumps(figures, indent=2))
     else:
         print(f"Usage page, {args.jobs:,} jobs over {args.days} days (seeded in {seeded:.1f} s)")
         print(f"  first run (cold caches)   {figures['first_run_s']:.3f} s")
-        print(f"  script run, median of {args.runs}  {figures['median_run_s']:.3f} s   "
-              f"(target <= {TIME_TARGET} s: {'ok' if ok_time else 'MISSED'})")  # fmt: skip
+        print(
+            f"  script run, median of {args.runs}  {figures['median_run_s']:.3f} s   "
+            f"(target <= {TIME_TARGET} s: {'ok' if ok_time else 'MISSED'})"
+        )
         print(f"  script run, slowest       {figures['max_run_s']:.3f} s")
-        print(f"  run after new data        {figures['median_cold_run_s']:.3f} s (median; "
-              "every figure recomputed)")
-        print(f"  peak RSS above idle app   {figures['peak_rss_above_idle_mb']:.1f} MB  "
-              f"(target <= {MEMORY_TARGET_MB:.0f} MB: "
-              f"{'ok' if ok_memory else 'MISSED'})")  # fmt: skip
+        print(
+            f"  run after new data        {figures['median_cold_run_s']:.3f} s (median; "
+            "every figure recomputed)"
+        )
+        print(
+            f"  peak RSS above idle app   {figures['peak_rss_above_idle_mb']:.1f} MB  "
+            f"(target <= {MEMORY_TARGET_MB:.0f} MB: "
+            f"{'ok' if ok_memory else 'MISSED'})"
+        )
         print(f"  Python heap peak (traced) {figures['python_peak_mb']:.1f} MB")
     return 0 if figures["passed"] else 1
 

@@ -97,4 +97,3 @@ def start_backend(settings: Settings) -> RunningBackend:
         ) from None
     backend = Backend(sandbox.base_url, sandbox.client_id, sandbox.client_secret, is_sandbox=True)
     return RunningBackend(backend, sandbox.stop)
-

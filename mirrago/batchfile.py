@@ -41,6 +41,7 @@ ECHO_CHARS = 40  # what a message repeats of a user's cell (`shorten`)
 class BatchFileError(ValueError):
     """The input file cannot be read at all (missing, a folder, unreadable)."""
 
+
 IMAGE_COLUMNS = ("target_image_url", "garment_image_url")
 OPTIONAL_COLUMNS = ("background", "username")
 RESULT_COLUMNS = (
@@ -460,7 +461,6 @@ def _check_image_cell(
 
 def _short(value: str) -> str:
     return repr(shorten(value, 60))  # a link's host and most of its path
-
 
 
 def is_url(text: str) -> bool:

@@ -118,12 +118,18 @@ class Uploads:
         """These uploads and `photos`: a photo uploaded again under a name replaces the
         earlier one (stored or refused)."""
         names = {**self._by_name, **photos.stored}
-        refused = {name: why for name, why in {**self._refused, **photos.refused}.items()
-                   if name not in photos.stored}
+        refused = {
+            name: why
+            for name, why in {**self._refused, **photos.refused}.items()
+            if name not in photos.stored
+        }
         for name in photos.refused:
             names.pop(name, None)
-        return Uploads(self.paths | frozenset(photos.stored.values()),
-                       frozenset(names.items()), frozenset(refused.items()))
+        return Uploads(
+            self.paths | frozenset(photos.stored.values()),
+            frozenset(names.items()),
+            frozenset(refused.items()),
+        )
 
 
 def check_table(
@@ -143,7 +149,8 @@ def check_table(
                 cells[name] = stored
             elif why:
                 refusals[f"{name}: {SERVER_PATH_REFUSED}"] = (
-                    f"{name}: {shorten(file_name(value))!r} cannot be used: {why}")
+                    f"{name}: {shorten(file_name(value))!r} cannot be used: {why}"
+                )
         row = check_cells(cells, Path(), accepted_files=uploads.paths)
         row.problems = [refusals.get(problem, problem) for problem in row.problems]
         row.line = number
@@ -218,8 +225,11 @@ def import_photos(
     refused: dict[str, str] = {}
     notes: list[str] = []
     for upload, data in files:
-        members = _zip_photos(upload, data, notes) if upload.lower().endswith(".zip") \
+        members = (
+            _zip_photos(upload, data, notes)
+            if upload.lower().endswith(".zip")
             else [(upload, data)]
+        )
         for member, body in members:
             name = file_name(member)
             if name in stored or name in refused:
@@ -233,17 +243,18 @@ def import_photos(
                 refused[name] = str(error)
     if stored:
         listed = ", ".join(sorted(stored)[:5]) + (", …" if len(stored) > 5 else "")
-        notes.insert(0, f"{len(stored)} photo{'s' * (len(stored) != 1)} stored: rows that name "
-                     f"{listed} use {'them' if len(stored) != 1 else 'it'}.")
+        notes.insert(
+            0,
+            f"{len(stored)} photo{'s' * (len(stored) != 1)} stored: rows that name "
+            f"{listed} use {'them' if len(stored) != 1 else 'it'}.",
+        )
     notes += [f"{shorten(name)!r} not stored: {why}" for name, why in list(refused.items())[:10]]
     if len(refused) > 10:
         notes.append(f"… and {len(refused) - 10} more photos not stored.")
     return Photos(stored, refused, notes)
 
 
-def _zip_photos(
-    upload: str, data: bytes, notes: list[str]
-) -> Iterator[tuple[str, bytes | str]]:
+def _zip_photos(upload: str, data: bytes, notes: list[str]) -> Iterator[tuple[str, bytes | str]]:
     """The photos in a ZIP, each with its bytes or why they cannot be read; problems with the
     ZIP itself go to `notes`."""
     label = repr(shorten(Path(upload).name))
@@ -253,8 +264,10 @@ def _zip_photos(
         return
     entries, directory = struct.unpack_from("<HI", data, end + 10)
     if entries > MAX_ZIP_ENTRIES or directory > MAX_ZIP_DIRECTORY:
-        notes.append(f"{label} lists more than {MAX_ZIP_ENTRIES:,} files: zip at most "
-                     f"{MAX_PHOTOS} photos at a time.")
+        notes.append(
+            f"{label} lists more than {MAX_ZIP_ENTRIES:,} files: zip at most "
+            f"{MAX_PHOTOS} photos at a time."
+        )
         return
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
@@ -272,29 +285,39 @@ def _zip_photos(
                 continue
             photos += 1
             if photos > MAX_PHOTOS or total + info.file_size > MAX_ZIP_BYTES:
-                notes.append(f"Only the first {photos - 1} photos of {label} were read (at "
-                             f"most {MAX_PHOTOS} photos, {MAX_ZIP_BYTES // 2**20} MB in all): "
-                             "upload the rest in another ZIP.")
+                notes.append(
+                    f"Only the first {photos - 1} photos of {label} were read (at "
+                    f"most {MAX_PHOTOS} photos, {MAX_ZIP_BYTES // 2**20} MB in all): "
+                    "upload the rest in another ZIP."
+                )
                 break
             body = _zip_member(archive, info)
             total += len(body) if isinstance(body, bytes) else 0
             yield info.filename, body
     if others:
-        notes.append(f"Skipped {others} file{'s' * (others != 1)} in {label} that "
-                     f"{'are not photos' if others != 1 else 'is not a photo'}.")
+        notes.append(
+            f"Skipped {others} file{'s' * (others != 1)} in {label} that "
+            f"{'are not photos' if others != 1 else 'is not a photo'}."
+        )
 
 
 def _zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes | str:
     """A member's bytes, read no further than one photo's limit, or why not."""
-    too_large = (f"larger than {DEFAULT_MAX_BYTES // 2**20} MB unpacked; use a smaller "
-                 "photo.")
+    too_large = f"larger than {DEFAULT_MAX_BYTES // 2**20} MB unpacked; use a smaller photo."
     if info.file_size > DEFAULT_MAX_BYTES:
         return too_large
     try:
         with archive.open(info) as member:
             body = member.read(DEFAULT_MAX_BYTES + 1)
-    except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError, EOFError,
-            zlib.error, ValueError):  # damaged, password-protected or an unusual compression
+    except (
+        zipfile.BadZipFile,
+        RuntimeError,
+        NotImplementedError,
+        OSError,
+        EOFError,
+        zlib.error,
+        ValueError,
+    ):  # damaged, password-protected or an unusual compression
         return "cannot be read from the ZIP (damaged or password-protected); zip it again."
     return too_large if len(body) > DEFAULT_MAX_BYTES else body
 
@@ -336,11 +359,15 @@ def sample_rows(base_url: str, existing: Table = (), count: int = 4) -> Table:
     garments = [sample_url(base_url, s) for s in samples.garments()]
     taken = {(row.get("target_image_url"), row.get("garment_image_url")) for row in existing}
     # Diagonals first: the first rows pair each person with a different garment.
-    pairs = [
-        (persons[(start + shift) % len(persons)], garments[start % len(garments)])
-        for shift in range(len(persons))
-        for start in range(len(garments))
-    ] if persons and garments else []
+    pairs = (
+        [
+            (persons[(start + shift) % len(persons)], garments[start % len(garments)])
+            for shift in range(len(persons))
+            for start in range(len(garments))
+        ]
+        if persons and garments
+        else []
+    )
     fresh = [pair for pair in dict.fromkeys(pairs) if pair not in taken][:count]
     return [
         clean_row({"target_image_url": person, "garment_image_url": garment})

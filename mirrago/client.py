@@ -133,7 +133,6 @@ class MirragoClient:
         self._session = self._build_session()
         self._submit_session = self._build_session()  # job-creating POSTs: never kept alive
 
-
     # ----------------------------------------------------------------- construction
 
     @classmethod
@@ -513,6 +512,7 @@ class MirragoClient:
         return data
 
     # ----------------------------------------------------------------- inputs
+
 
 # --------------------------------------------------------------------- helpers
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def duration_text(seconds: float, *, precise: bool = False) -> str:
-    """"45 s", "3 min", "1 h 20 min"; `precise` for what a person just waited: "4.2 s",
+    """ "45 s", "3 min", "1 h 20 min"; `precise` for what a person just waited: "4.2 s",
     "1 min 05 s"."""
     seconds = max(0.0, seconds)
     if seconds < 60:

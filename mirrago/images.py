@@ -269,6 +269,7 @@ def upload_for(field_name: str, value: object, *, max_bytes: int = DEFAULT_MAX_B
         content_type=content_type,
     )
 
+
 def _read_path(path: Path, label: str, max_bytes: int) -> tuple[bytes, str]:
     try:
         if not path.is_file():
@@ -284,11 +285,13 @@ def _read_path(path: Path, label: str, max_bytes: int) -> tuple[bytes, str]:
             "check the path and its permissions."
         ) from None
 
+
 def _read_file_object(handle: IO[Any], label: str, max_bytes: int) -> bytes:
     data = handle.read(max_bytes + 1)
     if isinstance(data, str):
         raise ImageError(f"The {label} file was opened in text mode: open it with 'rb'.")
     return bytes(data or b"")
+
 
 def _too_large_upload(label: str, size: int, max_bytes: int) -> str:
     return (
@@ -401,7 +404,6 @@ def _decode(data: bytes, *, max_side: int) -> tuple[Image.Image, tuple[int, int]
     return image, original_size
 
 
-
 def _open(data: bytes) -> Image.Image:
     try:
         return Image.open(io.BytesIO(data))
@@ -506,9 +508,7 @@ def _to_srgb(image: Image.Image, icc_profile: bytes | None) -> Image.Image:
     if icc_profile and image.mode in ("RGB", "CMYK"):
         try:
             source = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))
-            converted = ImageCms.profileToProfile(
-                image, source, _srgb_profile(), outputMode="RGB"
-            )
+            converted = ImageCms.profileToProfile(image, source, _srgb_profile(), outputMode="RGB")
             if converted is not None:
                 return converted
         except Exception:  # noqa: BLE001 - a broken profile: fall back to a plain conversion

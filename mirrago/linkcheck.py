@@ -43,9 +43,10 @@ def check_link(
     deadline = time.monotonic() + 2 * timeout
     headers = {"Range": f"bytes=0-{HEAD_BYTES - 1}"}
     try:
-        with policy.session() as http, policy.get(
-            http, url.strip(), timeout=timeout, headers=headers
-        ) as answer:
+        with (
+            policy.session() as http,
+            policy.get(http, url.strip(), timeout=timeout, headers=headers) as answer,
+        ):
             if answer.status_code >= 400:
                 return f"unreachable (HTTP {answer.status_code})"
             kind = answer.headers.get("content-type", "").split(";")[0].strip().lower()

@@ -236,8 +236,10 @@ class Runner(RunnerCalls):
                 if ledger_ok and self._reconcile_claims and not self.in_flight():
                     if self._retry.step(self._release_lost_claims):
                         self._reconcile_claims = False
-                if ledger_ok and now >= self._judge_after and (
-                    now >= next_recovery or self._force_recovery
+                if (
+                    ledger_ok
+                    and now >= self._judge_after
+                    and (now >= next_recovery or self._force_recovery)
                 ):
                     if self._retry.step(self._recover, now):
                         self._force_recovery = False
@@ -334,9 +336,7 @@ class Runner(RunnerCalls):
     def _submit_one(self, launched_at: float, epoch: int) -> None:
         outcome = WorkerReport(Outcome.EMPTY, launched_at=launched_at, epoch=epoch)
         try:
-            row = self.ledger.claim_next(
-                self.runner_id, self._scope_list(), backend=self.backend
-            )
+            row = self.ledger.claim_next(self.runner_id, self._scope_list(), backend=self.backend)
             self._retry.ok()
             if row is not None:
                 outcome = self._submit_row(row, launched_at)

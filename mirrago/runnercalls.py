@@ -176,7 +176,6 @@ class RunnerCalls:
         only_queued = counts[JobState.SUBMITTING] == 0 and counts[JobState.SUBMITTED] == 0
         return only_queued and (self.paused or self._holding.is_set())
 
-
     @property
     def ledger_problem(self) -> str | None:
         """Why the ledger cannot be reached, while it cannot (None when it answers)."""

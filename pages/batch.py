@@ -79,14 +79,22 @@ def _results(services: Services, batch: BatchRecord) -> None:
 services = session.current_services()
 
 st.title("Batch")
-st.caption("Many pairs at once: fill the table (type, paste, import or combine), check it, run "
-           "it, and watch the results arrive. Nothing is spent on rows that fail the checks.")
+st.caption(
+    "Many pairs at once: fill the table (type, paste, import or combine), check it, run "
+    "it, and watch the results arrive. Nothing is spent on rows that fail the checks."
+)
 
 batch = opened_batch(services)
 if st.session_state.get(VIEW_KEY) not in VIEWS:
     st.session_state[VIEW_KEY] = "results" if batch is not None else "new"
-view = st.segmented_control("View", list(VIEWS), format_func=VIEWS.__getitem__, required=True,
-                            key=VIEW_KEY, label_visibility="collapsed")
+view = st.segmented_control(
+    "View",
+    list(VIEWS),
+    format_func=VIEWS.__getitem__,
+    required=True,
+    key=VIEW_KEY,
+    label_visibility="collapsed",
+)
 
 if view == "new":
     input_section(services, _show)

@@ -102,8 +102,15 @@ def _options() -> tuple[str, str | None]:
     return background, (username.strip()[:USERNAME_MAX] or None)
 
 
-def _planned_input(services: Services, person: PickedImage, garment: PickedImage,
-                   background: str, username: str | None, *, save: bool) -> JobInput:
+def _planned_input(
+    services: Services,
+    person: PickedImage,
+    garment: PickedImage,
+    background: str,
+    username: str | None,
+    *,
+    save: bool,
+) -> JobInput:
     data_dir = services.settings.data_dir
     return JobInput(
         target=person.job_value(services.backend, data_dir, save=save),
@@ -114,19 +121,26 @@ def _planned_input(services: Services, person: PickedImage, garment: PickedImage
     )
 
 
-def _generate(services: Services, planned: JobInput, person: PickedImage,
-              garment: PickedImage, *, again: bool) -> None:
+def _generate(
+    services: Services, planned: JobInput, person: PickedImage, garment: PickedImage, *, again: bool
+) -> None:
     # Uploads are written only now, on the click (the planned input only named their paths).
-    job_input = _planned_input(services, person, garment, planned.background or "original",
-                               planned.username, save=True)
+    job_input = _planned_input(
+        services, person, garment, planned.background or "original", planned.username, save=True
+    )
     job, _new = start_try_on(services.runner, services.ledger, job_input, again=again)
     open_job(job.id if job else None)
     st.rerun()
 
 
-def _generate_controls(services: Services, person: PickedImage | None,
-                       garment: PickedImage | None, background: str,
-                       username: str | None, opened: JobRecord | None) -> None:
+def _generate_controls(
+    services: Services,
+    person: PickedImage | None,
+    garment: PickedImage | None,
+    background: str,
+    username: str | None,
+    opened: JobRecord | None,
+) -> None:
     """Generate, or, while the same try-on is running, where it is and "Run again"."""
     planned = twin = None
     if person is not None and garment is not None:
@@ -134,24 +148,45 @@ def _generate_controls(services: Services, person: PickedImage | None,
         twin = running_twin(services.ledger, planned)
     again = False
     if twin is None:
-        clicked = st.button("Generate try-on", type="primary", icon=":material/auto_awesome:",
-                            width="stretch", disabled=planned is None, key="tryon-generate")
+        clicked = st.button(
+            "Generate try-on",
+            type="primary",
+            icon=":material/auto_awesome:",
+            width="stretch",
+            disabled=planned is None,
+            key="tryon-generate",
+        )
         if planned is None:
             st.caption("Pick a person and a garment to generate.")
     else:
         clicked = False
-        st.button(f"Already running — {seconds_text(elapsed(twin))}", type="primary",
-                  icon=":material/hourglass_top:", width="stretch", disabled=True,
-                  key="tryon-generate")
+        st.button(
+            f"Already running — {seconds_text(elapsed(twin))}",
+            type="primary",
+            icon=":material/hourglass_top:",
+            width="stretch",
+            disabled=True,
+            key="tryon-generate",
+        )
         show, run_again = st.columns(2, gap="small")
         with show:
-            st.button("Show it", icon=":material/visibility:", width="stretch",
-                      disabled=opened is not None and opened.id == twin.id,
-                      on_click=open_job, args=(twin.id,), key="tryon-show-twin")
+            st.button(
+                "Show it",
+                icon=":material/visibility:",
+                width="stretch",
+                disabled=opened is not None and opened.id == twin.id,
+                on_click=open_job,
+                args=(twin.id,),
+                key="tryon-show-twin",
+            )
         with run_again:
-            again = st.button("Run again", icon=":material/replay:", width="stretch",
-                              key="tryon-run-again",
-                              help="Starts a second try-on of the same pair: another credit.")
+            again = st.button(
+                "Run again",
+                icon=":material/replay:",
+                width="stretch",
+                key="tryon-run-again",
+                help="Starts a second try-on of the same pair: another credit.",
+            )
     if (clicked or again) and planned is not None and person and garment:
         _generate(services, planned, person, garment, again=again)
 
@@ -178,20 +213,24 @@ job_services = services
 earlier = earlier_connection() if job is None else None
 released = released_connection() if job is None and earlier is None else None
 if released is not None:
-    st.info(f"This try-on ran on {released}, connected before this page was refreshed. Connect "
-            "again to start new try-ons there, and to see this one.", icon=":material/link_off:")
+    st.info(
+        f"This try-on ran on {released}, connected before this page was refreshed. Connect "
+        "again to start new try-ons there, and to see this one.",
+        icon=":material/link_off:",
+    )
 if earlier is not None:  # a live connection's job, after a refresh: it kept running
     host, job_services = earlier
     job = job_from_earlier_connection(host, job_services)
     if job is not None:
-        st.info(f"This try-on runs on {host}, connected before this page was refreshed: it "
-                "keeps running. Connect again to start new try-ons there.",
-                icon=":material/link_off:")
+        st.info(
+            f"This try-on runs on {host}, connected before this page was refreshed: it "
+            "keeps running. Connect again to start new try-ons there.",
+            icon=":material/link_off:",
+        )
 person_col, garment_col, options_col = st.columns(3, gap="medium")
 with person_col:
     st.subheader(":material/person: Person", anchor=False)
-    person = image_picker("person", key=PERSON_KEY,
-                          sources=("samples", "upload", "camera", "url"))
+    person = image_picker("person", key=PERSON_KEY, sources=("samples", "upload", "camera", "url"))
 with garment_col:
     st.subheader(":material/apparel: Garment", anchor=False)
     garment = image_picker("garment", key=GARMENT_KEY, sources=("samples", "upload", "url"))

@@ -64,15 +64,23 @@ def _empty_state() -> None:
 def _period() -> Period:
     today = datetime.now(UTC).date()
     choice = st.segmented_control(
-        "Range", list(RANGES), default="30 days", required=True, key="usage-range",
+        "Range",
+        list(RANGES),
+        default="30 days",
+        required=True,
+        key="usage-range",
         label_visibility="collapsed",
-    )  # fmt: skip
+    )
     if RANGES[choice] != -1:
         return Period.last(RANGES[choice], today)
     picked = st.date_input(
-        "Custom range", value=(today - timedelta(days=29), today), max_value=today,
-        key="usage-custom", label_visibility="collapsed", format="YYYY-MM-DD",
-    )  # fmt: skip
+        "Custom range",
+        value=(today - timedelta(days=29), today),
+        max_value=today,
+        key="usage-custom",
+        label_visibility="collapsed",
+        format="YYYY-MM-DD",
+    )
     if isinstance(picked, tuple) and len(picked) == 2:
         return Period(picked[0], picked[1])
     start = picked[0] if isinstance(picked, tuple) and picked else today

@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
 
 "$VENV/bin/ruff" check --no-cache .
+"$VENV/bin/ruff" format --check --no-cache .
 exec bash scripts/with-postgres.sh "$VENV/bin/python" -m pytest "$@"

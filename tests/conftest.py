@@ -213,8 +213,16 @@ def draw_garment(size: tuple[int, int] = (400, 440)) -> Image.Image:
 
     image = Image.new("RGB", size, GARMENT_BACKDROP)
     draw = ImageDraw.Draw(image)
-    outline = [at(0.3, 0.08), at(0.7, 0.08), at(0.95, 0.3), at(0.8, 0.4), at(0.78, 0.95),
-               at(0.22, 0.95), at(0.2, 0.4), at(0.05, 0.3)]  # fmt: skip
+    outline = [
+        at(0.3, 0.08),
+        at(0.7, 0.08),
+        at(0.95, 0.3),
+        at(0.8, 0.4),
+        at(0.78, 0.95),
+        at(0.22, 0.95),
+        at(0.2, 0.4),
+        at(0.05, 0.3),
+    ]
     draw.polygon(outline, fill=GARMENT_RED)
     draw.ellipse((*at(0.4, 0.04), *at(0.6, 0.14)), fill=GARMENT_BACKDROP)  # the neck opening
     draw.rectangle((*at(0.38, 0.35), *at(0.62, 0.5)), fill=(240, 200, 40))

@@ -183,15 +183,25 @@ def seed(
             job_id = f"job-{next(_seeded_job_ids)}"
             conn.execute(
                 jobs.insert().values(
-                    batch_id=batch_id, row_index=index, target="p.jpg", garment="g.png",
-                    username=username, state=state, job_id=job_id, credits_before=credits,
-                    created_at=at - timedelta(seconds=1), submitted_at=at,
-                    finished_at=at + timedelta(seconds=10), attempts=1, review_tags="[]",
+                    batch_id=batch_id,
+                    row_index=index,
+                    target="p.jpg",
+                    garment="g.png",
+                    username=username,
+                    state=state,
+                    job_id=job_id,
+                    credits_before=credits,
+                    created_at=at - timedelta(seconds=1),
+                    submitted_at=at,
+                    finished_at=at + timedelta(seconds=10),
+                    attempts=1,
+                    review_tags="[]",
                     updated_at=at,
                 )
-            )  # fmt: skip
-            conn.execute(credit_readings.insert().values(at=at, credits_before=credits,
-                                                         job_id=job_id))  # fmt: skip
+            )
+            conn.execute(
+                credit_readings.insert().values(at=at, credits_before=credits, job_id=job_id)
+            )
     return int(batch_id)
 
 

@@ -20,8 +20,11 @@ from mirrago.sandbox.server import EmbeddedSandbox
 pytestmark = pytest.mark.app
 
 
-def jpeg(size: tuple[int, int] = (300, 400), colour: tuple[int, int, int] = (90, 120, 160),
-         orientation: int | None = None) -> bytes:
+def jpeg(
+    size: tuple[int, int] = (300, 400),
+    colour: tuple[int, int, int] = (90, 120, 160),
+    orientation: int | None = None,
+) -> bytes:
     image = Image.new("RGB", size, colour)
     out = io.BytesIO()
     if orientation is None:
@@ -177,8 +180,9 @@ def test_recent_try_ons_list_jobs_and_open_one(app: AppTest):
 
 def test_text_file_uploaded_as_a_photo_gets_a_clear_error_and_nothing_is_sent(app: AppTest):
     use_source(app, "person", "upload")
-    app.file_uploader(key="tryon-person-upload").upload("photo.jpg", b"hello, world\n",
-                                                        "image/jpeg").run()
+    app.file_uploader(key="tryon-person-upload").upload(
+        "photo.jpg", b"hello, world\n", "image/jpeg"
+    ).run()
 
     assert len(app.error) == 1
     assert "image" in app.error[0].value.lower()

@@ -88,9 +88,17 @@ def test_run_them_on_assigns_unknown_rows_to_the_current_backend(data_dir: Path)
     samples = Path(mirrago.samples.__file__).parent
     ledger = Ledger.open(load_settings())
     try:
-        batch = ledger.create_batch("Old try-on", "try-on", [JobInput(
-            str(samples / "persons" / "astronaut.jpg"),
-            str(samples / "garments" / "denim-shirt.png"))], backend=UNKNOWN_BACKEND)
+        batch = ledger.create_batch(
+            "Old try-on",
+            "try-on",
+            [
+                JobInput(
+                    str(samples / "persons" / "astronaut.jpg"),
+                    str(samples / "garments" / "denim-shirt.png"),
+                )
+            ],
+            backend=UNKNOWN_BACKEND,
+        )
         (row_id,) = [job.id for job in ledger.jobs(batch_id=batch.id)]
     finally:
         ledger.close()

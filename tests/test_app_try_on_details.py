@@ -23,9 +23,15 @@ def test_a_5000_character_username_is_never_shown_or_sent_whole(app: AppTest):
     services = default_services()
     base = services.backend.base_url
     (row,) = services.runner.enqueue(
-        [JobInput(f"{base}/samples/persons/astronaut.jpg",
-                  f"{base}/samples/garments/striped-tee.png", username="y" * 5000)],
-        name="Try-on", source="try-on",
+        [
+            JobInput(
+                f"{base}/samples/persons/astronaut.jpg",
+                f"{base}/samples/garments/striped-tee.png",
+                username="y" * 5000,
+            )
+        ],
+        name="Try-on",
+        source="try-on",
     )
     fresh = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT)
     fresh.query_params["job"] = str(row.id)
@@ -44,8 +50,7 @@ def test_the_sidebar_shows_the_balance_after_the_last_try_on(app: AppTest):
     assert credits.value == f"{row.credits_before - 1:,}"
 
 
-def test_lock_backend_hides_the_connection_form(data_dir: Path,
-                                                monkeypatch: pytest.MonkeyPatch):
+def test_lock_backend_hides_the_connection_form(data_dir: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("MIRRAGO_LOCK_BACKEND", "1")
     at = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT)
     at.run()

@@ -25,7 +25,6 @@ GARMENT = garments()[0].path
 HEADER = ["target_image_url", "garment_image_url", "background", "username"]
 
 
-
 @pytest.fixture
 def point_at(monkeypatch: pytest.MonkeyPatch, workdir: Path) -> Iterator[Callable[..., None]]:
     """Point the CLI at a sandbox; afterwards, check it created at most one job per row."""

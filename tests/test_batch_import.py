@@ -315,8 +315,9 @@ def test_a_url_longer_than_the_cell_limit_is_refused_for_its_row(tmp_path: Path)
 
 
 def test_a_long_file_name_is_a_row_problem_not_a_crash(tmp_path: Path) -> None:
-    row = batchfile.check_cells({"target_image_url": "x" * 5000 + ".jpg",
-                                 "garment_image_url": GARMENT}, tmp_path)
+    row = batchfile.check_cells(
+        {"target_image_url": "x" * 5000 + ".jpg", "garment_image_url": GARMENT}, tmp_path
+    )
 
     assert row.job is None and "characters" in row.problems[0] and len(row.problems[0]) < 200
 

@@ -21,9 +21,13 @@ APP = "../app.py"
 RUN_TIMEOUT = 60  # a deadline for one script run on a busy machine, not a speed target
 OWNER = "al_*ice*@example.com"  # Markdown characters: shown as they are, never as emphasis
 ESCAPED = "al\\_\\*ice\\*\u2060@example\\.com"  # escaped, and no mail link (a word joiner)
-AUTH = {"redirect_uri": "http://127.0.0.1:8501/oauth2callback", "cookie_secret": "x" * 32,
-        "client_id": "mirrago", "client_secret": "test-only",
-        "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration"}
+AUTH = {
+    "redirect_uri": "http://127.0.0.1:8501/oauth2callback",
+    "cookie_secret": "x" * 32,
+    "client_id": "mirrago",
+    "client_secret": "test-only",
+    "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration",
+}
 
 
 def services() -> Services:
@@ -54,8 +58,9 @@ def test_a_batch_shows_its_owner_to_the_team_only_with_sign_in(data_dir: Path) -
     alice = batch_page(OWNER)
     services().runner.hold()  # nothing needs sending: the test looks at who owns the rows
     base = services().backend.base_url
-    alice.session_state["batch-table"] = [batchtable.clean_row(r)
-                                          for r in batchtable.sample_rows(base, count=2)]
+    alice.session_state["batch-table"] = [
+        batchtable.clean_row(r) for r in batchtable.sample_rows(base, count=2)
+    ]
     alice.run()
     alice.button(key="batch-run").click().run()
     assert not alice.exception, alice.exception

@@ -52,8 +52,11 @@ def test_every_bad_row_gets_its_reason_and_good_rows_their_job(tmp_path: Path) -
         {"target_image_url": person, "garment_image_url": garment},
         {"target_image_url": "", "garment_image_url": garment},
         {"target_image_url": "ftp://host/a.jpg", "garment_image_url": garment},
-        {"target_image_url": person, "garment_image_url": url("garments", "c.png"),
-         "background": "purple"},
+        {
+            "target_image_url": person,
+            "garment_image_url": url("garments", "c.png"),
+            "background": "purple",
+        },
         {"target_image_url": person, "garment_image_url": garment},
         {"target_image_url": str(tmp_path / "missing.jpg"), "garment_image_url": garment},
     ]
@@ -71,10 +74,13 @@ def test_every_bad_row_gets_its_reason_and_good_rows_their_job(tmp_path: Path) -
 def test_link_check_findings_mark_the_rows_that_use_the_link() -> None:
     good, bad = url("persons", "a.jpg"), url("persons", "gone.jpg")
     garment = url("garments", "b.png")
-    table = [batchtable.clean_row({"target_image_url": p, "garment_image_url": garment})
-             for p in (good, bad)]
-    checked = batchtable.check_table(table, link_problems={bad: "unreachable (HTTP 404)",
-                                                           good: None})
+    table = [
+        batchtable.clean_row({"target_image_url": p, "garment_image_url": garment})
+        for p in (good, bad)
+    ]
+    checked = batchtable.check_table(
+        table, link_problems={bad: "unreachable (HTTP 404)", good: None}
+    )
     assert checked[0].job is not None
     assert checked[1].job is None and "unreachable (HTTP 404)" in (checked[1].problem or "")
 
@@ -101,19 +107,27 @@ def test_import_reads_csv_with_unknown_columns_and_notes_them() -> None:
         f"{url('persons', 'a.jpg')},{url('garments', 'b.png')},hello,ana\n"
     ).encode()
     imported = batchtable.import_file("pairs.csv", data)
-    assert imported.rows == [{
-        "target_image_url": url("persons", "a.jpg"), "garment_image_url": url("garments", "b.png"),
-        "background": "", "username": "ana",
-    }]
+    assert imported.rows == [
+        {
+            "target_image_url": url("persons", "a.jpg"),
+            "garment_image_url": url("garments", "b.png"),
+            "background": "",
+            "username": "ana",
+        }
+    ]
     assert any("'notes'" in note for note in imported.notes)
 
 
 def test_import_accepts_a_header_less_two_column_file() -> None:
-    data = f"{url('persons', 'a.jpg')},{url('garments', 'b.png')}\n" \
-           f"{url('persons', 'c.jpg')},{url('garments', 'd.png')}\n"
+    data = (
+        f"{url('persons', 'a.jpg')},{url('garments', 'b.png')}\n"
+        f"{url('persons', 'c.jpg')},{url('garments', 'd.png')}\n"
+    )
     imported = batchtable.import_file("pairs.csv", data.encode())
-    assert [r["target_image_url"] for r in imported.rows] == [url("persons", "a.jpg"),
-                                                              url("persons", "c.jpg")]
+    assert [r["target_image_url"] for r in imported.rows] == [
+        url("persons", "a.jpg"),
+        url("persons", "c.jpg"),
+    ]
     assert any("No header line" in note for note in imported.notes)
 
 
@@ -154,8 +168,11 @@ class _Images(BaseHTTPRequestHandler):
             self.send_response(404)
             self.end_headers()
             return
-        body, kind = (b"<html></html>", "text/html") if self.path == "/page.html" else (
-            self.PNG, "image/png" if self.path != "/no-head.png" else "")
+        body, kind = (
+            (b"<html></html>", "text/html")
+            if self.path == "/page.html"
+            else (self.PNG, "image/png" if self.path != "/no-head.png" else "")
+        )
         self.send_response(200)
         if kind:
             self.send_header("Content-Type", kind)
@@ -182,9 +199,16 @@ def test_check_links_tells_reachable_images_from_the_rest(
     image_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MIRRAGO_ALLOW_PRIVATE_URLS", "127.0.0.1")  # the links are on loopback
-    found = linkcheck.check_links([f"{image_server}/ok.png", f"{image_server}/missing.png",
-                                   f"{image_server}/page.html", f"{image_server}/no-head.png",
-                                   "http://127.0.0.1:1/closed.png"], timeout=3)
+    found = linkcheck.check_links(
+        [
+            f"{image_server}/ok.png",
+            f"{image_server}/missing.png",
+            f"{image_server}/page.html",
+            f"{image_server}/no-head.png",
+            "http://127.0.0.1:1/closed.png",
+        ],
+        timeout=3,
+    )
     assert found[f"{image_server}/ok.png"] is None
     assert found[f"{image_server}/no-head.png"] is None  # HEAD refused: the ranged GET sniffs
     assert "HTTP 404" in (found[f"{image_server}/missing.png"] or "")
@@ -215,8 +239,12 @@ def test_a_schema_2_ledger_is_upgraded_with_the_pause_flag(tmp_path: Path) -> No
         ledger_module.metadata.create_all(conn)
         conn.execute(sa.text("ALTER TABLE batches DROP COLUMN paused"))
         conn.execute(sa.text("INSERT INTO schema_version (version) VALUES (2)"))
-        conn.execute(sa.text("INSERT INTO batches (name, source, created_at, private) "
-                             "VALUES ('old', 'cli', '2026-01-01 00:00:00', 1)"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO batches (name, source, created_at, private) "
+                "VALUES ('old', 'cli', '2026-01-01 00:00:00', 1)"
+            )
+        )
     engine.dispose()
     upgraded = Ledger(f"sqlite:///{path}")
     try:
@@ -232,8 +260,11 @@ def test_delete_removes_the_batch_and_only_its_own_files_in_the_data_dir(
 ) -> None:
     data_dir = tmp_path / "data"
     (data_dir / "inputs").mkdir(parents=True)
-    own, shared, outside = data_dir / "inputs/own.jpg", data_dir / "inputs/shared.jpg", \
-        tmp_path / "users-photo.jpg"
+    own, shared, outside = (
+        data_dir / "inputs/own.jpg",
+        data_dir / "inputs/shared.jpg",
+        tmp_path / "users-photo.jpg",
+    )
     for path in (own, shared, outside):
         path.write_bytes(b"x")
     doomed = ledger.create_batch(
@@ -263,11 +294,14 @@ def test_progress_figures_count_states_credits_rate_and_eta(ledger: Ledger) -> N
     rows = ledger.jobs(batch_id=batch.id)
     start = rows[0].created_at
     end = start + timedelta(seconds=30)
-    done = [replace(r, state=JobState.COMPLETED, job_id=f"j{i}", submitted_at=start,
-                    finished_at=end) for i, r in enumerate(rows[:2])]
+    done = [
+        replace(r, state=JobState.COMPLETED, job_id=f"j{i}", submitted_at=start, finished_at=end)
+        for i, r in enumerate(rows[:2])
+    ]
     failed = [replace(rows[2], state=JobState.FAILED, finished_at=end)]
-    figures = batchprogress.progress(batch, done + failed + rows[3:],
-                                     now=start + timedelta(seconds=30))
+    figures = batchprogress.progress(
+        batch, done + failed + rows[3:], now=start + timedelta(seconds=30)
+    )
     assert figures.total == 6 and figures.finished == 3 and figures.active == 3
     assert figures.credits_spent == 2  # the failed row never reached the server
     assert figures.rate_per_min == pytest.approx(6.0)  # 3 jobs in 30 s
@@ -292,8 +326,18 @@ def page(data_dir: Path) -> AppTest:
 
 
 def texts(at: AppTest) -> str:
-    parts = [e.value for e in (*at.text, *at.caption, *at.markdown, *at.warning, *at.info,
-                               *at.error, *at.success)]
+    parts = [
+        e.value
+        for e in (
+            *at.text,
+            *at.caption,
+            *at.markdown,
+            *at.warning,
+            *at.info,
+            *at.error,
+            *at.success,
+        )
+    ]
     # Messages are Markdown with the user's text escaped: read them as the page shows them.
     shown = "\n".join(str(p) for p in parts)
     return re.sub(r"\\(.)", r"\1", shown).replace("\u2060", "")
@@ -325,9 +369,11 @@ def test_invalid_rows_are_skipped_the_rest_run_and_can_be_followed_from_the_shel
     assert run.label == "Run batch — 2 credits" and not run.disabled
     shown = texts(page)
     assert "1 invalid row skipped, never sent" in shown
-    assert ("Row 3: target_image_url: a file path on the server is not accepted here: upload "
-            "the photo (Combine, or a ZIP of images beside the CSV) or use an http(s) link; "
-            "garment_image_url is empty") in shown
+    assert (
+        "Row 3: target_image_url: a file path on the server is not accepted here: upload "
+        "the photo (Combine, or a ZIP of images beside the CSV) or use an http(s) link; "
+        "garment_image_url is empty"
+    ) in shown
     run.click().run()
     assert page.session_state["batch-view"] == "results"
     batch = batchprogress.latest_batch(services().ledger)
@@ -353,8 +399,12 @@ def test_the_editor_merges_added_edited_and_deleted_rows(page: AppTest) -> None:
     key = f"batch-editor-{page.session_state['batch-editor-version']}-1"
     page.session_state[key] = {
         "edited_rows": {0: {"username": "ana"}},
-        "added_rows": [{"target_image_url": "https://example.com/p.jpg",
-                        "garment_image_url": "https://example.com/g.jpg"}],
+        "added_rows": [
+            {
+                "target_image_url": "https://example.com/p.jpg",
+                "garment_image_url": "https://example.com/g.jpg",
+            }
+        ],
         "deleted_rows": [1],  # positions: the second sample row
     }
     page.run()
@@ -367,8 +417,11 @@ def test_the_editor_merges_added_edited_and_deleted_rows(page: AppTest) -> None:
 def test_the_balance_warning_appears_when_the_batch_costs_more(page: AppTest) -> None:
     ledger = services().ledger
     with ledger._write() as conn:  # noqa: SLF001 - a known low balance, as a job would record
-        conn.execute(ledger_module.credit_readings.insert().values(  # 2 before job j: 1 left
-            at=ledger_module.utcnow(), credits_before=2, job_id="j"))
+        conn.execute(
+            ledger_module.credit_readings.insert().values(  # 2 before job j: 1 left
+                at=ledger_module.utcnow(), credits_before=2, job_id="j"
+            )
+        )
     set_table(page, sample_pairs(3))
     assert "latest known balance 1 credits" in texts(page)
     assert any("needs 3 credits" in w.value for w in page.warning)
@@ -380,7 +433,8 @@ def test_sample_rows_on_a_live_endpoint_add_nothing_and_say_why(
 ) -> None:
     live = make_sandbox()
     page.session_state[session.LIVE_SETTINGS_KEY] = session.live_settings(
-        live.base_url, live.client_id, live.client_secret)
+        live.base_url, live.client_id, live.client_secret
+    )
     page.run()
     button(page, "batch-add-samples").click().run()
     assert page.session_state["batch-table"] == []
@@ -411,8 +465,10 @@ def test_pause_resume_and_cancel_queued(page: AppTest) -> None:
 @pytest.mark.app
 def test_retry_failed_and_ticked_uncertain_rows(page: AppTest) -> None:
     ledger = services().ledger
-    bad = {"target_image_url": "http://127.0.0.1:1/nobody.jpg",
-           "garment_image_url": "http://127.0.0.1:1/nothing.png"}
+    bad = {
+        "target_image_url": "http://127.0.0.1:1/nobody.jpg",
+        "garment_image_url": "http://127.0.0.1:1/nothing.png",
+    }
     set_table(page, [bad])
     button(page, "batch-run").click().run()
     batch = batchprogress.latest_batch(ledger)
@@ -428,9 +484,12 @@ def test_retry_failed_and_ticked_uncertain_rows(page: AppTest) -> None:
 
     runner = services().runner
     runner.hold()
-    unsure = ledger.create_batch("unsure", batchprogress.PAGE_SOURCE, [
-        JobInput(r["target_image_url"], r["garment_image_url"]) for r in sample_pairs(2)],
-        backend=runner.backend)  # fmt: skip
+    unsure = ledger.create_batch(
+        "unsure",
+        batchprogress.PAGE_SOURCE,
+        [JobInput(r["target_image_url"], r["garment_image_url"]) for r in sample_pairs(2)],
+        backend=runner.backend,
+    )
     for _ in range(2):
         claimed = ledger.claim_next("gone-runner", [unsure.id], backend=runner.backend)
         ledger.mark_uncertain(claimed.id, "gone-runner", "no answer")
@@ -469,8 +528,9 @@ def test_past_batches_list_cli_ones_and_delete_asks_first(
     button(page, "batch-history-open").click().run()
     assert not page.exception
     assert page.session_state["batch-view"] == "results"
-    assert page.query_params["batch"] == [str(cli_batch.id)] or \
-        page.query_params["batch"] == str(cli_batch.id)
+    assert page.query_params["batch"] == [str(cli_batch.id)] or page.query_params["batch"] == str(
+        cli_batch.id
+    )
     assert "mirrago batch --follow" in texts(page)  # a CLI batch: the CLI runs it
     page.segmented_control(key="batch-view").set_value("history").run()
     page.selectbox(key="batch-history-pick").set_value(cli_batch.id).run()
@@ -500,12 +560,19 @@ def jpeg(colour: tuple[int, int, int] = (200, 120, 90)) -> bytes:
 
 def pixel_bomb(side: int = 30_000) -> bytes:
     """A tiny PNG whose header declares side × side pixels (900 MP at 30,000)."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(
-            ">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
     header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def zipped(files: dict[str, bytes]) -> bytes:
@@ -554,8 +621,15 @@ def test_a_server_path_in_a_table_cell_gets_one_message_and_nothing_is_opened(
     readable.write_bytes(jpeg())
     fifo = FifoWatch(tmp_path / "blocks.png")
     garment = sample_pairs(1)[0]["garment_image_url"]
-    paths = [str(readable), str(fifo.path), str(tmp_path / "missing.png"), "/etc/shadow",
-             "../x.png", "~/x.png", "readable.jpg"]
+    paths = [
+        str(readable),
+        str(fifo.path),
+        str(tmp_path / "missing.png"),
+        "/etc/shadow",
+        "../x.png",
+        "~/x.png",
+        "readable.jpg",
+    ]
     try:
         set_table(page, [{"target_image_url": p, "garment_image_url": garment} for p in paths])
     finally:
@@ -573,12 +647,21 @@ def test_a_server_path_in_a_table_cell_gets_one_message_and_nothing_is_opened(
 
 @pytest.mark.app
 def test_links_in_the_table_and_on_cards_are_not_loaded_by_the_browser(page: AppTest) -> None:
-    outside = [{"target_image_url": "https://example.com/p.jpg",
-                "garment_image_url": "https://example.com/g.jpg"}]
+    outside = [
+        {
+            "target_image_url": "https://example.com/p.jpg",
+            "garment_image_url": "https://example.com/g.jpg",
+        }
+    ]
     set_table(page, outside)
     frame = editor_frame(page)
-    previews = [v for column in ("person", "garment") if column in frame
-                for v in frame[column] if isinstance(v, str)]
+    previews = [
+        v
+        for column in ("person", "garment")
+        if column in frame
+        for v in frame[column]
+        if isinstance(v, str)
+    ]
     assert not any(v.startswith("http") for v in previews)
     backend = services().backend
     assert batch_images.input_thumb("https://example.com/p.jpg", backend) is None
@@ -603,9 +686,11 @@ def test_a_10000_row_table_is_paged_and_sends_no_per_row_previews(page: AppTest)
 @pytest.mark.app
 def test_an_import_over_the_page_limit_is_refused_and_nothing_can_run(page: AppTest) -> None:
     lines = ["target_image_url,garment_image_url"] + [
-        f"https://example.com/p{i}.jpg,https://example.com/g.jpg" for i in range(10_001)]
+        f"https://example.com/p{i}.jpg,https://example.com/g.jpg" for i in range(10_001)
+    ]
     page.file_uploader(key="batch-import").upload(
-        "big.csv", "\n".join(lines).encode(), "text/csv").run()
+        "big.csv", "\n".join(lines).encode(), "text/csv"
+    ).run()
     assert not page.exception
     shown = texts(page)
     assert "Nothing imported from big.csv: the file has more than 10,000 rows" in shown
@@ -616,10 +701,13 @@ def test_an_import_over_the_page_limit_is_refused_and_nothing_can_run(page: AppT
 
 @pytest.mark.app
 def test_import_messages_stand_out_in_their_colour(page: AppTest) -> None:
-    page.file_uploader(key="batch-import").upload("broken.csv", b"\xff\xfe\x00junk",
-                                                  "text/csv").run()
+    page.file_uploader(key="batch-import").upload(
+        "broken.csv", b"\xff\xfe\x00junk", "text/csv"
+    ).run()
     assert [e.value for e in page.error if "Nothing imported from broken" in e.value]
-    good = "target_image_url,garment_image_url\nhttps://example.com/p.jpg,https://example.com/g.jpg\n"
+    good = (
+        "target_image_url,garment_image_url\nhttps://example.com/p.jpg,https://example.com/g.jpg\n"
+    )
     page.file_uploader(key="batch-import").upload("pairs.csv", good.encode(), "text/csv").run()
     assert [e.value for e in page.success if "Imported 1 row from pairs" in e.value]
 
@@ -629,16 +717,25 @@ def test_photos_zipped_beside_the_csv_fill_the_rows_that_name_them(
     page: AppTest, data_dir: Path
 ) -> None:
     garment = sample_pairs(1)[0]["garment_image_url"]
-    photos = zipped({"alice.jpg": jpeg(), "shoot/Bob.JPG": jpeg((20, 40, 60)),
-                     "__MACOSX/._alice.jpg": b"junk", "notes.txt": b"hello"})
+    photos = zipped(
+        {
+            "alice.jpg": jpeg(),
+            "shoot/Bob.JPG": jpeg((20, 40, 60)),
+            "__MACOSX/._alice.jpg": b"junk",
+            "notes.txt": b"hello",
+        }
+    )
     page.file_uploader(key="batch-photos").set_value(
-        [("photos.zip", photos, "application/zip")]).run()
+        [("photos.zip", photos, "application/zip")]
+    ).run()
     assert not page.exception
     assert "2 photos stored: rows that name alice.jpg, bob.jpg use them." in texts(page)
     assert "Skipped 1 file in 'photos.zip' that is not a photo." in texts(page)
-    csv = ("target_image_url,garment_image_url\n"
-           f"alice.jpg,{garment}\nC:\\Users\\pm\\shoot\\bob.jpg,{garment}\n"
-           f"carol.jpg,{garment}\n")
+    csv = (
+        "target_image_url,garment_image_url\n"
+        f"alice.jpg,{garment}\nC:\\Users\\pm\\shoot\\bob.jpg,{garment}\n"
+        f"carol.jpg,{garment}\n"
+    )
     page.file_uploader(key="batch-import").upload("pairs.csv", csv.encode(), "text/csv").run()
     assert not page.exception
     shown = texts(page)
@@ -659,26 +756,42 @@ def test_photos_zipped_beside_the_csv_fill_the_rows_that_name_them(
 def test_a_pixel_bomb_among_the_photos_fails_the_table_check_not_the_run(page: AppTest) -> None:
     garment = sample_pairs(1)[0]["garment_image_url"]
     page.file_uploader(key="batch-photos").set_value(
-        [("photos.zip", zipped({"bomb.png": pixel_bomb()}), "application/zip")]).run()
+        [("photos.zip", zipped({"bomb.png": pixel_bomb()}), "application/zip")]
+    ).run()
     set_table(page, [{"target_image_url": "bomb.png", "garment_image_url": garment}])
     shown = texts(page)
-    assert ("Row 1: target_image_url: 'bomb.png' cannot be used: The image's dimensions are "
-            "too large to open safely (it may be a decompression bomb)") in shown
+    assert (
+        "Row 1: target_image_url: 'bomb.png' cannot be used: The image's dimensions are "
+        "too large to open safely (it may be a decompression bomb)"
+    ) in shown
     assert button(page, "batch-run").disabled
 
 
 @pytest.mark.app
 def test_edits_on_a_later_page_of_a_long_table_land_on_their_rows(page: AppTest) -> None:
-    set_table(page, [{"target_image_url": f"https://example.com/p{i}.jpg",
-                      "garment_image_url": "https://example.com/g.jpg"} for i in range(1_200)])
+    set_table(
+        page,
+        [
+            {
+                "target_image_url": f"https://example.com/p{i}.jpg",
+                "garment_image_url": "https://example.com/g.jpg",
+            }
+            for i in range(1_200)
+        ],
+    )
     page.session_state["batch-table-page"] = 2
     page.run()
     assert list(editor_frame(page).index[:1]) == [501]
     assert "Rows 501–1,000 of 1,200" in texts(page)
-    version = page.session_state["batch-editor-version"] \
-        if "batch-editor-version" in page.session_state else 0
+    version = (
+        page.session_state["batch-editor-version"]
+        if "batch-editor-version" in page.session_state
+        else 0
+    )
     page.session_state[f"batch-editor-{version}-2"] = {
-        "edited_rows": {0: {"username": "ana"}}, "deleted_rows": [1]}
+        "edited_rows": {0: {"username": "ana"}},
+        "deleted_rows": [1],
+    }
     page.run()
     rows = page.session_state["batch-table"]
     assert len(rows) == 1_199 and rows[500]["username"] == "ana"

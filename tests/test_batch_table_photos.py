@@ -81,8 +81,9 @@ def test_photos_chosen_directly_are_stored_and_a_non_image_is_refused(save) -> N
 
 
 def test_two_photos_of_one_name_keep_the_first(save) -> None:
-    photos = import_photos([("a.zip", zipped({"x/p.jpg": jpeg(), "y/P.jpg": jpeg((0, 0, 9))}))],
-                           save)
+    photos = import_photos(
+        [("a.zip", zipped({"x/p.jpg": jpeg(), "y/P.jpg": jpeg((0, 0, 9))}))], save
+    )
     assert list(photos.stored) == ["p.jpg"]
     assert any("Two photos are named 'p.jpg'" in note for note in photos.notes)
 
@@ -94,10 +95,15 @@ def test_a_cell_finds_an_uploaded_photo_by_its_file_name_only(save, tmp_path: Pa
     assert uploads.stored("https://example.com/alice.jpg") is None
     other = tmp_path / "data" / "inputs" / "someone-elses.jpg"  # stored, not by this session
     other.write_bytes(jpeg())
-    checked = batchtable.check_table([
-        batchtable.clean_row({"target_image_url": "shoot/alice.jpg", "garment_image_url": GARMENT}),
-        batchtable.clean_row({"target_image_url": str(other), "garment_image_url": GARMENT}),
-    ], uploads)
+    checked = batchtable.check_table(
+        [
+            batchtable.clean_row(
+                {"target_image_url": "shoot/alice.jpg", "garment_image_url": GARMENT}
+            ),
+            batchtable.clean_row({"target_image_url": str(other), "garment_image_url": GARMENT}),
+        ],
+        uploads,
+    )
     assert checked[0].job is not None and checked[0].job.target == stored
     assert checked[1].job is None
     assert checked[1].problem == f"target_image_url: {SERVER_PATH_REFUSED}"

@@ -492,8 +492,6 @@ def test_strict_reference_500_rate_limit_is_a_rate_limit(
     assert sandbox.engine.stats()["jobs_created"] == 1
 
 
-
-
 def test_job_reads_survive_server_errors_through_retries(make_sandbox, person_jpeg, garment_png):
     sandbox = make_sandbox(latency=0.05, seed=7)
     with fast_client(sandbox, max_retries=10) as client:

@@ -38,7 +38,7 @@ def test_environment_wins_over_dotenv_which_wins_over_secrets(tmp_path: Path):
     (tmp_path / ".streamlit" / "secrets.toml").write_text(
         'MIRRAGO_BASE_URL = "https://from-secrets.example"\n'
         'MIRRAGO_CLIENT_ID = "secrets-id"\n'
-        "[mirrago]\nclient_secret = \"secrets-secret\"\n"
+        '[mirrago]\nclient_secret = "secrets-secret"\n'
     )
     (tmp_path / ".env").write_text("MIRRAGO_CLIENT_ID=dotenv-id\n")
 

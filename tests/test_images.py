@@ -278,9 +278,7 @@ def test_metadata_is_stripped_from_the_output() -> None:
     exif = Image.Exif()
     exif[0x010F] = "PhoneMaker"  # Make
     exif[0x8825] = {}  # GPS IFD pointer
-    data = encode(
-        Image.new("RGB", (100, 100), BLUE), "JPEG", exif=exif, comment=b"secret location"
-    )
+    data = encode(Image.new("RGB", (100, 100), BLUE), "JPEG", exif=exif, comment=b"secret location")
     prepared = prepare_image(data, role="person")
     image = decoded(prepared)
     assert len(image.getexif()) == 0

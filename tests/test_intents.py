@@ -69,21 +69,34 @@ def test_deleting_removes_the_files_and_keeps_an_anonymised_row(tmp_path: Path) 
     for path in (person, garment, result):
         path.write_bytes(b"x")
     kept_by_other = JobInput(str(person), "https://example.com/g.png", owner="bo")
-    batch = ledger.create_batch("Try-on", "try-on", [
-        JobInput(str(person), str(garment), username="demo", owner="ana"), kept_by_other,
-    ], backend=_Runner.backend)  # fmt: skip
+    batch = ledger.create_batch(
+        "Try-on",
+        "try-on",
+        [
+            JobInput(str(person), str(garment), username="demo", owner="ana"),
+            kept_by_other,
+        ],
+        backend=_Runner.backend,
+    )
     mine, other = ledger.jobs(batch_id=batch.id)
     with ledger._write() as conn:  # noqa: SLF001 - a finished row without running a job
-        conn.execute(sa.text(
-            "UPDATE jobs SET state='completed', credits_before=9, result_path=:r WHERE id=:i"
-        ), {"r": str(result), "i": mine.id})  # fmt: skip
+        conn.execute(
+            sa.text(
+                "UPDATE jobs SET state='completed', credits_before=9, result_path=:r WHERE id=:i"
+            ),
+            {"r": str(result), "i": mine.id},
+        )
     assert delete_try_on(ledger, mine.id, data)
     assert not garment.exists() and not result.exists()
     assert person.exists()  # the other try-on still uses this photo
     row = ledger.job(mine.id)
     assert row is not None and row.deleted_at is not None
     assert (row.target, row.garment, row.username, row.owner, row.result_path) == (
-        "", "", None, None, None
+        "",
+        "",
+        None,
+        None,
+        None,
     )
     assert row.state is JobState.COMPLETED and row.credits_before == 9  # usage stays right
     assert not delete_try_on(ledger, other.id, data)  # still queued: not deletable

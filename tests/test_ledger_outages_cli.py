@@ -146,13 +146,21 @@ class PostgresServer:
             self.pg_ctl = ["runuser", "-u", "postgres", "--", *self.pg_ctl]
 
     def stop(self) -> None:
-        subprocess.run([*self.pg_ctl, "-m", "immediate", "-w", "stop"], check=True, timeout=60,
-                       capture_output=True)  # fmt: skip
+        subprocess.run(
+            [*self.pg_ctl, "-m", "immediate", "-w", "stop"],
+            check=True,
+            timeout=60,
+            capture_output=True,
+        )
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1"
-        subprocess.run([*self.pg_ctl, "-o", options, "-l", f"{self.data}/log", "-w", "start"],
-                       check=True, timeout=60, capture_output=True)  # fmt: skip
+        subprocess.run(
+            [*self.pg_ctl, "-o", options, "-l", f"{self.data}/log", "-w", "start"],
+            check=True,
+            timeout=60,
+            capture_output=True,
+        )
 
     def running(self) -> bool:
         return subprocess.run([*self.pg_ctl, "status"], capture_output=True).returncode == 0

@@ -26,9 +26,13 @@ def png_header(width: int, height: int) -> bytes:
     idat = b"IDAT" + first_row
     return (
         b"\x89PNG\r\n\x1a\n"
-        + struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk))
-        + struct.pack(">I", len(first_row)) + idat + struct.pack(">I", zlib.crc32(idat))
-    )  # fmt: skip
+        + struct.pack(">I", len(ihdr))
+        + chunk
+        + struct.pack(">I", zlib.crc32(chunk))
+        + struct.pack(">I", len(first_row))
+        + idat
+        + struct.pack(">I", zlib.crc32(idat))
+    )
 
 
 def jpeg_declaring(width: int, height: int) -> bytes:

@@ -187,8 +187,10 @@ def test_check_links_follows_no_redirect_from_an_allowed_host_to_loopback(
 ) -> None:
     moved = f"{allowed_host.url}/moved.png"
     allowed_host.routes["/moved.png"] = (
-        302, {"Location": f"http://127.0.0.1:{listener.port}/inside.png"}, b""
-    )  # fmt: skip
+        302,
+        {"Location": f"http://127.0.0.1:{listener.port}/inside.png"},
+        b"",
+    )
     found = check_links([moved], timeout=3)
     assert REFUSED_LINK in (found[moved] or ""), found
     assert allowed_host.hits == ["/moved.png"]
@@ -283,8 +285,11 @@ def test_the_client_of_a_sidebar_connection_follows_no_redirect_to_loopback(
     allowed_host: WebServer, listener: Listener
 ) -> None:
     token = {"access_token": "t0k3n", "expires_in": 3600}
-    allowed_host.routes["/oauth/token"] = (200, {"Content-Type": "application/json"},
-                                           json.dumps(token).encode())  # fmt: skip
+    allowed_host.routes["/oauth/token"] = (
+        200,
+        {"Content-Type": "application/json"},
+        json.dumps(token).encode(),
+    )
     inside = f"http://127.0.0.1:{listener.port}"
     allowed_host.routes["/result.png"] = (302, {"Location": f"{inside}/r.png"}, b"")
     allowed_host.routes["/v1/mirrago/job/j1"] = (302, {"Location": f"{inside}/job"}, b"")

@@ -49,9 +49,7 @@ def canvas_of(path: Path) -> Image.Image:
 
 @pytest.fixture(scope="module")
 def renders() -> dict[tuple[str, str], render.Rendering]:
-    return {
-        (p.stem, g.stem): render.render(load(p), load(g)) for p, g in PAIRS
-    }
+    return {(p.stem, g.stem): render.render(load(p), load(g)) for p, g in PAIRS}
 
 
 def torso_quad(body: render.Body) -> np.ndarray:
@@ -207,10 +205,12 @@ def test_background_options_replace_the_backdrop_and_keep_the_face(
     assert rendering.image.size == canvas.size
     # The top corners are backdrop in every sample: now the new one.
     height, width, _ = pixels.shape
-    corners = np.concatenate([
-        pixels[: height // 20, : width // 20].reshape(-1, 3),
-        pixels[: height // 20, -(width // 20) :].reshape(-1, 3),
-    ])
+    corners = np.concatenate(
+        [
+            pixels[: height // 20, : width // 20].reshape(-1, 3),
+            pixels[: height // 20, -(width // 20) :].reshape(-1, 3),
+        ]
+    )
     if background == "white":
         assert (corners >= 245).all(axis=1).mean() > 0.95
     else:  # a grey studio sweep: neutral, light at the top
@@ -238,8 +238,18 @@ def drawn_tee(backdrop: tuple[int, ...], mode: str) -> tuple[Image.Image, np.nda
     """A red tee with white stripes running out to its edges, on `backdrop`; and its shape."""
     image = Image.new(mode, (400, 400), backdrop)
     shape = Image.new("L", (400, 400), 0)
-    outline = [(130, 60), (270, 60), (360, 120), (330, 170), (290, 150), (290, 350),
-               (110, 350), (110, 150), (70, 170), (40, 120)]  # fmt: skip
+    outline = [
+        (130, 60),
+        (270, 60),
+        (360, 120),
+        (330, 170),
+        (290, 150),
+        (290, 350),
+        (110, 350),
+        (110, 150),
+        (70, 170),
+        (40, 120),
+    ]
     fill = (200, 30, 40) + ((255,) if mode == "RGBA" else ())
     ImageDraw.Draw(image).polygon(outline, fill=fill)
     ImageDraw.Draw(shape).polygon(outline, fill=255)
@@ -273,7 +283,7 @@ def test_garment_on_white_cuts_out_cleanly_with_its_white_stripes() -> None:
     alpha = np.asarray(cut.getchannel("A"))
     assert abs((alpha > 128).sum() / shape.sum() - 1) < 0.015
     rgb = np.asarray(cut.convert("RGB"), dtype=np.int16)[alpha > 250]
-    red = (np.abs(rgb - (200, 30, 40)).max(axis=1) < 30)
+    red = np.abs(rgb - (200, 30, 40)).max(axis=1) < 30
     white = (rgb >= 240).all(axis=1)
     assert (red | white).mean() > 0.99
 
@@ -311,8 +321,11 @@ def test_sandbox_job_with_no_person_completes_and_logs(make_sandbox, caplog) -> 
     sandbox = make_sandbox(latency=0.0)
     token = requests.post(
         f"{sandbox.base_url}/oauth/token",
-        json={"client_id": sandbox.client_id, "client_secret": sandbox.client_secret,
-              "grant_type": "client_credentials"},
+        json={
+            "client_id": sandbox.client_id,
+            "client_secret": sandbox.client_secret,
+            "grant_type": "client_credentials",
+        },
         timeout=10,
     ).json()["access_token"]
     headers = {"Authorization": f"Bearer {token}"}
@@ -345,9 +358,7 @@ def test_sandbox_job_with_no_person_completes_and_logs(make_sandbox, caplog) -> 
     assert any("no person found" in record.getMessage() for record in caplog.records)
 
 
-def test_without_the_model_runtime_the_sandbox_falls_back_and_says_why(
-    monkeypatch, caplog
-) -> None:
+def test_without_the_model_runtime_the_sandbox_falls_back_and_says_why(monkeypatch, caplog) -> None:
     """Where `ai-edge-litert` has no wheel it is not installed: the renderer still answers."""
     monkeypatch.setattr(bodies, "_models", None)
     monkeypatch.setattr(bodies, "_unavailable", "ai-edge-litert is not installed")
@@ -396,7 +407,7 @@ def test_the_plain_placement_casts_a_shadow_beside_the_garment() -> None:
     garment = Image.new("RGB", (200, 200), "white")
     ImageDraw.Draw(garment).rectangle((40, 40, 160, 160), fill=(30, 60, 160))
     result = np.asarray(render.compose(person, garment, fitted=False), dtype=np.int16)
-    blue = (np.abs(result - (30, 60, 160)).max(axis=2) < 20)
+    blue = np.abs(result - (30, 60, 160)).max(axis=2) < 20
     rows, columns = np.nonzero(blue)
     assert rows.size > 0
     right, bottom = columns.max(), rows.max()

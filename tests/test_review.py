@@ -153,8 +153,9 @@ def test_a_verdict_after_the_one_it_saw_was_undone_overwrites_nobody_and_is_appl
     first = _rows(ledger, batch.id)[0]
     theirs = review.give_verdict(ledger, first, "pass", reviewer="Bo")
     assert ledger.undo_review(first.id, reviewer="Bo") is not None
-    review.give_verdict(ledger, first, "fail", ["other"], reviewer="Ana",
-                        expected_review_id=theirs.id)  # fmt: skip
+    review.give_verdict(
+        ledger, first, "fail", ["other"], reviewer="Ana", expected_review_id=theirs.id
+    )
     assert ledger.job(first.id).review_verdict == "fail"
 
 
@@ -177,8 +178,10 @@ def test_two_reviewers_judging_one_unreviewed_row_at_once_apply_one_verdict(
         except review.ReviewConflict as conflict:
             outcomes[name] = f"conflict with {conflict.theirs.reviewer}"
 
-    threads = [threading.Thread(target=judge, args=(ledger, name))
-               for ledger, name in zip(reviewers, ("Ana", "Bo"), strict=True)]  # fmt: skip
+    threads = [
+        threading.Thread(target=judge, args=(ledger, name))
+        for ledger, name in zip(reviewers, ("Ana", "Bo"), strict=True)
+    ]
     try:
         for thread in threads:
             thread.start()
@@ -199,8 +202,9 @@ def test_undo_takes_back_only_your_own_last_verdict(ledger: Ledger, tmp_path: Pa
     batch = finished_batch(ledger, tmp_path, PAIRS[:2])
     first, second = _rows(ledger, batch.id)
     mine = review.give_verdict(ledger, first, "pass", reviewer="Ana", expected_review_id=None)
-    theirs = review.give_verdict(ledger, first, "fail", ["artifacts"], reviewer="Bo",
-                                 expected_review_id=mine.id)  # fmt: skip
+    theirs = review.give_verdict(
+        ledger, first, "fail", ["artifacts"], reviewer="Bo", expected_review_id=mine.id
+    )
     with pytest.raises(review.ReviewConflict) as raised:
         ledger.undo_review(first.id, reviewer="Ana")
     assert raised.value.theirs == theirs

@@ -143,8 +143,9 @@ def test_undo_leaves_a_verdict_another_reviewer_gave_since(
     assert _row_on_screen(at) == 2
     first = _job(ledger, batch, 1)
     mine = ledger.reviews(row_id=first.id)[-1]
-    review.give_verdict(ledger, first, "fail", ["artifacts"], reviewer="Bo",
-                        expected_review_id=mine.id)  # fmt: skip
+    review.give_verdict(
+        ledger, first, "fail", ["artifacts"], reviewer="Bo", expected_review_id=mine.id
+    )
     at.button(key="review-undo").click().run()
     assert not at.exception
     assert _verdicts(ledger, batch) == {1: ("fail", ("artifacts",))}  # Bo's stays
@@ -170,10 +171,12 @@ def test_with_sign_in_the_reviewer_is_the_signed_in_user_and_not_editable(
 ) -> None:
     at = AppTest.from_file(APP, default_timeout=30)
     at.secrets["auth"] = {
-        "redirect_uri": "http://127.0.0.1:8501/oauth2callback", "cookie_secret": "x" * 32,
-        "client_id": "mirrago", "client_secret": "test-only",
+        "redirect_uri": "http://127.0.0.1:8501/oauth2callback",
+        "cookie_secret": "x" * 32,
+        "client_id": "mirrago",
+        "client_secret": "test-only",
         "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration",
-    }  # fmt: skip
+    }
     at.user = {"is_logged_in": True, "email": "mei@example.com", "name": "Mei Tan"}
     at.query_params["batch"] = str(batch.id)
     at.query_params["reviewer"] = "Eve"  # a name in the address does not make one someone else

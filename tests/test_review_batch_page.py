@@ -18,8 +18,6 @@ pytestmark = pytest.mark.app
 APP = "../app.py"
 
 
-
-
 @pytest.fixture
 def batch(app_ledger: Ledger, data_dir: Path) -> BatchRecord:
     return finished_batch(app_ledger, data_dir, grid_pairs(2, 3), name="page batch")

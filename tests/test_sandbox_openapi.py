@@ -48,13 +48,20 @@ def test_schemathesis_with_every_check_finds_no_failure(
     body = {"client_id": sandbox.client_id, "client_secret": sandbox.client_secret}
     token = requests.post(f"{sandbox.base_url}/oauth/token", json=body, timeout=TIMEOUT)
     command = [
-        str(SCHEMATHESIS), "run", f"{sandbox.base_url}/openapi.json",
-        "--checks", "all",
-        "--max-examples", "30",
-        "--seed", str(SEED),
-        "--header", f"Authorization: Bearer {token.json()['access_token']}",
-        "--request-timeout", "60",
-    ]  # fmt: skip
+        str(SCHEMATHESIS),
+        "run",
+        f"{sandbox.base_url}/openapi.json",
+        "--checks",
+        "all",
+        "--max-examples",
+        "30",
+        "--seed",
+        str(SEED),
+        "--header",
+        f"Authorization: Bearer {token.json()['access_token']}",
+        "--request-timeout",
+        "60",
+    ]
     env = {**os.environ, "SCHEMATHESIS_HOOKS": str(HOOKS), "MIRRAGO_SANDBOX_URL": sandbox.base_url}
     run = subprocess.run(
         command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False

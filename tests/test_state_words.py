@@ -42,8 +42,12 @@ def test_an_unconfirmed_row_has_one_name_on_every_page_and_in_the_cli(
     monkeypatch.setenv("MIRRAGO_CLIENT_SECRET", sandbox.client_secret)
     source = workdir / "pairs.csv"
     with source.open("w", newline="", encoding="utf-8") as handle:
-        csv.writer(handle).writerows([["target_image_url", "garment_image_url"],
-                                      [str(persons()[0].path), str(garments()[0].path)]])
+        csv.writer(handle).writerows(
+            [
+                ["target_image_url", "garment_image_url"],
+                [str(persons()[0].path), str(garments()[0].path)],
+            ]
+        )
     assert main(["batch", str(source), "--out-dir", str(workdir / "out")]) == 1
     cli = capsys.readouterr().err
     ledger = Ledger(f"sqlite:///{workdir / 'data' / 'ledger.sqlite3'}")

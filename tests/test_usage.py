@@ -114,8 +114,15 @@ def test_balance_of_a_refunded_latest_job_is_the_reading_itself(ledger: Ledger) 
 def test_latest_balance_is_the_usage_balance_in_the_servers_order(ledger: Ledger) -> None:
     assert usage.latest_balance(ledger) is None
     # The last reading recorded is not the last the server gave: 77 was answered last.
-    seed(ledger, [(at(0, 9, 0, 0.01), 78, "completed"), (at(0, 9, 0, 0.02), 80, "completed"),
-                  (at(0, 9, 0, 0.03), 77, "completed"), (at(0, 9, 0, 0.04), 79, "completed")])
+    seed(
+        ledger,
+        [
+            (at(0, 9, 0, 0.01), 78, "completed"),
+            (at(0, 9, 0, 0.02), 80, "completed"),
+            (at(0, 9, 0, 0.03), 77, "completed"),
+            (at(0, 9, 0, 0.04), 79, "completed"),
+        ],
+    )
     latest = usage.latest_balance(ledger)
     assert latest is not None and latest.credits == 76
     assert latest.credits == usage.balance(ledger, ALL, now=at(0, 10)).balance
@@ -163,7 +170,9 @@ def test_minutes_of_history_are_too_little_to_forecast(ledger: Ledger) -> None:
     metrics = usage.balance(ledger, ALL, now=at(0, 5, 36))  # ten minutes of use
     assert metrics.burn_7 > 0
     assert (metrics.runs_out, metrics.days_left, metrics.forecast_note) == (
-        None, None, usage.TOO_LITTLE_HISTORY,
+        None,
+        None,
+        usage.TOO_LITTLE_HISTORY,
     )
     assert ("Runs out", usage.TOO_LITTLE_HISTORY) in usage.metric_lines(metrics)
 
@@ -216,12 +225,19 @@ def test_activity_percentiles_and_success_rate(ledger: Ledger) -> None:
             start = at(0, 9, i)
             conn.execute(
                 jobs.insert().values(
-                    batch_id=batch_id, row_index=i, target="p", garment="g", state=state,
-                    created_at=start, submitted_at=start,
-                    finished_at=start + timedelta(seconds=i), attempts=1, review_tags="[]",
+                    batch_id=batch_id,
+                    row_index=i,
+                    target="p",
+                    garment="g",
+                    state=state,
+                    created_at=start,
+                    submitted_at=start,
+                    finished_at=start + timedelta(seconds=i),
+                    attempts=1,
+                    review_tags="[]",
                     updated_at=start,
                 )
-            )  # fmt: skip
+            )
     result = usage.activity(ledger, ALL)
     assert result.counts == {"completed": 80, "failed": 15, "uncertain": 5, "canceled": 0}
     assert result.success_rate == pytest.approx(0.8)
@@ -229,8 +245,11 @@ def test_activity_percentiles_and_success_rate(ledger: Ledger) -> None:
     (row,) = usage.breakdown(ledger, ALL, "source")
     assert (row["source"], row["jobs"], row["completed"], row["failed"]) == ("CLI", 100, 80, 20)
     per_day = usage.jobs_per_day(ledger, ALL)
-    assert sorted(per_day) == [(date(2026, 3, 1), "completed", 80), (date(2026, 3, 1),
-                               "failed", 15), (date(2026, 3, 1), "uncertain", 5)]  # fmt: skip
+    assert sorted(per_day) == [
+        (date(2026, 3, 1), "completed", 80),
+        (date(2026, 3, 1), "failed", 15),
+        (date(2026, 3, 1), "uncertain", 5),
+    ]
 
 
 def test_breakdowns_by_source_username_and_batch(ledger: Ledger) -> None:
@@ -243,10 +262,16 @@ def test_breakdowns_by_source_username_and_batch(ledger: Ledger) -> None:
         batch_name="spring",
     )
     with ledger._write() as conn:
-        conn.execute(jobs.update().where(jobs.c.batch_id == batch, jobs.c.row_index == 0)
-                     .values(review_verdict="pass"))  # fmt: skip
-        conn.execute(jobs.update().where(jobs.c.batch_id == batch, jobs.c.row_index == 1)
-                     .values(review_verdict="fail"))  # fmt: skip
+        conn.execute(
+            jobs.update()
+            .where(jobs.c.batch_id == batch, jobs.c.row_index == 0)
+            .values(review_verdict="pass")
+        )
+        conn.execute(
+            jobs.update()
+            .where(jobs.c.batch_id == batch, jobs.c.row_index == 1)
+            .values(review_verdict="fail")
+        )
     sources = {row["source"]: row for row in usage.breakdown(ledger, ALL, "source")}
     assert sources["Try-on"]["credits"] == 1 and sources["Try-on"]["success rate"] == 0.5
     assert sources["Batch"]["jobs"] == 2 and sources["Batch"]["pass rate"] == 0.5
@@ -289,9 +314,11 @@ def test_cli_usage_prints_metrics_and_statement_with_outside_use(
     from mirrago.client import MirragoClient
 
     sandbox = make_sandbox(starting_credits=50)
-    for name, value in (("MIRRAGO_BASE_URL", sandbox.base_url),
-                        ("MIRRAGO_CLIENT_ID", sandbox.client_id),
-                        ("MIRRAGO_CLIENT_SECRET", sandbox.client_secret)):  # fmt: skip
+    for name, value in (
+        ("MIRRAGO_BASE_URL", sandbox.base_url),
+        ("MIRRAGO_CLIENT_ID", sandbox.client_id),
+        ("MIRRAGO_CLIENT_SECRET", sandbox.client_secret),
+    ):
         monkeypatch.setenv(name, value)
     pairs = sample_urls(sandbox, 3)
     assert main(["batch", str(write_csv(workdir / "a.csv", pairs[:2])), "--out-dir", "a"]) == 0
@@ -315,9 +342,16 @@ def test_cli_usage_prints_metrics_and_statement_with_outside_use(
 
     assert main(["usage", "--csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
-    assert rows == [{"day": today, "opening": "50", "spent_by_studio": "3",
-                     "used_outside_studio": "2", "topups_and_refunds": "0",
-                     "closing": "45"}]  # fmt: skip
+    assert rows == [
+        {
+            "day": today,
+            "opening": "50",
+            "spent_by_studio": "3",
+            "used_outside_studio": "2",
+            "topups_and_refunds": "0",
+            "closing": "45",
+        }
+    ]
 
 
 def test_cli_usage_on_an_empty_ledger_says_so(workdir, capsys) -> None:
@@ -332,8 +366,11 @@ def test_with_sign_in_other_peoples_inputs_results_and_details_stay_hidden(ledge
     seed(ledger, [(at(0, 10), 99, "failed")], username="ben-demo")
     with ledger._write() as conn:
         conn.execute(jobs.update().where(jobs.c.username == "ana-demo").values(owner="ana@x"))
-        conn.execute(jobs.update().where(jobs.c.username == "ben-demo").values(
-            owner="ben@x", target="ben-secret.jpg", error="ben's error"))  # fmt: skip
+        conn.execute(
+            jobs.update()
+            .where(jobs.c.username == "ben-demo")
+            .values(owner="ben@x", target="ben-secret.jpg", error="ben's error")
+        )
     mine = HistoryFilter(ALL, person="owner", private=True, viewer="ana@x")
     rows = {row["owner"]: row for row in usage.history_page(ledger, mine, 1, 10)}
     assert rows["ana@x"]["target"] == "p.jpg" and rows["ana@x"]["username"] == "ana-demo"

@@ -14,9 +14,17 @@ NOW = datetime(2026, 3, 10, 5, 35, tzinfo=UTC)
 
 
 def _metrics(balance: int, runs_out: date | None = None) -> Balance:
-    return Balance(balance=balance, as_of=NOW, burn_7=30.0, burn_30=30.0, runs_out=runs_out,
-                   days_left=None if runs_out is None else 30.0, spent=30, outside=0,
-                   topups=0)  # fmt: skip
+    return Balance(
+        balance=balance,
+        as_of=NOW,
+        burn_7=30.0,
+        burn_30=30.0,
+        runs_out=runs_out,
+        days_left=None if runs_out is None else 30.0,
+        spent=30,
+        outside=0,
+        topups=0,
+    )
 
 
 def _readings(span: timedelta, count: int = 30, top: int = 1000) -> list[tuple[datetime, int]]:
@@ -30,8 +38,9 @@ def _encodings(spec: dict[str, Any], channel: str) -> list[dict[str, Any]]:
 
 def _chart(span: timedelta, runs_out: date | None = None) -> tuple[dict[str, Any], str]:
     series = _readings(span)
-    return credit_spec(series, [], [], _metrics(series[-1][1], runs_out),
-                       Period.last(30, NOW.date()), NOW)  # fmt: skip
+    return credit_spec(
+        series, [], [], _metrics(series[-1][1], runs_out), Period.last(30, NOW.date()), NOW
+    )
 
 
 def test_credit_axis_fits_a_days_spend_instead_of_starting_at_zero() -> None:
@@ -69,8 +78,11 @@ def test_time_axis_across_days_reads_dates() -> None:
 def test_no_forecast_line_without_a_run_out_date() -> None:
     spec, legend = _chart(timedelta(minutes=10), runs_out=None)
     assert "forecast" not in legend
-    assert not [layer for layer in spec["layer"] if "strokeDash" in str(layer.get("mark"))
-                and layer["mark"].get("color") == "#E8590C"]  # fmt: skip
+    assert not [
+        layer
+        for layer in spec["layer"]
+        if "strokeDash" in str(layer.get("mark")) and layer["mark"].get("color") == "#E8590C"
+    ]
     _, legend = _chart(timedelta(days=12), runs_out=date(2026, 4, 9))
     assert "forecast" in legend
 

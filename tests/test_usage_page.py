@@ -30,8 +30,11 @@ def _seeded(data_dir: Path) -> None:
     ledger = Ledger(f"sqlite:///{data_dir / 'ledger.sqlite3'}")
     now = datetime.now(UTC).replace(microsecond=0)
     start = now - timedelta(days=3)
-    seed(ledger, [(start + timedelta(minutes=i), 100 - i, "completed") for i in range(24)],
-         username="ana")  # fmt: skip
+    seed(
+        ledger,
+        [(start + timedelta(minutes=i), 100 - i, "completed") for i in range(24)],
+        username="ana",
+    )
     seed(ledger, [(now - timedelta(hours=1), 70, "failed")], username="ben")  # 6 outside
     ledger.close()
 

@@ -46,9 +46,13 @@ def _batch_file(path: Path) -> Path:
 
 def _mirrago(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "mirrago", *argv], cwd=cwd, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [sys.executable, "-m", "mirrago", *argv],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _finished(process: subprocess.Popen[str]) -> None:
@@ -62,8 +66,18 @@ def test_cli_and_page_try_ons_on_the_sandbox_add_up_to_one_balance(
     env = {**cli_env(None, workdir), "MIRRAGO_SANDBOX_LATENCY": LATENCY}
     monkeypatch.setenv("MIRRAGO_SANDBOX_LATENCY", LATENCY)
     people, clothes = persons(), garments()
-    batch = _mirrago(["batch", str(_batch_file(workdir / "pairs.csv")), "--out-dir",
-                      str(workdir / "out"), "--name", "CLI batch"], env, workdir)  # fmt: skip
+    batch = _mirrago(
+        [
+            "batch",
+            str(_batch_file(workdir / "pairs.csv")),
+            "--out-dir",
+            str(workdir / "out"),
+            "--name",
+            "CLI batch",
+        ],
+        env,
+        workdir,
+    )
     # Meanwhile the app's services (their own embedded sandbox) make the page's try-ons.
     with open_services(load_settings()) as services:
         rows = []
@@ -72,8 +86,17 @@ def test_cli_and_page_try_ons_on_the_sandbox_add_up_to_one_balance(
             row, new = start_try_on(services.runner, services.ledger, job, again=True)
             assert new and row is not None
             rows.append(row)
-        single = _mirrago(["try-on", str(people[0].path), str(clothes[0].path), "--out",
-                           str(workdir / "one.png")], env, workdir)  # fmt: skip
+        single = _mirrago(
+            [
+                "try-on",
+                str(people[0].path),
+                str(clothes[0].path),
+                "--out",
+                str(workdir / "one.png"),
+            ],
+            env,
+            workdir,
+        )
         for row in rows:
             counts = services.runner.wait(row.batch_id, timeout=120)
             assert counts[JobState.COMPLETED] == 1, counts

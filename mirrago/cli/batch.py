@@ -92,9 +92,7 @@ def run(args: argparse.Namespace) -> int:
         # Whatever the reason for stopping, no row is left mid-submission in results.csv.
         runner.drain(timeout=60)
         counts = notice.patiently(lambda: services.ledger.counts(batch.id))
-        summary = notice.patiently(
-            lambda: write_results(services.ledger, table, batch.id, out_dir)
-        )
+        summary = notice.patiently(lambda: write_results(services.ledger, table, batch.id, out_dir))
         return _batch_outcome(services, counts, table, summary, out_dir, args, interrupt.requested)
 
 

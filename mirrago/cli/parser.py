@@ -14,7 +14,6 @@ from mirrago.cli.common import UsageError
 Commands = argparse._SubParsersAction
 
 
-
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line (argparse prints the usage block too)."""
 

@@ -39,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
     print("Statement by day (opening - spent - outside + top-ups = closing)")
     print(f"  {'day':<12}{'opening':>10}{'spent':>9}{'outside':>9}{'top-ups':>9}{'closing':>10}")
     for day in found.statement:
-        print(f"  {day.day.isoformat():<12}{day.opening:>10,}{day.spent:>9,}{day.outside:>9,}"
-              f"{day.topups:>9,}{day.closing:>10,}")  # fmt: skip
+        print(
+            f"  {day.day.isoformat():<12}{day.opening:>10,}{day.spent:>9,}{day.outside:>9,}"
+            f"{day.topups:>9,}{day.closing:>10,}"
+        )
     return EXIT_OK

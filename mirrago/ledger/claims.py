@@ -148,9 +148,7 @@ class ClaimsMixin:
                 if moved:
                     uncertain_ids.append(row_id)
                     add_event(conn, row_id, "uncertain", {"owner": owner})
-            adopt = sa.and_(
-                orphaned, jobs.c.state == JobState.SUBMITTED.value, in_scope(batch_ids)
-            )
+            adopt = sa.and_(orphaned, jobs.c.state == JobState.SUBMITTED.value, in_scope(batch_ids))
             adopt_ids = list(conn.execute(sa.select(jobs.c.id).where(adopt)).scalars())
             if adopt_ids:
                 conn.execute(
@@ -384,4 +382,3 @@ def _owner_alive(row: Any, owner: str | None, now: datetime, stale_after: float)
                 return owner in _LIVE_RUNNERS
         return _pid_alive(row.pid) and not _zombie(row.pid)
     return True
-

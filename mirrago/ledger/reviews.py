@@ -106,8 +106,16 @@ class ReviewsMixin:
                 )
             ).inserted_primary_key[0]
         return ReviewRecord(
-            int(review_id), row_id, attempt, verdict, tuple(clean), note, reviewer, now,
-            seconds, False,
+            int(review_id),
+            row_id,
+            attempt,
+            verdict,
+            tuple(clean),
+            note,
+            reviewer,
+            now,
+            seconds,
+            False,
         )
 
     def undo_review(
@@ -154,11 +162,13 @@ class ReviewsMixin:
         passed = sa.func.sum(sa.case((jobs.c.review_verdict == "pass", 1), else_=0))
         query = (
             sa.select(jobs.c.batch_id, passed, sa.func.count())
-            .where(jobs.c.batch_id.in_(list(batch_ids)),
-                   jobs.c.state == JobState.COMPLETED.value,
-                   jobs.c.review_verdict.in_(["pass", "fail"]))
+            .where(
+                jobs.c.batch_id.in_(list(batch_ids)),
+                jobs.c.state == JobState.COMPLETED.value,
+                jobs.c.review_verdict.in_(["pass", "fail"]),
+            )
             .group_by(jobs.c.batch_id)
-        )  # fmt: skip
+        )
         with self._read() as conn:
             return {int(b): (int(p or 0), int(n)) for b, p, n in conn.execute(query)}
 
@@ -167,11 +177,12 @@ class ReviewsMixin:
         on its current attempt not undone): what a page saw, for `record_review`."""
         query = (
             sa.select(reviews.c.row_id, sa.func.max(reviews.c.id))
-            .join(jobs, sa.and_(jobs.c.id == reviews.c.row_id,
-                                jobs.c.attempts == reviews.c.attempt))
+            .join(
+                jobs, sa.and_(jobs.c.id == reviews.c.row_id, jobs.c.attempts == reviews.c.attempt)
+            )
             .where(jobs.c.batch_id == batch_id, reviews.c.undone == sa.false())
             .group_by(reviews.c.row_id)
-        )  # fmt: skip
+        )
         with self._read() as conn:
             return {int(row_id): int(review_id) for row_id, review_id in conn.execute(query)}
 
@@ -259,4 +270,3 @@ def _current_review(conn: Connection, row_id: int, attempt: int) -> ReviewRecord
     )
     row = conn.execute(query).first()
     return review_record(row) if row else None
-

@@ -196,9 +196,7 @@ def _datetime_type(conn: Connection) -> str:
 
 def _add_batch_paused(conn: Connection) -> None:
     """Schema 2 → 3: batches can be paused from the Batch page."""
-    conn.execute(
-        sa.text("ALTER TABLE batches ADD COLUMN paused BOOLEAN NOT NULL DEFAULT FALSE")
-    )
+    conn.execute(sa.text("ALTER TABLE batches ADD COLUMN paused BOOLEAN NOT NULL DEFAULT FALSE"))
 
 
 def _add_reviews_and_comparisons(conn: Connection) -> None:
@@ -285,7 +283,6 @@ def migrate_schema(
         conn.execute(schema_version_table.delete())
         conn.execute(schema_version_table.insert().values(version=version))
     return version
-
 
 
 # ------------------------------------------------- statements the parts of the ledger share

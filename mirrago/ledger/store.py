@@ -284,9 +284,11 @@ class Ledger(ClaimsMixin, ReviewsMixin):
 
     def batch_owners(self, batch_ids: Iterable[int]) -> dict[int, str]:
         """Who started each batch, with sign-in: its rows' owner; absent when none."""
-        query = (sa.select(jobs.c.batch_id, sa.func.min(jobs.c.owner))
-                 .where(jobs.c.batch_id.in_(list(batch_ids)), jobs.c.owner.is_not(None))
-                 .group_by(jobs.c.batch_id))
+        query = (
+            sa.select(jobs.c.batch_id, sa.func.min(jobs.c.owner))
+            .where(jobs.c.batch_id.in_(list(batch_ids)), jobs.c.owner.is_not(None))
+            .group_by(jobs.c.batch_id)
+        )
         with self._read() as conn:
             return {int(batch_id): owner for batch_id, owner in conn.execute(query)}
 
@@ -322,21 +324,32 @@ class Ledger(ClaimsMixin, ReviewsMixin):
         busy = [JobState.SUBMITTING.value, JobState.SUBMITTED.value]
         with self._write() as conn:
             rows = conn.execute(
-                sa.select(jobs.c.state, jobs.c.target, jobs.c.garment, jobs.c.result_path,
-                          jobs.c.thumbnail_path).where(jobs.c.batch_id == batch_id)
+                sa.select(
+                    jobs.c.state,
+                    jobs.c.target,
+                    jobs.c.garment,
+                    jobs.c.result_path,
+                    jobs.c.thumbnail_path,
+                ).where(jobs.c.batch_id == batch_id)
             ).all()
             if any(row.state in busy for row in rows):
                 return None
             named = {value for row in rows for value in row[1:] if value}
-            conn.execute(job_events.delete().where(
-                job_events.c.row_id.in_(sa.select(jobs.c.id).where(jobs.c.batch_id == batch_id))
-            ))
+            conn.execute(
+                job_events.delete().where(
+                    job_events.c.row_id.in_(sa.select(jobs.c.id).where(jobs.c.batch_id == batch_id))
+                )
+            )
             conn.execute(jobs.delete().where(jobs.c.batch_id == batch_id))
             conn.execute(batches.delete().where(batches.c.id == batch_id))
             still_named = set()
             if named:
-                for column in (jobs.c.target, jobs.c.garment, jobs.c.result_path,
-                               jobs.c.thumbnail_path):
+                for column in (
+                    jobs.c.target,
+                    jobs.c.garment,
+                    jobs.c.result_path,
+                    jobs.c.thumbnail_path,
+                ):
                     still_named.update(
                         conn.execute(sa.select(column).where(column.in_(named))).scalars()
                     )
@@ -429,23 +442,41 @@ class Ledger(ClaimsMixin, ReviewsMixin):
             row = conn.execute(jobs.select().where(jobs.c.id == row_id)).first()
             if row is None or JobState(row.state) not in FINAL_STATES or row.deleted_at:
                 return None
-            conn.execute(jobs.update().where(jobs.c.id == row_id).values(
-                target="", garment="", username=None, owner=None, error=None,
-                result_url=None, result_path=None, thumbnail_path=None, review_note=None,
-                deleted_at=utcnow(), updated_at=utcnow(),
-            ))  # fmt: skip
+            conn.execute(
+                jobs.update()
+                .where(jobs.c.id == row_id)
+                .values(
+                    target="",
+                    garment="",
+                    username=None,
+                    owner=None,
+                    error=None,
+                    result_url=None,
+                    result_path=None,
+                    thumbnail_path=None,
+                    review_note=None,
+                    deleted_at=utcnow(),
+                    updated_at=utcnow(),
+                )
+            )
             add_event(conn, row_id, "deleted", {})
         return job_record(row)
 
     def uses_file(self, path: str) -> bool:
         """Whether a row not deleted still refers to `path` (as an input or a result)."""
-        query = sa.select(jobs.c.id).where(
-            jobs.c.deleted_at.is_(None),
-            sa.or_(
-                jobs.c.target == path, jobs.c.garment == path,
-                jobs.c.result_path == path, jobs.c.thumbnail_path == path,
-            ),
-        ).limit(1)  # fmt: skip
+        query = (
+            sa.select(jobs.c.id)
+            .where(
+                jobs.c.deleted_at.is_(None),
+                sa.or_(
+                    jobs.c.target == path,
+                    jobs.c.garment == path,
+                    jobs.c.result_path == path,
+                    jobs.c.thumbnail_path == path,
+                ),
+            )
+            .limit(1)
+        )
         with self._read() as conn:
             return conn.execute(query).first() is not None
 

@@ -48,8 +48,6 @@ _ADVICE: tuple[tuple[tuple[str, ...], str], ...] = (
 _DEFAULT_ADVICE = "Retry it; if it fails again, try different photos."
 
 
-
-
 def plain(text: object) -> str:
     """Text from a server, the database or a user, made safe to put inside a Markdown message
     (the one escaper, `md_text`): it shows exactly as written, and never as a link."""

@@ -45,8 +45,13 @@ def sign_in_gate() -> bool:
         return True
     st.title("Mirrago Studio")
     st.write("Sign in to see and make your try-ons.")
-    st.button("Sign in", type="primary", icon=":material/login:", on_click=st.login,
-              key="identity-sign-in")
+    st.button(
+        "Sign in",
+        type="primary",
+        icon=":material/login:",
+        on_click=st.login,
+        key="identity-sign-in",
+    )
     return False
 
 
@@ -58,5 +63,10 @@ def signed_in_card() -> None:
     with st.container(border=True, key="sidebar-user"):
         st.caption("SIGNED IN")
         st.text(owner)
-        st.button("Sign out", icon=":material/logout:", on_click=st.logout, width="stretch",
-                  key="identity-sign-out")
+        st.button(
+            "Sign out",
+            icon=":material/logout:",
+            on_click=st.logout,
+            width="stretch",
+            key="identity-sign-out",
+        )

@@ -71,9 +71,12 @@ def _credits(services: Services) -> None:
     if balance is None:
         st.metric("Credits", "—", help="Known after the first try-on on this backend.")
     else:
-        st.metric("Credits", f"{balance.credits:,}",
-                  help=f"The balance after the try-on sent {_when(balance.as_of)}, the same "
-                  "figure as on the Usage page.")  # fmt: skip
+        st.metric(
+            "Credits",
+            f"{balance.credits:,}",
+            help=f"The balance after the try-on sent {_when(balance.as_of)}, the same "
+            "figure as on the Usage page.",
+        )
 
 
 def _test_connection() -> None:

@@ -135,8 +135,11 @@ def _all_days(
         d, spent, outside, topups, first_reading, last, seen_at, job_id, u7, u30, start, end = row
         opening = days[-1].closing if days else int(first_reading)
         closing = opening - int(spent) - int(outside) + int(topups)
-        days.append(StatementDay(as_date(d), opening, int(spent), int(outside), int(topups),
-                                 closing, as_time(end)))  # fmt: skip
+        days.append(
+            StatementDay(
+                as_date(d), opening, int(spent), int(outside), int(topups), closing, as_time(end)
+            )
+        )
         used_7, used_30 = used_7 + int(u7 or 0), used_30 + int(u30 or 0)
         first = first if first is not None else as_time(start)
         if seen_at is not None:
@@ -192,11 +195,18 @@ def overview(
         every_day, summary = _all_days(conn, flows, now)
         balance_now = _balance_now(conn)
         series = balance_series(conn, flows, period, summary.first_at, summary.seen_at, points)
-    days = [d for d in every_day if (period.start is None or d.day >= period.start)
-            and d.day <= period.end]  # fmt: skip
+    days = [
+        d
+        for d in every_day
+        if (period.start is None or d.day >= period.start) and d.day <= period.end
+    ]
     current = None if balance_now is None else balance_now.credits
-    if balance_now is not None and balance_now.refunded and days \
-            and days[-1].day == balance_now.as_of.date():  # the refund is today's news
+    if (
+        balance_now is not None
+        and balance_now.refunded
+        and days
+        and days[-1].day == balance_now.as_of.date()
+    ):  # the refund is today's news
         last, refund = days[-1], CREDITS_PER_TRY_ON
         days[-1] = replace(last, topups=last.topups + refund, closing=last.closing + refund)
     burn_7 = _burn(summary.used_7, 7, summary.first_at, now)
@@ -242,10 +252,17 @@ def readings_series(
 
 def statement_csv(ledger: Ledger, period: Period) -> str:
     days = statement(ledger, period)
-    header = ["day", "opening", "spent_by_studio", "used_outside_studio", "topups_and_refunds",
-              "closing"]  # fmt: skip
+    header = [
+        "day",
+        "opening",
+        "spent_by_studio",
+        "used_outside_studio",
+        "topups_and_refunds",
+        "closing",
+    ]
     return csv_text(
         header,
-        iter([[d.day.isoformat(), d.opening, d.spent, d.outside, d.topups, d.closing]
-              for d in days]),  # fmt: skip
+        iter(
+            [[d.day.isoformat(), d.opening, d.spent, d.outside, d.topups, d.closing] for d in days]
+        ),
     )

@@ -335,9 +335,15 @@ def _percentiles(conn: sa.Connection, period: Period) -> tuple[float | None, flo
     )
     p50, p95 = conn.execute(
         sa.select(
-            *(sa.func.min(sa.case((durations.c.rank * 1.0 >= durations.c.total * share,
-                                   durations.c.seconds))) for share in (0.50, 0.95))
-        )  # fmt: skip
+            *(
+                sa.func.min(
+                    sa.case(
+                        (durations.c.rank * 1.0 >= durations.c.total * share, durations.c.seconds)
+                    )
+                )
+                for share in (0.50, 0.95)
+            )
+        )
     ).one()
     return (None if p50 is None else float(p50)), (None if p95 is None else float(p95))
 
@@ -386,12 +392,20 @@ def breakdown(ledger: Ledger, period: Period, by: str) -> list[dict[str, Any]]:
         sa.case((sa.func.lower(jobs.c.review_verdict).in_(PASS_VERDICTS), 1), else_=0)
     )
     reviewed = sa.func.count(jobs.c.review_verdict)
-    columns = [key.label("key"), sa.func.count().label("jobs"), completed.label("completed"),
-               failed.label("failed"), charged.label("credits"), passed.label("passed"),
-               reviewed.label("reviewed")]  # fmt: skip
+    columns = [
+        key.label("key"),
+        sa.func.count().label("jobs"),
+        completed.label("completed"),
+        failed.label("failed"),
+        charged.label("credits"),
+        passed.label("passed"),
+        reviewed.label("reviewed"),
+    ]
     if by == "batch":
-        columns += [sa.func.max(batches.c.name).label("name"),
-                    sa.func.max(batches.c.created_at).label("created_at")]  # fmt: skip
+        columns += [
+            sa.func.max(batches.c.name).label("name"),
+            sa.func.max(batches.c.created_at).label("created_at"),
+        ]
     query = (
         sa.select(*columns)
         .select_from(jobs.join(batches, jobs.c.batch_id == batches.c.id))
@@ -432,11 +446,19 @@ def _history_query(filters: HistoryFilter) -> sa.Select[Any]:
 
     private = ("target", "garment", "result_path", "thumbnail_path", "error", "username")
     columns = [
-        jobs.c.id, jobs.c.created_at, _source_label().label("source"), jobs.c.batch_id,
-        batches.c.name.label("batch"), jobs.c.owner, jobs.c.state, jobs.c.job_id,
-        jobs.c.submitted_at, jobs.c.finished_at, jobs.c.deleted_at,
+        jobs.c.id,
+        jobs.c.created_at,
+        _source_label().label("source"),
+        jobs.c.batch_id,
+        batches.c.name.label("batch"),
+        jobs.c.owner,
+        jobs.c.state,
+        jobs.c.job_id,
+        jobs.c.submitted_at,
+        jobs.c.finished_at,
+        jobs.c.deleted_at,
         *(shown(jobs.c[name], name) for name in private),
-    ]  # fmt: skip
+    ]
     query = (
         sa.select(*columns)
         .select_from(jobs.join(batches, jobs.c.batch_id == batches.c.id))
@@ -509,17 +531,44 @@ def _cell(value: Any) -> Any:
 
 def history_csv(ledger: Ledger, filters: HistoryFilter) -> str:
     """The filtered history (every page), newest first, as CSV."""
-    header = ["row", "created_at", "source", "batch_id", "batch", "owner", "username", "state",
-              "job_id", "target", "garment", "result_path", "error", "submitted_at",
-              "finished_at"]  # fmt: skip
+    header = [
+        "row",
+        "created_at",
+        "source",
+        "batch_id",
+        "batch",
+        "owner",
+        "username",
+        "state",
+        "job_id",
+        "target",
+        "garment",
+        "result_path",
+        "error",
+        "submitted_at",
+        "finished_at",
+    ]
     query = _history_query(filters).order_by(jobs.c.id.desc())
 
     def rows(conn: sa.Connection) -> Iterator[list[Any]]:
         for row in conn.execution_options(yield_per=1000).execute(query).mappings():
-            yield [row["id"], row["created_at"], row["source"], row["batch_id"], row["batch"],
-                   row["owner"], row["username"], row["state"], row["job_id"], row["target"],
-                   row["garment"], row["result_path"], row["error"], row["submitted_at"],
-                   row["finished_at"]]  # fmt: skip
+            yield [
+                row["id"],
+                row["created_at"],
+                row["source"],
+                row["batch_id"],
+                row["batch"],
+                row["owner"],
+                row["username"],
+                row["state"],
+                row["job_id"],
+                row["target"],
+                row["garment"],
+                row["result_path"],
+                row["error"],
+                row["submitted_at"],
+                row["finished_at"],
+            ]
 
     with ledger.read_connection() as conn:
         return csv_text(header, rows(conn))
@@ -570,9 +619,7 @@ def has_activity(ledger: Ledger) -> bool:
 def data_version(ledger: Ledger) -> tuple[Any, ...]:
     """Changes whenever a reading or a job is added or a job changes: a cache key for figures."""
     with ledger.read_connection() as conn:
-        readings = conn.execute(
-            sa.select(sa.func.max(credit_readings.c.id), sa.func.count())
-        ).one()
+        readings = conn.execute(sa.select(sa.func.max(credit_readings.c.id), sa.func.count())).one()
         rows = conn.execute(
             sa.select(sa.func.max(jobs.c.id), sa.func.count(), sa.func.max(jobs.c.updated_at))
         ).one()

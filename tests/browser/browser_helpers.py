@@ -57,8 +57,9 @@ def download(page: Page, button: Locator, timeout: float = 90.0) -> Download:
     return info.value
 
 
-def connect_live(page: Page, base_url: str, client_id: str, secret: str,
-                 timeout: float = 90.0) -> None:
+def connect_live(
+    page: Page, base_url: str, client_id: str, secret: str, timeout: float = 90.0
+) -> None:
     """Connect this browser session to a live endpoint with the sidebar's form and wait for
     "this session now uses it": a deadline. A submit that lands while a busy page redraws can
     be lost (no answer at all), so the form is filled and sent once more after half the time."""
@@ -122,14 +123,21 @@ def seed_finished_batch(data_dir: Path, inputs: list[JobInput], name: str) -> in
     ledger = Ledger(f"sqlite:///{data_dir / 'ledger.sqlite3'}")
     try:
         # Private while seeding, so the app's runner never claims a row of it.
-        batch = ledger.create_batch(name, "batch-page", inputs, backend="test:seeded",
-                                    private=True)
+        batch = ledger.create_batch(name, "batch-page", inputs, backend="test:seeded", private=True)
         now = utcnow()
         with ledger._write() as conn:  # noqa: SLF001 - seeding finished rows in one statement
-            conn.execute(jobs.update().where(jobs.c.batch_id == batch.id).values(
-                state="completed", job_id="seed-" + jobs.c.id.cast(sa.Text),
-                submitted_at=now, finished_at=now, thumbnail_path=str(thumb),
-                result_path=str(thumb)))
+            conn.execute(
+                jobs.update()
+                .where(jobs.c.batch_id == batch.id)
+                .values(
+                    state="completed",
+                    job_id="seed-" + jobs.c.id.cast(sa.Text),
+                    submitted_at=now,
+                    finished_at=now,
+                    thumbnail_path=str(thumb),
+                    result_path=str(thumb),
+                )
+            )
             conn.execute(batches.update().where(batches.c.id == batch.id).values(private=False))
         return batch.id
     finally:

@@ -50,10 +50,15 @@ class Provider:
     def id_token(self, grant: dict[str, str]) -> str:
         now = int(time.time())
         claims = {
-            "iss": self.url, "aud": CLIENT_ID, "sub": grant["sub"], "iat": now,
-            "exp": now + 3600, "email": grant["sub"], "email_verified": True,
+            "iss": self.url,
+            "aud": CLIENT_ID,
+            "sub": grant["sub"],
+            "iat": now,
+            "exp": now + 3600,
+            "email": grant["sub"],
+            "email_verified": True,
             "name": grant["sub"].split("@")[0].title(),
-        }  # fmt: skip
+        }
         if grant.get("nonce"):
             claims["nonce"] = grant["nonce"]
         return jwt.encode({"alg": "RS256", "kid": "test-key"}, claims, self.key)
@@ -106,8 +111,10 @@ def _handler(provider: Provider) -> type[BaseHTTPRequestHandler]:
             if self.path.startswith("/authorize"):
                 code = secrets.token_urlsafe(16)
                 provider.codes[code] = {"sub": form.get("sub", ""), "nonce": form.get("nonce", "")}
-                target = form["redirect_uri"] + "?" + urlencode(
-                    {"code": code, "state": form.get("state", "")}
+                target = (
+                    form["redirect_uri"]
+                    + "?"
+                    + urlencode({"code": code, "state": form.get("state", "")})
                 )
                 return self._send(302, b"", "text/plain", {"Location": target})
             if self.path == "/token":
@@ -118,10 +125,14 @@ def _handler(provider: Provider) -> type[BaseHTTPRequestHandler]:
                 grant = provider.codes.pop(form.get("code", ""), None)
                 if (client_id, secret) != (CLIENT_ID, CLIENT_SECRET) or grant is None:
                     return self._json({"error": "invalid_grant"}, 400)
-                return self._json({
-                    "access_token": secrets.token_urlsafe(16), "token_type": "Bearer",
-                    "expires_in": 3600, "id_token": provider.id_token(grant),
-                })  # fmt: skip
+                return self._json(
+                    {
+                        "access_token": secrets.token_urlsafe(16),
+                        "token_type": "Bearer",
+                        "expires_in": 3600,
+                        "id_token": provider.id_token(grant),
+                    }
+                )
             return self._json({"error": "not found"}, 404)
 
     return Handler

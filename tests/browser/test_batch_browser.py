@@ -40,22 +40,25 @@ def live_sandbox() -> Iterator[EmbeddedSandbox]:
 
 
 @pytest.fixture(scope="module")
-def live_app(live_sandbox: EmbeddedSandbox, tmp_path_factory: pytest.TempPathFactory
-             ) -> Iterator[AppServer]:
+def live_app(
+    live_sandbox: EmbeddedSandbox, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AppServer]:
     """The app configured for that sandbox as a live endpoint (MIRRAGO_BASE_URL set)."""
-    server = start_app(tmp_path_factory.mktemp("batch-live"), {
-        "MIRRAGO_BASE_URL": live_sandbox.base_url,
-        "MIRRAGO_CLIENT_ID": live_sandbox.client_id,
-        "MIRRAGO_CLIENT_SECRET": live_sandbox.client_secret,
-    })
+    server = start_app(
+        tmp_path_factory.mktemp("batch-live"),
+        {
+            "MIRRAGO_BASE_URL": live_sandbox.base_url,
+            "MIRRAGO_CLIENT_ID": live_sandbox.client_id,
+            "MIRRAGO_CLIENT_SECRET": live_sandbox.client_secret,
+        },
+    )
     yield server
     stop_app(server)
 
 
 @pytest.fixture
 def live_page(browser: Browser, live_app: AppServer) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1440, "height": 900},
-                                  base_url=live_app.url)
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, base_url=live_app.url)
     context.set_default_timeout(90_000)  # a deadline, as in conftest.py
     page = context.new_page()
     yield page
@@ -70,8 +73,7 @@ def click(page: Page, key: str) -> None:
 def snap(page: Page, name: str) -> None:
     """A full-page screenshot while the page ticks (`screenshot` waits for a quiet page)."""
     ARTIFACTS.mkdir(exist_ok=True)
-    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]')"
-                           ".scrollHeight")
+    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
     page.set_viewport_size({"width": 1440, "height": max(900, height)})
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
     page.set_viewport_size({"width": 1440, "height": 900})
@@ -112,8 +114,9 @@ def test_import_with_a_bad_row_runs_the_rest_and_survives_a_refresh(
     wait_for_app(page)
     expect(page.get_by_text("Imported 5 rows from pairs.csv")).to_be_visible()
     expect(page.get_by_text("Ignored column 'notes'")).to_be_visible()
-    expect(page.get_by_text("Row 2: garment_image_url: a file path on the server is not "
-                            "accepted here")).to_be_visible()
+    expect(
+        page.get_by_text("Row 2: garment_image_url: a file path on the server is not accepted here")
+    ).to_be_visible()
     run = keyed(page, "batch-run").get_by_role("button")
     expect(run).to_have_text(re.compile("Run batch — 4 credits"))
     screenshot(page, "batch-table")
@@ -123,7 +126,8 @@ def test_import_with_a_bad_row_runs_the_rest_and_survives_a_refresh(
     expect(header).to_contain_text("Running", timeout=FINISH_TIMEOUT)
     name = header.locator("h3").inner_text()
     expect(keyed(page, "batch-grid").get_by_text("Done").first).to_be_visible(
-        timeout=FINISH_TIMEOUT)
+        timeout=FINISH_TIMEOUT
+    )
     snap(page, "batch-mid")  # one result in, three to come (a job at a time, 2–3 s each)
     page.reload()  # the runner works on; the page rebuilds from the ledger
     expect(keyed(page, "batch-header").locator("h3")).to_have_text(name)
@@ -157,12 +161,14 @@ def test_combine_then_sample_rows_run_and_the_detail_view_steps_to_the_next(page
     wait_for_app(page)
     expect(page.get_by_text("Added 12 rows (3 persons × 4 garments)")).to_be_visible()
     expect(keyed(page, "batch-run").get_by_role("button")).to_have_text(
-        re.compile("Run batch — 12 credits"))
+        re.compile("Run batch — 12 credits")
+    )
     click(page, "batch-clear")
 
     click(page, "batch-add-samples")
     expect(keyed(page, "batch-run").get_by_role("button")).to_have_text(
-        re.compile("Run batch — 4 credits"))
+        re.compile("Run batch — 4 credits")
+    )
     keyed(page, "batch-run").get_by_role("button").click()
     expect_finished(page, 4)
 
@@ -182,8 +188,10 @@ def seed_rows(data_dir: Path, rows: int) -> int:
     """A finished batch of `rows` completed rows of the shipped samples (local files: nothing
     for the browser to fetch)."""
     people, clothes = persons(), garments()
-    inputs = [JobInput(str(people[i % len(people)].path), str(clothes[i % len(clothes)].path))
-              for i in range(rows)]
+    inputs = [
+        JobInput(str(people[i % len(people)].path), str(clothes[i % len(clothes)].path))
+        for i in range(rows)
+    ]
     return seed_finished_batch(data_dir, inputs, "Five hundred")
 
 
@@ -196,7 +204,8 @@ def test_a_500_row_finished_batch_opens_paged(live_page: Page, live_app: AppServ
     expect(live_page.locator("[class*='st-key-batch-open-']")).to_have_count(24)
     sizes = live_page.evaluate(
         "() => Array.from(document.querySelectorAll('[class*=st-key-batch-card-] img'))"
-        ".map(image => image.src.length)")
+        ".map(image => image.src.length)"
+    )
     assert sizes and max(sizes) * 3 / 4 <= 64 * 1024
     assert_no_exception(live_page)
 
@@ -214,16 +223,18 @@ def test_after_run_the_results_open_at_the_top(page: Page) -> None:
     click(page, "batch-add-samples")
     run = keyed(page, "batch-run").get_by_role("button")
     run.scroll_into_view_if_needed()
-    page.evaluate("() => { const main = document.querySelector('[data-testid=\"stMain\"]');"
-                  " main.scrollTop = main.scrollHeight; }")
+    page.evaluate(
+        "() => { const main = document.querySelector('[data-testid=\"stMain\"]');"
+        " main.scrollTop = main.scrollHeight; }"
+    )
     assert _main_scroll(page) > 100  # the user is at the bottom, where Run is
     run.click()
     header = keyed(page, "batch-header")
     expect(header).to_contain_text(re.compile("Running|Finished"), timeout=FINISH_TIMEOUT)
     expect(keyed(page, "batch-grid")).to_be_visible()
     page.wait_for_function(
-        "() => document.querySelector('[data-testid=\"stMain\"]').scrollTop === 0",
-        timeout=10_000)
+        "() => document.querySelector('[data-testid=\"stMain\"]').scrollTop === 0", timeout=10_000
+    )
     box = header.bounding_box()
     assert box is not None and 0 <= box["y"] < 600  # progress in view, not mid-gallery
     assert_no_exception(page)
@@ -245,13 +256,13 @@ def _record_outside_requests(page: Page) -> list[str]:
     return outside
 
 
-def test_a_10000_row_import_is_paged_and_a_larger_one_refused(
-    page: Page, tmp_path: Path
-) -> None:
+def test_a_10000_row_import_is_paged_and_a_larger_one_refused(page: Page, tmp_path: Path) -> None:
     outside = _record_outside_requests(page)
     header = "target_image_url,garment_image_url,username\n"
-    rows = [f"https://img{i % 7}.invalid/p{i}.jpg,https://img.invalid/g{i % 50}.png,qa"
-            for i in range(10_001)]
+    rows = [
+        f"https://img{i % 7}.invalid/p{i}.jpg,https://img.invalid/g{i % 50}.png,qa"
+        for i in range(10_001)
+    ]
     big, bigger = tmp_path / "ten-thousand.csv", tmp_path / "one-more.csv"
     big.write_text(header + "\n".join(rows[:10_000]) + "\n")
     bigger.write_text(header + "\n".join(rows) + "\n")
@@ -267,7 +278,8 @@ def test_a_10000_row_import_is_paged_and_a_larger_one_refused(
     expect(page.locator("[data-testid='stDataFrame']")).to_have_count(1)
     expect(page.locator("[data-testid='stDataFrame']")).to_be_visible()
     expect(keyed(page, "batch-run").get_by_role("button")).to_have_text(
-        re.compile("Run batch — 10,000 credits"))
+        re.compile("Run batch — 10,000 credits")
+    )
     assert "MessageSizeError" not in page.content()
     assert_no_exception(page)
     screenshot(page, "batch-table-10000")
@@ -276,8 +288,11 @@ def test_a_10000_row_import_is_paged_and_a_larger_one_refused(
     wait_for_app(page)
     keyed(page, "batch-import").locator("input[type=file]").set_input_files(str(bigger))
     wait_for_app(page)
-    expect(page.get_by_text(re.compile(
-        "Nothing imported from one-more.csv: the file has more than 10,000 rows"))).to_be_visible()
+    expect(
+        page.get_by_text(
+            re.compile("Nothing imported from one-more.csv: the file has more than 10,000 rows")
+        )
+    ).to_be_visible()
     expect(keyed(page, "batch-run").get_by_role("button")).to_be_disabled()
     screenshot(page, "batch-table-refused")
     assert [url for url in outside if ".invalid/" in url] == []  # no link fetched for a preview

@@ -47,12 +47,15 @@ def review_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Ap
             "after": finished_batch(
                 ledger, data_dir, grid_pairs(2, 3), name="Run B", prefix="b"
             ).id,
-            "shared": finished_batch(ledger, data_dir, grid_pairs(2, 2), name="Shared",
-                                     prefix="s").id,
-            "refresh": finished_batch(ledger, data_dir, grid_pairs(1, 2), name="Refresh",
-                                      prefix="r").id,
-            "layout": finished_batch(ledger, data_dir, grid_pairs(2, 3), name="Layout",
-                                     prefix="l").id,
+            "shared": finished_batch(
+                ledger, data_dir, grid_pairs(2, 2), name="Shared", prefix="s"
+            ).id,
+            "refresh": finished_batch(
+                ledger, data_dir, grid_pairs(1, 2), name="Refresh", prefix="r"
+            ).id,
+            "layout": finished_batch(
+                ledger, data_dir, grid_pairs(2, 3), name="Layout", prefix="l"
+            ).id,
         }
         _review_some(ledger, ids["matrix"])
         _review_some(ledger, ids["layout"], upto=3)  # fails by reason and worst lists shown
@@ -86,8 +89,9 @@ def _review_some(ledger: Ledger, batch_id: int, upto: int = 12) -> None:
         if index >= upto:
             continue
         note = HOSTILE_NOTE if index == 1 else None
-        review.give_verdict(ledger, jobs[index], verdict, reasons, note, reviewer="QA Ana",
-                            seconds=3.0 + index)  # fmt: skip
+        review.give_verdict(
+            ledger, jobs[index], verdict, reasons, note, reviewer="QA Ana", seconds=3.0 + index
+        )
 
 
 @pytest.fixture
@@ -290,8 +294,10 @@ def _history(data_dir: Path, batch_id: int) -> list[tuple]:
     ledger = Ledger(f"sqlite:///{data_dir / 'ledger.sqlite3'}")
     try:
         jobs = {job.id: job.row_index + 1 for job in ledger.jobs(batch_id=batch_id)}
-        return [(jobs[r.row_id], r.reviewer, r.verdict, r.undone)
-                for r in ledger.reviews(batch_id=batch_id)]  # fmt: skip
+        return [
+            (jobs[r.row_id], r.reviewer, r.verdict, r.undone)
+            for r in ledger.reviews(batch_id=batch_id)
+        ]
     finally:
         ledger.close()
 
@@ -352,7 +358,8 @@ def test_the_reviewers_name_survives_a_refresh(
         _click(page, f"batch-card-pass-{second}")
         # The card's badges: its state, then its verdict in the one word for it ("Pass").
         expect(keyed(page, f"batch-card-{second}")).to_contain_text(
-            re.compile(r"Done\s*check\s*Pass\s*Row 2"))
+            re.compile(r"Done\s*check\s*Pass\s*Row 2")
+        )
         assert _history(server.data_dir, ids["refresh"]) == [(2, "QA Mei", "pass", False)]
         page.get_by_role("button", name="Review & reports").or_(
             page.get_by_text("Review & reports", exact=True)
@@ -376,17 +383,21 @@ def test_the_reviewers_name_survives_a_refresh(
 def _row_ids(data_dir: Path, batch_id: int) -> list[int]:
     ledger = Ledger(f"sqlite:///{data_dir / 'ledger.sqlite3'}")
     try:
-        return [job.id for job in sorted(ledger.jobs(batch_id=batch_id),
-                                         key=lambda job: job.row_index)]  # fmt: skip
+        return [
+            job.id for job in sorted(ledger.jobs(batch_id=batch_id), key=lambda job: job.row_index)
+        ]
     finally:
         ledger.close()
 
 
 def _result_top(page: Page) -> float:
     """Where the top of the result under review is, in CSS pixels from the viewport's top."""
-    image = page.locator("[data-testid='stImage']").filter(
-        has=page.get_by_text("Result", exact=True)
-    ).locator("img").first
+    image = (
+        page.locator("[data-testid='stImage']")
+        .filter(has=page.get_by_text("Result", exact=True))
+        .locator("img")
+        .first
+    )
     expect(image).to_be_visible()
     loaded = "img => img.complete && img.naturalWidth > 0"
     page.wait_for_function(loaded, arg=image.element_handle())

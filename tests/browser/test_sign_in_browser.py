@@ -28,8 +28,7 @@ def signed_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     with running_provider() as provider:
         port = free_port()
         secrets_toml = auth_secrets(f"http://127.0.0.1:{port}", provider)
-        server = start_app(tmp_path_factory.mktemp("signed"), port=port,
-                           secrets_toml=secrets_toml)
+        server = start_app(tmp_path_factory.mktemp("signed"), port=port, secrets_toml=secrets_toml)
         try:
             yield server
         finally:
@@ -54,8 +53,9 @@ def _generate(page: Page) -> int:
     """Click Generate, wait for the result; the try-on's ledger row id (from the page URL)."""
     keyed(page, "tryon-generate").get_by_role("button").click()
     wait_for_app(page)
-    expect(keyed(page, "tryon-result").get_by_role(
-        "button", name=re.compile("Download the result"))).to_be_visible(timeout=RESULT_TIMEOUT)
+    expect(
+        keyed(page, "tryon-result").get_by_role("button", name=re.compile("Download the result"))
+    ).to_be_visible(timeout=RESULT_TIMEOUT)
     expect(page).to_have_url(re.compile(r"[?&]job=\d+"))  # the URL follows the rerun: wait
     return int(re.search(r"[?&]job=(\d+)", page.url).group(1))
 
@@ -116,8 +116,9 @@ def _image_bytes(context: BrowserContext, base: str, src: str) -> bytes:
     return response.body()
 
 
-def test_a_persons_photos_are_reachable_by_no_url(browser: Browser, signed_app: AppServer,
-                                                  tmp_path: Path):
+def test_a_persons_photos_are_reachable_by_no_url(
+    browser: Browser, signed_app: AppServer, tmp_path: Path
+):
     person = tmp_path / "dana.jpg"
     image = Image.new("RGB", (600, 800), (30, 120, 90))
     image.paste((230, 200, 170), (200, 80, 400, 260))
@@ -145,11 +146,15 @@ def test_a_persons_photos_are_reachable_by_no_url(browser: Browser, signed_app: 
 
         # Everything of Dana's on screen, as bytes: the slots' images, her upload, the result.
         with sqlite3.connect(Path(signed_app.data_dir) / "ledger.sqlite3") as conn:
-            stored = conn.execute("SELECT target, result_path, thumbnail_path FROM jobs "
-                                  "WHERE id = ?", (row_id,)).fetchone()
+            stored = conn.execute(
+                "SELECT target, result_path, thumbnail_path FROM jobs WHERE id = ?", (row_id,)
+            ).fetchone()
         dana_files = [person.read_bytes()] + [Path(p).read_bytes() for p in stored if p]
-        slot_srcs = [src for key in (*_PHOTO_SLOTS, f"tryon-recent-{row_id}")
-                     for src in keyed(dana, key).locator("img").evaluate_all(_ALL_SRCS)]
+        slot_srcs = [
+            src
+            for key in (*_PHOTO_SLOTS, f"tryon-recent-{row_id}")
+            for src in keyed(dana, key).locator("img").evaluate_all(_ALL_SRCS)
+        ]
         assert len(slot_srcs) >= 3, slot_srcs  # the photo, the compare frame, the card
         private = {_digest(data) for data in dana_files}
         private |= {_digest(_image_bytes(dana_context, dana.url, src)) for src in slot_srcs}
@@ -157,9 +162,14 @@ def test_a_persons_photos_are_reachable_by_no_url(browser: Browser, signed_app: 
         # Every URL the page names or fetched, fetched as Erin and as nobody.
         named = dana.locator("img, a[href], source").evaluate_all(_ALL_SRCS)
         urls = {urljoin(dana.url, url) for url in [*named, *requested] if url}
-        urls = {url for url in urls if urlsplit(url).scheme in ("http", "https")
-                and urlsplit(url).hostname in ("127.0.0.1", "localhost")
-                and "oauth" not in url and "/auth/" not in url}
+        urls = {
+            url
+            for url in urls
+            if urlsplit(url).scheme in ("http", "https")
+            and urlsplit(url).hostname in ("127.0.0.1", "localhost")
+            and "oauth" not in url
+            and "/auth/" not in url
+        }
         assert urls
         for other in (erin_context, anonymous):
             for url in sorted(urls):
@@ -169,8 +179,12 @@ def test_a_persons_photos_are_reachable_by_no_url(browser: Browser, signed_app: 
         assert not [src for src in slot_srcs if "/media/" in src], slot_srcs
 
         # The result is made into a file only on Dana's click, and it is the result.
-        result = download(dana, keyed(dana, "tryon-result").get_by_role(
-            "button", name=re.compile("Download the result")))
+        result = download(
+            dana,
+            keyed(dana, "tryon-result").get_by_role(
+                "button", name=re.compile("Download the result")
+            ),
+        )
         assert Path(result.path()).read_bytes() == Path(stored[1]).read_bytes()
         assert_no_exception(dana)
     finally:

@@ -102,8 +102,9 @@ def test_rapid_clicks_on_generate_make_one_job(browser: Browser, slow_app: AppSe
         context.close()
 
 
-def test_a_second_tab_sees_a_try_on_finish_by_itself(context: BrowserContext,
-                                                     app_server: AppServer):
+def test_a_second_tab_sees_a_try_on_finish_by_itself(
+    context: BrowserContext, app_server: AppServer
+):
     # The row is made by the test, in a private batch that the app's runner leaves alone, so
     # the test decides when it finishes: no race with the sandbox.
     ledger = Ledger(f"sqlite:///{app_server.data_dir / 'ledger.sqlite3'}")
@@ -111,9 +112,12 @@ def test_a_second_tab_sees_a_try_on_finish_by_itself(context: BrowserContext,
         person = str(Path(__file__).resolve().parents[2] / "mirrago/samples/persons/astronaut.jpg")
         sandbox = Backend("http://127.0.0.1:1", SandboxConfig().client_id, "-", is_sandbox=True)
         batch = ledger.create_batch(
-            "Try-on", "try-on", [JobInput(person, person, username="second-tab")],
-            backend=sandbox.key, private=True,
-        )  # fmt: skip
+            "Try-on",
+            "try-on",
+            [JobInput(person, person, username="second-tab")],
+            backend=sandbox.key,
+            private=True,
+        )
         (row,) = ledger.jobs(batch_id=batch.id)
         page = context.new_page()
         open_app(page, "/try-on")
@@ -122,7 +126,8 @@ def test_a_second_tab_sees_a_try_on_finish_by_itself(context: BrowserContext,
         with ledger._write() as conn:  # noqa: SLF001 - finish it as the runner would
             conn.exec_driver_sql(
                 "UPDATE jobs SET state='completed', finished_at=created_at, result_path=? "
-                "WHERE id=?", (person, row.id),
+                "WHERE id=?",
+                (person, row.id),
             )
         expect(card).to_contain_text("Done", timeout=45_000)  # no click, no reload
         assert_no_exception(page)
@@ -224,8 +229,10 @@ def _check_choices(page: Page, width: int) -> None:
 
 def _at_width(browser: Browser, server: AppServer, width: int) -> tuple[BrowserContext, Page]:
     context = browser.new_context(
-        viewport={"width": width, "height": WIDTHS[width]}, base_url=server.url,
-        is_mobile=width < 500, has_touch=width < 500,
+        viewport={"width": width, "height": WIDTHS[width]},
+        base_url=server.url,
+        is_mobile=width < 500,
+        has_touch=width < 500,
     )
     context.set_default_timeout(90_000)
     return context, context.new_page()

@@ -74,10 +74,12 @@ def _cli_batch(account: EmbeddedSandbox, server: AppServer, tmp: Path, mp: pytes
     """A small batch with `mirrago batch`, on the app's own ledger (the same data dir)."""
     from mirrago.cli import main
 
-    for name, value in (("MIRRAGO_BASE_URL", account.base_url),
-                        ("MIRRAGO_CLIENT_ID", account.client_id),
-                        ("MIRRAGO_CLIENT_SECRET", account.client_secret),
-                        ("MIRRAGO_DATA_DIR", str(server.data_dir))):  # fmt: skip
+    for name, value in (
+        ("MIRRAGO_BASE_URL", account.base_url),
+        ("MIRRAGO_CLIENT_ID", account.client_id),
+        ("MIRRAGO_CLIENT_SECRET", account.client_secret),
+        ("MIRRAGO_DATA_DIR", str(server.data_dir)),
+    ):
         mp.setenv(name, value)
     source = tmp / "pairs.csv"
     with source.open("w", newline="") as handle:
@@ -150,8 +152,10 @@ SLOW_JOBS = 8  # run by a second Studio process while the page is open
 @pytest.fixture(scope="module")
 def sandbox_app(tmp_path_factory: pytest.TempPathFactory):
     """The app on its embedded sandbox (no MIRRAGO_BASE_URL), as a new user runs it."""
-    server = start_app(tmp_path_factory.mktemp("usage-sandbox-app"),
-                       extra_env={"MIRRAGO_SANDBOX_LATENCY": "0.2-0.5"})  # fmt: skip
+    server = start_app(
+        tmp_path_factory.mktemp("usage-sandbox-app"),
+        extra_env={"MIRRAGO_SANDBOX_LATENCY": "0.2-0.5"},
+    )
     yield server
     stop_app(server)
 
@@ -185,8 +189,10 @@ def test_on_the_local_sandbox_every_studio_process_spends_from_one_balance(
     _try_on(page)  # the app's own embedded sandbox
     settings = Settings(data_dir=sandbox_app.data_dir, sandbox_latency=(0.2, 0.5))
     people, clothes = persons(), garments()
-    jobs = [JobInput(str(people[i % len(people)].path), str(clothes[i % len(clothes)].path))
-            for i in range(SLOW_JOBS)]  # fmt: skip
+    jobs = [
+        JobInput(str(people[i % len(people)].path), str(clothes[i % len(clothes)].path))
+        for i in range(SLOW_JOBS)
+    ]
     # A second Studio process on the same data dir (as `mirrago batch` is), with its own
     # embedded sandbox: its jobs are queued when the page opens, and run while it is open.
     with open_services(settings, start_runner=False, batch_ids=()) as services:

@@ -73,9 +73,7 @@ def compose(
     return render(person, garment, background).image
 
 
-def render(
-    person: Image.Image, garment: Image.Image, background: str | None = None
-) -> Rendering:
+def render(person: Image.Image, garment: Image.Image, background: str | None = None) -> Rendering:
     """`compose`, with the garment's coverage and the body it was fitted to."""
     canvas = placement._fit(ImageOps.exif_transpose(person).convert("RGB"), MAX_SIDE)
     try:

@@ -65,8 +65,9 @@ class Body:
     def face_box(self) -> tuple[int, int, int, int]:
         """A box (left, top, right, bottom) around the face: eyes, ears, nose and mouth,
         widened to the forehead and chin."""
-        face = self.points[[NOSE, LEFT_EYE, RIGHT_EYE, LEFT_EAR, RIGHT_EAR, MOUTH_LEFT,
-                            MOUTH_RIGHT]]
+        face = self.points[
+            [NOSE, LEFT_EYE, RIGHT_EYE, LEFT_EAR, RIGHT_EAR, MOUTH_LEFT, MOUTH_RIGHT]
+        ]
         left, top = face.min(axis=0)
         right, bottom = face.max(axis=0)
         width = right - left
@@ -76,7 +77,6 @@ class Body:
             round(right + 0.1 * width),
             round(bottom + 0.35 * width),
         )
-
 
     def face_mask(self, size: tuple[int, int], offset: tuple[int, int] = (0, 0)) -> np.ndarray:
         """The face: the ellipse inscribed in `face_box()`, as a boolean (height, width) mask
@@ -272,7 +272,9 @@ def _landmarks(models: _Models, image: Image.Image, rect, with_mask: bool = True
     inverse = np.linalg.inv(np.array([[a, b, c], [d, e, f], [0, 0, 1]]))[:2]
     inverse[:, :2] *= 2  # made at half size: the masks are smooth, and upscaled once later
     body_mask = crop_mask.transform(
-        _half(image.size), Image.Transform.AFFINE, tuple(inverse.ravel()),
+        _half(image.size),
+        Image.Transform.AFFINE,
+        tuple(inverse.ravel()),
         resample=Image.Resampling.BILINEAR,
     )
     return points, visibility, presence, np.asarray(body_mask, dtype=np.float32)

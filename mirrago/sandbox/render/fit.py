@@ -80,8 +80,9 @@ def _torso_map(garment: Garment, frame: Frame) -> np.ndarray:
     if not garment.is_long and frame.hips_visible:
         hem_depth = float((frame.hips.mean(axis=0) - frame.mid) @ frame.y)
         wanted = hem_depth + lift + _HEM_BELOW_HIPS * frame.width
-        stretch = float(np.clip(wanted / (garment.hem_y - garment.shoulder_y), 0.85 * scale,
-                                1.3 * scale))
+        stretch = float(
+            np.clip(wanted / (garment.hem_y - garment.shoulder_y), 0.85 * scale, 1.3 * scale)
+        )
     # image = mid + x·(gx − cx)·scale + y·((gy − shoulder_y)·stretch − lift)
     linear = np.column_stack([frame.x * scale, frame.y * stretch])
     offset = (
@@ -96,9 +97,7 @@ def _apply(matrix: np.ndarray, point: np.ndarray) -> np.ndarray:
     return matrix[:, :2] @ point + matrix[:, 2]
 
 
-def _affine_layer(
-    source: Image.Image, matrix: np.ndarray, size: tuple[int, int]
-) -> Image.Image:
+def _affine_layer(source: Image.Image, matrix: np.ndarray, size: tuple[int, int]) -> Image.Image:
     """`source` (RGBA, or premultiplied RGBa: pass that when mapping one source many times)
     mapped by the 2×3 `matrix` onto a transparent canvas of `size`, as RGBA.
 
@@ -290,9 +289,12 @@ def _skin_colour(canvas: Image.Image, body: bodies.Body) -> np.ndarray | None:
     rgb = np.asarray(face, dtype=np.int16).reshape(-1, 3)
     ycc = np.asarray(face.convert("YCbCr"), dtype=np.int16).reshape(-1, 3)
     skin = (
-        (ycc[:, 2] >= 133) & (ycc[:, 2] <= 180) & (ycc[:, 1] >= 77) & (ycc[:, 1] <= 130)
+        (ycc[:, 2] >= 133)
+        & (ycc[:, 2] <= 180)
+        & (ycc[:, 1] >= 77)
+        & (ycc[:, 1] <= 130)
         & (rgb[:, 0] > rgb[:, 2])
-    )  # fmt: skip
+    )
     if skin.sum() < 20:
         return None
     return np.median(rgb[skin], axis=0).astype(np.float32)
@@ -331,8 +333,10 @@ def fit(
     torso_map = _torso_map(garment, frame)
     scale = float(np.linalg.norm(torso_map[:, 0]))
     height, width = garment.torso.height, garment.torso.width
-    corners = [_apply(torso_map, np.array(p, dtype=float))
-               for p in ((0, 0), (width, 0), (0, height), (width, height))]
+    corners = [
+        _apply(torso_map, np.array(p, dtype=float))
+        for p in ((0, 0), (width, 0), (0, height), (width, height))
+    ]
     box = _working_box(canvas.size, [np.array(corners), *frame.arms], 0.35 * frame.width)
     origin = (box[0], box[1])
     size = (box[2] - box[0], box[3] - box[1])
@@ -355,9 +359,7 @@ def fit(
     if colour is not None:
         rgb = np.asarray(photo, dtype=np.int16)
         skin = (colour, np.abs(rgb - colour.astype(np.int16)).max(axis=2).astype(np.float32))
-        covered = np.maximum(
-            np.asarray(torso.getchannel("A")), np.asarray(sleeves.getchannel("A"))
-        )
+        covered = np.maximum(np.asarray(torso.getchannel("A")), np.asarray(sleeves.getchannel("A")))
         bare = _bare_skin(photo, body, arms, frame, origin, skin, gain, covered)
         if bare is not None:
             result.alpha_composite(bare)
@@ -453,8 +455,9 @@ def _bare_skin(
     if alpha.max() < 0.05:
         return None
     paint = colour[None, None, :] * gain[extent][..., None]
-    piece = Image.fromarray(np.dstack([np.clip(paint, 0, 255), alpha * 255]).astype(np.uint8),
-                            "RGBA")
+    piece = Image.fromarray(
+        np.dstack([np.clip(paint, 0, 255), alpha * 255]).astype(np.uint8), "RGBA"
+    )
     piece.putalpha(piece.getchannel("A").filter(ImageFilter.GaussianBlur(1.0)))
     image = Image.new("RGBA", photo.size, (0, 0, 0, 0))
     image.paste(piece, (columns.start, rows.start))
@@ -477,15 +480,16 @@ def _bare_arms(
         if not visible:
             continue
         hand = arm[2] + (arm[2] - arm[1]) * 0.35
-        capsules = np.maximum(capsules, _capsule(photo.size, np.vstack([arm[1], arm[2], hand]),
-                                                 radius))
+        capsules = np.maximum(
+            capsules, _capsule(photo.size, np.vstack([arm[1], arm[2], hand]), radius)
+        )
     extent = _extent(capsules > 0)
     if extent is None:
         return None
     skin_like = np.clip((42.0 - skin[1][extent]) / 14.0, 0.0, 1.0)
     left, top = origin
     person = body.mask[top : top + photo.height, left : left + photo.width][extent]
-    alpha = (capsules[extent] * skin_like * np.clip(person * 1.5 - 0.25, 0, 1) * 255)
+    alpha = capsules[extent] * skin_like * np.clip(person * 1.5 - 0.25, 0, 1) * 255
     rows, columns = extent
     alpha_image = Image.new("L", photo.size, 0)
     alpha_image.paste(

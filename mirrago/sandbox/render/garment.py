@@ -162,9 +162,7 @@ def _analyse(garment: Image.Image) -> Garment:
         _sleeve(image, alpha, solid, left - xs, int(left) - 2, margin),
         _sleeve(image, alpha, solid, xs - right + 1, int(right) + 1, margin),
     )
-    return Garment(
-        image, torso, left, right, shoulder_y, float(hem), neck_y, sleeves, colour
-    )
+    return Garment(image, torso, left, right, shoulder_y, float(hem), neck_y, sleeves, colour)
 
 
 def _sleeve(

@@ -158,8 +158,9 @@ def _close_vertically(mask: np.ndarray, reach: int) -> np.ndarray:
     and below: a white stripe running out to a garment's edge is garment, though the flood
     fill from the border reached it through that edge."""
     rows = mask.shape[0]
-    padded = np.vstack([np.zeros((1, mask.shape[1]), dtype=np.int32),
-                        np.cumsum(mask, axis=0, dtype=np.int32)])
+    padded = np.vstack(
+        [np.zeros((1, mask.shape[1]), dtype=np.int32), np.cumsum(mask, axis=0, dtype=np.int32)]
+    )
     index = np.arange(rows)
     above = padded[index + 1] - padded[np.clip(index - reach, 0, rows)]
     below = padded[np.clip(index + reach + 1, 0, rows)] - padded[index]
@@ -258,9 +259,14 @@ def _find_face(canvas: Image.Image) -> _Face | None:
     rgb = np.asarray(small, dtype=np.int16)
     luma, cb, cr = ycc[..., 0], ycc[..., 1], ycc[..., 2]
     skin = (
-        (cr >= 135) & (cr <= 172) & (cb >= 85) & (cb <= 127) & (luma > 50)
-        & (rgb[..., 0] > rgb[..., 1]) & (rgb[..., 1] >= rgb[..., 2])
-    )  # fmt: skip
+        (cr >= 135)
+        & (cr <= 172)
+        & (cb >= 85)
+        & (cb <= 127)
+        & (luma > 50)
+        & (rgb[..., 0] > rgb[..., 1])
+        & (rgb[..., 1] >= rgb[..., 2])
+    )
     height, width = skin.shape
     upper = skin[: int(height * 0.6)]
     if upper.sum() < 0.004 * height * width:

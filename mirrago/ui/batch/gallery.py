@@ -43,8 +43,10 @@ FILTERS: list[GalleryFilter] = []
 CARD_EXTRAS: list[Callable[[Services, JobRecord], None]] = []
 DETAIL_EXTRAS: list[Callable[[Services, JobRecord], None]] = []
 
-def _label_filter(rows: list[JobRecord], label: str, key: str,
-                  value: Callable[[JobRecord], str]) -> list[JobRecord]:
+
+def _label_filter(
+    rows: list[JobRecord], label: str, key: str, value: Callable[[JobRecord], str]
+) -> list[JobRecord]:
     options = sorted({value(row) for row in rows})
     if len(options) < 2:
         return rows
@@ -57,23 +59,39 @@ def filter_bar(services: Services, rows: list[JobRecord]) -> list[JobRecord]:
     backend = services.backend
     with st.container(horizontal=True, key="batch-filters"):
         states = [state for state in JobState if any(row.state is state for row in rows)]
-        chosen = st.pills("State", states, selection_mode="multi", key="batch-filter-state",
-                          format_func=lambda s: JobState(s).words)
+        chosen = st.pills(
+            "State",
+            states,
+            selection_mode="multi",
+            key="batch-filter-state",
+            format_func=lambda s: JobState(s).words,
+        )
         if chosen:
             rows = [row for row in rows if row.state in chosen]
-        rows = _label_filter(rows, "Username", "batch-filter-username",
-                             lambda row: row.username or "(none)")
-        rows = _label_filter(rows, "Person", "batch-filter-person",
-                             lambda row: _input_label(row.target, backend, "person"))
-        rows = _label_filter(rows, "Garment", "batch-filter-garment",
-                             lambda row: _input_label(row.garment, backend, "garment"))
+        rows = _label_filter(
+            rows, "Username", "batch-filter-username", lambda row: row.username or "(none)"
+        )
+        rows = _label_filter(
+            rows,
+            "Person",
+            "batch-filter-person",
+            lambda row: _input_label(row.target, backend, "person"),
+        )
+        rows = _label_filter(
+            rows,
+            "Garment",
+            "batch-filter-garment",
+            lambda row: _input_label(row.garment, backend, "garment"),
+        )
         for extra in FILTERS:
             rows = extra(rows, services)
-        order = st.segmented_control("Sort", ["Row", "Newest"], default="Row", required=True,
-                                     key="batch-sort")
+        order = st.segmented_control(
+            "Sort", ["Row", "Newest"], default="Row", required=True, key="batch-sort"
+        )
     if order == "Newest":
-        rows = sorted(rows, key=lambda row: (row.finished_at or row.created_at, row.id),
-                      reverse=True)
+        rows = sorted(
+            rows, key=lambda row: (row.finished_at or row.created_at, row.id), reverse=True
+        )
     return rows
 
 
@@ -113,8 +131,13 @@ def card(services: Services, row: JobRecord) -> bool:
             st.caption(md_text(row.error[:160]))
         for extra in CARD_EXTRAS:
             extra(services, row)
-        return st.button("Open", key=f"batch-open-{row.id}", icon=":material/open_in_full:",
-                         width="stretch", type="tertiary")
+        return st.button(
+            "Open",
+            key=f"batch-open-{row.id}",
+            icon=":material/open_in_full:",
+            width="stretch",
+            type="tertiary",
+        )
 
 
 def gallery(services: Services, rows: list[JobRecord]) -> None:
@@ -130,7 +153,7 @@ def gallery(services: Services, rows: list[JobRecord]) -> None:
     start = (min(number, pages) - 1) * PAGE_SIZE
     st.caption(f"Showing {start + 1}–{min(start + PAGE_SIZE, len(shown))} of {len(shown):,}")
     with st.grid("auto", min_column_width=200, gap="small", key="batch-grid"):
-        for index, row in enumerate(shown[start:start + PAGE_SIZE], start=start):
+        for index, row in enumerate(shown[start : start + PAGE_SIZE], start=start):
             if card(services, row):
                 st.session_state[DETAIL_IDS_KEY] = [r.id for r in shown]
                 st.session_state[DETAIL_POS_KEY] = index
@@ -156,12 +179,26 @@ def _detail_dialog(services: Services) -> None:
         st.text("This result is no longer in the ledger.")
         return
     with st.container(horizontal=True, vertical_alignment="center", key="batch-detail-nav"):
-        st.button("Previous", icon=":material/chevron_left:", key="batch-detail-prev",
-                  disabled=position == 0, on_click=_step, args=(-1,), shortcut="Left")
+        st.button(
+            "Previous",
+            icon=":material/chevron_left:",
+            key="batch-detail-prev",
+            disabled=position == 0,
+            on_click=_step,
+            args=(-1,),
+            shortcut="Left",
+        )
         st.markdown(f"**Row {row.row_index + 1}** · {position + 1} of {len(ids)}")
         state_badge(row)
-        st.button("Next", icon=":material/chevron_right:", key="batch-detail-next",
-                  disabled=position >= len(ids) - 1, on_click=_step, args=(1,), shortcut="Right")
+        st.button(
+            "Next",
+            icon=":material/chevron_right:",
+            key="batch-detail-next",
+            disabled=position >= len(ids) - 1,
+            on_click=_step,
+            args=(1,),
+            shortcut="Right",
+        )
     result_col, info_col = st.columns([2, 3], gap="medium")
     with result_col:
         before = local_image(row.target, services.backend)
@@ -181,8 +218,9 @@ def _detail_dialog(services: Services) -> None:
 
 def _inputs(services: Services, row: JobRecord) -> None:
     columns = st.columns(2, gap="small")
-    for column, (role, value) in zip(columns, (("Person", row.target), ("Garment", row.garment)),
-                                     strict=True):
+    for column, (role, value) in zip(
+        columns, (("Person", row.target), ("Garment", row.garment)), strict=True
+    ):
         with column:
             thumb = input_thumb(value, services.backend, side=240)
             if thumb:

@@ -85,10 +85,14 @@ def add_rows(rows: Table, *notes: Note | str) -> bool:
     """Add rows to the table, unless it would then hold more than the page takes."""
     total = len(table()) + len(rows)
     if total > PAGE_MAX_ROWS:
-        _say(Note(
-            f"Not added: the table would have {total:,} rows, and the page takes at most "
-            f"{PAGE_MAX_ROWS:,}. Clear it first, or run larger files from a terminal with "
-            f"mirrago batch FILE (up to {CLI_MAX_ROWS:,} rows there).", "error"))
+        _say(
+            Note(
+                f"Not added: the table would have {total:,} rows, and the page takes at most "
+                f"{PAGE_MAX_ROWS:,}. Clear it first, or run larger files from a terminal with "
+                f"mirrago batch FILE (up to {CLI_MAX_ROWS:,} rows there).",
+                "error",
+            )
+        )
         return False
     _set_table(table() + rows, *notes)
     return True
@@ -116,8 +120,11 @@ def checks(services: Services) -> list[RowCheck]:
     changed (a rerun of a 10,000-row table does not check it again)."""
     links = st.session_state.get(LINKS_KEY) or {}
     rows = table()
-    stamp = (hash(tuple(tuple(row.values()) for row in rows)),
-             hash(frozenset(links.items())), uploads())
+    stamp = (
+        hash(tuple(tuple(row.values()) for row in rows)),
+        hash(frozenset(links.items())),
+        uploads(),
+    )
     cached = st.session_state.get(CHECKS_KEY)
     if cached is None or cached[0] != stamp:
         cached = (stamp, batchtable.check_table(rows, uploads(), links))
@@ -125,8 +132,9 @@ def checks(services: Services) -> list[RowCheck]:
     return cached[1]
 
 
-def _frame(services: Services, checked: list[RowCheck], start: int, stop: int,
-           previews: bool) -> pd.DataFrame:
+def _frame(
+    services: Services, checked: list[RowCheck], start: int, stop: int, previews: bool
+) -> pd.DataFrame:
     backend, files = services.backend, uploads()
     rows = table()[start:stop]
     columns: dict[str, list] = {
@@ -161,8 +169,10 @@ def _table_page(count: int) -> tuple[int, int, int]:
     with slot.container(horizontal=True, vertical_alignment="center", key="batch-table-pager"):
         number = st.pagination(pages, key=key)
         start = (number - 1) * TABLE_PAGE_ROWS
-        st.caption(f"Rows {start + 1:,}–{min(start + TABLE_PAGE_ROWS, count):,} of {count:,}. "
-                   "New rows go on the last page.")
+        st.caption(
+            f"Rows {start + 1:,}–{min(start + TABLE_PAGE_ROWS, count):,} of {count:,}. "
+            "New rows go on the last page."
+        )
     return number, start, pages
 
 
@@ -173,23 +183,32 @@ def table_editor(services: Services, checked: list[RowCheck]) -> None:
     previews = count <= PREVIEW_MAX_ROWS
     preview_help = "Uploaded photos and samples (links are not loaded here)"
     config = {
-        "check": st.column_config.TextColumn("Check", width="medium", disabled=True,
-                                             help="Why a row will be skipped; ✓ when it is fine"),
+        "check": st.column_config.TextColumn(
+            "Check",
+            width="medium",
+            disabled=True,
+            help="Why a row will be skipped; ✓ when it is fine",
+        ),
         "target_image_url": st.column_config.TextColumn(
-            "target_image_url", width="medium", help="The person photo: an http(s) link or an "
-            "uploaded photo's file name"),
+            "target_image_url",
+            width="medium",
+            help="The person photo: an http(s) link or an uploaded photo's file name",
+        ),
         "garment_image_url": st.column_config.TextColumn(
-            "garment_image_url", width="medium", help="The garment photo: an http(s) link or "
-            "an uploaded photo's file name"),
+            "garment_image_url",
+            width="medium",
+            help="The garment photo: an http(s) link or an uploaded photo's file name",
+        ),
         "background": st.column_config.TextColumn(
-            "background", help="original (or empty), white or studio"),
+            "background", help="original (or empty), white or studio"
+        ),
         "username": st.column_config.TextColumn("username", help="A reference, shown on cards"),
     }
     if previews:
-        config["person"] = st.column_config.ImageColumn("Person", width="small",
-                                                        help=preview_help)
-        config["garment"] = st.column_config.ImageColumn("Garment", width="small",
-                                                         help=preview_help)
+        config["person"] = st.column_config.ImageColumn("Person", width="small", help=preview_help)
+        config["garment"] = st.column_config.ImageColumn(
+            "Garment", width="small", help=preview_help
+        )
     key = _editor_key(number)
     st.data_editor(
         _frame(services, checked, start, stop, previews),
@@ -203,8 +222,10 @@ def table_editor(services: Services, checked: list[RowCheck]) -> None:
         placeholder="",
     )
     if not previews:
-        st.caption(f"No previews in a table over {PREVIEW_MAX_ROWS} rows: the Check column "
-                   "says which rows are ready.")
+        st.caption(
+            f"No previews in a table over {PREVIEW_MAX_ROWS} rows: the Check column "
+            "says which rows are ready."
+        )
     edits = st.session_state.get(key) or {}
     if any(edits.get(part) for part in ("edited_rows", "added_rows", "deleted_rows")):
         _merge_edits(edits, start)  # then redraw with the rows' new previews and checks
@@ -261,26 +282,38 @@ def _import_photos(services: Services) -> None:
         with st.spinner(f"Storing the photos of {len(new)} file{'s' * (len(new) != 1)}…"):
             photos = batchtable.import_photos(
                 ((upload.name, upload.getvalue()) for upload in new),
-                save=lambda prepared: save_input(prepared, data_dir))
+                save=lambda prepared: save_input(prepared, data_dir),
+            )
         seen.update(upload.file_id for upload in new)
         st.session_state[UPLOADS_KEY] = uploads().with_photos(photos)
         _say(*(photos.notes or [Note("No photos found in the upload.", "warning")]))
     names = sorted(name for name, _ in uploads().names)
     listed = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
-    st.caption(f"Stored this session: {listed}. Cells that name them use them." if names
-               else "Photos on your computer? Put them in a ZIP with the CSV's file names, or "
-               "choose the photos themselves.")
+    st.caption(
+        f"Stored this session: {listed}. Cells that name them use them."
+        if names
+        else "Photos on your computer? Put them in a ZIP with the CSV's file names, or "
+        "choose the photos themselves."
+    )
 
 
 def _add_samples(services: Services) -> None:
     if not services.backend.is_sandbox:
-        _say(Note(
-            "Sample rows need public image links: the samples live on this machine, which a "
-            "live endpoint cannot reach. Paste or import your own links instead.", "warning"))
+        _say(
+            Note(
+                "Sample rows need public image links: the samples live on this machine, which a "
+                "live endpoint cannot reach. Paste or import your own links instead.",
+                "warning",
+            )
+        )
         return
     rows = batchtable.sample_rows(services.backend.base_url, table())
-    add_rows(rows, Note(f"Added {len(rows)} sample rows.", "success") if rows
-             else "Every sample pair is already in the table.")
+    add_rows(
+        rows,
+        Note(f"Added {len(rows)} sample rows.", "success")
+        if rows
+        else "Every sample pair is already in the table.",
+    )
 
 
 def _stored(files: list, role: str, services: Services) -> list[str]:
@@ -290,7 +323,8 @@ def _stored(files: list, role: str, services: Services) -> list[str]:
             prepared = prepare_image(upload.getvalue(), role=role)
         except ImageError as error:
             st.session_state.setdefault(NOTES_KEY, []).append(
-                Note(f"{batchtable.shorten(upload.name)}: {error}", "error"))
+                Note(f"{batchtable.shorten(upload.name)}: {error}", "error")
+            )
             continue
         paths.append(str(save_input(prepared, services.settings.data_dir)))
     if paths:  # a stored upload is the one kind of file a table cell may name
@@ -301,15 +335,21 @@ def _stored(files: list, role: str, services: Services) -> list[str]:
 def _side_choice(role: str, services: Services) -> list[str]:
     chosen: list[str] = []
     if services.backend.is_sandbox:
-        choices = {s.title: s for s in (samples.persons() if role == "person"
-                                        else samples.garments())}
+        choices = {
+            s.title: s for s in (samples.persons() if role == "person" else samples.garments())
+        }
         picked = st.multiselect(f"Sample {role}s", list(choices), key=f"batch-combine-{role}")
         chosen += [batchtable.sample_url(services.backend.base_url, choices[t]) for t in picked]
-    pasted = st.text_area(f"{role.capitalize()} links, one a line",
-                          key=f"batch-combine-{role}-urls", height=90)
+    pasted = st.text_area(
+        f"{role.capitalize()} links, one a line", key=f"batch-combine-{role}-urls", height=90
+    )
     chosen += batchtable.split_lines(pasted)
-    files = st.file_uploader(f"{role.capitalize()} photos", type=UPLOAD_TYPES,
-                             accept_multiple_files=True, key=f"batch-combine-{role}-files")
+    files = st.file_uploader(
+        f"{role.capitalize()} photos",
+        type=UPLOAD_TYPES,
+        accept_multiple_files=True,
+        key=f"batch-combine-{role}-files",
+    )
     return chosen + _stored(files, role, services)
 
 
@@ -323,8 +363,13 @@ def combine_panel(services: Services) -> None:
     rows = batchtable.combine(persons, garments)
     label = f"Add {len(persons)} × {len(garments)} = {len(rows)} rows"
     if st.button(label, key="batch-combine-add", disabled=not rows, icon=":material/grid_on:"):
-        add_rows(rows, Note(f"Added {len(rows):,} rows ({len(persons)} persons × "
-                            f"{len(garments)} garments).", "success"))
+        add_rows(
+            rows,
+            Note(
+                f"Added {len(rows):,} rows ({len(persons)} persons × {len(garments)} garments).",
+                "success",
+            ),
+        )
         st.rerun()
 
 
@@ -334,27 +379,39 @@ def _check_links() -> None:
         found = linkcheck.check_links(urls)
     st.session_state[LINKS_KEY] = {**(st.session_state.get(LINKS_KEY) or {}), **found}
     bad = sum(1 for problem in found.values() if problem)
-    _say(Note(f"Checked {len(urls)} links: {bad} unreachable or not an image (the Check "
-              "column says why).", "warning") if bad
-         else Note(f"Checked {len(urls)} links: all fine.", "success"))
+    _say(
+        Note(
+            f"Checked {len(urls)} links: {bad} unreachable or not an image (the Check "
+            "column says why).",
+            "warning",
+        )
+        if bad
+        else Note(f"Checked {len(urls)} links: all fine.", "success")
+    )
 
 
 def toolbar(services: Services) -> None:
     with st.container(horizontal=True, key="batch-toolbar"):
-        if st.button("Add sample rows", icon=":material/add_photo_alternate:",
-                     key="batch-add-samples"):
+        if st.button(
+            "Add sample rows", icon=":material/add_photo_alternate:", key="batch-add-samples"
+        ):
             _add_samples(services)
             st.rerun()
         with st.popover("Combine", icon=":material/grid_on:", key="batch-combine"):
             combine_panel(services)
-        if st.button("Check links", icon=":material/link:", key="batch-check-links",
-                     disabled=not batchtable.links_to_check(table()),
-                     help="Fetch each link once to find unreachable or non-image ones, before "
-                     "any credit is spent."):
+        if st.button(
+            "Check links",
+            icon=":material/link:",
+            key="batch-check-links",
+            disabled=not batchtable.links_to_check(table()),
+            help="Fetch each link once to find unreachable or non-image ones, before "
+            "any credit is spent.",
+        ):
             _check_links()
             st.rerun()
-        if st.button("Clear table", icon=":material/delete_sweep:", key="batch-clear",
-                     disabled=not table()):
+        if st.button(
+            "Clear table", icon=":material/delete_sweep:", key="batch-clear", disabled=not table()
+        ):
             _set_table([])
             st.session_state.pop(LINKS_KEY, None)
             st.rerun()
@@ -371,12 +428,16 @@ def skipped_rows(checked: list[RowCheck]) -> None:
     bad = [c for c in checked if c.job is None]
     if not bad:
         return
-    with st.expander(f"{len(bad):,} row{'s' * (len(bad) != 1)} will be skipped",
-                     icon=":material/warning:", expanded=len(bad) <= 5):
+    with st.expander(
+        f"{len(bad):,} row{'s' * (len(bad) != 1)} will be skipped",
+        icon=":material/warning:",
+        expanded=len(bad) <= 5,
+    ):
         listed = [f"Row {c.number:,}: {c.problem}" for c in bad[:SKIPPED_LISTED]]
         if len(bad) > SKIPPED_LISTED:
-            listed.append(f"… and {len(bad) - SKIPPED_LISTED:,} more (the Check column says "
-                          "why for each).")
+            listed.append(
+                f"… and {len(bad) - SKIPPED_LISTED:,} more (the Check column says why for each)."
+            )
         st.text("\n".join(listed))
 
 
@@ -390,21 +451,34 @@ def run_button(services: Services, checked: list[RowCheck], on_run) -> None:
     valid = [c.job for c in checked if c.job is not None]
     cost = len(valid) * CREDITS_PER_TRY_ON
     balance = latest_balance(services)
-    name = st.text_input("Batch name", key="batch-name",
-                         placeholder=datetime.now().strftime("Batch %d %b %H:%M"))
+    name = st.text_input(
+        "Batch name", key="batch-name", placeholder=datetime.now().strftime("Batch %d %b %H:%M")
+    )
     skipped = len(checked) - len(valid)
     parts = [f"{len(valid):,} row{'s' * (len(valid) != 1)} to run"]
     if skipped:
         parts.append(f"{skipped:,} invalid row{'s' * (skipped != 1)} skipped, never sent")
-    parts.append("balance unknown until the first job" if balance is None
-                 else f"latest known balance {balance:,} credits")
+    parts.append(
+        "balance unknown until the first job"
+        if balance is None
+        else f"latest known balance {balance:,} credits"
+    )
     st.caption(" · ".join(parts))
     if balance is not None and cost > balance:
-        st.warning(f"This batch needs {cost:,} credits but the latest known balance is "
-                   f"{balance:,}: rows beyond the balance will fail.", icon=":material/warning:")
-    st.button(f"Run batch — {cost:,} credit{'s' * (cost != 1)}", type="primary",
-              icon=":material/play_arrow:", key="batch-run", disabled=not valid,
-              on_click=_run, args=(services, valid, name, on_run))
+        st.warning(
+            f"This batch needs {cost:,} credits but the latest known balance is "
+            f"{balance:,}: rows beyond the balance will fail.",
+            icon=":material/warning:",
+        )
+    st.button(
+        f"Run batch — {cost:,} credit{'s' * (cost != 1)}",
+        type="primary",
+        icon=":material/play_arrow:",
+        key="batch-run",
+        disabled=not valid,
+        on_click=_run,
+        args=(services, valid, name, on_run),
+    )
 
 
 def _run(services: Services, inputs: list, name: str, on_run) -> None:

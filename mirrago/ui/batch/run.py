@@ -90,13 +90,16 @@ def _rows_in(rows: list[JobRecord], *states: JobState) -> list[JobRecord]:
     return [row for row in rows if row.state in states]
 
 
-def controls(services: Services, batch: BatchRecord, rows: list[JobRecord],
-             progress: BatchProgress) -> None:
+def controls(
+    services: Services, batch: BatchRecord, rows: list[JobRecord], progress: BatchProgress
+) -> None:
     """Pause/Resume, Cancel queued, Retry failed (uncertain rows: only those ticked)."""
     if batch.private:
-        st.caption("Started from the command line: that command runs it (`mirrago batch` "
-                   "again continues it; `mirrago batch --follow "
-                   f"{batch.id}` shows its progress).")
+        st.caption(
+            "Started from the command line: that command runs it (`mirrago batch` "
+            "again continues it; `mirrago batch --follow "
+            f"{batch.id}` shows its progress)."
+        )
         return
     queued = _rows_in(rows, JobState.QUEUED)
     failed = _rows_in(rows, JobState.FAILED)
@@ -105,24 +108,38 @@ def controls(services: Services, batch: BatchRecord, rows: list[JobRecord],
             if st.button("Resume", icon=":material/play_arrow:", key="batch-resume"):
                 services.ledger.set_batch_paused(batch.id, False)
                 st.rerun(scope="app")
-        elif st.button("Pause", icon=":material/pause:", key="batch-pause",
-                       disabled=not progress.active,
-                       help="Stop sending new rows; the ones in progress finish."):
+        elif st.button(
+            "Pause",
+            icon=":material/pause:",
+            key="batch-pause",
+            disabled=not progress.active,
+            help="Stop sending new rows; the ones in progress finish.",
+        ):
             services.ledger.set_batch_paused(batch.id, True)
             st.rerun(scope="app")
-        if st.button(f"Cancel queued ({len(queued):,})", icon=":material/cancel:",
-                     key="batch-cancel", disabled=not queued):
+        if st.button(
+            f"Cancel queued ({len(queued):,})",
+            icon=":material/cancel:",
+            key="batch-cancel",
+            disabled=not queued,
+        ):
             for row in queued:
                 services.runner.cancel(row.id)
             st.rerun(scope="app")
-        if st.button(f"Retry failed — {len(failed):,} credit{'s' * (len(failed) != 1)}",
-                     icon=":material/refresh:", key="batch-retry", disabled=not failed):
+        if st.button(
+            f"Retry failed — {len(failed):,} credit{'s' * (len(failed) != 1)}",
+            icon=":material/refresh:",
+            key="batch-retry",
+            disabled=not failed,
+        ):
             for row in failed:
                 services.runner.retry(row.id)
             st.rerun(scope="app")
     if batch.paused:
-        st.info(f"Paused: no new rows are sent. {progress.in_flight} in progress finish.",
-                icon=":material/pause:")
+        st.info(
+            f"Paused: no new rows are sent. {progress.in_flight} in progress finish.",
+            icon=":material/pause:",
+        )
     error = getattr(services.runner, "last_error", None)
     if error is not None and queued:
         st.warning(f"Rows are not being sent: {md_text(error)}", icon=":material/warning:")
@@ -132,15 +149,24 @@ def controls(services: Services, batch: BatchRecord, rows: list[JobRecord],
 def uncertain_panel(services: Services, uncertain: list[JobRecord]) -> None:
     if not uncertain:
         return
-    with st.expander(f"{len(uncertain)} unconfirmed row{'s' * (len(uncertain) != 1)}",
-                     icon=":material/help:"):
+    with st.expander(
+        f"{len(uncertain)} unconfirmed row{'s' * (len(uncertain) != 1)}", icon=":material/help:"
+    ):
         st.caption(UNCERTAIN_MEANING)
         labels = {row.id: f"Row {row.row_index + 1}" for row in uncertain}
-        ticked = st.pills("Rows to retry", list(labels), selection_mode="multi",
-                          format_func=labels.__getitem__, key="batch-uncertain-pick")
-        if st.button(f"Retry {len(ticked)} ticked — {len(ticked)} credits",
-                     key="batch-uncertain-retry", disabled=not ticked,
-                     icon=":material/refresh:"):
+        ticked = st.pills(
+            "Rows to retry",
+            list(labels),
+            selection_mode="multi",
+            format_func=labels.__getitem__,
+            key="batch-uncertain-pick",
+        )
+        if st.button(
+            f"Retry {len(ticked)} ticked — {len(ticked)} credits",
+            key="batch-uncertain-retry",
+            disabled=not ticked,
+            icon=":material/refresh:",
+        ):
             for row_id in ticked:
                 services.runner.retry(row_id)
             st.rerun(scope="app")
@@ -152,5 +178,7 @@ def header(batch: BatchRecord, progress: BatchProgress, owner: str | None = None
         st.subheader(md_text(batch.name), anchor=False)
         state_badge(progress.state)
     by = f" · by {md_text(owner)}" if owner else ""
-    st.caption(f"Batch {batch.id} · started {batch.created_at.astimezone():%d %b %Y %H:%M} · "
-               f"{progress.total:,} rows{by}")
+    st.caption(
+        f"Batch {batch.id} · started {batch.created_at.astimezone():%d %b %Y %H:%M} · "
+        f"{progress.total:,} rows{by}"
+    )

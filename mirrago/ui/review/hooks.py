@@ -75,9 +75,13 @@ def _quick(services: Services, row: JobRecord, verdict: str, reason: str | None)
         expected = services.ledger.current_review_ids(row.batch_id).get(row.id)
     try:
         record = review.give_verdict(
-            services.ledger, row, verdict, [reason] if reason else [], reviewer=reviewer_name(),
+            services.ledger,
+            row,
+            verdict,
+            [reason] if reason else [],
+            reviewer=reviewer_name(),
             expected_review_id=expected,
-        )  # fmt: skip
+        )
     except review.ReviewConflict as conflict:
         session.seen[row.id] = conflict.theirs.id
         st.toast(
@@ -134,4 +138,3 @@ def _detail(services: Services, row: JobRecord) -> None:
         left = sum(review.is_unreviewed(job) for job in ordered)
         st.caption(f"{left} of {len(ordered)} in this list still to review.")
     state().show(row.id)
-

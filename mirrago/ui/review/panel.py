@@ -144,8 +144,14 @@ def reviewer_field() -> None:
     so that a refresh keeps it."""
     signed_in = signed_in_name()
     if signed_in:
-        st.text_input("Reviewer", value=signed_in, disabled=True, width=200,
-                      key="reviewer-signed-in", help="You are signed in: verdicts carry your name")
+        st.text_input(
+            "Reviewer",
+            value=signed_in,
+            disabled=True,
+            width=200,
+            key="reviewer-signed-in",
+            help="You are signed in: verdicts carry your name",
+        )
         return
     if REVIEWER_KEY not in st.session_state:  # a new session (a refresh): the address's name
         st.session_state[REVIEWER_KEY] = st.query_params.get(REVIEWER_KEY, "")[:NAME_CHARS]
@@ -229,9 +235,15 @@ def _save(
     session = state()
     try:
         record = review.give_verdict(
-            ledger, job, verdict, reasons, note, reviewer=reviewer_name(), seconds=seconds,
+            ledger,
+            job,
+            verdict,
+            reasons,
+            note,
+            reviewer=reviewer_name(),
+            seconds=seconds,
             expected_review_id=expected,
-        )  # fmt: skip
+        )
     except review.ReviewConflict as conflict:
         session.message = None
         session.conflict = Pending(
@@ -251,9 +263,7 @@ def _save(
     _move(following.id if following else job.id, on_move)
 
 
-def _replace(
-    ledger: Ledger, ordered_ids: list[int], batch_id: int, on_move: Mover | None
-) -> None:
+def _replace(ledger: Ledger, ordered_ids: list[int], batch_id: int, on_move: Mover | None) -> None:
     """Replace with mine: the pending verdict, over the one the reviewer has now seen."""
     session = state()
     pending = session.conflict
@@ -262,8 +272,17 @@ def _replace(
     if pending is None or job is None:
         session.conflict = None
         return
-    _save(ledger, rows, job, pending.verdict, pending.reasons, pending.note, pending.seconds,
-          pending.theirs.id, on_move)  # fmt: skip
+    _save(
+        ledger,
+        rows,
+        job,
+        pending.verdict,
+        pending.reasons,
+        pending.note,
+        pending.seconds,
+        pending.theirs.id,
+        on_move,
+    )
 
 
 def _keep_theirs(
@@ -460,11 +479,23 @@ def _conflict_choice(pending: Pending, args: tuple) -> None:
         icon=":material/group:",
     )
     with st.container(horizontal=True, gap="small", key="review-conflict"):
-        st.button("Keep theirs", key="review-keep-theirs", icon=":material/done:",
-                  shortcut="K", on_click=_keep_theirs, args=args)  # fmt: skip
-        st.button(f"Replace with mine ({mine})", key="review-replace", type="primary",
-                  icon=":material/swap_horiz:", shortcut="M", on_click=_replace,
-                  args=args)  # fmt: skip
+        st.button(
+            "Keep theirs",
+            key="review-keep-theirs",
+            icon=":material/done:",
+            shortcut="K",
+            on_click=_keep_theirs,
+            args=args,
+        )
+        st.button(
+            f"Replace with mine ({mine})",
+            key="review-replace",
+            type="primary",
+            icon=":material/swap_horiz:",
+            shortcut="M",
+            on_click=_replace,
+            args=args,
+        )
 
 
 def review_filters(key: str = "review-filter") -> tuple[list[str], list[str]]:
@@ -494,8 +525,12 @@ def review_summary(jobs: Sequence[JobRecord], history: Sequence[ReviewRecord]) -
     median = "–" if summary.median_seconds is None else f"{summary.median_seconds:.1f} s"
     with st.container(horizontal=True, gap="medium", key="review-summary"):
         st.metric("Reviewed", f"{summary.reviewed} of {summary.reviewable}", border=True)
-        st.metric("Review pass", review.percent(summary.pass_rate), border=True,
-                  help="Reviewed results given Pass")  # fmt: skip
+        st.metric(
+            "Review pass",
+            review.percent(summary.pass_rate),
+            border=True,
+            help="Reviewed results given Pass",
+        )
         st.metric("Failed", summary.failed, border=True)
         st.metric("Median time per review", median, border=True)
     if not summary.failed:

@@ -88,16 +88,18 @@ def _filters() -> tuple[list[str], list[str], bool]:
     label = f"Filter ({chosen})" if chosen else "Filter"
     with st.popover(label, icon=":material/filter_list:", key="review-filter-menu"):
         verdicts, reasons = review_filters()
-        queue = st.toggle("To-review queue (unreviewed only, oldest first)", key=QUEUE_KEY,
-                          value=False)  # fmt: skip
+        queue = st.toggle(
+            "To-review queue (unreviewed only, oldest first)", key=QUEUE_KEY, value=False
+        )
     return verdicts, reasons, queue
 
 
 def review_view(ledger: Ledger, jobs: list[JobRecord]) -> None:
     """The result on screen with its verdict bar beside it, its inputs under the bar."""
     with st.container(horizontal=True, vertical_alignment="center", key="review-top"):
-        title = st.container(horizontal=True, vertical_alignment="center", key="review-title",
-                             width="content")  # fmt: skip
+        title = st.container(
+            horizontal=True, vertical_alignment="center", key="review-title", width="content"
+        )
         verdicts, reasons, queue = _filters()
     ordered = [
         job for job in jobs if review.reviewable(job) and review.matches(job, verdicts, reasons)

@@ -112,9 +112,10 @@ def recent_jobs(services: Services, limit: int = RECENT_COUNT) -> list[JobRecord
         if batch.source != SOURCE:
             continue
         found.extend(
-            job for job in services.ledger.jobs(batch_id=batch.id)
+            job
+            for job in services.ledger.jobs(batch_id=batch.id)
             if job.deleted_at is None and identity.may_see(job)
-        )  # fmt: skip
+        )
         if len(found) >= limit:
             break
     return found[:limit]
@@ -169,8 +170,9 @@ def recent_strip(
     strip()
 
 
-def _card(services: Services, job: JobRecord, selected: int | None,
-          person_key: str, garment_key: str) -> None:
+def _card(
+    services: Services, job: JobRecord, selected: int | None, person_key: str, garment_key: str
+) -> None:
     with st.container(border=True, key=f"tryon-recent-{job.id}"):
         photo(_thumbnail(job, services))
         state_badge(job, services.runner.backend)
@@ -196,14 +198,22 @@ _USAGE_PAGE = Path(__file__).resolve().parents[2] / "pages" / "usage.py"
 
 
 def _see_all(shown: int, limit: int) -> None:
-    """"See all": the Usage page's history when the app has one, else a longer list here."""
+    """ "See all": the Usage page's history when the app has one, else a longer list here."""
     if _USAGE_PAGE.exists():
         if st.button("See all", icon=":material/arrow_forward:", key="tryon-see-all-button"):
             st.switch_page("pages/usage.py")
         return
     if limit == RECENT_COUNT and shown >= RECENT_COUNT:
-        st.button("See all", icon=":material/expand_more:", key="tryon-see-all-button",
-                  on_click=lambda: st.session_state.update({SEE_ALL_KEY: True}))
+        st.button(
+            "See all",
+            icon=":material/expand_more:",
+            key="tryon-see-all-button",
+            on_click=lambda: st.session_state.update({SEE_ALL_KEY: True}),
+        )
     elif limit > RECENT_COUNT:
-        st.button("Show fewer", icon=":material/expand_less:", key="tryon-see-all-button",
-                  on_click=lambda: st.session_state.update({SEE_ALL_KEY: False}))
+        st.button(
+            "Show fewer",
+            icon=":material/expand_less:",
+            key="tryon-see-all-button",
+            on_click=lambda: st.session_state.update({SEE_ALL_KEY: False}),
+        )

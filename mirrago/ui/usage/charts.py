@@ -49,8 +49,7 @@ def _time_axis(span: timedelta) -> alt.Axis:
         label, ticks = "%b %d", count(timedelta(days=1), MAX_TICKS + 1)
     else:
         label, ticks = "%b %Y", count(timedelta(days=31), MAX_TICKS + 1)
-    return alt.Axis(format=label, tickCount=ticks, labelAngle=0, grid=False,
-                    labelOverlap=True)  # fmt: skip
+    return alt.Axis(format=label, tickCount=ticks, labelAngle=0, grid=False, labelOverlap=True)
 
 
 def _credit_domain(values: list[float]) -> list[float]:
@@ -99,47 +98,65 @@ def credit_spec(
     end = now if forecast is None else forecast["at"].max()
     values = [*data["credits"], *([] if forecast is None else forecast["credits"])]
     values += [credits for _, credits, _ in outside]
-    x = alt.X("at:T", title=None, axis=_time_axis(end - (now - span)),
-              scale=alt.Scale(domain=[_iso(now - span), _iso(end)]))  # fmt: skip
-    y = alt.Y("credits:Q", title="Credits left",
-              axis=alt.Axis(format=",d", tickMinStep=1, labelFlush=False),
-              scale=alt.Scale(zero=False, domain=_credit_domain(values)))  # fmt: skip
+    x = alt.X(
+        "at:T",
+        title=None,
+        axis=_time_axis(end - (now - span)),
+        scale=alt.Scale(domain=[_iso(now - span), _iso(end)]),
+    )
+    y = alt.Y(
+        "credits:Q",
+        title="Credits left",
+        axis=alt.Axis(format=",d", tickMinStep=1, labelFlush=False),
+        scale=alt.Scale(zero=False, domain=_credit_domain(values)),
+    )
     base = alt.Chart(data)
     layers = [
-        base.mark_area(interpolate="step-after", color=ACCENT, opacity=0.10, clip=True)
-        .encode(x=x, y=y),
+        base.mark_area(interpolate="step-after", color=ACCENT, opacity=0.10, clip=True).encode(
+            x=x, y=y
+        ),
         base.mark_line(interpolate="step-after", color=ACCENT, strokeWidth=2, clip=True).encode(
-            x=x, y=y, tooltip=[alt.Tooltip("at:T", title="Time", format="%Y-%m-%d %H:%M"),
-                               alt.Tooltip("credits:Q", title="Balance")]  # fmt: skip
+            x=x,
+            y=y,
+            tooltip=[
+                alt.Tooltip("at:T", title="Time", format="%Y-%m-%d %H:%M"),
+                alt.Tooltip("credits:Q", title="Balance"),
+            ],
         ),
     ]
     if marks:
         batch_data = pd.DataFrame(marks, columns=["at", "batch", "jobs"])
-        tips = [alt.Tooltip("batch:N", title="Batch"), alt.Tooltip("jobs:Q", title="Jobs"),
-                alt.Tooltip("at:T", title="Started", format="%Y-%m-%d %H:%M")]  # fmt: skip
+        tips = [
+            alt.Tooltip("batch:N", title="Batch"),
+            alt.Tooltip("jobs:Q", title="Jobs"),
+            alt.Tooltip("at:T", title="Started", format="%Y-%m-%d %H:%M"),
+        ]
         rules = alt.Chart(batch_data).encode(x=x, tooltip=tips)
+        layers.append(rules.mark_rule(color="#868E96", opacity=0.45, strokeDash=[2, 2], clip=True))
         layers.append(
-            rules.mark_rule(color="#868E96", opacity=0.45, strokeDash=[2, 2], clip=True)
-        )
-        layers.append(
-            rules.mark_point(shape="triangle-down", filled=True, color="#495057", size=60,
-                             clip=True)
-            .encode(y=alt.value(6))
+            rules.mark_point(
+                shape="triangle-down", filled=True, color="#495057", size=60, clip=True
+            ).encode(y=alt.value(6))
         )
     if outside:  # days with credits used outside Studio, on that day's closing balance
         spots = pd.DataFrame(outside, columns=["at", "credits", "outside"])
         layers.append(
-            alt.Chart(spots).mark_point(color=OUTSIDE, filled=True, size=70, opacity=0.9)
-            .encode(x=x, y=y,
-                    tooltip=[alt.Tooltip("at:T", title="Day", format="%Y-%m-%d"),
-                             alt.Tooltip("outside:Q", title="Used outside Studio")])
-        )  # fmt: skip
+            alt.Chart(spots)
+            .mark_point(color=OUTSIDE, filled=True, size=70, opacity=0.9)
+            .encode(
+                x=x,
+                y=y,
+                tooltip=[
+                    alt.Tooltip("at:T", title="Day", format="%Y-%m-%d"),
+                    alt.Tooltip("outside:Q", title="Used outside Studio"),
+                ],
+            )
+        )
     if forecast is not None:
         layers.append(
             alt.Chart(forecast)
             .mark_line(color=FORECAST, strokeDash=[6, 4], strokeWidth=2)
-            .encode(x=x, y=y,
-                    tooltip=[alt.Tooltip("credits:Q", title="Forecast", format=",.0f")])
+            .encode(x=x, y=y, tooltip=[alt.Tooltip("credits:Q", title="Forecast", format=",.0f")])
         )
     chart = alt.layer(*layers).properties(height=300)
     legend = ":violet[━] balance"
@@ -166,23 +183,29 @@ def jobs_spec(per_day: list[tuple[date, str, int]]) -> dict[str, Any]:
     """Jobs per day, stacked by outcome."""
     data = pd.DataFrame(per_day, columns=["day", "outcome", "jobs"])
     data["day"] = pd.to_datetime(data["day"])
-    colours = alt.Scale(domain=list(OUTCOME_ORDER),
-                        range=[OUTCOME_COLOURS[o] for o in OUTCOME_ORDER])  # fmt: skip
+    colours = alt.Scale(
+        domain=list(OUTCOME_ORDER), range=[OUTCOME_COLOURS[o] for o in OUTCOME_ORDER]
+    )
     chart = (
         alt.Chart(data)
         .mark_bar()
         .encode(
-            x=alt.X("yearmonthdate(day):T", title=None,
-                    axis=alt.Axis(format="%b %d", labelAngle=0, grid=False)),
+            x=alt.X(
+                "yearmonthdate(day):T",
+                title=None,
+                axis=alt.Axis(format="%b %d", labelAngle=0, grid=False),
+            ),
             y=alt.Y("sum(jobs):Q", title="Jobs"),
-            color=alt.Color("outcome:N", scale=colours, sort=list(OUTCOME_ORDER),
-                            legend=alt.Legend(orient="top", title=None)),
+            color=alt.Color(
+                "outcome:N",
+                scale=colours,
+                sort=list(OUTCOME_ORDER),
+                legend=alt.Legend(orient="top", title=None),
+            ),
             order=alt.Order("outcome_rank:Q"),
             tooltip=[alt.Tooltip("day:T", format="%Y-%m-%d"), "outcome:N", "jobs:Q"],
-        )  # fmt: skip
-        .transform_calculate(
-            outcome_rank=f"indexof({list(OUTCOME_ORDER)!r}, datum.outcome)"
         )
+        .transform_calculate(outcome_rank=f"indexof({list(OUTCOME_ORDER)!r}, datum.outcome)")
         .properties(height=220)
     )
     return _spec(chart)

@@ -45,8 +45,9 @@ def _figures(
     per_day = usage.jobs_per_day(_ledger, period)
     credit_chart, legend = None, ""
     if overview.series or overview.metrics.balance is not None:
-        outside = [(d.last_at, d.closing, d.outside)
-                   for d in overview.statement if d.outside and d.last_at]  # fmt: skip
+        outside = [
+            (d.last_at, d.closing, d.outside) for d in overview.statement if d.outside and d.last_at
+        ]
         credit_chart, legend = credit_spec(
             overview.series, marks, outside, overview.metrics, period, minute
         )
@@ -94,5 +95,6 @@ def filter_choices(ledger: Ledger) -> tuple[list[str], list[tuple[int, str]]]:
     """The people and batches the history can be filtered by."""
     private, owner = viewer()
     version = usage.data_version(ledger)
-    return _choices(ledger, ledger.display_url, version, person_column(),
-                    owner if private else None)  # fmt: skip
+    return _choices(
+        ledger, ledger.display_url, version, person_column(), owner if private else None
+    )

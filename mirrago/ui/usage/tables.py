@@ -24,9 +24,18 @@ from mirrago.usage import Activity, Balance, HistoryFilter, Period, StatementDay
 PAGE_SIZE = 20
 THUMB_SIDE = 72
 # The history's State filter, in this order; each state in its one set of words.
-STATE_LABELS = {state.value: state.words for state in (
-    JobState.COMPLETED, JobState.FAILED, JobState.UNCERTAIN, JobState.CANCELED, JobState.QUEUED,
-    JobState.SUBMITTING, JobState.SUBMITTED)}
+STATE_LABELS = {
+    state.value: state.words
+    for state in (
+        JobState.COMPLETED,
+        JobState.FAILED,
+        JobState.UNCERTAIN,
+        JobState.CANCELED,
+        JobState.QUEUED,
+        JobState.SUBMITTING,
+        JobState.SUBMITTED,
+    )
+}
 SINGLE_TRY_ONS = ("Try-on", "try-on")  # batch names of one-off try-ons: no batch to show
 
 
@@ -42,45 +51,64 @@ def metrics_row(metrics: Balance, period: Period) -> None:
     outside = cells.cell(column_span=2).container(border=True)
     as_of = metrics.as_of.strftime("%Y-%m-%d %H:%M UTC") if metrics.as_of else "no reading yet"
     balance.metric(
-        "Balance", None if metrics.balance is None else f"{metrics.balance:,}",
+        "Balance",
+        None if metrics.balance is None else f"{metrics.balance:,}",
         delta=f"{metrics.as_of:%b %d %H:%M} UTC" if metrics.as_of else None,
-        delta_color="off", delta_arrow="off",
+        delta_color="off",
+        delta_arrow="off",
         help=f"The latest reading ({as_of}) less the job it was read for, when that job was "
         "charged (a failed job is refunded).",
-    )  # fmt: skip
+    )
     burn.metric(
-        "Credits/day", f"{metrics.burn_7:,.1f}", delta=f"30 days: {metrics.burn_30:,.1f}",
-        delta_color="off", delta_arrow="off",
+        "Credits/day",
+        f"{metrics.burn_7:,.1f}",
+        delta=f"30 days: {metrics.burn_30:,.1f}",
+        delta_color="off",
+        delta_arrow="off",
         help="The burn rate: credits used per day (by Studio and outside it) over the last 7 "
         "days, and 30.",
-    )  # fmt: skip
+    )
     if metrics.runs_out is None:  # the reason fits a delta pill, not a metric's large figure
         runs_out.metric(
-            "Runs out", "—",
+            "Runs out",
+            "—",
             delta="too little history" if metrics.forecast_note else "not at this rate",
-            delta_color="off", delta_arrow="off",
-            help=f"No forecast yet: {metrics.forecast_note}." if metrics.forecast_note
+            delta_color="off",
+            delta_arrow="off",
+            help=f"No forecast yet: {metrics.forecast_note}."
+            if metrics.forecast_note
             else "No credits used in the last 7 days.",
-        )  # fmt: skip
+        )
     else:
         runs_out.metric(
-            "Runs out", f"{metrics.runs_out:%b} {metrics.runs_out.day}",
-            delta=(f"in {metrics.days_left:,.0f} days, {metrics.runs_out.year}"
-                   if metrics.days_left else "now"),
-            delta_color="inverse" if metrics.warning else "off", delta_arrow="off",
+            "Runs out",
+            f"{metrics.runs_out:%b} {metrics.runs_out.day}",
+            delta=(
+                f"in {metrics.days_left:,.0f} days, {metrics.runs_out.year}"
+                if metrics.days_left
+                else "now"
+            ),
+            delta_color="inverse" if metrics.warning else "off",
+            delta_arrow="off",
             help="When the balance reaches zero at the 7-day burn rate.",
-        )  # fmt: skip
+        )
     spent.metric(
-        "Spent", f"{metrics.spent:,}", delta=f"top-ups +{metrics.topups:,}",
-        delta_color="off", delta_arrow="off",
+        "Spent",
+        f"{metrics.spent:,}",
+        delta=f"top-ups +{metrics.topups:,}",
+        delta_color="off",
+        delta_arrow="off",
         help=f"Credits Studio's submissions cost from {period.label()}. Top-ups: rises of the "
         "balance in that range (payments, and refunds of failed jobs).",
-    )  # fmt: skip
+    )
     outside.metric(
-        "Used outside Studio", f"{metrics.outside:,}", help=usage.RULE,
+        "Used outside Studio",
+        f"{metrics.outside:,}",
+        help=usage.RULE,
         delta="none" if not metrics.outside else "spent elsewhere",
-        delta_color="off" if not metrics.outside else "inverse", delta_arrow="off",
-    )  # fmt: skip
+        delta_color="off" if not metrics.outside else "inverse",
+        delta_arrow="off",
+    )
     if metrics.warning and metrics.runs_out is not None:
         st.warning(
             f"About {metrics.days_left:.1f} days of credits left at the 7-day rate: top up "
@@ -95,32 +123,49 @@ def statement_table(days: list[StatementDay]) -> None:
         return
     frame = pd.DataFrame(
         [(d.day, d.opening, d.spent, d.outside, d.topups, d.closing) for d in reversed(days)],
-        columns=["Day", "Opening", "Spent by Studio", "Used outside Studio",
-                 "Top-ups & refunds", "Closing"],
-    )  # fmt: skip
+        columns=[
+            "Day",
+            "Opening",
+            "Spent by Studio",
+            "Used outside Studio",
+            "Top-ups & refunds",
+            "Closing",
+        ],
+    )
     number = st.column_config.NumberColumn(format="localized")
     styled = frame.style.map(
         lambda v: "color: #C92A2A; font-weight: 600" if v else "color: #ADB5BD",
         subset=["Used outside Studio"],
     ).map(lambda v: "color: #2B8A3E" if v else "color: #ADB5BD", subset=["Top-ups & refunds"])
     st.dataframe(
-        styled, hide_index=True, height=min(35 * (len(frame) + 1) + 3, 400),
-        column_config={"Day": st.column_config.DateColumn(format="MMM D, YYYY"),
-                       **{c: number for c in frame.columns[1:]}},
-    )  # fmt: skip
+        styled,
+        hide_index=True,
+        height=min(35 * (len(frame) + 1) + 3, 400),
+        column_config={
+            "Day": st.column_config.DateColumn(format="MMM D, YYYY"),
+            **{c: number for c in frame.columns[1:]},
+        },
+    )
 
 
 def activity_figures(result: Activity) -> None:
     done, rate, p50, p95 = st.columns(4)
     done.metric("Jobs", f"{result.jobs:,}", help="Jobs created in the range, in any state.")
     rate.metric(
-        "Success rate", "—" if result.success_rate is None else f"{result.success_rate:.1%}",
+        "Success rate",
+        "—" if result.success_rate is None else f"{result.success_rate:.1%}",
         help="Completed out of completed, failed and uncertain jobs.",
-    )  # fmt: skip
-    p50.metric("Time to result (p50)", "—" if result.p50 is None else seconds_text(result.p50),
-               help="From submission to completion; half the jobs took less.")  # fmt: skip
-    p95.metric("Time to result (p95)", "—" if result.p95 is None else seconds_text(result.p95),
-               help="95 in 100 completed jobs took less than this.")  # fmt: skip
+    )
+    p50.metric(
+        "Time to result (p50)",
+        "—" if result.p50 is None else seconds_text(result.p50),
+        help="From submission to completion; half the jobs took less.",
+    )
+    p95.metric(
+        "Time to result (p95)",
+        "—" if result.p95 is None else seconds_text(result.p95),
+        help="95 in 100 completed jobs took less than this.",
+    )
 
 
 def breakdown_table(rows: list[dict[str, Any]], by: str, title: str) -> None:
@@ -130,15 +175,22 @@ def breakdown_table(rows: list[dict[str, Any]], by: str, title: str) -> None:
         return
     frame = pd.DataFrame(rows).drop(columns=["batch_id"], errors="ignore")
     st.dataframe(
-        frame, hide_index=True, height=min(35 * (len(frame) + 1) + 3, 300), placeholder="—",
-        column_config={by: st.column_config.TextColumn(by.capitalize()),
-                       **{c: st.column_config.NumberColumn(c.capitalize(), format="localized")
-                          for c in ("jobs", "completed", "failed", "credits")},
-                       "success rate": st.column_config.NumberColumn("Success", format="percent"),
-                       "pass rate": st.column_config.NumberColumn(
-                           "Review pass", format="percent",
-                           help="Reviewed jobs marked as passing")},
-    )  # fmt: skip
+        frame,
+        hide_index=True,
+        height=min(35 * (len(frame) + 1) + 3, 300),
+        placeholder="—",
+        column_config={
+            by: st.column_config.TextColumn(by.capitalize()),
+            **{
+                c: st.column_config.NumberColumn(c.capitalize(), format="localized")
+                for c in ("jobs", "completed", "failed", "credits")
+            },
+            "success rate": st.column_config.NumberColumn("Success", format="percent"),
+            "pass rate": st.column_config.NumberColumn(
+                "Review pass", format="percent", help="Reviewed jobs marked as passing"
+            ),
+        },
+    )
 
 
 # --------------------------------------------------------------------------- history
@@ -178,17 +230,26 @@ def _thumb_for(value: str | None, backend: Backend) -> str | None:
 
 def history_filters(ledger: Ledger, period: Period) -> HistoryFilter:
     search, states, person, batch = st.columns([3, 3, 2, 2])
-    text = search.text_input("Search", key="usage-search",
-                             placeholder="input, username, error, job id…")  # fmt: skip
-    chosen = states.multiselect("State", list(STATE_LABELS), key="usage-states",
-                                format_func=STATE_LABELS.__getitem__)  # fmt: skip
+    text = search.text_input(
+        "Search", key="usage-search", placeholder="input, username, error, job id…"
+    )
+    chosen = states.multiselect(
+        "State", list(STATE_LABELS), key="usage-states", format_func=STATE_LABELS.__getitem__
+    )
     people, batches = filter_choices(ledger)
     column = person_column()
-    who = person.selectbox(column.capitalize(), people, index=None, key="usage-person",
-                           placeholder="Anyone")  # fmt: skip
+    who = person.selectbox(
+        column.capitalize(), people, index=None, key="usage-person", placeholder="Anyone"
+    )
     choices = dict(batches)
-    batch_id = batch.selectbox("Batch", list(choices), index=None, key="usage-batch",
-                               format_func=choices.get, placeholder="Any batch")  # fmt: skip
+    batch_id = batch.selectbox(
+        "Batch",
+        list(choices),
+        index=None,
+        key="usage-batch",
+        format_func=choices.get,
+        placeholder="Any batch",
+    )
     private, owner = viewer()
     return HistoryFilter(period, text[:200], tuple(chosen), who, batch_id, column, private, owner)
 
@@ -222,29 +283,40 @@ def history_table(ledger: Ledger, backend: Backend, filters: HistoryFilter) -> N
             "Open": [_open_link(r["id"]) for r in rows],
             "Time": [r["created_at"].strftime("%Y-%m-%d %H:%M") for r in rows],
             "Source": [r["source"] for r in rows],
-            "Batch": ["" if r["batch"] in SINGLE_TRY_ONS else f"#{r['batch_id']} {r['batch']}"
-                      for r in rows],  # fmt: skip
+            "Batch": [
+                "" if r["batch"] in SINGLE_TRY_ONS else f"#{r['batch_id']} {r['batch']}"
+                for r in rows
+            ],
             "Username": [r["username"] or "" for r in rows],
             **({"Owner": [r["owner"] or "" for r in rows]} if filters.person == "owner" else {}),
             "State": [STATE_LABELS.get(r["state"], r["state"]) for r in rows],
             "Person": [_thumb_for(r["target"], backend) for r in rows],
             "Garment": [_thumb_for(r["garment"], backend) for r in rows],
-            "Result": [_thumb_for(r["thumbnail_path"] or r["result_path"], backend)
-                       for r in rows],  # fmt: skip
+            "Result": [_thumb_for(r["thumbnail_path"] or r["result_path"], backend) for r in rows],
             "Error": [_note(r, filters) for r in rows],
         }
     )
     image = st.column_config.ImageColumn(width="small")
     st.dataframe(
-        frame, hide_index=True, row_height=56, key="usage-history-table", placeholder="",
+        frame,
+        hide_index=True,
+        row_height=56,
+        key="usage-history-table",
+        placeholder="",
         height=56 * len(frame) + 40,
         column_config={
-            "Open": st.column_config.LinkColumn("Open", display_text="Open ↗", width="small",
-                                                help="The job's detail on the Try-on page"),
-            "Person": image, "Garment": image, "Result": image,
+            "Open": st.column_config.LinkColumn(
+                "Open",
+                display_text="Open ↗",
+                width="small",
+                help="The job's detail on the Try-on page",
+            ),
+            "Person": image,
+            "Garment": image,
+            "Result": image,
             "Error": st.column_config.TextColumn(width="large"),
         },
-    )  # fmt: skip
+    )
     first = (number - 1) * PAGE_SIZE + 1
     shown = f"{first}–{first + len(rows) - 1}"
     left, right = st.columns([3, 2], vertical_alignment="center")
@@ -255,18 +327,31 @@ def history_table(ledger: Ledger, backend: Backend, filters: HistoryFilter) -> N
 
 def _csv_button(label: str, build: Callable[[], str], name: str, key: str) -> None:
     st.download_button(
-        label, data=build, file_name=f"mirrago-{name}-{datetime.now():%Y%m%d-%H%M}.csv",
-        mime="text/csv", on_click="ignore", icon=":material/download:", key=key,
-    )  # fmt: skip
+        label,
+        data=build,
+        file_name=f"mirrago-{name}-{datetime.now():%Y%m%d-%H%M}.csv",
+        mime="text/csv",
+        on_click="ignore",
+        icon=":material/download:",
+        key=key,
+    )
 
 
 def history_export(ledger: Ledger, filters: HistoryFilter) -> None:
     """The filtered history as CSV, built only when clicked."""
-    _csv_button("Export history (CSV)", lambda: usage.history_csv(ledger, filters), "history",
-                "usage-export-history")  # fmt: skip
+    _csv_button(
+        "Export history (CSV)",
+        lambda: usage.history_csv(ledger, filters),
+        "history",
+        "usage-export-history",
+    )
 
 
 def statement_export(ledger: Ledger, period: Period) -> None:
     """The daily statement of the range as CSV, built only when clicked."""
-    _csv_button("Export statement (CSV)", lambda: usage.statement_csv(ledger, period),
-                "statement", "usage-export-statement")  # fmt: skip
+    _csv_button(
+        "Export statement (CSV)",
+        lambda: usage.statement_csv(ledger, period),
+        "statement",
+        "usage-export-statement",
+    )
