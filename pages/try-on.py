@@ -6,17 +6,14 @@ everything shown afterwards is read back from the ledger.
 
 from __future__ import annotations
 
-import hashlib
-
 import streamlit as st
 
 from mirrago.intents import running_twin, start_try_on
 from mirrago.ledger import JobInput, JobRecord
 from mirrago.services import Services
 from mirrago.ui import identity, session
-from mirrago.ui.frames import empty_frame, framed, link_frame
+from mirrago.ui.frames import empty_frame
 from mirrago.ui.job_card import (
-    describe_input,
     elapsed,
     live_status,
     local_image,
@@ -26,6 +23,7 @@ from mirrago.ui.job_card import (
 from mirrago.ui.photo import photo
 from mirrago.ui.routing import ensure_routed
 from mirrago.ui.tryon.picker import PickedImage, image_picker
+from mirrago.ui.tryon.previews import job_preview, pick_preview, pick_signature
 from mirrago.ui.tryon.recent import (
     OPENED_PICKS_KEY,
     earlier_connection,
@@ -42,43 +40,6 @@ PERSON_KEY = "tryon-person"
 GARMENT_KEY = "tryon-garment"
 BACKGROUNDS = {"original": "Keep original", "white": "White", "studio": "Studio"}
 USERNAME_MAX = 200
-
-
-def _preview(pick: PickedImage | None, hint: str) -> None:
-    if pick is None:
-        photo(empty_frame(hint=hint))
-        st.caption("Not picked yet")
-        return
-    frame = framed(pick.preview) if pick.preview else None
-    if frame is not None:
-        photo(frame)
-    elif pick.link:
-        link_frame(pick.link, "No preview here: the service fetches the link itself")
-    else:
-        photo(empty_frame())
-    st.caption(pick.label)
-
-
-def _job_preview(services: Services, value: str, role: str) -> None:
-    """One input of the open try-on, as that try-on used it."""
-    data = local_image(value, services.backend) if value else None
-    frame = framed(data) if data else None
-    if frame is not None:
-        photo(frame)
-    elif value.startswith(("http://", "https://")):
-        link_frame(value, "No preview here: the service fetched the link itself")
-    else:
-        photo(empty_frame(hint="Not kept" if value else "Deleted"))
-    words = describe_input(value, services.backend, role) if value else "deleted"
-    st.caption(f"{words[:1].upper()}{words[1:]} · used by this try-on")
-
-
-def _signature(pick: PickedImage | None) -> tuple[object, ...] | None:
-    """What a pick is, to notice when the user changes it after opening a try-on."""
-    if pick is None:
-        return None
-    digest = hashlib.sha256(pick.preview).hexdigest() if pick.preview else None
-    return (pick.source, pick.label, pick.link, digest)
 
 
 def _options() -> tuple[str, str | None]:
@@ -240,7 +201,7 @@ with options_col:
     _generate_controls(services, person, garment, background, username, job)
 
 # An opened try-on shows its own inputs until the user changes a pick.
-picks = (_signature(person), _signature(garment))
+picks = (pick_signature(person), pick_signature(garment))
 if st.session_state.get(OPENED_PICKS_KEY) is None:
     st.session_state[OPENED_PICKS_KEY] = picks
 show_job_inputs = job is not None and st.session_state[OPENED_PICKS_KEY] == picks
@@ -249,14 +210,14 @@ st.divider()
 person_view, garment_view, result_col = st.columns(3, gap="medium")
 with person_view, st.container(key="tryon-person-preview"):
     if show_job_inputs and job is not None:
-        _job_preview(job_services, job.target, "person")
+        job_preview(job_services, job.target, "person")
     else:
-        _preview(person, "Pick a person photo")
+        pick_preview(person, "Pick a person photo")
 with garment_view, st.container(key="tryon-garment-preview"):
     if show_job_inputs and job is not None:
-        _job_preview(job_services, job.garment, "garment")
+        job_preview(job_services, job.garment, "garment")
     else:
-        _preview(garment, "Pick a garment")
+        pick_preview(garment, "Pick a garment")
 with result_col, st.container(key="tryon-result"):
     _result_column(job_services, job)
 
