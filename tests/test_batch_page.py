@@ -796,3 +796,26 @@ def test_edits_on_a_later_page_of_a_long_table_land_on_their_rows(page: AppTest)
     rows = page.session_state["batch-table"]
     assert len(rows) == 1_199 and rows[500]["username"] == "ana"
     assert rows[501]["target_image_url"] == "https://example.com/p502.jpg"
+
+
+@pytest.mark.app
+def test_one_check_links_click_fetches_a_bounded_number_of_links(page: AppTest) -> None:
+    # 600 distinct links: one click must not fetch them all (a pasted table of thousands
+    # would hold the server for an hour); the next click takes the next ones. The addresses
+    # are a documentation range, refused without a lookup or a connection: the test is quick.
+    set_table(
+        page,
+        [
+            {
+                "target_image_url": f"https://192.0.2.1/p{i}.jpg",
+                "garment_image_url": f"https://192.0.2.2/g{i}.png",
+            }
+            for i in range(300)
+        ],
+    )
+    button(page, "batch-check-links").click().run()
+    assert not page.exception
+    assert len(page.session_state["batch-links"]) == 200
+    assert "400 more to check: press Check links again." in texts(page)
+    button(page, "batch-check-links").click().run()
+    assert len(page.session_state["batch-links"]) == 400

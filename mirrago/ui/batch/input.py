@@ -33,6 +33,7 @@ from mirrago.usage import latest_balance as balance_now
 TABLE_KEY = "batch-table"
 VERSION_KEY = "batch-editor-version"
 LINKS_KEY = "batch-links"
+MAX_LINKS_PER_CHECK = 200  # distinct links one Check links click fetches
 NOTES_KEY = "batch-notes"
 IMPORTED_KEY = "batch-imported"
 UPLOADS_KEY = "batch-uploads"  # the session's Uploads: the only files a table may name
@@ -374,19 +375,25 @@ def combine_panel(services: Services) -> None:
 
 
 def _check_links() -> None:
-    urls = batchtable.links_to_check(table())
+    # A click checks a bounded number of links (each may take its timeout): a pasted table of
+    # thousands must not hold the server for an hour, nor make it fetch from thousands of hosts.
+    known = st.session_state.get(LINKS_KEY) or {}
+    waiting = [url for url in batchtable.links_to_check(table()) if url not in known]
+    urls = waiting[:MAX_LINKS_PER_CHECK]
     with st.spinner(f"Checking {len(urls)} links…"):
         found = linkcheck.check_links(urls)
-    st.session_state[LINKS_KEY] = {**(st.session_state.get(LINKS_KEY) or {}), **found}
+    st.session_state[LINKS_KEY] = {**known, **found}
     bad = sum(1 for problem in found.values() if problem)
+    more = len(waiting) - len(urls)
+    rest = f" {more:,} more to check: press Check links again." if more else ""
     _say(
         Note(
             f"Checked {len(urls)} links: {bad} unreachable or not an image (the Check "
-            "column says why).",
+            f"column says why).{rest}",
             "warning",
         )
         if bad
-        else Note(f"Checked {len(urls)} links: all fine.", "success")
+        else Note(f"Checked {len(urls)} links: all fine.{rest}", "info" if more else "success")
     )
 
 
