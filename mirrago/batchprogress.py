@@ -11,16 +11,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from mirrago.ledger import ACTIVE_STATES, BatchRecord, JobRecord, JobState, Ledger, utcnow
+from mirrago.ledger import (
+    ACTIVE_STATES,
+    BatchRecord,
+    JobRecord,
+    JobState,
+    Ledger,
+    Origin,
+    utcnow,
+)
 from mirrago.models import CREDITS_PER_TRY_ON
 
 log = logging.getLogger(__name__)
 
 RATE_WINDOW = timedelta(minutes=5)  # the rate is measured over the latest jobs
-# Batches made one job at a time by the Try-on page or `mirrago try-on` are not "batches"
-# to a user: the list of past batches leaves them out.
-SINGLE_JOB_SOURCES = ("try-on", "cli:try-on")
-PAGE_SOURCE = "batch-page"
 
 
 @dataclass(frozen=True)
@@ -136,12 +140,12 @@ class BatchSummary:
     @property
     def origin(self) -> str:
         """Where the batch was started: the Batch page or the command line."""
-        return "Batch page" if self.batch.source == PAGE_SOURCE else "Command line"
+        return Origin.of(self.batch.source).place
 
 
 def summaries(ledger: Ledger, limit: int | None = None) -> list[BatchSummary]:
     """Past batches (page and CLI ones; single try-ons left out), newest first."""
-    found = [b for b in ledger.batches() if b.source not in SINGLE_JOB_SOURCES]
+    found = [b for b in ledger.batches() if not Origin.of(b.source).is_single]
     if limit is not None:
         found = found[:limit]
     counts = ledger.batch_counts([b.id for b in found])

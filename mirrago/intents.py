@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from mirrago.ledger import ACTIVE_STATES, JobInput, JobRecord, Ledger
+from mirrago.ledger import ACTIVE_STATES, JobInput, JobRecord, Ledger, Origin
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def start_try_on(
             twin = running_twin(ledger, job_input)
             if twin is not None:
                 return twin, False
-        rows = runner.enqueue([job_input], name="Try-on", source="try-on")  # type: ignore[attr-defined]
+        rows = runner.enqueue([job_input], name="Try-on", source=Origin.TRY_ON)  # type: ignore[attr-defined]
         return (rows[0] if rows else None), True
 
 

@@ -28,7 +28,7 @@ from mirrago import batchprogress, batchtable, linkcheck
 from mirrago import ledger as ledger_module
 from mirrago.cli import main
 from mirrago.config import load_settings
-from mirrago.ledger import JobInput, JobState, Ledger
+from mirrago.ledger import JobInput, JobState, Ledger, Origin
 from mirrago.samples import garments, persons
 from mirrago.services import Services
 from mirrago.ui import session
@@ -486,7 +486,7 @@ def test_retry_failed_and_ticked_uncertain_rows(page: AppTest) -> None:
     runner.hold()
     unsure = ledger.create_batch(
         "unsure",
-        batchprogress.PAGE_SOURCE,
+        Origin.BATCH_PAGE,
         [JobInput(r["target_image_url"], r["garment_image_url"]) for r in sample_pairs(2)],
         backend=runner.backend,
     )

@@ -20,7 +20,7 @@ from mirrago.cli.common import (
 )
 from mirrago.errors import AuthenticationError, ImageError, InsufficientCreditsError, MirragoError
 from mirrago.images import prepare_image
-from mirrago.ledger import JobInput, JobRecord, JobState
+from mirrago.ledger import JobInput, JobRecord, JobState, Origin
 from mirrago.runner import Runner
 from mirrago.services import Services, open_services
 
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"Using {backend.label} at {backend.base_url}", file=sys.stderr)
         print_migration_notes(ledger)
         started = time.monotonic()
-        [row] = runner.enqueue([job_input], name="try-on", source="cli:try-on")
+        [row] = runner.enqueue([job_input], name="try-on", source=Origin.CLI_TRY_ON)
         runner.start()
         row = _follow(services, row.batch_id, row.id, started, args.timeout)
 

@@ -30,6 +30,44 @@ class LedgerUnavailableError(LedgerError):
         self.reason = reason
 
 
+class Origin(enum.StrEnum):
+    """Where a batch was started: the one definition of the values stored in `batches.source`.
+
+    A batch from `mirrago batch` stores its output folder there instead (running the command
+    again with the same folder resumes it), so any source that is not one of these values is a
+    CLI batch: read a stored source with `Origin.of`.
+    """
+
+    TRY_ON = "try-on"  # one try-on from the Try-on page
+    CLI_TRY_ON = "cli:try-on"  # one try-on from `mirrago try-on`
+    BATCH_PAGE = "batch-page"
+    CLI_BATCH = "cli:batch"  # never stored as such: the output folder is
+
+    @classmethod
+    def of(cls, source: str) -> Origin:
+        try:
+            return cls(source)
+        except ValueError:
+            return cls.CLI_BATCH
+
+    @property
+    def is_single(self) -> bool:
+        """One try-on, not a batch to a user: lists of past batches leave it out."""
+        return self in (Origin.TRY_ON, Origin.CLI_TRY_ON)
+
+    @property
+    def label(self) -> str:
+        """The short name the Usage page's Source column gives it."""
+        return {Origin.TRY_ON: "Try-on", Origin.BATCH_PAGE: "Batch"}.get(self, "CLI")
+
+    @property
+    def place(self) -> str:
+        """Where it was started, in words: "Batch page", "Command line"."""
+        return {Origin.TRY_ON: "Try-on page", Origin.BATCH_PAGE: "Batch page"}.get(
+            self, "Command line"
+        )
+
+
 class JobState(enum.StrEnum):
     """Where a job is in its life. See the module docstring of `mirrago.runner` for the moves."""
 

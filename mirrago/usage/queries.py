@@ -23,7 +23,15 @@ from typing import Any
 import sqlalchemy as sa
 
 from mirrago.export import defuse_formula
-from mirrago.ledger import FINAL_STATES, JobState, Ledger, batches, credit_readings, jobs
+from mirrago.ledger import (
+    FINAL_STATES,
+    JobState,
+    Ledger,
+    Origin,
+    batches,
+    credit_readings,
+    jobs,
+)
 from mirrago.models import CREDITS_PER_TRY_ON
 
 BURST_GAP = 5.0  # seconds
@@ -289,10 +297,11 @@ def balance_series(
 
 
 def _source_label() -> Any:
+    """`Origin.label` in SQL: a source that is no `Origin` value is a CLI batch's folder."""
     return sa.case(
-        (batches.c.source == "try-on", "Try-on"),
-        (sa.or_(batches.c.source.like("cli:%"), batches.c.private == sa.true()), "CLI"),
-        else_="Batch",
+        (batches.c.private == sa.true(), Origin.CLI_BATCH.label),  # only CLI batches are private
+        *((batches.c.source == origin.value, origin.label) for origin in Origin),
+        else_=Origin.CLI_BATCH.label,
     )
 
 
@@ -449,6 +458,7 @@ def _history_query(filters: HistoryFilter) -> sa.Select[Any]:
         jobs.c.id,
         jobs.c.created_at,
         _source_label().label("source"),
+        batches.c.source.label("origin"),
         jobs.c.batch_id,
         batches.c.name.label("batch"),
         jobs.c.owner,

@@ -18,11 +18,11 @@ import streamlit as st
 
 from mirrago import batchtable, linkcheck, samples
 from mirrago.batchfile import CLI_MAX_ROWS
-from mirrago.batchprogress import PAGE_SOURCE
 from mirrago.batchtable import COLUMNS, PAGE_MAX_ROWS, PHOTO_SUFFIXES, RowCheck, Table, Uploads
 from mirrago.datadir import save_input
 from mirrago.errors import ImageError
 from mirrago.images import prepare_image
+from mirrago.ledger import Origin
 from mirrago.models import CREDITS_PER_TRY_ON
 from mirrago.services import Services
 from mirrago.ui import identity
@@ -492,7 +492,7 @@ def _run(services: Services, inputs: list, name: str, on_run) -> None:
     title = name.strip() or datetime.now().strftime("Batch %d %b %H:%M")
     owner = identity.current_owner()  # with sign-in, every row records who started it
     inputs = [replace(job, owner=owner) for job in inputs]
-    enqueued = services.runner.enqueue(inputs, name=title, source=PAGE_SOURCE)
+    enqueued = services.runner.enqueue(inputs, name=title, source=Origin.BATCH_PAGE)
     # The batch record, or its rows (the engine records the batch on both): either names it.
     batch_id = enqueued[0].batch_id if isinstance(enqueued, list) else enqueued.id
     _set_table([], Note(f"Started {title!r}: {len(inputs)} rows.", "success"))

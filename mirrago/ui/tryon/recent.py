@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from mirrago.ledger import JobRecord
+from mirrago.ledger import JobRecord, Origin
 from mirrago.services import Services
 from mirrago.ui import identity, session
 from mirrago.ui.frames import THUMB_SIZE, dimmed, empty_frame, framed, framed_file
@@ -15,7 +15,6 @@ from mirrago.ui.job_card import local_image, sample_for, state_badge
 from mirrago.ui.photo import photo
 from mirrago.ui.tryon.picker import select_sample
 
-SOURCE = "try-on"
 OPEN_KEY = "tryon-open-row"
 QUERY_KEY = "job"
 # The pickers' picks when a try-on was opened: while they stay the same, the previews show
@@ -109,7 +108,7 @@ def recent_jobs(services: Services, limit: int = RECENT_COUNT) -> list[JobRecord
     pages, deleted try-ons and, with sign-in, other people's are left out)."""
     found: list[JobRecord] = []
     for batch in services.ledger.batches(limit=limit * 8):
-        if batch.source != SOURCE:
+        if batch.source != Origin.TRY_ON:
             continue
         found.extend(
             job

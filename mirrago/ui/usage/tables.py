@@ -15,7 +15,7 @@ from PIL import Image
 from mirrago import usage
 from mirrago.backend import Backend
 from mirrago.images import data_url
-from mirrago.ledger import JobState, Ledger
+from mirrago.ledger import JobState, Ledger, Origin
 from mirrago.ui import session
 from mirrago.ui.job_card import sample_for, seconds_text
 from mirrago.ui.usage.data import filter_choices, person_column, viewer
@@ -36,7 +36,6 @@ STATE_LABELS = {
         JobState.SUBMITTED,
     )
 }
-SINGLE_TRY_ONS = ("Try-on", "try-on")  # batch names of one-off try-ons: no batch to show
 
 
 def _day(value: datetime | None) -> str:
@@ -284,7 +283,7 @@ def history_table(ledger: Ledger, backend: Backend, filters: HistoryFilter) -> N
             "Time": [r["created_at"].strftime("%Y-%m-%d %H:%M") for r in rows],
             "Source": [r["source"] for r in rows],
             "Batch": [
-                "" if r["batch"] in SINGLE_TRY_ONS else f"#{r['batch_id']} {r['batch']}"
+                "" if Origin.of(r["origin"]).is_single else f"#{r['batch_id']} {r['batch']}"
                 for r in rows
             ],
             "Username": [r["username"] or "" for r in rows],
