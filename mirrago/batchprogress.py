@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from mirrago.datadir import remove_stored
 from mirrago.ledger import (
     ACTIVE_STATES,
     BatchRecord,
@@ -174,17 +175,5 @@ def delete_batch(ledger: Ledger, data_dir: Path, batch_id: int) -> int | None:
     paths = ledger.delete_batch(batch_id)
     if paths is None:
         return None
-    root = data_dir.resolve()
-    removed = 0
-    for value in paths:
-        if "://" in value:
-            continue
-        path = Path(value).resolve()
-        if not path.is_relative_to(root) or not path.is_file():
-            continue
-        try:
-            path.unlink()
-            removed += 1
-        except OSError as error:
-            log.warning("could not remove %s: %s", path, error)
-    return removed
+    # The ledger returned only the files no other row uses.
+    return sum(remove_stored(value, data_dir) for value in paths)

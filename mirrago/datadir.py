@@ -1,20 +1,25 @@
 """The data dir's files: where an uploaded photo is kept, where results and their thumbnails
-go, and the one way a file is written so that no reader ever sees half of it (another
-process, a crash, two writers at once)."""
+go, the one way a file is written so that no reader ever sees half of it (another process, a
+crash, two writers at once), and the ways a file leaves: removing one no job uses any more,
+and purging old input photos (MIRRAGO_RETENTION_DAYS)."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the images module loads Pillow: not needed to write a file
     from mirrago.images import PreparedImage
+
+log = logging.getLogger(__name__)
 
 
 def input_path(prepared: PreparedImage, data_dir: Path) -> Path:
@@ -96,3 +101,43 @@ def store_result(data_dir: Path, job_id: str, data: bytes) -> tuple[str, str | N
     except Exception as error:  # noqa: BLE001 - the result itself is safe; note it
         return str(result), None, f"The thumbnail could not be made: {error}"
     return str(result), str(thumb), None
+
+
+def remove_stored(
+    value: str | None, data_dir: Path, in_use: Callable[[str], bool] | None = None
+) -> bool:
+    """Remove a file a deleted job named, if it is ours: inside the data dir (never a link, a
+    shipped sample or a photo of the user's own a CLI batch named) and not `in_use` by anything
+    else (the ledger's `uses_file`). True when a file was removed."""
+    if not value or "://" in value:
+        return False
+    path = Path(value)
+    try:
+        inside = path.resolve().is_relative_to(data_dir.resolve()) and path.is_file()
+    except OSError:
+        return False
+    if not inside or (in_use is not None and in_use(value)):
+        return False
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    except OSError as error:
+        log.warning("could not remove the stored file %s: %s", path.name, error.strerror)
+        return False
+    return True
+
+
+def purge_inputs(data_dir: Path, days: float) -> int:
+    """MIRRAGO_RETENTION_DAYS: remove stored input photos older than `days`; returns how many.
+    Their try-ons stay (the previews say the photo is not kept)."""
+    cutoff = time.time() - days * 86_400
+    removed = 0
+    for path in (data_dir / "inputs").glob("*"):
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except OSError:
+            log.warning("could not remove an old input photo %s", path.name)
+    return removed

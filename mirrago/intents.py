@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from pathlib import Path
 
+from mirrago.datadir import remove_stored
 from mirrago.ledger import ACTIVE_STATES, JobInput, JobRecord, Ledger, Origin
 
 log = logging.getLogger(__name__)
@@ -52,36 +52,5 @@ def delete_try_on(ledger: Ledger, row_id: int, data_dir: Path) -> bool:
     if before is None:
         return False
     for value in (before.target, before.garment, before.result_path, before.thumbnail_path):
-        _remove_if_unused(ledger, value, data_dir)
+        remove_stored(value, data_dir, in_use=ledger.uses_file)  # a sample, or shared: kept
     return True
-
-
-def _remove_if_unused(ledger: Ledger, value: str | None, data_dir: Path) -> None:
-    if not value or "://" in value:
-        return  # a link: nothing of ours on disk
-    path = Path(value)
-    try:
-        inside = path.resolve().is_relative_to(data_dir.resolve())
-    except OSError:
-        return
-    if not inside or ledger.uses_file(value):
-        return  # a shipped sample, or a photo another try-on still shows
-    try:
-        path.unlink(missing_ok=True)
-    except OSError:
-        log.warning("could not remove a deleted try-on's file %s", path.name)
-
-
-def purge_inputs(data_dir: Path, days: float) -> int:
-    """MIRRAGO_RETENTION_DAYS: remove stored input photos older than `days`; returns how many.
-    Their try-ons stay (the previews say the photo is not kept)."""
-    cutoff = time.time() - days * 86_400
-    removed = 0
-    for path in (data_dir / "inputs").glob("*"):
-        try:
-            if path.is_file() and path.stat().st_mtime < cutoff:
-                path.unlink()
-                removed += 1
-        except OSError:
-            log.warning("could not remove an old input photo %s", path.name)
-    return removed

@@ -14,7 +14,7 @@ from typing import Any
 from mirrago.backend import Backend, start_backend
 from mirrago.client import MirragoClient
 from mirrago.config import Settings, load_settings
-from mirrago.intents import purge_inputs
+from mirrago.datadir import purge_inputs
 from mirrago.ledger import Ledger
 from mirrago.runner import Runner, RunnerTuning
 

@@ -1,10 +1,12 @@
-"""The data dir's files: uploads kept once by their content, and writes that a reader never sees
-half done."""
+"""The data dir's files: uploads kept once by their content, writes that a reader never sees
+half done, and files leaving: removed when no job uses them, purged when old."""
 
 from __future__ import annotations
 
 import io
+import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,8 @@ from mirrago.datadir import (
     atomic_target,
     copy_atomically,
     input_path,
+    purge_inputs,
+    remove_stored,
     save_input,
     write_atomically,
 )
@@ -66,3 +70,39 @@ def test_a_copy_arrives_whole(tmp_path: Path) -> None:
     copy_atomically(source, tmp_path / "copy.png")
     assert (tmp_path / "copy.png").read_bytes() == source.read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.png", "result.png"]
+
+
+def test_retention_removes_only_input_photos_older_than_the_limit(tmp_path: Path) -> None:
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    old, new = inputs / "old.jpg", inputs / "new.jpg"
+    old.write_bytes(b"x")
+    new.write_bytes(b"x")
+    ten_days_ago = time.time() - 10 * 86_400
+    os.utime(old, (ten_days_ago, ten_days_ago))
+    assert purge_inputs(tmp_path, 7) == 1
+    assert not old.exists() and new.exists()
+
+
+def test_a_stored_file_no_job_uses_is_removed_and_nothing_outside_the_data_dir(
+    tmp_path: Path,
+) -> None:
+    data_dir, elsewhere = tmp_path / "data", tmp_path / "my-photos"
+    (data_dir / "results").mkdir(parents=True)
+    elsewhere.mkdir()
+    ours, shared, theirs = (
+        data_dir / "results" / "a.png",
+        data_dir / "results" / "b.png",
+        elsewhere / "me.jpg",
+    )
+    for path in (ours, shared, theirs):
+        path.write_bytes(b"x")
+    escape = str(data_dir / ".." / "my-photos" / "me.jpg")
+
+    assert remove_stored(str(ours), data_dir, in_use=lambda value: False)
+    assert not remove_stored(str(shared), data_dir, in_use=lambda value: value == str(shared))
+    assert not remove_stored(str(theirs), data_dir)
+    assert not remove_stored(escape, data_dir)
+    assert not remove_stored("https://images.example/p.jpg", data_dir)
+    assert not remove_stored(str(ours), data_dir)  # already gone: nothing to say
+    assert not ours.exists() and shared.exists() and theirs.exists()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -120,19 +119,3 @@ def test_a_schema_1_ledger_gains_owner_and_deletion_columns(tmp_path: Path) -> N
     (row,) = upgraded.jobs()
     assert row.owner is None and row.deleted_at is None and row.target == "p.jpg"
     upgraded.close()
-
-
-def test_retention_removes_only_input_photos_older_than_the_limit(tmp_path: Path) -> None:
-    import os
-
-    from mirrago.intents import purge_inputs
-
-    inputs = tmp_path / "inputs"
-    inputs.mkdir()
-    old, new = inputs / "old.jpg", inputs / "new.jpg"
-    old.write_bytes(b"x")
-    new.write_bytes(b"x")
-    ten_days_ago = time.time() - 10 * 86_400
-    os.utime(old, (ten_days_ago, ten_days_ago))
-    assert purge_inputs(tmp_path, 7) == 1
-    assert not old.exists() and new.exists()
