@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from mirrago.datadir import copy_atomically, write_atomically
+from mirrago.errors import BatchFileError
 from mirrago.workbook import MB, SAVE_AS_CSV, xlsx_records
 
 if TYPE_CHECKING:
@@ -36,10 +37,6 @@ MAX_IMPORT_BYTES = 25 * MB  # an upload on the page: ~100,000 rows of long links
 CLI_MAX_BYTES = 100 * MB
 MAX_CELL_CHARS = 2_048  # a link, a file name, a background or a user name
 ECHO_CHARS = 40  # what a message repeats of a user's cell (`shorten`)
-
-
-class BatchFileError(ValueError):
-    """The input file cannot be read at all (missing, a folder, unreadable)."""
 
 
 IMAGE_COLUMNS = ("target_image_url", "garment_image_url")

@@ -1,11 +1,13 @@
-"""Every error the client side raises, and the one mapping from an HTTP answer to a worded error.
+"""Every error Mirrago Studio raises, and the one mapping from an HTTP answer to a worded error.
 
 The hierarchy follows openai-python's `_exceptions.py`: one base (`MirragoError`), a class per
 status a caller acts on differently, and connection errors whose names shadow no builtin
 (`ServiceConnectionError`, `ServiceTimeoutError`), so `except ConnectionError` anywhere in the
 code means Python's own. `error_from_response` and `error_from_transport` turn a non-2xx answer
 or a failed send into one of them, as replicate-python's `ReplicateError.from_response` does;
-the client only sends, and raises what they return.
+the client only sends, and raises what they return. The other parts' errors live here too
+(the ledger's, a batch file's, the outbound policy's, the CLI's); the sandbox, a separate
+server, keeps its own.
 
 `str(error)` is a sentence a user can act on. No secret or token is ever part of a message: the
 caller passes its secrets, and the server's words are scrubbed of them.
@@ -17,31 +19,34 @@ import email.utils
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
-import requests
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    MaxRetryError,
-    NewConnectionError,
-    ReadTimeoutError,
-)
-
 from mirrago.models import error_text
+
+# requests and urllib3 load on first use: `mirrago --help` imports this module (the CLI's
+# errors are here) and must stay fast.
+if TYPE_CHECKING:
+    import requests
 
 __all__ = [
     "AuthenticationError",
     "BadRequestError",
+    "BatchFileError",
+    "FetchError",
     "ImageError",
     "InsufficientCreditsError",
+    "LedgerError",
+    "LedgerUnavailableError",
     "MirragoError",
     "NotFoundError",
     "RateLimitError",
+    "RefusedAddress",
     "ServerError",
     "ServiceConnectionError",
     "ServiceTimeoutError",
     "SubmissionUncertainError",
+    "UsageError",
     "display_url",
     "error_from_response",
     "error_from_transport",
@@ -131,6 +136,44 @@ class SubmissionUncertainError(MirragoError):
 
 class ImageError(MirragoError):
     """An input image is unusable (empty, not an image, truncated, too large, a bomb)."""
+
+
+# ------------------------------------------------ the other parts' errors (one home for all)
+
+
+class LedgerError(MirragoError):
+    """The ledger cannot be opened or used (unreachable database, a schema from the future)."""
+
+
+class LedgerUnavailableError(LedgerError):
+    """The database did not answer (locked past its busy timeout, down, restarting, the network
+    to it broken). Nothing was changed; the same call may simply be made again later."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(f"The job ledger at {where} is unreachable ({reason}).")
+        self.reason = reason
+
+
+class BatchFileError(ValueError):
+    """The input file cannot be read at all (missing, a folder, unreadable)."""
+
+
+class FetchError(Exception):
+    """The URL cannot be fetched; the message says why, in words for the person who sent it."""
+
+
+class RefusedAddress(FetchError):
+    """The URL's host is, or resolves to, an address the policy does not allow. The message is
+    the policy's one refusal; `host` and `address` are for logs, never for the user."""
+
+    def __init__(self, message: str, host: str, address: str):
+        super().__init__(message)
+        self.host = host
+        self.address = address
+
+
+class UsageError(Exception):
+    """Bad command-line input: exit 2, nothing submitted."""
 
 
 # --------------------------------------------------------------------- builders
@@ -323,6 +366,9 @@ def error_from_transport(
     A request that is not `idempotent` and may have reached the server (a read timeout, a
     connection broken after sending) gives a `SubmissionUncertainError`.
     """
+    import requests
+    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
+
     reason = _root_reason(exc)
     never_sent = isinstance(reason, ConnectTimeoutError | NewConnectionError)
     timed_out = isinstance(reason, ReadTimeoutError) or isinstance(exc, requests.ReadTimeout)
@@ -357,6 +403,8 @@ def error_from_transport(
 
 def _root_reason(exc: BaseException) -> BaseException | None:
     """The urllib3 error inside a requests exception (through MaxRetryError)."""
+    from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, ReadTimeoutError
+
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:

@@ -38,6 +38,8 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
+from mirrago.errors import FetchError, RefusedAddress
+
 MAX_REDIRECTS = 5
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 REFUSED_MESSAGE = (
@@ -50,20 +52,6 @@ _FALSE = ("", "0", "false", "no", "off")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-class FetchError(Exception):
-    """The URL cannot be fetched; the message says why, in words for the person who sent it."""
-
-
-class RefusedAddress(FetchError):
-    """The URL's host is, or resolves to, an address the policy does not allow. The message is
-    the policy's one refusal; `host` and `address` are for logs, never for the user."""
-
-    def __init__(self, message: str, host: str, address: str):
-        super().__init__(message)
-        self.host = host
-        self.address = address
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:

@@ -13,8 +13,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from mirrago.cli.common import EXIT_BAD_INPUT, UsageError, fail
+from mirrago.cli.common import EXIT_BAD_INPUT, fail
 from mirrago.cli.parser import build_parser
+from mirrago.errors import UsageError
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -25,13 +25,12 @@ from mirrago.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_JOB_FAILED,
     EXIT_OK,
-    UsageError,
     print_migration_notes,
 )
 from mirrago.cli.progress import BatchProgressBar
 from mirrago.config import load_settings
 from mirrago.durations import duration_text
-from mirrago.errors import MirragoError
+from mirrago.errors import MirragoError, UsageError
 from mirrago.ledger import ACTIVE_STATES, BatchRecord, JobState, Ledger, LedgerUnavailableError
 from mirrago.services import Services, open_services
 

@@ -1,4 +1,4 @@
-"""What every `mirrago` command shares: the exit codes, the bad-input error, the one-line
+"""What every `mirrago` command shares: the exit codes, the one-line
 failure message, and the ledger's migration notes."""
 
 from __future__ import annotations
@@ -8,6 +8,8 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mirrago.errors import UsageError
+
 if TYPE_CHECKING:  # the parser imports this module: `mirrago --help` must not load the ledger
     from mirrago.ledger import Ledger
 
@@ -16,10 +18,6 @@ EXIT_JOB_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_SERVICE = 3
 EXIT_INTERRUPTED = 130
-
-
-class UsageError(Exception):
-    """Bad command-line input: exit 2, nothing submitted."""
 
 
 def fail(error: BaseException, code: int, debug: bool, text: str | None = None) -> int:

@@ -9,8 +9,8 @@ import sys
 from collections.abc import Callable
 
 from mirrago.batchfile import BatchFileError
-from mirrago.cli.common import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_SERVICE, UsageError, fail
-from mirrago.errors import BadRequestError, ImageError, MirragoError
+from mirrago.cli.common import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_SERVICE, fail
+from mirrago.errors import BadRequestError, ImageError, MirragoError, UsageError
 
 Command = Callable[[argparse.Namespace], int]
 

@@ -7,9 +7,10 @@ import argparse
 from pathlib import Path
 
 from mirrago import export
-from mirrago.cli.common import EXIT_OK, UsageError, check_out_path
+from mirrago.cli.common import EXIT_OK, check_out_path
 from mirrago.config import load_settings
 from mirrago.datadir import atomic_target
+from mirrago.errors import UsageError
 from mirrago.ledger import BatchRecord, Ledger
 
 

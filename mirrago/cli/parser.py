@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mirrago import __version__
 from mirrago.batchfile import BACKGROUNDS
-from mirrago.cli.common import UsageError
+from mirrago.errors import UsageError
 
 # What `add_subparsers` returns: argparse gives it no public name.
 Commands = argparse._SubParsersAction

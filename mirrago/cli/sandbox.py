@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from mirrago.cli.common import EXIT_OK, UsageError
+from mirrago.cli.common import EXIT_OK
+from mirrago.errors import UsageError
 from mirrago.sandbox.server import SandboxConfig, openapi_json, serve
 
 

@@ -14,11 +14,16 @@ from mirrago.batchfile import is_url, iso
 from mirrago.cli.common import (
     EXIT_JOB_FAILED,
     EXIT_OK,
-    UsageError,
     check_out_path,
     print_migration_notes,
 )
-from mirrago.errors import AuthenticationError, ImageError, InsufficientCreditsError, MirragoError
+from mirrago.errors import (
+    AuthenticationError,
+    ImageError,
+    InsufficientCreditsError,
+    MirragoError,
+    UsageError,
+)
 from mirrago.images import prepare_image
 from mirrago.ledger import JobInput, JobRecord, JobState, Origin
 from mirrago.runner import Runner

@@ -12,22 +12,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from mirrago.errors import MirragoError
+from mirrago.errors import LedgerError, LedgerUnavailableError
 
 UNKNOWN_BACKEND = "unknown"  # rows recorded before ledgers knew their backend (schema 1)
 
 
-class LedgerError(MirragoError):
-    """The ledger cannot be opened or used (unreachable database, a schema from the future)."""
-
-
-class LedgerUnavailableError(LedgerError):
-    """The database did not answer (locked past its busy timeout, down, restarting, the network
-    to it broken). Nothing was changed; the same call may simply be made again later."""
-
-    def __init__(self, where: str, reason: str) -> None:
-        super().__init__(f"The job ledger at {where} is unreachable ({reason}).")
-        self.reason = reason
+__all__ = ["LedgerError", "LedgerUnavailableError"]  # re-exported: defined in mirrago.errors
 
 
 class Origin(enum.StrEnum):
