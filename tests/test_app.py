@@ -175,6 +175,14 @@ def test_recent_try_ons_list_jobs_and_open_one(app: AppTest):
     assert app.query_params["job"] == str(first.id)
 
 
+def test_recent_try_ons_offer_see_all_which_opens_the_usage_history(app: AppTest):
+    app.button(key="tryon-generate").click().run()
+    see_all = app.button(key="tryon-see-all-button")
+    assert see_all.label == "See all"
+    see_all.click().run()
+    assert any(heading.value == "Usage" for heading in app.title)
+
+
 # ---------------------------------------------------------------------------- inputs
 
 

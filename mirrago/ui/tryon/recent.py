@@ -193,7 +193,7 @@ def _card(
         )
 
 
-_USAGE_PAGE = Path(__file__).resolve().parents[2] / "pages" / "usage.py"
+_USAGE_PAGE = Path(__file__).resolve().parents[3] / "pages" / "usage.py"  # beside mirrago/
 
 
 def _see_all(shown: int, limit: int) -> None:
