@@ -1,6 +1,7 @@
 """Where the credits went and where they are going: the Usage page's and `mirrago usage`'s
-figures. `queries` holds the SQL over the ledger's tables (readings in the server's order, jobs,
-history, exports); `figures` makes the balance, burn rates, forecast and statement from them.
+figures. `queries` holds the SQL over the ledger's tables (readings in the server's order,
+jobs), `history` the history of jobs and its export; `figures` makes the balance, burn rates,
+forecast and statement from them.
 Callers use the names below: `from mirrago import usage; usage.latest_balance(ledger)`.
 """
 
@@ -22,6 +23,13 @@ from mirrago.usage.figures import (
     statement,
     statement_csv,
 )
+from mirrago.usage.history import (
+    HistoryFilter,
+    history_count,
+    history_csv,
+    history_page,
+    usernames,
+)
 from mirrago.usage.queries import (
     BURST_GAP,
     BURST_JUMP,
@@ -31,7 +39,6 @@ from mirrago.usage.queries import (
     OUTCOMES,
     PASS_VERDICTS,
     Activity,
-    HistoryFilter,
     Period,
     activity,
     batch_choices,
@@ -39,11 +46,7 @@ from mirrago.usage.queries import (
     breakdown,
     data_version,
     has_activity,
-    history_count,
-    history_csv,
-    history_page,
     jobs_per_day,
-    usernames,
 )
 
 __all__ = [

@@ -20,13 +20,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from mirrago.ledger import Ledger
+from mirrago.usage.history import csv_text
 from mirrago.usage.queries import (
     CREDITS_PER_TRY_ON,
     Period,
     as_date,
     as_time,
     balance_series,
-    csv_text,
     day_totals,
     failed_on_server,
     latest_reading,

@@ -1,5 +1,6 @@
 """The Usage page's SQL over the ledger's tables: the credit readings in the server's order, jobs
-by day, outcome and source, the history with its filters, and the exports built from them.
+by day, outcome and source, and the batches to mark or choose. The history of jobs and its
+export are in history.py.
 
 Readings are recorded after the submission's answer arrives, so concurrent submissions can be
 recorded a moment out of the server's order: readings less than `BURST_GAP` seconds apart whose
@@ -13,16 +14,12 @@ Days are UTC days. The figures made from the readings are in figures.py.
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
-from mirrago.export import defuse_formula
 from mirrago.ledger import (
     FINAL_STATES,
     JobState,
@@ -82,20 +79,6 @@ class Activity:
     p50: float | None  # seconds
     p95: float | None
     jobs: int
-
-
-@dataclass(frozen=True)
-class HistoryFilter:
-    period: Period
-    search: str = ""
-    states: tuple[str, ...] = ()
-    username: str | None = None  # the person filter, on `person`'s column
-    batch_id: int | None = None
-    person: str = "username"  # "owner" when the app has sign-in
-    # With sign-in a job's inputs, result and details are its owner's only: then `viewer` is
-    # the signed-in owner, and other people's rows show (and are searched by) public fields.
-    private: bool = False
-    viewer: str | None = None
 
 
 # --------------------------------------------------------------------------- dialect helpers
@@ -296,7 +279,7 @@ def balance_series(
 # --------------------------------------------------------------------------- jobs
 
 
-def _source_label() -> Any:
+def source_label() -> Any:
     """`Origin.label` in SQL: a source that is no `Origin` value is a CLI batch's folder."""
     return sa.case(
         (batches.c.private == sa.true(), Origin.CLI_BATCH.label),  # only CLI batches are private
@@ -305,7 +288,7 @@ def _source_label() -> Any:
     )
 
 
-def _in_period(column: Any, period: Period) -> sa.ColumnElement[bool]:
+def in_period(column: Any, period: Period) -> sa.ColumnElement[bool]:
     clauses = [column < period.until]
     if period.since is not None:
         clauses.append(column >= period.since)
@@ -318,7 +301,7 @@ def jobs_per_day(ledger: Ledger, period: Period) -> list[tuple[date, str, int]]:
         day = _day(conn, jobs.c.created_at)
         query = (
             sa.select(day, jobs.c.state, sa.func.count())
-            .where(jobs.c.state.in_(OUTCOMES), _in_period(jobs.c.created_at, period))
+            .where(jobs.c.state.in_(OUTCOMES), in_period(jobs.c.created_at, period))
             .group_by(day, jobs.c.state)
             .order_by(day)
         )
@@ -338,7 +321,7 @@ def _percentiles(conn: sa.Connection, period: Period) -> tuple[float | None, flo
             jobs.c.state == JobState.COMPLETED.value,
             jobs.c.submitted_at.is_not(None),
             jobs.c.finished_at.is_not(None),
-            _in_period(jobs.c.created_at, period),
+            in_period(jobs.c.created_at, period),
         )
         .cte("usage_durations")
     )
@@ -362,7 +345,7 @@ def activity(ledger: Ledger, period: Period) -> Activity:
         counts = {state: 0 for state in OUTCOME_ORDER}
         query = (
             sa.select(jobs.c.state, sa.func.count())
-            .where(_in_period(jobs.c.created_at, period))
+            .where(in_period(jobs.c.created_at, period))
             .group_by(jobs.c.state)
         )
         total = 0
@@ -380,7 +363,7 @@ def breakdown(ledger: Ledger, period: Period, by: str) -> list[dict[str, Any]]:
     """Jobs in the period grouped `by` "source", "username", "owner" (when recorded) or
     "batch": jobs, completed, failed, credits, success rate and review pass rate."""
     if by == "source":
-        key: Any = _source_label()
+        key: Any = source_label()
     elif by in ("username", "owner"):
         key = sa.func.coalesce(jobs.c[by], "(none)")
     elif by == "batch":
@@ -418,7 +401,7 @@ def breakdown(ledger: Ledger, period: Period, by: str) -> list[dict[str, Any]]:
     query = (
         sa.select(*columns)
         .select_from(jobs.join(batches, jobs.c.batch_id == batches.c.id))
-        .where(_in_period(jobs.c.created_at, period))
+        .where(in_period(jobs.c.created_at, period))
         .group_by(key)
         .order_by(sa.func.count().desc(), key)
     )
@@ -444,146 +427,6 @@ def breakdown(ledger: Ledger, period: Period, by: str) -> list[dict[str, Any]]:
     return table
 
 
-# --------------------------------------------------------------------------- history
-
-
-def _history_query(filters: HistoryFilter) -> sa.Select[Any]:
-    mine = sa.true() if not filters.private else jobs.c.owner == filters.viewer
-
-    def shown(column: Any, name: str) -> Any:
-        return (column if not filters.private else sa.case((mine, column))).label(name)
-
-    private = ("target", "garment", "result_path", "thumbnail_path", "error", "username")
-    columns = [
-        jobs.c.id,
-        jobs.c.created_at,
-        _source_label().label("source"),
-        batches.c.source.label("origin"),
-        jobs.c.batch_id,
-        batches.c.name.label("batch"),
-        jobs.c.owner,
-        jobs.c.state,
-        jobs.c.job_id,
-        jobs.c.submitted_at,
-        jobs.c.finished_at,
-        jobs.c.deleted_at,
-        *(shown(jobs.c[name], name) for name in private),
-    ]
-    query = (
-        sa.select(*columns)
-        .select_from(jobs.join(batches, jobs.c.batch_id == batches.c.id))
-        .where(_in_period(jobs.c.created_at, filters.period))
-    )
-    if filters.states:
-        query = query.where(jobs.c.state.in_(list(filters.states)))
-    if filters.username:
-        query = query.where(jobs.c[filters.person] == filters.username)
-        if filters.person == "username":  # other people's usernames are theirs to see
-            query = query.where(mine)
-    if filters.batch_id is not None:
-        query = query.where(jobs.c.batch_id == filters.batch_id)
-    text = filters.search.strip().lower()
-    if text:
-        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-        def like(column: Any) -> Any:
-            return sa.func.lower(column).like(pattern, escape="\\")
-
-        public = sa.or_(like(jobs.c.job_id), like(batches.c.name))
-        own = sa.and_(mine, sa.or_(*(like(jobs.c[name]) for name in private)))
-        query = query.where(sa.or_(public, own))
-    return query
-
-
-def history_count(ledger: Ledger, filters: HistoryFilter) -> int:
-    query = sa.select(sa.func.count()).select_from(_history_query(filters).subquery())
-    with ledger.read_connection() as conn:
-        return int(conn.execute(query).scalar() or 0)
-
-
-def history_page(ledger: Ledger, filters: HistoryFilter, page: int, size: int) -> list[dict]:
-    """One page (from 1) of the filtered history, newest first."""
-    query = _history_query(filters).order_by(jobs.c.id.desc()).limit(size)
-    query = query.offset(max(0, page - 1) * size)
-    with ledger.read_connection() as conn:
-        return [dict(row) for row in conn.execute(query).mappings()]
-
-
-def usernames(ledger: Ledger, person: str = "username", viewer: str | None = None) -> list[str]:
-    """The people the history can be filtered by: owners, or usernames (the viewer's own only
-    when `viewer` is given: other people's usernames are details of their try-ons)."""
-    column = jobs.c[person]
-    query = sa.select(column).where(column.is_not(None)).group_by(column).order_by(column)
-    if viewer is not None and person == "username":
-        query = query.where(jobs.c.owner == viewer)
-    with ledger.read_connection() as conn:
-        return [str(name) for name in conn.execute(query).scalars()]
-
-
-# --------------------------------------------------------------------------- exports
-
-
-def csv_text(header: list[str], rows: Iterator[list[Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow(["" if value is None else _cell(value) for value in row])
-    return buffer.getvalue()
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return as_time(value).isoformat(timespec="seconds")
-    # Spreadsheets run cells that start like a formula: keep them text (the one rule).
-    return defuse_formula(value) if isinstance(value, str) else value
-
-
-def history_csv(ledger: Ledger, filters: HistoryFilter) -> str:
-    """The filtered history (every page), newest first, as CSV."""
-    header = [
-        "row",
-        "created_at",
-        "source",
-        "batch_id",
-        "batch",
-        "owner",
-        "username",
-        "state",
-        "job_id",
-        "target",
-        "garment",
-        "result_path",
-        "error",
-        "submitted_at",
-        "finished_at",
-    ]
-    query = _history_query(filters).order_by(jobs.c.id.desc())
-
-    def rows(conn: sa.Connection) -> Iterator[list[Any]]:
-        for row in conn.execution_options(yield_per=1000).execute(query).mappings():
-            yield [
-                row["id"],
-                row["created_at"],
-                row["source"],
-                row["batch_id"],
-                row["batch"],
-                row["owner"],
-                row["username"],
-                row["state"],
-                row["job_id"],
-                row["target"],
-                row["garment"],
-                row["result_path"],
-                row["error"],
-                row["submitted_at"],
-                row["finished_at"],
-            ]
-
-    with ledger.read_connection() as conn:
-        return csv_text(header, rows(conn))
-
-
 def batch_marks(ledger: Ledger, period: Period, limit: int = 40) -> list[tuple[datetime, str, int]]:
     """Batches of more than one job started in the period, to mark on the chart:
     (start, "#id name", jobs), the largest `limit` of them, by start."""
@@ -591,7 +434,7 @@ def batch_marks(ledger: Ledger, period: Period, limit: int = 40) -> list[tuple[d
     query = (
         sa.select(batches.c.id, batches.c.name, batches.c.created_at, size)
         .select_from(batches.join(jobs, jobs.c.batch_id == batches.c.id))
-        .where(_in_period(batches.c.created_at, period))
+        .where(in_period(batches.c.created_at, period))
         .group_by(batches.c.id, batches.c.name, batches.c.created_at)
         .having(size > 1)
         .order_by(size.desc(), batches.c.id.desc())
