@@ -66,16 +66,18 @@ def build(data_dir: Path, rows: int) -> int:
 
 
 def _export_child(data_dir: str, batch_id: int, kind: str, queue: multiprocessing.Queue) -> None:
-    from mirrago import export
+    from mirrago.export import read_and_remove
     from mirrago.ledger import Ledger
 
     ledger = Ledger(f"sqlite:///{Path(data_dir) / 'ledger.sqlite3'}")
     ledger.jobs(batch_id=batch_id)  # warm: the idle app has its ledger open
     before = _vm("VmRSS")
     start = time.perf_counter()
-    make = export.html_file if kind == "html" else export.zip_file
+    from mirrago.review import exports, report
+
+    make = report.html_file if kind == "html" else exports.zip_file
     path = make(ledger, batch_id)
-    data = export.read_and_remove(path)
+    data = read_and_remove(path)
     seconds = time.perf_counter() - start
     queue.put(
         {"kind": kind, "seconds": seconds, "mb": _vm("VmHWM") - before, "size_mb": len(data) / 1e6}

@@ -29,11 +29,14 @@ from mirrago.models import error_text
 if TYPE_CHECKING:
     import requests
 
+    from mirrago.ledger.records import ReviewRecord
+
 __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BatchFileError",
     "FetchError",
+    "ExportError",
     "ImageError",
     "InsufficientCreditsError",
     "LedgerError",
@@ -42,6 +45,8 @@ __all__ = [
     "NotFoundError",
     "RateLimitError",
     "RefusedAddress",
+    "ReviewConflict",
+    "ReviewError",
     "ServerError",
     "ServiceConnectionError",
     "ServiceTimeoutError",
@@ -152,6 +157,28 @@ class LedgerUnavailableError(LedgerError):
     def __init__(self, where: str, reason: str) -> None:
         super().__init__(f"The job ledger at {where} is unreachable ({reason}).")
         self.reason = reason
+
+
+class ReviewConflict(MirragoError):
+    """A verdict or an undo not applied: the row holds another verdict than the one the
+    reviewer saw (`theirs`: who judged it, what and when). Nothing was changed."""
+
+    def __init__(self, theirs: ReviewRecord) -> None:
+        who = (theirs.reviewer or "Someone without a name")[:40]  # a name as typed: cut short
+        when = theirs.at.strftime("%Y-%m-%d %H:%M UTC")
+        super().__init__(
+            f"{who} judged this result {theirs.verdict.capitalize()} at {when}, after your view "
+            "of it was drawn. Keep their verdict, or give yours again to replace it."
+        )
+        self.theirs = theirs
+
+
+class ReviewError(MirragoError):
+    """A verdict that cannot be given as asked (one line, saying what to do)."""
+
+
+class ExportError(MirragoError):
+    """An export cannot be made (an unknown batch, say): one line saying what to do."""
 
 
 class BatchFileError(ValueError):

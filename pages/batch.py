@@ -17,12 +17,11 @@ from mirrago.ui.batch.gallery import detail, gallery
 from mirrago.ui.batch.history import history
 from mirrago.ui.batch.input import input_section
 from mirrago.ui.batch.run import controls, figures, header, open_batch, opened_batch
-from mirrago.ui.review.hooks import install as install_review
+from mirrago.ui.review.gallery_extras import card_verdict, detail_verdict, verdict_filter
 from mirrago.ui.review.workspace import review_workspace
 from mirrago.ui.routing import ensure_routed
 
 ensure_routed()
-install_review()  # verdicts on cards, in the detail dialog and in the filters
 
 VIEW_KEY = "batch-view"
 VIEWS = {
@@ -31,6 +30,11 @@ VIEWS = {
     "review": ":material/rate_review: Review & reports",
     "history": ":material/history: Past batches",
 }
+# What other features add to the gallery: the review's verdict filters, Pass/Fail on each card
+# and the verdict bar in the detail dialog.
+GALLERY_FILTERS = (verdict_filter,)
+CARD_EXTRAS = (card_verdict,)
+DETAIL_EXTRAS = (detail_verdict,)
 LIVE_REFRESH = 1.5  # seconds between looks at the ledger while a batch is active
 TO_TOP_KEY = "batch-to-top"
 # Streamlit keeps the main area's scroll position across views: after Run (clicked at the
@@ -68,12 +72,12 @@ def _results(services: Services, batch: BatchRecord) -> None:
         figures(progress)
         controls(services, current, rows, progress)
         st.divider()
-        gallery(services, rows)
+        gallery(services, rows, filters=GALLERY_FILTERS, card_extras=CARD_EXTRAS)
         if st.session_state.get(was_active_key) and not progress.active:
             st.rerun(scope="app")  # finished: one full run, then the page stops ticking
 
     live()
-    detail(services)
+    detail(services, detail_extras=DETAIL_EXTRAS)
 
 
 services = session.current_services()

@@ -47,6 +47,23 @@ def test_no_class_in_mirrago_is_named_after_a_builtin_exception():
     assert shadowing == []
 
 
+def test_every_error_class_outside_the_sandbox_is_defined_in_mirrago_errors():
+    # One home for errors; the sandbox is a separate server and keeps its own.
+    elsewhere = []
+    for name in _mirrago_modules():
+        if name.startswith("mirrago.sandbox"):
+            continue
+        for attribute, value in vars(importlib.import_module(name)).items():
+            if (
+                inspect.isclass(value)
+                and issubclass(value, BaseException)
+                and value.__module__ == name
+                and name != "mirrago.errors"
+            ):
+                elsewhere.append(f"{name}.{attribute}")
+    assert elsewhere == []
+
+
 def test_every_error_class_is_exported_from_mirrago_errors():
     from mirrago import errors
 

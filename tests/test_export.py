@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from review_data import finished_batch, grid_pairs
 
-from mirrago import export, review
+from mirrago import review
 from mirrago.cli import main
 from mirrago.config import Settings
 from mirrago.ledger import JobInput, Ledger
+from mirrago.review import exports, report
 
 HOSTILE = '<img src=x onerror=alert(1)> & "quotes"'
 
@@ -42,9 +43,9 @@ def test_the_results_csv_has_every_row_in_input_order_with_every_column(
     ledger: Ledger, tmp_path: Path
 ) -> None:
     batch_id = _reviewed_batch(ledger, tmp_path)
-    data = export.results_csv(ledger, batch_id)
+    data = exports.results_csv(ledger, batch_id)
     header = next(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
-    assert tuple(header) == export.RESULTS_COLUMNS
+    assert tuple(header) == exports.RESULTS_COLUMNS
     rows = _csv(data)
     assert [row["row"] for row in rows] == ["1", "2", "3", "4", "5", "6"]
     assert [row["state"] for row in rows] == ["completed"] * 3 + ["failed"] + ["completed"] * 2
@@ -63,7 +64,7 @@ def test_the_images_zip_names_each_result_and_has_the_manifest(
     ledger: Ledger, tmp_path: Path
 ) -> None:
     batch_id = _reviewed_batch(ledger, tmp_path)
-    path = export.zip_file(ledger, batch_id)
+    path = exports.zip_file(ledger, batch_id)
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
@@ -104,7 +105,7 @@ def test_the_html_report_is_self_contained_and_escapes_every_text(
     ledger: Ledger, tmp_path: Path
 ) -> None:
     batch_id = _reviewed_batch(ledger, tmp_path)
-    path = export.html_file(ledger, batch_id, generated_by="Ana")
+    path = report.html_file(ledger, batch_id, generated_by="Ana")
     try:
         page = path.read_text(encoding="utf-8")
     finally:
@@ -125,13 +126,32 @@ def test_the_html_report_is_self_contained_and_escapes_every_text(
     assert len(parsed.images) >= 5 * 3
 
 
+def test_the_html_report_words_and_colours_verdicts_as_their_badges(
+    ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch_id = _reviewed_batch(ledger, tmp_path)
+    monkeypatch.setitem(review.VERDICT_BADGES, review.PASS, ("Looks right", "blue", ""))
+    monkeypatch.setitem(review.VERDICT_BADGES, review.FAIL, ("Needs work", "orange", ""))
+    out = io.StringIO()
+    report.write_html(ledger, batch_id, out)
+    page = out.getvalue()
+    assert '<span class="badge pass">Looks right</span>' in page
+    assert '<span class="badge fail">Needs work</span>' in page
+    assert ">Pass<" not in page and ">Fail<" not in page
+    blue, orange = report.verdict_colour(review.PASS), report.verdict_colour(review.FAIL)
+    assert blue != orange
+    assert f"--pass:{blue};" in page and f"--fail:{orange};" in page
+    assert f"border-color:{blue}" in page  # the matrix frames a passed result in its colour
+    assert 'title="Row 1: Looks right"' in page
+
+
 def test_the_comparison_csv_has_both_runs_and_the_judgement(ledger: Ledger, tmp_path: Path) -> None:
     pairs = grid_pairs(2, 2)
     left = finished_batch(ledger, tmp_path, pairs, name="left", prefix="l")
     right = finished_batch(ledger, tmp_path, pairs[1:], name="right", prefix="r")
     shared = review.compare_runs(ledger, left.id, right.id)
     review.judge(ledger, left.id, right.id, shared[0].key, "right")
-    rows = _csv(export.comparison_csv(ledger, left.id, right.id))
+    rows = _csv(exports.comparison_csv(ledger, left.id, right.id))
     assert [(r["left_row"], r["right_row"], r["judgement"]) for r in rows] == [
         ("2", "1", "right"),
         ("3", "2", ""),

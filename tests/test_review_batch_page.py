@@ -4,6 +4,7 @@ gallery, and the Review & reports view."""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from mirrago import review
 from mirrago.ledger import BatchRecord, Ledger
+from mirrago.ui.batch import gallery
 
 pytestmark = pytest.mark.app
 
@@ -119,3 +121,20 @@ def test_a_cards_verdict_badge_says_pass_and_fail_as_the_review_panel_does(
     assert any(b.startswith(":green-badge[") and b.endswith(" Pass]") for b in badges), badges
     assert any(b.startswith(":red-badge[") and b.endswith(" Fail]") for b in badges), badges
     assert not [b for b in badges if "[pass]" in b or "[fail]" in b]
+
+
+def test_the_gallery_takes_the_review_tools_as_parameters_and_keeps_no_lists(
+    app_ledger: Ledger, batch: BatchRecord
+) -> None:
+    first = min(app_ledger.jobs(batch_id=batch.id), key=lambda job: job.row_index)
+    at = _page(batch)  # the Batch page ran: whatever it registers at import time is in place
+    assert at.pills(key="batch-filter-verdict").options  # the review's filter, passed in
+    assert at.button(key=f"batch-card-pass-{first.id}").label == "Pass"  # a card's extra
+    lists = [
+        name
+        for name, value in vars(gallery).items()
+        if isinstance(value, (list, dict, set)) and not name.startswith("__")
+    ]
+    assert lists == []  # nothing another module could append to
+    assert {"filters", "card_extras"} <= set(inspect.signature(gallery.gallery).parameters)
+    assert "detail_extras" in inspect.signature(gallery.detail).parameters

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from mirrago import samples
+from mirrago import review, samples
 from mirrago.samples import SAMPLES_DIR, Sample
+from mirrago.sandbox.inputs import sample_files, sample_path
 
 PROVENANCE = (SAMPLES_DIR / "PROVENANCE.md").read_text(encoding="utf-8")
 ALL = samples.persons() + samples.garments()
@@ -108,3 +109,47 @@ def test_find_unknown_name_says_which_names_exist() -> None:
 def test_find_unknown_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="person"):
         samples.find("shoes", "anything")
+
+
+# ------------------------------------------------------------------ which sample an input names
+
+
+def test_by_file_names_a_sample_by_its_folder_and_exact_file_name() -> None:
+    astronaut = samples.find("person", "astronaut")
+    assert samples.by_file("persons", "astronaut.jpg") == astronaut
+    assert samples.by_file("garments", "astronaut.jpg") is None
+    assert samples.by_file("persons", "astronaut") is None
+    assert samples.by_file("persons", "../persons/astronaut.jpg") is None
+    assert samples.by_file("..", "PROVENANCE.md") is None
+
+
+@pytest.mark.parametrize("sample", ALL, ids=_ids)
+def test_lookup_finds_a_sample_by_its_url_and_by_its_path(sample: Sample) -> None:
+    url = f"http://127.0.0.1:8765/samples/{sample.relative_path}"
+    assert samples.lookup(url) == sample
+    assert samples.lookup(url, hosts={"127.0.0.1"}) == sample
+    assert samples.lookup(str(sample.path)) == sample
+    assert samples.lookup(f"/elsewhere/{sample.relative_path}") == sample  # a copied sample
+
+
+def test_lookup_takes_a_url_only_from_the_samples_route_and_the_hosts_given() -> None:
+    astronaut = samples.find("person", "astronaut")
+    assert samples.lookup("https://cdn.example.com/samples/persons/astronaut.jpg") == astronaut
+    assert samples.lookup("http://127.0.0.1/samples/persons/astronaut%2Ejpg") == astronaut
+    on_other_host = "https://cdn.example.com/samples/persons/astronaut.jpg"
+    assert samples.lookup(on_other_host, hosts={"127.0.0.1", "localhost"}) is None
+    assert samples.lookup("https://cdn.example.com/img/persons/astronaut.jpg") is None
+    assert samples.lookup("http://127.0.0.1/samples/persons/nobody.jpg") is None
+    assert samples.lookup("/uploads/persons/nobody.jpg") is None
+    assert samples.lookup("") is None
+
+
+@pytest.mark.parametrize("sample", ALL, ids=_ids)
+def test_the_sandbox_and_the_review_report_name_the_same_sample(sample: Sample) -> None:
+    folder = sample.path.parent.name
+    assert sample_path(folder, sample.path.name) == sample.path
+    assert sample.path in sample_files(folder)
+    assert review.input_label(f"http://127.0.0.1:8765/samples/{sample.relative_path}") == (
+        sample.title
+    )
+    assert review.input_label(str(sample.path)) == sample.title

@@ -6,12 +6,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mirrago import export
 from mirrago.cli.common import EXIT_OK, check_out_path
 from mirrago.config import load_settings
 from mirrago.datadir import atomic_target
 from mirrago.errors import UsageError
 from mirrago.ledger import BatchRecord, Ledger
+from mirrago.review import exports, report
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,16 +26,16 @@ def run(args: argparse.Namespace) -> int:
     try:
         batch = _find_batch(ledger, args.batch)
         for kind, value in wanted:
-            target = Path(value or export.default_name(batch, kind))
+            target = Path(value or exports.default_name(batch, kind))
             check_out_path(target)
             with atomic_target(target) as temporary:
                 if kind == "results":
-                    temporary.write_bytes(export.results_csv(ledger, batch.id))
+                    temporary.write_bytes(exports.results_csv(ledger, batch.id))
                 elif kind == "images":
-                    export.write_zip(ledger, batch.id, temporary)
+                    exports.write_zip(ledger, batch.id, temporary)
                 else:
                     with temporary.open("w", encoding="utf-8") as handle:
-                        export.write_html(ledger, batch.id, handle)
+                        report.write_html(ledger, batch.id, handle)
             print(f"{kind}: {target}")
     finally:
         ledger.close()

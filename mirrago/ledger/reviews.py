@@ -16,7 +16,7 @@ from dataclasses import replace
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from mirrago.errors import MirragoError
+from mirrago.errors import ReviewConflict
 from mirrago.ledger.records import JobState, Judgement, ReviewRecord, review_record, utcnow
 from mirrago.ledger.schema import comparisons, jobs, reviews
 
@@ -29,20 +29,6 @@ class Unchecked(enum.Enum):
 
 
 UNCHECKED = Unchecked.UNCHECKED
-
-
-class ReviewConflict(MirragoError):
-    """A verdict or an undo not applied: the row holds another verdict than the one the
-    reviewer saw (`theirs`: who judged it, what and when). Nothing was changed."""
-
-    def __init__(self, theirs: ReviewRecord) -> None:
-        who = (theirs.reviewer or "Someone without a name")[:40]  # a name as typed: cut short
-        when = theirs.at.strftime("%Y-%m-%d %H:%M UTC")
-        super().__init__(
-            f"{who} judged this result {theirs.verdict.capitalize()} at {when}, after your view "
-            "of it was drawn. Keep their verdict, or give yours again to replace it."
-        )
-        self.theirs = theirs
 
 
 class ReviewsMixin:

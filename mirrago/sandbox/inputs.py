@@ -12,6 +12,7 @@ from urllib.parse import unquote, urlsplit
 
 from PIL import Image
 
+from mirrago import samples
 from mirrago.sandbox import render
 from mirrago.sandbox.config import SandboxConfig, SandboxError
 from mirrago.sandbox.urlguard import FetchError, fetch_public
@@ -20,9 +21,7 @@ from mirrago.sandbox.urlguard import FetchError, fetch_public
 IMAGE_FORMATS = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp"}
 MAX_PIXELS = 50_000_000  # refuse decompression bombs before decoding them
 URL_TIMEOUT = (3.05, 10.0)  # (connect, read) seconds for fetching image URLs
-SAMPLES_DIR = Path(__file__).parents[1] / "samples"
 SAMPLE_KINDS = ("persons", "garments")
-SAMPLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.(?:jpe?g|png|webp)$", re.IGNORECASE)
 # Background values: keep-words, the named choices, true (white) and #rgb[a]/#rrggbb[aa].
 BACKGROUND_PATTERN = (
     r"^\s*(original|false|none|keep|no|0|white|studio|true"
@@ -96,23 +95,20 @@ def check_background(value: object) -> None:
 
 
 def sample_files(kind: str) -> list[Path]:
-    """The shipped sample images of `kind` (persons or garments), by name."""
-    folder = SAMPLES_DIR / kind
-    if not folder.is_dir():
+    """The shipped sample images of `kind` (persons or garments), by file name."""
+    if kind not in SAMPLE_KINDS:
         return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and SAMPLE_NAME.match(p.name))
+    listed = samples.persons() if kind == "persons" else samples.garments()
+    return sorted((sample.path for sample in listed), key=lambda path: path.name)
 
 
 def sample_path(kind: str, name: str) -> Path | None:
-    """The sample file, or None; names are matched against a strict pattern and the resolved
-    path must stay inside the samples folder, so no traversal gets out."""
-    if kind not in SAMPLE_KINDS or not SAMPLE_NAME.match(name):
+    """The sample file, or None; only a listed sample's exact name matches (`samples.by_file`),
+    so no traversal gets out of the samples folder."""
+    if kind not in SAMPLE_KINDS:
         return None
-    folder = (SAMPLES_DIR / kind).resolve()
-    path = (folder / name).resolve()
-    if path.parent != folder or not path.is_file():
-        return None
-    return path
+    sample = samples.by_file(kind, name)
+    return sample.path if sample is not None and sample.path.is_file() else None
 
 
 def _megabytes(size: int) -> str:

@@ -71,19 +71,8 @@ _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 def sample_for(value: str, backend: Backend) -> samples.Sample | None:
     """The shipped sample a job input refers to: a sandbox `/samples/...` URL (this sandbox,
     or one from an earlier run on this machine) or a sample's local path."""
-    parts = urlsplit(value)
-    if parts.scheme in ("http", "https"):
-        hosts = _LOOPBACK | {urlsplit(backend.base_url).hostname or ""}
-        folder = Path(parts.path).parent
-        if parts.hostname not in hosts or folder.parent != Path("/samples"):
-            return None
-        path = Path(parts.path)
-    else:
-        path = Path(value)
-    for sample in samples.persons() + samples.garments():
-        if (sample.path.parent.name, sample.path.name) == (path.parent.name, path.name):
-            return sample
-    return None
+    hosts = _LOOPBACK | {urlsplit(backend.base_url).hostname or ""}
+    return samples.lookup(value, hosts=hosts)
 
 
 def local_image(value: str, backend: Backend) -> bytes | None:

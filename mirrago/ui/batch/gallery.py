@@ -2,15 +2,16 @@
 the detail dialog (full-size result, before/after, inputs, metadata, download; Previous/Next
 through the filtered results without closing it).
 
-Extension points for the review issue: `FILTERS` (extra filters drawn in the filter bar),
-`CARD_EXTRAS` (drawn at the bottom of every card) and `DETAIL_EXTRAS` (drawn in the dialog
-under the result: the review controls live there). Each is a list of callables; append to it.
+Other features add to it through parameters, never by changing this module's state: `filters`
+(drawn in the filter bar, each narrowing the rows), `card_extras` (drawn at the bottom of every
+card) and `detail_extras` (drawn in the dialog beside the result). The Batch page passes the
+review's (`mirrago.ui.review.gallery_extras`).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import streamlit as st
@@ -38,10 +39,9 @@ DETAIL_POS_KEY = "batch-detail-pos"  # which of them the dialog shows (None: clo
 
 # (rows, services) -> rows: draws its own widget in the filter bar (keys "batch-filter-...").
 GalleryFilter = Callable[[list[JobRecord], Services], list[JobRecord]]
-FILTERS: list[GalleryFilter] = []
-# (services, row) -> None: drawn at the bottom of each card / in the detail dialog.
-CARD_EXTRAS: list[Callable[[Services, JobRecord], None]] = []
-DETAIL_EXTRAS: list[Callable[[Services, JobRecord], None]] = []
+# (services, row) -> None: draws its widgets for one row (keys naming the row's id), at the
+# bottom of a card or in the detail dialog.
+RowExtra = Callable[[Services, JobRecord], None]
 
 
 def _label_filter(
@@ -54,8 +54,10 @@ def _label_filter(
     return [row for row in rows if value(row) in chosen] if chosen else rows
 
 
-def filter_bar(services: Services, rows: list[JobRecord]) -> list[JobRecord]:
-    """State, username, person, garment; sort; and the extra FILTERS. Returns the rows shown."""
+def filter_bar(
+    services: Services, rows: list[JobRecord], filters: Sequence[GalleryFilter] = ()
+) -> list[JobRecord]:
+    """State, username, person, garment; sort; and the extra `filters`. Returns the rows shown."""
     backend = services.backend
     with st.container(horizontal=True, key="batch-filters"):
         states = [state for state in JobState if any(row.state is state for row in rows)]
@@ -83,7 +85,7 @@ def filter_bar(services: Services, rows: list[JobRecord]) -> list[JobRecord]:
             "batch-filter-garment",
             lambda row: _input_label(row.garment, backend, "garment"),
         )
-        for extra in FILTERS:
+        for extra in filters:
             rows = extra(rows, services)
         order = st.segmented_control(
             "Sort", ["Row", "Newest"], default="Row", required=True, key="batch-sort"
@@ -108,8 +110,8 @@ def _placeholder(hint: str) -> str:
     return data_url(empty_frame(THUMB_SIZE, hint=hint))
 
 
-def card(services: Services, row: JobRecord) -> bool:
-    """One result card; True when its Open button was clicked."""
+def card(services: Services, row: JobRecord, extras: Sequence[RowExtra] = ()) -> bool:
+    """One result card, `extras` drawn at its bottom; True when its Open button was clicked."""
     backend = services.backend
     with st.container(border=True, key=f"batch-card-{row.id}"):
         thumb = result_thumb(row.thumbnail_path, row.result_path)
@@ -129,7 +131,7 @@ def card(services: Services, row: JobRecord) -> bool:
             st.caption(md_text(row.username[:60]))
         if row.error and row.state is not JobState.COMPLETED:
             st.caption(md_text(row.error[:160]))
-        for extra in CARD_EXTRAS:
+        for extra in extras:
             extra(services, row)
         return st.button(
             "Open",
@@ -140,9 +142,16 @@ def card(services: Services, row: JobRecord) -> bool:
         )
 
 
-def gallery(services: Services, rows: list[JobRecord]) -> None:
-    """Filters, the paged grid; a card's Open button opens the detail dialog."""
-    shown = filter_bar(services, rows)
+def gallery(
+    services: Services,
+    rows: list[JobRecord],
+    *,
+    filters: Sequence[GalleryFilter] = (),
+    card_extras: Sequence[RowExtra] = (),
+) -> None:
+    """Filters (the built-in ones, then `filters`), the paged grid of cards (each with
+    `card_extras`); a card's Open button opens the detail dialog."""
+    shown = filter_bar(services, rows, filters)
     if not shown:
         st.caption("No results match these filters.")
         return
@@ -154,7 +163,7 @@ def gallery(services: Services, rows: list[JobRecord]) -> None:
     st.caption(f"Showing {start + 1}–{min(start + PAGE_SIZE, len(shown))} of {len(shown):,}")
     with st.grid("auto", min_column_width=200, gap="small", key="batch-grid"):
         for index, row in enumerate(shown[start : start + PAGE_SIZE], start=start):
-            if card(services, row):
+            if card(services, row, card_extras):
                 st.session_state[DETAIL_IDS_KEY] = [r.id for r in shown]
                 st.session_state[DETAIL_POS_KEY] = index
                 st.rerun(scope="app")
@@ -171,7 +180,7 @@ def _step(delta: int) -> None:
 
 
 @st.dialog("Result", width="large", on_dismiss=_close_detail)
-def _detail_dialog(services: Services) -> None:
+def _detail_dialog(services: Services, extras: Sequence[RowExtra]) -> None:
     ids = st.session_state.get(DETAIL_IDS_KEY) or []
     position = st.session_state.get(DETAIL_POS_KEY) or 0
     row = services.ledger.job(ids[position]) if ids else None
@@ -209,7 +218,7 @@ def _detail_dialog(services: Services) -> None:
             if row.error:
                 st.text(row.error)
     with info_col:
-        for extra in DETAIL_EXTRAS:
+        for extra in extras:
             extra(services, row)
         _inputs(services, row)
         if row.state is not JobState.COMPLETED:  # a completed result has its own details
@@ -229,7 +238,8 @@ def _inputs(services: Services, row: JobRecord) -> None:
             st.text(value)
 
 
-def detail(services: Services) -> None:
-    """Open the detail dialog when a card asked for it (call once per run, outside fragments)."""
+def detail(services: Services, *, detail_extras: Sequence[RowExtra] = ()) -> None:
+    """Open the detail dialog when a card asked for it, `detail_extras` drawn beside the result
+    (call once per run, outside fragments)."""
     if st.session_state.get(DETAIL_POS_KEY) is not None:
-        _detail_dialog(services)
+        _detail_dialog(services, tuple(detail_extras))

@@ -1,1 +1,1 @@
-"""Review widgets for a batch: panel, hooks, compare, matrix, export and workspace."""
+"""Review widgets for a batch: panel, gallery extras, compare, matrix, export and workspace."""

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from mirrago import export, review
+from mirrago import review
 from mirrago.ledger import BatchRecord, JobRecord, Ledger
+from mirrago.review import exports
 from mirrago.ui.plain import md_text
 from mirrago.ui.review.panel import reviewer_name, verdict_badge
 
@@ -99,7 +100,7 @@ def compare_view(ledger: Ledger, batch_id: int | None = None, key: str = "compar
     _summary(review.summarize_comparison(pairs))
     st.download_button(
         "Comparison CSV",
-        data=lambda: export.comparison_csv(ledger, left_id, right_id),
+        data=lambda: exports.comparison_csv(ledger, left_id, right_id),
         file_name=f"compare-{left_id}-vs-{right_id}.csv",
         mime="text/csv",
         icon=":material/download:",

@@ -7,20 +7,21 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from mirrago import export
+from mirrago.export import read_and_remove
 from mirrago.ledger import Ledger
+from mirrago.review import exports, report
 
 
 def _results(ledger: Ledger, batch_id: int) -> Callable[[], bytes]:
-    return lambda: export.results_csv(ledger, batch_id)
+    return lambda: exports.results_csv(ledger, batch_id)
 
 
 def _images(ledger: Ledger, batch_id: int) -> Callable[[], bytes]:
-    return lambda: export.read_and_remove(export.zip_file(ledger, batch_id))
+    return lambda: read_and_remove(exports.zip_file(ledger, batch_id))
 
 
 def _report(ledger: Ledger, batch_id: int, who: str | None) -> Callable[[], bytes]:
-    return lambda: export.read_and_remove(export.html_file(ledger, batch_id, generated_by=who))
+    return lambda: read_and_remove(report.html_file(ledger, batch_id, generated_by=who))
 
 
 def export_menu(
@@ -34,7 +35,7 @@ def export_menu(
         st.download_button(
             "Results CSV",
             data=_results(ledger, batch_id),
-            file_name=export.default_name(batch, "results"),
+            file_name=exports.default_name(batch, "results"),
             mime="text/csv",
             icon=":material/table:",
             key=f"{key}-csv",
@@ -43,7 +44,7 @@ def export_menu(
         st.download_button(
             "Images ZIP",
             data=_images(ledger, batch_id),
-            file_name=export.default_name(batch, "images"),
+            file_name=exports.default_name(batch, "images"),
             mime="application/zip",
             icon=":material/folder_zip:",
             key=f"{key}-zip",
@@ -52,7 +53,7 @@ def export_menu(
         st.download_button(
             "HTML report",
             data=_report(ledger, batch_id, reviewer),
-            file_name=export.default_name(batch, "report"),
+            file_name=exports.default_name(batch, "report"),
             mime="text/html",
             icon=":material/description:",
             key=f"{key}-html",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from mirrago import review
+from mirrago import review, samples
 from mirrago.ledger import JobRecord, Ledger
 from mirrago.ui.plain import md_text
 from mirrago.ui.review.compare import compare_view
@@ -148,8 +148,10 @@ def _inputs(job: JobRecord) -> None:
 
 
 def _input_image(value: str, role: str) -> None:
-    sample = review.sample_file(value)
-    local = sample or (Path(value) if "://" not in value and Path(value).is_file() else None)
+    sample = samples.lookup(value)
+    local = sample.path if sample else None
+    if local is None and "://" not in value and Path(value).is_file():
+        local = Path(value)
     if local is not None:
         st.image(str(local), width=INPUT_WIDTH, caption=role)
     elif value.startswith(("http://", "https://")):

@@ -1,7 +1,8 @@
-"""The review tools plugged into the Batch page's gallery (its extension points in
-`mirrago.ui.batch.gallery`): verdict and reason filters and a "to review" queue in the filter
-bar, Pass / Fail-with-a-reason on each card, and the keyboard verdict bar in the detail dialog
-(after a verdict the dialog moves to the next unreviewed result of the filtered list)."""
+"""The review's extras for the Batch page's gallery, which the page hands to `gallery(...)` and
+`detail(...)`: `verdict_filter` (verdict and reason filters and a "to review" queue in the
+filter bar), `card_verdict` (Pass / Fail-with-a-reason on each card) and `detail_verdict` (the
+keyboard verdict bar in the detail dialog; after a verdict the dialog moves to the next
+unreviewed result of the filtered list)."""
 
 from __future__ import annotations
 
@@ -24,16 +25,8 @@ from mirrago.ui.review.panel import (
 QUEUE_KEY = "batch-filter-queue"
 
 
-def install() -> None:
-    """Register the hooks once per process (the gallery's lists are module-level)."""
-    if _filter in batch_gallery.FILTERS:
-        return
-    batch_gallery.FILTERS.append(_filter)
-    batch_gallery.CARD_EXTRAS.append(_card)
-    batch_gallery.DETAIL_EXTRAS.append(_detail)
-
-
-def _filter(rows: list[JobRecord], services: Services) -> list[JobRecord]:
+def verdict_filter(rows: list[JobRecord], services: Services) -> list[JobRecord]:
+    """The verdict and reason filters and the to-review queue (a `GalleryFilter`)."""
     labels = {"unreviewed": "To review", review.PASS: "Pass", review.FAIL: "Fail"}
     verdicts = st.pills(
         "Verdict",
@@ -97,8 +90,9 @@ def _quick(services: Services, row: JobRecord, verdict: str, reason: str | None)
     session.done.append(Given(row.id, record.id, record.reviewer))  # Undo takes it back too
 
 
-def _card(services: Services, row: JobRecord) -> None:
-    """Pass, or Fail with one reason picked in its menu (a fail always has a reason)."""
+def card_verdict(services: Services, row: JobRecord) -> None:
+    """Pass, or Fail with one reason picked in its menu (a fail always has a reason): a
+    card's `RowExtra`."""
     if not review.reviewable(row):
         return
     with st.container(horizontal=True, gap="xsmall", key=f"batch-card-review-{row.id}"):
@@ -128,8 +122,9 @@ def _show_in_dialog(row_id: int) -> None:
         st.session_state[batch_gallery.DETAIL_POS_KEY] = ids.index(row_id)
 
 
-def _detail(services: Services, row: JobRecord) -> None:
-    """The verdict bar in the detail dialog, over the results the dialog steps through."""
+def detail_verdict(services: Services, row: JobRecord) -> None:
+    """The verdict bar in the detail dialog, over the results the dialog steps through: the
+    dialog's `RowExtra`."""
     ids = st.session_state.get(batch_gallery.DETAIL_IDS_KEY) or [row.id]
     by_id = {job.id: job for job in services.ledger.jobs(batch_id=row.batch_id)}
     ordered = [by_id[row_id] for row_id in ids if row_id in by_id]
