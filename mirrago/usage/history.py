@@ -3,8 +3,6 @@ filtered by, and its CSV export (every page). The SQL for the figures is in quer
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,6 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from mirrago import export
 from mirrago.export import defuse_formula
 from mirrago.ledger import Ledger, batches, jobs
 from mirrago.usage.queries import Period, as_time, in_period, source_label
@@ -108,12 +107,9 @@ def usernames(ledger: Ledger, person: str = "username", viewer: str | None = Non
 
 
 def csv_text(header: list[str], rows: Iterator[list[Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow(["" if value is None else _cell(value) for value in row])
-    return buffer.getvalue()
+    """The usage exports' CSV: times in ISO 8601, empty cells for nothing, formulas defused."""
+    cells = (["" if value is None else _cell(value) for value in row] for row in rows)
+    return export.csv_text(header, cells)
 
 
 def _cell(value: Any) -> Any:
