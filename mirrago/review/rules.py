@@ -22,6 +22,11 @@ VERDICT_BADGES: dict[str, tuple[str, str, str]] = {
     FAIL: ("Fail", "red", ":material/close:"),
 }
 UNREVIEWED = "unreviewed"
+# What the verdict filters call each choice: the badges' words, and a result still to review.
+VERDICT_WORDS: dict[str, str] = {
+    UNREVIEWED: "To review",
+    **{verdict: badge[0] for verdict, badge in VERDICT_BADGES.items()},
+}
 
 # Reason tags, in the order of their number keys (1 … 6).
 REASONS: dict[str, str] = {

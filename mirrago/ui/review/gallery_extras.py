@@ -27,7 +27,7 @@ QUEUE_KEY = "batch-filter-queue"
 
 def verdict_filter(rows: list[JobRecord], services: Services) -> list[JobRecord]:
     """The verdict and reason filters and the to-review queue (a `GalleryFilter`)."""
-    labels = {"unreviewed": "To review", review.PASS: "Pass", review.FAIL: "Fail"}
+    labels = review.VERDICT_WORDS
     verdicts = st.pills(
         "Verdict",
         list(labels),

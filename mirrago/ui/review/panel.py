@@ -500,7 +500,7 @@ def _conflict_choice(pending: Pending, args: tuple) -> None:
 
 def review_filters(key: str = "review-filter") -> tuple[list[str], list[str]]:
     """Verdict and reason filters; returns (verdicts, reasons) for `review.matches`."""
-    verdict_labels = {"unreviewed": "To review", review.PASS: "Pass", review.FAIL: "Fail"}
+    verdict_labels = review.VERDICT_WORDS
     with st.container(horizontal=True, gap="medium", key=f"{key}-bar"):
         verdicts = st.pills(
             "Verdict",
