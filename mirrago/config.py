@@ -7,7 +7,9 @@ TOML directly, so this module does not import Streamlit). Names:
 `MIRRAGO_RETENTION_DAYS` (stored input photos older than that are removed; default: kept),
 `MIRRAGO_SANDBOX_LATENCY` (the embedded sandbox's seconds per job: `3`, or a range `2-5`),
 `MIRRAGO_ALLOW_PRIVATE_URLS` (what the app may fetch on a user's behalf beyond public addresses:
-`1` for every address, or a list like `10.1.2.0/24,images.internal`; see `mirrago.outbound`).
+`1` for every address, or a list like `10.1.2.0/24,images.internal`; see `mirrago.outbound`),
+`MIRRAGO_STAGE_IDLE_MINUTES` (minutes without a key or click before the Stage's live try-on
+resets by itself; default 3, fractions allowed).
 
 The data dir defaults to a per-user data folder (platformdirs: `~/.local/share/mirrago` on
 Linux), so every command finds the same ledger from any folder; a `.mirrago/` folder in the
@@ -37,10 +39,12 @@ NAMES = (
     "MIRRAGO_RETENTION_DAYS",
     "MIRRAGO_SANDBOX_LATENCY",
     "MIRRAGO_ALLOW_PRIVATE_URLS",
+    "MIRRAGO_STAGE_IDLE_MINUTES",
 )
 LIVE_BASE_URL = "https://api.mirrago.com"
 DEFAULT_DATA_DIR = ".mirrago"
 LEDGER_FILE = "ledger.sqlite3"
+STAGE_IDLE_MINUTES = 3.0
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,8 @@ class Settings:
     # True for a base URL a user typed in the sidebar (not the admin's MIRRAGO_BASE_URL): the
     # client's connections to it then go through `outbound`.
     base_url_typed: bool = False
+    # Minutes without a key or click before the Stage's live try-on resets by itself.
+    stage_idle_minutes: float = STAGE_IDLE_MINUTES
 
     @property
     def uses_sandbox(self) -> bool:
@@ -137,6 +143,7 @@ def load_settings(
         retention_days=_days(merged.get("MIRRAGO_RETENTION_DAYS")),
         sandbox_latency=_latency(merged.get("MIRRAGO_SANDBOX_LATENCY")),
         outbound=OutboundPolicy.from_setting(merged.get("MIRRAGO_ALLOW_PRIVATE_URLS")),
+        stage_idle_minutes=_days(merged.get("MIRRAGO_STAGE_IDLE_MINUTES")) or STAGE_IDLE_MINUTES,
     )
 
 
@@ -157,6 +164,7 @@ def _latency(text: str | None) -> tuple[float, float] | None:
 
 
 def _days(text: str | None) -> float | None:
+    """A positive number (days, minutes) from text; None when it is not one."""
     try:
         days = float(text) if text else None
     except ValueError:

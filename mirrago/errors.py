@@ -181,6 +181,10 @@ class ExportError(MirragoError):
     """An export cannot be made (an unknown batch, say): one line saying what to do."""
 
 
+class DeckError(MirragoError):
+    """A Stage deck change that cannot be made (a slide from a job with no stored result)."""
+
+
 class BatchFileError(ValueError):
     """The input file cannot be read at all (missing, a folder, unreadable)."""
 

@@ -4,14 +4,15 @@ A second Generate with the same inputs and options while the first is still queu
 (a double click, an impatient user, a second tab) points to the running job instead of
 spending another credit. A deliberate second run goes through `again=True` ("Run again").
 
-Deleting a try-on removes its stored photos, result and thumbnail from disk and leaves an
-anonymised row in the ledger, so the usage figures stay right.
+Deleting a try-on removes its stored photos, result and thumbnail from disk, takes it out of
+every Stage deck, and leaves an anonymised row in the ledger, so the usage figures stay right.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from mirrago.datadir import remove_stored
@@ -45,12 +46,21 @@ def start_try_on(
         return (rows[0] if rows else None), True
 
 
-def delete_try_on(ledger: Ledger, row_id: int, data_dir: Path) -> bool:
-    """Delete a finished try-on: its files (those under `data_dir` that no other row uses)
-    and everything personal in its row. False when it is missing or still in progress."""
+@dataclass(frozen=True)
+class DeletedTryOn:
+    """A try-on deleted on purpose: the names of the decks that lost its slide."""
+
+    decks: tuple[str, ...] = ()
+
+
+def delete_try_on(ledger: Ledger, row_id: int, data_dir: Path) -> DeletedTryOn | None:
+    """Delete a finished try-on: its slides in every deck, its files (those under `data_dir`
+    that no other row or slide uses) and everything personal in its row. None when it is
+    missing or still in progress."""
     before = ledger.forget(row_id)
     if before is None:
-        return False
+        return None
+    decks = ledger.remove_row_from_decks(row_id)
     for value in (before.target, before.garment, before.result_path, before.thumbnail_path):
         remove_stored(value, data_dir, in_use=ledger.uses_file)  # a sample, or shared: kept
-    return True
+    return DeletedTryOn(tuple(decks))

@@ -255,3 +255,55 @@ def connect(at: AppTest, base_url: str, client_id: str, secret: str) -> AppTest:
     at.sidebar.button[0].click().run()
     assert not at.exception, at.exception
     return at
+
+
+# --------------------------------------------------------------------------- Stage's decks
+
+
+def stored_try_on(
+    ledger: Ledger,
+    data_dir: Path,
+    tag: str,
+    *,
+    source: str = "try-on",
+    colour: tuple[int, int, int] = (90, 60, 200),
+) -> JobRecord:
+    """A completed try-on as the runner leaves it: its person and garment photos in
+    `data_dir/inputs`, its result and thumbnail in `results/` and `thumbs/` (real images,
+    named after `tag`), in a batch of its own with that `source`."""
+    from PIL import Image
+
+    paths = {
+        "person": data_dir / "inputs" / f"{tag}-person.jpg",
+        "garment": data_dir / "inputs" / f"{tag}-garment.jpg",
+        "result": data_dir / "results" / f"{tag}.jpg",
+        "thumb": data_dir / "thumbs" / f"{tag}.jpg",
+    }
+    shades = {"person": (200, 170, 150), "garment": (40, 120, 60), "result": colour}
+    for kind, path in paths.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        size = (240, 320) if kind == "thumb" else (600, 800)
+        Image.new("RGB", size, shades.get(kind, colour)).save(path, "JPEG")
+    batch = ledger.create_batch(
+        "Try-on",
+        source,
+        [JobInput(str(paths["person"]), str(paths["garment"]))],
+        backend="test:stored",
+    )
+    (row,) = ledger.jobs(batch_id=batch.id)
+    with ledger._write() as conn:  # noqa: SLF001 - a finished row without running a job
+        conn.execute(
+            jobs.update()
+            .where(jobs.c.id == row.id)
+            .values(
+                state="completed",
+                job_id=f"stored-{tag}",
+                finished_at=row.created_at,
+                result_path=str(paths["result"]),
+                thumbnail_path=str(paths["thumb"]),
+                result_url=f"https://results.example.com/{tag}.jpg",
+            )
+        )
+    stored = ledger.job(row.id)
+    assert stored is not None
+    return stored

@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "batch": "batch",
     "usage": "usage",
     "export": "export",
+    "deck": "deck",
     "assign-backend": "assign_backend",
 }
 

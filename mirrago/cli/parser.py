@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_try_on(commands, common)
     _add_batch(commands, common)
     _add_export(commands, common)
+    _add_deck(commands, common)
     _add_usage(commands, common)
     _add_assign_backend(commands, common)
     return parser
@@ -222,6 +223,35 @@ def _add_export(commands: Commands, common: argparse.ArgumentParser) -> None:
         export.add_argument(
             flag, nargs="?", const="", default=None, type=str, metavar="FILE", help=f"the {what}"
         )
+
+
+def _add_deck(commands: Commands, common: argparse.ArgumentParser) -> None:
+    """`mirrago deck list` and `mirrago deck export DECK --html [FILE]`."""
+    deck = commands.add_parser(
+        "deck",
+        parents=[common],
+        help="Stage's decks: list them, or export one as a slideshow HTML file",
+    )
+    actions = deck.add_subparsers(dest="deck_action", metavar="ACTION", parser_class=_Parser)
+    actions.required = True
+    actions.add_parser("list", parents=[common], help="every deck: id, slides, name")
+    export = actions.add_parser(
+        "export",
+        parents=[common],
+        help="write a deck as one self-contained slideshow HTML file",
+        description="Write the deck (by id, or by name) as one HTML file with its pictures "
+        "embedded: it plays offline with the same keys as the Stage page (→/← next and "
+        "previous, Space before/after, N notes). Nothing is fetched from the API.",
+    )
+    export.add_argument("deck", metavar="DECK", help="deck id or name")
+    export.add_argument(
+        "--html",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="FILE",
+        help="the slideshow file (default: deck-<id>-<name>.html in the current folder)",
+    )
 
 
 def _add_usage(commands: Commands, common: argparse.ArgumentParser) -> None:

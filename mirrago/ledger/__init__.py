@@ -2,10 +2,12 @@
 
 `records` holds the types pages and widgets show (states and their sets, records), `schema` the
 tables and their migrations, `store` the `Ledger` itself, with the runner's moves (`claims`) and
-reviews (`reviews`) as parts of it. Import from here: `from mirrago.ledger import Ledger, JobState`.
+reviews (`reviews`) and Stage's decks (`decks`) as parts of it. Import from here:
+`from mirrago.ledger import Ledger, JobState`.
 """
 
 from mirrago.ledger.claims import HOST
+from mirrago.ledger.decks import VISITOR_SOURCE, DeckError, DeckRecord, SlideRecord
 from mirrago.ledger.records import (
     ACTIVE_STATES,
     FINAL_STATES,
@@ -33,6 +35,8 @@ from mirrago.ledger.schema import (
     batches,
     comparisons,
     credit_readings,
+    deck_slides,
+    decks,
     job_events,
     jobs,
     metadata,
@@ -53,8 +57,11 @@ __all__ = [
     "SCHEMA_VERSION",
     "UNCHECKED",
     "UNKNOWN_BACKEND",
+    "VISITOR_SOURCE",
     "BatchRecord",
     "CreditReading",
+    "DeckError",
+    "DeckRecord",
     "JobEvent",
     "JobInput",
     "JobRecord",
@@ -67,11 +74,14 @@ __all__ = [
     "Recovery",
     "ReviewConflict",
     "ReviewRecord",
+    "SlideRecord",
     "UTCDateTime",
     "Unchecked",
     "batches",
     "comparisons",
     "credit_readings",
+    "deck_slides",
+    "decks",
     "job_events",
     "jobs",
     "metadata",

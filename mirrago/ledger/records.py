@@ -32,6 +32,8 @@ class Origin(enum.StrEnum):
     CLI_TRY_ON = "cli:try-on"  # one try-on from `mirrago try-on`
     BATCH_PAGE = "batch-page"
     CLI_BATCH = "cli:batch"  # never stored as such: the output folder is
+    # A visitor's live try-on on the Stage page: in no deck, list or gallery, deleted on Reset.
+    STAGE_VISITOR = "stage-live"
 
     @classmethod
     def of(cls, source: str) -> Origin:
@@ -43,19 +45,26 @@ class Origin(enum.StrEnum):
     @property
     def is_single(self) -> bool:
         """One try-on, not a batch to a user: lists of past batches leave it out."""
-        return self in (Origin.TRY_ON, Origin.CLI_TRY_ON)
+        return self in (Origin.TRY_ON, Origin.CLI_TRY_ON, Origin.STAGE_VISITOR)
 
     @property
     def label(self) -> str:
         """The short name the Usage page's Source column gives it."""
-        return {Origin.TRY_ON: "Try-on", Origin.BATCH_PAGE: "Batch"}.get(self, "CLI")
+        labels = {
+            Origin.TRY_ON: "Try-on",
+            Origin.BATCH_PAGE: "Batch",
+            Origin.STAGE_VISITOR: "Stage",
+        }
+        return labels.get(self, "CLI")
 
     @property
     def place(self) -> str:
         """Where it was started, in words: "Batch page", "Command line"."""
-        return {Origin.TRY_ON: "Try-on page", Origin.BATCH_PAGE: "Batch page"}.get(
-            self, "Command line"
-        )
+        return {
+            Origin.TRY_ON: "Try-on page",
+            Origin.BATCH_PAGE: "Batch page",
+            Origin.STAGE_VISITOR: "Stage page",
+        }.get(self, "Command line")
 
 
 class JobState(enum.StrEnum):

@@ -23,7 +23,7 @@ from mirrago.ledger.records import (
     utcnow,
 )
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 class UTCDateTime(sa.types.TypeDecorator):
@@ -178,6 +178,39 @@ comparisons = sa.Table(
     sa.UniqueConstraint("left_batch_id", "right_batch_id", "pair_key", name="uq_comparison_pair"),
 )
 
+# Stage: named, ordered decks of finished results for presenting (`mirrago.ledger.decks`).
+decks = sa.Table(
+    "decks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("owner", sa.String(320)),  # the signed-in user who made it (None without sign-in)
+    sa.Column("shared", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# A slide names its files itself: a deck plays from the data dir after its job's batch is gone
+# (the row then becomes NULL), never from the API's result URL.
+deck_slides = sa.Table(
+    "deck_slides",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("deck_id", sa.Integer, sa.ForeignKey("decks.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("row_id", sa.Integer, sa.ForeignKey("jobs.id", ondelete="SET NULL")),
+    sa.Column("result_path", sa.Text, nullable=False),
+    sa.Column("thumbnail_path", sa.Text),
+    sa.Column("person_path", sa.Text),
+    sa.Column("garment_path", sa.Text),
+    sa.Column("person_label", sa.Text),
+    sa.Column("garment_label", sa.Text),
+    sa.Column("notes", sa.Text),
+    sa.Column("added_at", UTCDateTime, nullable=False),
+    sa.Index("ix_deck_slides_deck", "deck_id"),
+    sa.Index("ix_deck_slides_row", "row_id"),
+)
+
 
 # Upgrades from version n to n + 1, run in one transaction when an older ledger is opened. Each
 # returns a sentence saying what it did (or None), shown to the user once.
@@ -228,11 +261,18 @@ def _add_backend(conn: Connection) -> str | None:
     )
 
 
+def _add_decks(conn: Connection) -> None:
+    """Schema 5 → 6: Stage's decks and their slides."""
+    decks.create(conn, checkfirst=True)
+    deck_slides.create(conn, checkfirst=True)
+
+
 MIGRATIONS: dict[int, Migration] = {
     1: _add_owner_and_deletion,
     2: _add_batch_paused,
     3: _add_reviews_and_comparisons,
     4: _add_backend,
+    5: _add_decks,
 }
 
 

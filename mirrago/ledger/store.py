@@ -29,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from mirrago.backoff import backoff
 from mirrago.config import Settings
 from mirrago.ledger.claims import ClaimsMixin
+from mirrago.ledger.decks import DecksMixin, deck_files
 from mirrago.ledger.records import (
     ACTIVE_STATES,
     FINAL_STATES,
@@ -65,7 +66,7 @@ log = logging.getLogger("mirrago.ledger")
 OPEN_PATIENCE = 60.0  # seconds opening waits for a SQLite file another process holds
 
 
-class Ledger(ClaimsMixin, ReviewsMixin):
+class Ledger(ClaimsMixin, ReviewsMixin, DecksMixin):
     """The job ledger at a SQLAlchemy URL. Thread-safe; several processes may share one."""
 
     def __init__(self, url: str) -> None:
@@ -342,7 +343,7 @@ class Ledger(ClaimsMixin, ReviewsMixin):
             )
             conn.execute(jobs.delete().where(jobs.c.batch_id == batch_id))
             conn.execute(batches.delete().where(batches.c.id == batch_id))
-            still_named = set()
+            still_named = deck_files(conn, named)  # a deck plays from them: kept
             if named:
                 for column in (
                     jobs.c.target,
@@ -463,7 +464,8 @@ class Ledger(ClaimsMixin, ReviewsMixin):
         return job_record(row)
 
     def uses_file(self, path: str) -> bool:
-        """Whether a row not deleted still refers to `path` (as an input or a result)."""
+        """Whether a row not deleted still refers to `path` (as an input or a result), or a
+        deck's slide plays from it."""
         query = (
             sa.select(jobs.c.id)
             .where(
@@ -478,7 +480,7 @@ class Ledger(ClaimsMixin, ReviewsMixin):
             .limit(1)
         )
         with self._read() as conn:
-            return conn.execute(query).first() is not None
+            return conn.execute(query).first() is not None or bool(deck_files(conn, [path]))
 
     def retry(
         self, row_id: int, *, rerun_completed: bool = False, backend: str | None = None
