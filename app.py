@@ -24,6 +24,7 @@ PAGES = [
     st.Page("pages/try-on.py", title="Try-on", icon=":material/checkroom:", url_path="try-on"),
     st.Page("pages/batch.py", title="Batch", icon=":material/photo_library:", url_path="batch"),
     st.Page("pages/usage.py", title="Usage", icon=":material/insights:", url_path="usage"),
+    st.Page("pages/stage.py", title="Stage", icon=":material/slideshow:", url_path="stage"),
 ]
 
 

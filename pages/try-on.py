@@ -14,6 +14,7 @@ from mirrago.services import Services
 from mirrago.ui import identity, session
 from mirrago.ui.frames import empty_frame
 from mirrago.ui.job_card import (
+    deletion_notice,
     elapsed,
     live_status,
     local_image,
@@ -22,6 +23,7 @@ from mirrago.ui.job_card import (
 )
 from mirrago.ui.photo import photo
 from mirrago.ui.routing import ensure_routed
+from mirrago.ui.stage.add import add_to_deck
 from mirrago.ui.tryon.picker import PickedImage, image_picker
 from mirrago.ui.tryon.previews import job_preview, pick_preview, pick_signature
 from mirrago.ui.tryon.recent import (
@@ -154,12 +156,14 @@ def _generate_controls(
 
 def _result_column(services: Services, job: JobRecord | None) -> None:
     if job is None:
+        deletion_notice()
         photo(empty_frame(hint="Your try-on appears here"))
         st.caption("Generate to see the result here.")
         return
     before = local_image(job.target, services.backend)
     if job.state.is_final:
         result_view(services, job, before)
+        add_to_deck(services, job, key="tryon")
     else:
         live_status(services, job.id, before)
 

@@ -38,6 +38,7 @@ STATE_BADGES: dict[JobState, tuple[str, str]] = {
     JobState.CANCELED: ("gray", ":material/block:"),
 }
 _SERVER_WAITING = {"pending", "queued"}
+_DELETED_KEY = "tryon-deleted-from-decks"  # the decks the last privacy delete took a slide from
 
 
 def state_words(job: JobRecord, backend: str | None = None) -> str:
@@ -298,10 +299,23 @@ def _delete_control(services: Services, job: JobRecord) -> None:
     with st.popover("Delete this try-on", icon=":material/delete:"):
         st.write("Its photos and result are removed from this computer. This cannot be undone.")
         if st.button("Delete", type="primary", key=f"tryon-delete-{job.id}"):
-            delete_try_on(services.ledger, job.id, services.settings.data_dir)
+            deleted = delete_try_on(services.ledger, job.id, services.settings.data_dir)
+            st.session_state[_DELETED_KEY] = deleted.decks if deleted is not None else ()
             st.query_params.pop("job", None)
             st.session_state.pop("tryon-open-row", None)
             st.rerun(scope="app")
+
+
+def deletion_notice() -> None:
+    """After a privacy delete: that it happened, and which Stage decks lost its slide."""
+    decks = st.session_state.pop(_DELETED_KEY, None)
+    if decks is None:
+        return
+    text = "The try-on was deleted: its photos and result are gone from this computer."
+    if decks:
+        names = ", ".join(f"“{plain(name[:60])}”" for name in decks)
+        text += f"  \nIt was also taken out of the deck(s) {names}."
+    st.success(text, icon=":material/delete:")
 
 
 def _comparison(job: JobRecord, before: bytes | None, after: bytes, caption: str) -> None:

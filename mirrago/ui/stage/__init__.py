@@ -1,0 +1,1 @@
+"""Stage page widgets: presenting, the deck manager, Try it live, and "Add to deck"."""
