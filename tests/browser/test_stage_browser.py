@@ -293,7 +293,7 @@ def test_the_slideshow_file_is_self_contained_and_plays_offline(
         page.get_by_role("option", name=re.compile(r"^Export · 3 slide")).click()
         wait_for_app(page)
         saved = tmp_path / "deck.html"
-        download(page, keyed(page, "stage-export").locator("button")).save_as(saved)
+        download(page, page.get_by_role("button", name="Slideshow HTML")).save_as(saved)
     finally:
         context.close()
     text = saved.read_text(encoding="utf-8")
@@ -339,8 +339,9 @@ def _try_it_live(page: Page, server: AppServer, deck_id: int) -> JobRecord:
     _present(page, deck_id)
     before = {job.id for job in _visitor_rows(server)}
     page.keyboard.press("l")
-    expect(page.get_by_text("Try it live")).to_be_visible()
-    page.get_by_role("button", name=re.compile("Upload")).first.click()
+    expect(page.get_by_role("heading", name=re.compile("Try it live"))).to_be_visible()
+    source = keyed(page, "stage-visitor-0-source")  # the session's first visitor
+    source.get_by_role("radio", name="Upload", exact=True).click()
     page.locator("[data-testid='stFileUploader'] input[type=file]").set_input_files(PERSON_PHOTO)
     wait_for_app(page)
     go = keyed(page, "stage-live-go").locator("button")
