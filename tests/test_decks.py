@@ -74,6 +74,7 @@ def test_only_a_stored_finished_result_becomes_a_slide(ledger: Ledger, tmp_path:
     assert ledger.slides(deck.id) == []
 
 
+@pytest.mark.every_database
 def test_deleting_a_batch_keeps_the_files_a_deck_plays_from(ledger: Ledger, tmp_path: Path) -> None:
     data = tmp_path / "data"
     job = stored_try_on(ledger, data, "kept")
@@ -91,6 +92,7 @@ def test_deleting_a_batch_keeps_the_files_a_deck_plays_from(ledger: Ledger, tmp_
     assert sorted(leftover) == sorted(slide.paths)
 
 
+@pytest.mark.every_database
 def test_the_privacy_delete_removes_the_try_on_from_every_deck(
     ledger: Ledger, tmp_path: Path
 ) -> None:
