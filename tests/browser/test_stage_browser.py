@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from browser_app import AppServer, start_app, stop_app
 from browser_helpers import assert_no_exception, download, keyed, open_app, wait_for_app
-from playwright.sync_api import Browser, BrowserContext, Frame, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Frame, Locator, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from support import eventually, stored_try_on  # noqa: E402
@@ -111,6 +112,24 @@ def _no_scrolling(page: Page) -> None:
     assert main_height <= main_client, sizes
 
 
+def _choose(page: Page, select: Locator, option: str | re.Pattern[str]) -> None:
+    """Pick `option` in a selectbox: a click that lands while a busy page redraws (a popover
+    still opening) can be lost, so the list is opened again until the option shows."""
+    for _ in range(5):
+        wait_for_app(page)
+        select.click()
+        choice = page.get_by_role("option", name=option)
+        try:
+            choice.wait_for(timeout=10_000)
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+            continue
+        choice.click()
+        wait_for_app(page)
+        return
+    raise AssertionError(f"the option {option!r} never showed")
+
+
 def _shot(page: Page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"stage-{name}.png"))
@@ -179,10 +198,7 @@ def test_add_to_deck_on_a_try_on_result_makes_a_deck_on_the_spot(
         open_app(page, f"/try-on?job={job.id}")
         result = keyed(page, "tryon-result")
         result.get_by_role("button", name=re.compile("Add to deck")).click()
-        choice = keyed(page, f"tryon-deck-choice-{job.id}")
-        choice.click()
-        page.get_by_role("option", name="A new deck…").click()
-        wait_for_app(page)
+        _choose(page, keyed(page, f"tryon-deck-choice-{job.id}"), "A new deck…")
         name = keyed(page, f"tryon-deck-name-{job.id}").locator("input")
         name.fill(f"Booth {job.id}")
         name.press("Enter")
@@ -264,8 +280,11 @@ def test_the_privacy_delete_removes_the_slide_and_says_which_deck(
         page = context.new_page()
         open_app(page, f"/try-on?job={made[0].id}")
         page.get_by_text("Job details").click()
+        wait_for_app(page)
         page.get_by_role("button", name=re.compile("Delete this try-on")).click()
-        keyed(page, f"tryon-delete-{made[0].id}").locator("button").click()
+        delete = keyed(page, f"tryon-delete-{made[0].id}").locator("button")
+        expect(delete).to_be_visible()
+        delete.click()
         expect(
             page.get_by_text(re.compile("taken out of the deck\\(s\\) “Privacy”"))
         ).to_be_visible()
@@ -288,10 +307,7 @@ def test_the_slideshow_file_is_self_contained_and_plays_offline(
     try:
         page = context.new_page()
         open_app(page, "/stage")
-        choice = keyed(page, "stage-chosen-deck")
-        choice.click()
-        page.get_by_role("option", name=re.compile(r"^Export · 3 slide")).click()
-        wait_for_app(page)
+        _choose(page, keyed(page, "stage-chosen-deck"), re.compile(r"^Export · 3 slide"))
         saved = tmp_path / "deck.html"
         download(page, page.get_by_role("button", name="Slideshow HTML")).save_as(saved)
     finally:
