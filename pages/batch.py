@@ -20,6 +20,7 @@ from mirrago.ui.batch.run import controls, figures, header, open_batch, opened_b
 from mirrago.ui.review.gallery_extras import card_verdict, detail_verdict, verdict_filter
 from mirrago.ui.review.workspace import review_workspace
 from mirrago.ui.routing import ensure_routed
+from mirrago.ui.stage.add import card_add_to_deck, detail_add_to_deck
 
 ensure_routed()
 
@@ -31,10 +32,10 @@ VIEWS = {
     "history": ":material/history: Past batches",
 }
 # What other features add to the gallery: the review's verdict filters, Pass/Fail on each card
-# and the verdict bar in the detail dialog.
+# and the verdict bar in the detail dialog; Stage's "Add to deck" on both.
 GALLERY_FILTERS = (verdict_filter,)
-CARD_EXTRAS = (card_verdict,)
-DETAIL_EXTRAS = (detail_verdict,)
+CARD_EXTRAS = (card_verdict, card_add_to_deck)
+DETAIL_EXTRAS = (detail_verdict, detail_add_to_deck)
 LIVE_REFRESH = 1.5  # seconds between looks at the ledger while a batch is active
 TO_TOP_KEY = "batch-to-top"
 # Streamlit keeps the main area's scroll position across views: after Run (clicked at the

@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from mirrago.datadir import remove_stored
 from mirrago.errors import ImageError
 from mirrago.images import make_thumbnail
 from mirrago.ledger import DeckRecord, Ledger, SlideRecord
@@ -111,17 +112,4 @@ def find_deck(ledger: Ledger, text: str) -> DeckRecord | None:
 def remove_files(paths: list[str], data_dir: Path) -> int:
     """Remove the files a deck change left unused (see `Ledger.remove_slide`): only those
     inside the data dir (a sample or a user's own photo is never touched)."""
-    root = data_dir.resolve()
-    removed = 0
-    for value in paths:
-        if "://" in value:
-            continue
-        path = Path(value).resolve()
-        if not path.is_relative_to(root) or not path.is_file():
-            continue
-        try:
-            path.unlink()
-            removed += 1
-        except OSError as error:
-            log.warning("could not remove %s: %s", path.name, error)
-    return removed
+    return sum(remove_stored(path, data_dir) for path in paths)

@@ -15,7 +15,14 @@ from pathlib import Path
 
 import pytest
 from browser_app import AppServer, start_app, stop_app
-from browser_helpers import assert_no_exception, download, keyed, open_app, wait_for_app
+from browser_helpers import (
+    assert_no_exception,
+    download,
+    keyed,
+    open_app,
+    seed_finished_batch,
+    wait_for_app,
+)
 from playwright.sync_api import Browser, BrowserContext, Frame, Locator, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -23,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from support import eventually, stored_try_on  # noqa: E402
 
 from mirrago import batchprogress  # noqa: E402
-from mirrago.ledger import JobRecord, Ledger  # noqa: E402
+from mirrago.ledger import JobInput, JobRecord, Ledger  # noqa: E402
+from mirrago.samples import garments, persons  # noqa: E402
 from mirrago.sandbox.server import SandboxConfig, start_embedded  # noqa: E402
 
 pytestmark = pytest.mark.browser
@@ -216,6 +224,71 @@ def test_add_to_deck_on_a_try_on_result_makes_a_deck_on_the_spot(
         assert slide.person_path == job.target and slide.garment_path == job.garment
     finally:
         ledger.close()
+
+
+def _add_to_deck(
+    page: Page, scope: Locator, key: str, job_id: int, deck: str, *, new: bool
+) -> None:
+    """Open the "Add to deck" popover of job `job_id` inside `scope` (its widgets' keys start
+    with `key`), choose (or create) `deck`, add."""
+    scope.get_by_role("button", name=re.compile("Add to deck")).click()
+    choice = keyed(page, f"{key}-deck-choice-{job_id}")
+    _choose(page, choice, "A new deck…" if new else re.compile(f"^{deck}"))
+    if new:
+        name = keyed(page, f"{key}-deck-name-{job_id}").locator("input")
+        name.fill(deck)
+        name.press("Enter")
+        wait_for_app(page)
+    keyed(page, f"{key}-deck-add-{job_id}").locator("button").click()
+    expect(page.get_by_text(re.compile(rf"Added to {deck} as slide"))).to_be_visible()
+    page.keyboard.press("Escape")  # closes the popover
+    wait_for_app(page)
+
+
+def test_a_deck_made_from_a_batch_and_a_try_on_plays(browser: Browser, app_server: AppServer):
+    people, clothes = persons(), garments()
+    inputs = [JobInput(str(people[i].path), str(clothes[i].path)) for i in range(3)]
+    batch_id = seed_finished_batch(app_server.data_dir, inputs, f"Deck source {time.time_ns()}")
+    ledger = _ledger(app_server)
+    try:
+        first, second, _ = ledger.jobs(batch_id=batch_id)
+        try_on = stored_try_on(ledger, app_server.data_dir, f"mixed-{time.monotonic_ns()}")
+    finally:
+        ledger.close()
+    deck = f"Mixed {batch_id}"
+    context = _context(browser, app_server, (1440, 900))
+    try:
+        page = context.new_page()
+        open_app(page, f"/batch?batch={batch_id}")
+        card = keyed(page, f"batch-card-{first.id}")
+        _add_to_deck(page, card, "stage-add-card", first.id, deck, new=True)
+        keyed(page, f"batch-open-{second.id}").locator("button").click()
+        dialog = page.locator("[data-testid='stDialog']")
+        expect(dialog).to_contain_text("Row 2")
+        _add_to_deck(page, dialog, "stage-add-detail", second.id, deck, new=False)
+        open_app(page, f"/try-on?job={try_on.id}")
+        _add_to_deck(page, keyed(page, "tryon-result"), "tryon", try_on.id, deck, new=False)
+        assert_no_exception(page)
+    finally:
+        context.close()
+    ledger = _ledger(app_server)
+    try:
+        (made,) = [d for d in ledger.decks() if d.name == deck]
+        assert [s.row_id for s in ledger.slides(made.id)] == [first.id, second.id, try_on.id]
+    finally:
+        ledger.close()
+    context = _context(browser, app_server, (1280, 720))
+    try:
+        page = context.new_page()
+        frame = _present(page, made.id)
+        expect(page.locator("[data-testid='stSidebar']")).to_be_hidden()
+        _no_scrolling(page)
+        for number in (1, 2, 3):
+            assert _counter(frame) == f"{number} / 3"
+            assert _height(frame, ".slide.current .result img") >= 360
+            page.keyboard.press("ArrowRight")
+    finally:
+        context.close()
 
 
 def test_the_deck_plays_after_its_batch_is_deleted(browser: Browser, app_server: AppServer) -> None:

@@ -57,7 +57,9 @@ def add_to_deck(services: Services, job: JobRecord, *, key: str) -> None:
     """The "Add to deck" popover for a finished result (nothing for any other)."""
     if job.state is not JobState.COMPLETED or not job.result_path or job.deleted_at:
         return
-    with st.popover(LABEL, icon=":material/slideshow:", width="stretch", key=f"{key}-deck-pop"):
+    with st.popover(
+        LABEL, icon=":material/slideshow:", width="stretch", key=f"{key}-deck-pop-{job.id}"
+    ):
         decks = my_decks(services)
         names = {deck.id: deck.name for deck in decks}
         choice = st.selectbox(
@@ -98,3 +100,13 @@ def _add(services: Services, job: JobRecord, choice: int, new_name: str) -> None
         f"[Present it](/stage?deck={deck.id})",
         icon=":material/check_circle:",
     )
+
+
+def card_add_to_deck(services: Services, job: JobRecord) -> None:
+    """ "Add to deck" on a batch gallery card (the gallery's `card_extras`)."""
+    add_to_deck(services, job, key="stage-add-card")
+
+
+def detail_add_to_deck(services: Services, job: JobRecord) -> None:
+    """ "Add to deck" in the batch detail dialog (the gallery's `detail_extras`)."""
+    add_to_deck(services, job, key="stage-add-detail")
