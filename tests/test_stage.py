@@ -125,17 +125,17 @@ def test_reset_never_deletes_a_try_on_that_is_not_a_visitors(
     assert Path(job.result_path or "").exists()
 
 
-def test_the_sweep_deletes_a_visitor_left_behind_after_the_idle_time(
+def test_the_sweep_deletes_a_visitor_left_behind_long_after_the_idle_time(
     ledger: Ledger, tmp_path: Path
 ) -> None:
     data = tmp_path / "data"
     left = stored_try_on(ledger, data, "left", source=VISITOR_SOURCE)
     fresh = stored_try_on(ledger, data, "fresh", source=VISITOR_SOURCE)
-    with ledger._write() as conn:  # noqa: SLF001 - a visitor who finished ten minutes ago
+    with ledger._write() as conn:  # noqa: SLF001 - a visitor who finished 20 minutes ago
         conn.execute(
             jobs.update()
             .where(jobs.c.id == left.id)
-            .values(finished_at=utcnow() - timedelta(minutes=10))
+            .values(finished_at=utcnow() - timedelta(minutes=20))
         )
     assert sweep_visitors(ledger, data, idle_minutes=3) == 1
     assert not Path(left.result_path or "").exists()

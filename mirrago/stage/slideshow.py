@@ -53,10 +53,14 @@ body.compare .slide.has-person .inputs{order:0}
 .counter{position:fixed;right:2vw;bottom:1.6vh;font-size:1.5vh;color:#ece9f8;opacity:.45;
   font-variant-numeric:tabular-nums}
 .notes{position:fixed;left:50%;transform:translateX(-50%);bottom:5vh;width:min(70vw,900px);
-  max-height:30vh;overflow:auto;display:none;background:rgba(15,12,30,.92);color:#fff;
+  max-height:24vh;overflow:auto;display:none;background:rgba(15,12,30,.92);color:#fff;
   border:1px solid #4a4370;border-radius:1vh;padding:1.6vh 2vw;font-size:2vh;line-height:1.45;
   white-space:pre-wrap}
 body.show-notes .slide.current .notes{display:block}
+body.show-notes .slide{align-items:flex-start}
+body.show-notes .result img,body.show-notes.compare .slide.has-person .person-slot img{height:62vh}
+body.show-notes .inputs img{height:26vh}
+body.show-notes .placeholder{height:62vh}
 .controls{position:fixed;top:1.6vh;right:1.6vw;display:flex;gap:.8vw;opacity:.35}
 .controls:hover{opacity:1}
 .controls button{font:inherit;font-size:1.5vh;color:#ece9f8;background:#231f3d;

@@ -5,7 +5,8 @@ the ledger), in a batch of its own source (`VISITOR_SOURCE`), so no deck, Recent
 past batches or gallery ever lists it. Resetting the stage deletes it the way the privacy
 delete does: its photos and result leave the disk, its ledger row is anonymised. A try-on still
 running when the stage resets is deleted as soon as it ends; one whose stage was never reset
-(the tab was closed) is deleted once it has been finished for the idle time.
+(the tab was closed) is deleted once it has been finished for twice the idle time (at least
+`ABANDONED_MINUTES`: a visitor still looking at their result is never swept away).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from mirrago.ledger import VISITOR_SOURCE, JobInput, JobRecord, JobState, Ledger
 
 log = logging.getLogger(__name__)
 
+ABANDONED_MINUTES = 10.0
 _pending: set[int] = set()  # rows whose stage was reset while they ran: deleted when they end
 _pending_lock = threading.Lock()
 
@@ -57,8 +59,9 @@ def reset_visitor(runner: object, ledger: Ledger, row_id: int, data_dir: Path) -
 
 def sweep_visitors(ledger: Ledger, data_dir: Path, idle_minutes: float) -> int:
     """Delete the visitors' try-ons that are over: reset while they ran, or finished longer
-    ago than the idle time (their stage was closed without a reset). Returns how many."""
-    cutoff = utcnow() - timedelta(minutes=idle_minutes)
+    ago than twice the idle time, at least `ABANDONED_MINUTES` (their stage was closed
+    without a reset). Returns how many."""
+    cutoff = utcnow() - timedelta(minutes=max(2 * idle_minutes, ABANDONED_MINUTES))
     deleted = 0
     for row_id, state, finished_at in ledger.visitor_rows():
         if not state.is_final:

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from support import eventually, stored_try_on  # noqa: E402
 
 from mirrago import batchprogress  # noqa: E402
-from mirrago.ledger import JobInput, JobRecord, Ledger  # noqa: E402
+from mirrago.ledger import JobInput, JobRecord, Ledger, Origin  # noqa: E402
 from mirrago.samples import garments, persons  # noqa: E402
 from mirrago.sandbox.server import SandboxConfig, start_embedded  # noqa: E402
 
@@ -138,9 +138,18 @@ def _choose(page: Page, select: Locator, option: str | re.Pattern[str]) -> None:
     raise AssertionError(f"the option {option!r} never showed")
 
 
-def _shot(page: Page, name: str) -> None:
+def _shot(page: Page, name: str, *, full_page: bool = False) -> None:
+    """A screenshot in /work/wt/shots; `full_page`: all of Streamlit's main area (it scrolls
+    inside stMain, so the viewport grows to its height for the shot)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
+    size = page.viewport_size
+    if full_page and size is not None:
+        height = page.evaluate("() => document.querySelector('[data-testid=stMain]').scrollHeight")
+        page.set_viewport_size({"width": size["width"], "height": max(size["height"], height)})
+        wait_for_app(page)
     page.screenshot(path=str(SHOTS / f"stage-{name}.png"))
+    if full_page and size is not None:
+        page.set_viewport_size(size)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
@@ -187,7 +196,7 @@ def test_a_deck_plays_full_screen_and_follows_the_keys(
         assert "deck=" not in page.url
         wait_for_app(page)
         assert_no_exception(page)
-        _shot(page, f"manager-{size[0]}x{size[1]}")
+        _shot(page, f"manager-{size[0]}x{size[1]}", full_page=True)
     finally:
         context.close()
 
@@ -423,10 +432,9 @@ def _visitor_rows(server: AppServer) -> list[JobRecord]:
         ledger.close()
 
 
-def _try_it_live(page: Page, server: AppServer, deck_id: int) -> JobRecord:
-    """Open the deck, press L, upload the visitor's photo, run it; the finished visitor row."""
+def _start_visitor(page: Page, deck_id: int) -> None:
+    """Open the deck, press L, upload the visitor's photo and press Try it on."""
     _present(page, deck_id)
-    before = {job.id for job in _visitor_rows(server)}
     page.keyboard.press("l")
     expect(page.get_by_role("heading", name=re.compile("Try it live"))).to_be_visible()
     source = keyed(page, "stage-visitor-0-source")  # the session's first visitor
@@ -436,6 +444,12 @@ def _try_it_live(page: Page, server: AppServer, deck_id: int) -> JobRecord:
     go = keyed(page, "stage-live-go").locator("button")
     expect(go).to_be_enabled()
     go.click()
+
+
+def _try_it_live(page: Page, server: AppServer, deck_id: int) -> JobRecord:
+    """A visitor's try-on run to its result on screen; its (finished) ledger row."""
+    before = {job.id for job in _visitor_rows(server)}
+    _start_visitor(page, deck_id)
     expect(keyed(page, "stage-live-result").locator("img")).to_be_visible(timeout=90_000)
     rows = [job for job in _visitor_rows(server) if job.id not in before]
     assert len(rows) == 1
@@ -532,3 +546,48 @@ def test_the_deck_plays_with_the_api_gone(browser: Browser, tmp_path: Path) -> N
     finally:
         sandbox.stop()
         stop_app(server)
+
+
+def test_when_the_live_api_fails_the_stage_continues_on_the_sandbox(
+    browser: Browser, tmp_path: Path
+) -> None:
+    failing = start_embedded(SandboxConfig(latency=0.2, job_fail_rate=1.0))
+    server = start_app(
+        tmp_path / "app",
+        {
+            "MIRRAGO_BASE_URL": failing.base_url,
+            "MIRRAGO_CLIENT_ID": failing.client_id,
+            "MIRRAGO_CLIENT_SECRET": failing.client_secret,
+            "MIRRAGO_SANDBOX_LATENCY": "0.5",
+        },
+    )
+    try:
+        deck_id, _ = _seed_deck(server, "Demo day")
+        context = _context(browser, server, (1280, 720))
+        try:
+            page = context.new_page()
+            _start_visitor(page, deck_id)
+            expect(page.get_by_text("The live service failed")).to_be_visible()
+            page.get_by_role("button", name="Continue on the embedded sandbox").click()
+            expect(keyed(page, "stage-live-result").locator("img")).to_be_visible(timeout=90_000)
+            first, second = _visitor_rows_all(server)
+            assert first.deleted_at is not None  # the failed one is anonymised already
+            assert second.backend.startswith("sandbox#") and second.deleted_at is None
+            page.keyboard.press("Escape")
+            page.wait_for_selector(FRAME)
+            _check_visitor_left_nothing(server, second)
+        finally:
+            context.close()
+    finally:
+        stop_app(server)
+        failing.stop()
+
+
+def _visitor_rows_all(server: AppServer) -> list[JobRecord]:
+    """Every visitor row, anonymised ones included, oldest first."""
+    ledger = _ledger(server)
+    try:
+        visitors = {b.id for b in ledger.batches() if b.source == Origin.STAGE_VISITOR}
+        return [job for job in ledger.jobs() if job.batch_id in visitors]
+    finally:
+        ledger.close()

@@ -248,7 +248,7 @@ def _live_api_problem(services: Services, run: Services, job: JobRecord) -> bool
     error = error or getattr(run.runner, "last_error", None)
     if not error:
         return False
-    st.error(f"The live service is not answering: {plain(str(error)[:160])}")
+    st.error(f"The live service failed: {plain(str(error)[:160])}")
     if st.button("Continue on the embedded sandbox", key="stage-to-sandbox", type="primary"):
         st.session_state[SANDBOX_KEY] = True
         sandbox = live_services(services)

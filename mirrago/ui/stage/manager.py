@@ -18,7 +18,7 @@ from mirrago.ui.plain import md_text
 from mirrago.ui.stage.present import deck_page
 
 CHOSEN_KEY = "stage-chosen-deck"
-SLIDES_PER_ROW = 4
+SLIDES_PER_ROW = 5
 
 
 def deck_manager(
@@ -128,7 +128,7 @@ def _slides(services: Services, deck: DeckRecord, editable: bool) -> None:
         st.caption("This deck has no slides yet: add results with **Add to deck**.")
         return
     order = [slide.id for slide in slides]
-    with st.grid(SLIDES_PER_ROW, min_column_width=220, gap="small", key="stage-slides"):
+    with st.grid(SLIDES_PER_ROW, min_column_width=190, gap="small", key="stage-slides"):
         for number, slide in enumerate(slides, 1):
             with st.container(border=True, key=f"stage-slide-{slide.id}"):
                 _slide_card(services, deck, slide, number, order, editable)
