@@ -213,15 +213,9 @@ def test_add_to_deck_on_a_try_on_result_makes_a_deck_on_the_spot(
     try:
         page = context.new_page()
         open_app(page, f"/try-on?job={job.id}")
-        result = keyed(page, "tryon-result")
-        result.get_by_role("button", name=re.compile("Add to deck")).click()
-        _choose(page, keyed(page, f"tryon-deck-choice-{job.id}"), "A new deck…")
-        name = keyed(page, f"tryon-deck-name-{job.id}").locator("input")
-        name.fill(f"Booth {job.id}")
-        name.press("Enter")
-        wait_for_app(page)
-        keyed(page, f"tryon-deck-add-{job.id}").locator("button").click()
-        expect(page.get_by_text(re.compile(rf"Added to Booth {job.id} as slide 1"))).to_be_visible()
+        _add_to_deck(
+            page, keyed(page, "tryon-result"), "tryon", job.id, f"Booth {job.id}", new=True
+        )
         assert_no_exception(page)
     finally:
         context.close()
@@ -240,15 +234,24 @@ def _add_to_deck(
 ) -> None:
     """Open the "Add to deck" popover of job `job_id` inside `scope` (its widgets' keys start
     with `key`), choose (or create) `deck`, add."""
-    scope.get_by_role("button", name=re.compile("Add to deck")).click()
     choice = keyed(page, f"{key}-deck-choice-{job_id}")
+    for _ in range(3):  # a click that lands while a busy page redraws can be lost
+        wait_for_app(page)
+        scope.get_by_role("button", name=re.compile("Add to deck")).click()
+        try:
+            choice.wait_for(timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            continue
     _choose(page, choice, "A new deck…" if new else re.compile(f"^{deck}"))
     if new:
         name = keyed(page, f"{key}-deck-name-{job_id}").locator("input")
         name.fill(deck)
         name.press("Enter")
         wait_for_app(page)
-    keyed(page, f"{key}-deck-add-{job_id}").locator("button").click()
+    add = keyed(page, f"{key}-deck-add-{job_id}").locator("button")
+    expect(add).to_be_enabled()
+    add.click()
     expect(page.get_by_text(re.compile(rf"Added to {deck} as slide"))).to_be_visible()
     page.keyboard.press("Escape")  # closes the popover
     wait_for_app(page)
