@@ -123,7 +123,7 @@ def test_deleting_a_deck_returns_only_the_files_nothing_else_uses(
         assert conn.execute(sa.select(sa.func.count()).select_from(deck_slides)).scalar() == 0
 
 
-def test_a_schema_5_ledger_gains_the_deck_tables(tmp_path: Path) -> None:
+def test_a_ledger_from_before_decks_gains_the_deck_tables(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
     ledger = Ledger(url)
     with ledger._write() as conn:  # noqa: SLF001 - turn it back into the previous schema
