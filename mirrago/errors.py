@@ -35,6 +35,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BatchFileError",
+    "DeckError",
     "FetchError",
     "ExportError",
     "ImageError",
