@@ -1,0 +1,163 @@
+"""Where the checks run: on a row's stored result, off the runner's hot path, recorded in the
+ledger.
+
+`triage_row` checks one ledger row and records what it found (a check that raises is logged
+and recorded as "not checked" with the reason). `TriageWorker` does that on one background
+thread for rows handed to it by the runner after it stored their result: the runner never
+waits for it, and a job is never delayed or failed by it. `rescore` checks a whole batch now
+(`mirrago triage`, the Batch page, and `mirrago batch` before it writes results.csv).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from mirrago import samples
+from mirrago.ledger import JobRecord, Ledger, LedgerError
+from mirrago.ledger.triage import TriageRecord
+from mirrago.triage.check import Triage, check_result
+from mirrago.triage.flags import CHECKS_VERSION
+
+log = logging.getLogger("mirrago.triage")
+
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def input_file(value: str, base_url: str | None = None) -> Path | None:
+    """The local file of a job input: a stored path, or a shipped sample given as the sandbox's
+    `/samples/...` link (this machine's). None for anyone else's link: checks never fetch."""
+    parts = urlsplit(value)
+    if parts.scheme in ("http", "https"):
+        hosts = _LOOPBACK | ({urlsplit(base_url).hostname or ""} if base_url else set())
+        path = Path(parts.path)
+        if parts.hostname not in hosts or path.parent.parent != Path("/samples"):
+            return None
+        for sample in samples.persons() + samples.garments():
+            if (sample.path.parent.name, sample.path.name) == (path.parent.name, path.name):
+                return sample.path
+        return None
+    return Path(value).expanduser() if value.strip() else None
+
+
+def check_row(row: JobRecord, base_url: str | None = None) -> Triage:
+    """The checks on one row's stored result (or "not checked" and why)."""
+    if not row.result_path:
+        return Triage.not_checked("the result was not stored on this machine")
+    person = input_file(row.target, base_url)
+    if person is None:
+        return Triage.not_checked("the person photo is a link: only stored photos are checked")
+    garment = input_file(row.garment, base_url)
+    if garment is None:
+        return Triage.not_checked("the garment photo is a link: only stored photos are checked")
+    return check_result(person, garment, row.result_path, background=row.background)
+
+
+def triage_row(ledger: Ledger, row: JobRecord, base_url: str | None = None) -> TriageRecord | None:
+    """Check one row and record what was found; a check that raises is logged and recorded as
+    "not checked" with the reason. None when the row is gone."""
+    try:
+        found = check_row(row, base_url)
+    except Exception as error:  # noqa: BLE001 - a bug in a check must not lose the row
+        log.exception("the quality checks failed on row %s", row.id)
+        found = Triage.not_checked(f"the checks failed ({type(error).__name__})")
+    return ledger.record_triage(
+        row.id,
+        checks_version=found.version,
+        score=found.score,
+        flags=found.flags,
+        values=found.values,
+        not_checked=found.reason,
+        attempt=row.attempts,
+    )
+
+
+def rescore(
+    ledger: Ledger,
+    batch_id: int,
+    *,
+    every: bool = False,
+    base_url: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Check a batch's completed rows now: those not checked by the current checks (or, with
+    `every`, all). Returns how many were checked; `progress(done, total)` after each."""
+    rows = ledger.rows_to_triage(batch_id, older_than=None if every else CHECKS_VERSION)
+    for done, row in enumerate(rows, start=1):
+        triage_row(ledger, row, base_url)
+        if progress is not None:
+            progress(done, len(rows))
+    return len(rows)
+
+
+class TriageWorker:
+    """One background thread checking the rows handed to it (`submit(row_id)`), in order.
+
+    The runner hands it a row once the row's result is stored and recorded; `submit` never
+    blocks. `wait(timeout)` waits until every row handed over so far is checked (the CLI does,
+    before it writes results.csv). Worker threads never touch Streamlit.
+    """
+
+    def __init__(self, ledger: Ledger, base_url: str | None = None) -> None:
+        self.ledger = ledger
+        self.base_url = base_url
+        self._rows: queue.Queue[int | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    def submit(self, row_id: int) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._work, name="mirrago-triage", daemon=True
+                )
+                self._thread.start()
+        self._rows.put(row_id)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True once every row handed over so far is checked; False after `timeout` s."""
+        done = threading.Event()
+
+        def join() -> None:
+            self._rows.join()
+            done.set()
+
+        threading.Thread(target=join, daemon=True).start()
+        return done.wait(timeout)
+
+    def stop(self) -> None:
+        """Check no more rows (those waiting stay unchecked: `mirrago triage` finds them)."""
+        with self._lock:
+            self._stopped = True
+            thread = self._thread
+        if thread is not None:
+            self._rows.put(None)
+
+    def _work(self) -> None:
+        while True:
+            row_id = self._rows.get()
+            try:
+                if row_id is None or self._stopped:
+                    if row_id is None:
+                        return
+                    continue
+                self._check(row_id)
+            finally:
+                self._rows.task_done()
+
+    def _check(self, row_id: int) -> None:
+        try:
+            row = self.ledger.job(row_id)
+            if row is not None:
+                triage_row(self.ledger, row, self.base_url)
+        except LedgerError as error:  # unreachable: the row stays unchecked, found later
+            log.warning("could not record the checks on row %s: %s", row_id, error)
+        except Exception:  # noqa: BLE001 - never let the thread die
+            log.exception("the quality checks failed on row %s", row_id)
