@@ -79,6 +79,7 @@ from mirrago.transfer import download, prepared
 
 if TYPE_CHECKING:
     from mirrago.client import MirragoClient
+    from mirrago.triage.worker import TriageWorker
 
 log = logging.getLogger("mirrago.runner")
 
@@ -146,6 +147,7 @@ class Runner(RunnerCalls):
         self._retry = LedgerRetry(
             self._abandon, self._wake, self._notify_changed, on_back=self._ledger_back
         )
+        self._triage: TriageWorker | None = None
 
     # ------------------------------------------------------------------ public API
 
@@ -171,6 +173,16 @@ class Runner(RunnerCalls):
             self._download_pool = ThreadPoolExecutor(tuning.download_workers, "mirrago-fetch")
             self._thread = threading.Thread(target=self._drive, name="mirrago-runner", daemon=True)
             self._thread.start()
+
+    @property
+    def triage(self) -> TriageWorker:
+        """The background checker of stored results (see `mirrago.triage.worker`)."""
+        with self._lock:
+            if self._triage is None:
+                from mirrago.triage.worker import TriageWorker
+
+                self._triage = TriageWorker(self.ledger, self.client.base_url)
+            return self._triage
 
     @property
     def running(self) -> bool:
@@ -468,7 +480,7 @@ class Runner(RunnerCalls):
                 self._count("downloads" if data is not None else "download_failures")
                 if data is not None:
                     result_path, thumb_path, note = store_result(self.data_dir, job.job_id, data)
-            self._retry.record(
+            completed = self._retry.record(
                 self.ledger.complete,
                 row_id,
                 me,
@@ -478,6 +490,8 @@ class Runner(RunnerCalls):
                 thumbnail_path=thumb_path,
                 error=note,
             )
+            if completed and result_path is not None:
+                self.triage.submit(row_id)  # checked later, on a thread of its own
         except Exception:  # noqa: BLE001 - leave the row submitted: the next poll retries
             log.exception("could not record the result of job %s", job.job_id)
             self._report(WorkerReport(Outcome.FETCH_ERROR, row_id, job=job))

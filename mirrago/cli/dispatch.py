@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "usage": "usage",
     "export": "export",
     "assign-backend": "assign_backend",
+    "triage": "triage",
 }
 
 

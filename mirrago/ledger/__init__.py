@@ -39,8 +39,10 @@ from mirrago.ledger.schema import (
     migrate_schema,
     runners,
     schema_version_table,
+    triage_results,
 )
 from mirrago.ledger.store import OPEN_PATIENCE, Ledger
+from mirrago.ledger.triage import TriageRecord
 
 # The `reviews` table is `mirrago.ledger.schema.reviews`: here `reviews` names the module.
 __all__ = [
@@ -67,6 +69,7 @@ __all__ = [
     "Recovery",
     "ReviewConflict",
     "ReviewRecord",
+    "TriageRecord",
     "UTCDateTime",
     "Unchecked",
     "batches",
@@ -78,5 +81,6 @@ __all__ = [
     "migrate_schema",
     "runners",
     "schema_version_table",
+    "triage_results",
     "utcnow",
 ]
