@@ -177,11 +177,10 @@ class Runner(RunnerCalls):
     @property
     def triage(self) -> TriageWorker:
         """The background checker of stored results (see `mirrago.triage.worker`)."""
-        with self._lock:
-            if self._triage is None:
-                from mirrago.triage.worker import TriageWorker
+        from mirrago.triage.worker import TriageWorker
 
-                self._triage = TriageWorker(self.ledger, self.client.base_url)
+        with self._lock:
+            self._triage = self._triage or TriageWorker(self.ledger, self.client.base_url)
             return self._triage
 
     @property
@@ -209,6 +208,9 @@ class Runner(RunnerCalls):
                     except Exception:  # noqa: BLE001 - cancelled or still running: give up
                         pass
             self._abandon.set()  # answers still waiting for the ledger are given up now
+            if self._triage is not None:  # rows it had not reached: `mirrago triage` finds them
+                self._triage.stop()
+            self._triage = None
             try:
                 self.ledger.unregister_runner(self.runner_id)
             except Exception as error:  # noqa: BLE001 - the database may be the problem
