@@ -11,9 +11,13 @@ waits for it, and a job is never delayed or failed by it. `rescore` checks a who
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import queue
 import threading
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -57,11 +61,17 @@ def check_row(row: JobRecord, base_url: str | None = None) -> Triage:
     return check_result(person, garment, row.result_path, background=row.background)
 
 
-def triage_row(ledger: Ledger, row: JobRecord, base_url: str | None = None) -> TriageRecord | None:
-    """Check one row and record what was found; a check that raises is logged and recorded as
-    "not checked" with the reason. None when the row is gone."""
+Check = Callable[[JobRecord, "str | None"], Triage]
+
+
+def triage_row(
+    ledger: Ledger, row: JobRecord, base_url: str | None = None, check: Check | None = None
+) -> TriageRecord | None:
+    """Check one row (with `check`, default `check_row`) and record what was found; a check
+    that raises is logged and recorded as "not checked" with the reason. None when the row is
+    gone."""
     try:
-        found = check_row(row, base_url)
+        found = (check or check_row)(row, base_url)
     except Exception as error:  # noqa: BLE001 - a bug in a check must not lose the row
         log.exception("the quality checks failed on row %s", row.id)
         found = Triage.not_checked(f"the checks failed ({type(error).__name__})")
@@ -95,16 +105,24 @@ def rescore(
 
 
 class TriageWorker:
-    """One background thread checking the rows handed to it (`submit(row_id)`), in order.
+    """One background thread handing the rows given to it (`submit(row_id)`) to the checks, in
+    order, and recording what they found.
 
     The runner hands it a row once the row's result is stored and recorded; `submit` never
-    blocks. `wait(timeout)` waits until every row handed over so far is checked (the CLI does,
-    before it writes results.csv). Worker threads never touch Streamlit.
+    blocks. The checks themselves (a tenth of a second of CPU each) run in a child process at
+    a lower priority, so they never hold this process's interpreter lock while the runner
+    works, and the runner and the sandbox come first for the CPU (`check` replaces them, for a
+    caller that wants them here). `wait(timeout)` waits until every row handed over so far is
+    checked (the CLI does, before it writes results.csv). Worker threads never touch Streamlit.
     """
 
-    def __init__(self, ledger: Ledger, base_url: str | None = None) -> None:
+    def __init__(
+        self, ledger: Ledger, base_url: str | None = None, *, check: Check | None = None
+    ) -> None:
         self.ledger = ledger
         self.base_url = base_url
+        self._check_row = check or self._in_child
+        self._pool: ProcessPoolExecutor | None = None
         self._rows: queue.Queue[int | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -136,9 +154,11 @@ class TriageWorker:
         """Check no more rows (those waiting stay unchecked: `mirrago triage` finds them)."""
         with self._lock:
             self._stopped = True
-            thread = self._thread
+            thread, pool = self._thread, self._pool
         if thread is not None:
             self._rows.put(None)
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _work(self) -> None:
         while True:
@@ -156,8 +176,32 @@ class TriageWorker:
         try:
             row = self.ledger.job(row_id)
             if row is not None:
-                triage_row(self.ledger, row, self.base_url)
+                triage_row(self.ledger, row, self.base_url, self._check_row)
         except LedgerError as error:  # unreachable: the row stays unchecked, found later
             log.warning("could not record the checks on row %s: %s", row_id, error)
         except Exception:  # noqa: BLE001 - never let the thread die
             log.exception("the quality checks failed on row %s", row_id)
+
+    def _in_child(self, row: JobRecord, base_url: str | None) -> Triage:
+        """`check_row` in the checks' child process (started on first use, again after a
+        crash: the row that crashed it is recorded "not checked")."""
+        with self._lock:
+            if self._pool is None:
+                context = multiprocessing.get_context("spawn")  # no fork of a threaded process
+                self._pool = ProcessPoolExecutor(1, context, initializer=_lower_priority)
+            pool = self._pool
+        try:
+            return pool.submit(check_row, row, base_url).result()
+        except BrokenProcessPool:
+            with self._lock:
+                if self._pool is pool:
+                    self._pool = None
+            raise
+
+
+def _lower_priority() -> None:
+    """The checks' process yields the CPU to the runner, the sandbox and the pages."""
+    try:
+        os.nice(10)
+    except (AttributeError, OSError):  # not on this platform: run at the usual priority
+        pass
