@@ -6,8 +6,20 @@ runner's hot path and records it in the ledger; `testset` makes the checks' test
 sandbox renders. Checks never give a verdict: they sort and explain, people judge.
 """
 
-from mirrago.triage.check import Triage, check_result
+from typing import Any
+
 from mirrago.triage.flags import CHECKS, CHECKS_VERSION, FLAG_CODES, chip, label, suspect_score
+from mirrago.triage.result import Triage
+
+
+def __getattr__(name: str) -> Any:
+    # The checks load scipy and scikit-image: only a process that checks pays for them.
+    if name == "check_result":
+        from mirrago.triage.check import check_result
+
+        return check_result
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CHECKS",

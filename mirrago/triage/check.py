@@ -10,42 +10,18 @@ from __future__ import annotations
 
 import functools
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mirrago.triage import measure
-from mirrago.triage.flags import CHECKS, CHECKS_VERSION, chip, suspect_score
+from mirrago.triage.flags import CHECKS, suspect_score
+from mirrago.triage.result import Triage
 
 log = logging.getLogger("mirrago.triage")
 
 ImageSource = str | Path | Image.Image
-
-
-@dataclass(frozen=True)
-class Triage:
-    """What the checks found on one result. `score` is None and `reason` says why when the
-    result could not be checked. `values` holds each check's value (None: did not apply)."""
-
-    score: float | None
-    flags: tuple[str, ...] = ()
-    values: dict[str, float | None] = field(default_factory=dict)
-    reason: str | None = None
-    version: int = CHECKS_VERSION
-
-    @property
-    def checked(self) -> bool:
-        return self.reason is None
-
-    def chips(self) -> list[str]:
-        """One chip per flag, saying why ("Colour off: ΔE 23")."""
-        return [chip(code, self.values.get(code)) for code in self.flags]
-
-    @classmethod
-    def not_checked(cls, reason: str) -> Triage:
-        return cls(score=None, reason=reason)
 
 
 class Unreadable(Exception):

@@ -174,6 +174,15 @@ def face_difference(person: Person, result_grey: np.ndarray) -> float | None:
 def background_change(person: Person, found: Changes) -> float | None:
     """The share of the background (well away from the person) that changed, on smoothed
     copies so that a softer or re-encoded picture does not count."""
+    background = background_region(person, found)
+    if background.mean() < 0.05:
+        return None
+    return float(background_changed(found)[background].mean())
+
+
+def background_region(person: Person, found: Changes) -> np.ndarray:
+    """The background well away from the person (without a person mask: outside the changed
+    region's box), never the face."""
     if person.mask is not None:
         near = ndimage.binary_dilation(
             person.mask > 0.15, iterations=max(3, person.mask.shape[0] // 40)
@@ -186,10 +195,17 @@ def background_change(person: Person, found: Changes) -> float | None:
             background[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1] = False
     if person.face is not None:
         background &= ~_box_mask(background.shape, person.face)
-    if background.mean() < 0.05:
-        return None
-    smooth = ndimage.gaussian_filter(found.delta, 2.0)
-    return float((smooth[background] > _BACKGROUND_DELTA).mean())
+    return background
+
+
+def background_changed(found: Changes) -> np.ndarray:
+    """Where the smoothed difference passes the background's threshold."""
+    return ndimage.gaussian_filter(found.delta, 2.0) > _BACKGROUND_DELTA
+
+
+def face_region(person: Person) -> np.ndarray | None:
+    """The face box on the working grid (None: no face found)."""
+    return None if person.face is None else _box_mask(person.lab.shape, person.face)
 
 
 # --------------------------------------------------------------------------- the garment

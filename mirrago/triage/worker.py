@@ -24,8 +24,8 @@ from urllib.parse import urlsplit
 from mirrago import samples
 from mirrago.ledger import JobRecord, Ledger, LedgerError
 from mirrago.ledger.triage import TriageRecord
-from mirrago.triage.check import Triage, check_result
 from mirrago.triage.flags import CHECKS_VERSION
+from mirrago.triage.result import Triage
 
 log = logging.getLogger("mirrago.triage")
 
@@ -58,6 +58,8 @@ def check_row(row: JobRecord, base_url: str | None = None) -> Triage:
     garment = input_file(row.garment, base_url)
     if garment is None:
         return Triage.not_checked("the garment photo is a link: only stored photos are checked")
+    from mirrago.triage.check import check_result  # the image libraries: in the checking process
+
     return check_result(person, garment, row.result_path, background=row.background)
 
 
@@ -70,11 +72,20 @@ def triage_row(
     """Check one row (with `check`, default `check_row`) and record what was found; a check
     that raises is logged and recorded as "not checked" with the reason. None when the row is
     gone."""
+    return record(ledger, row, run_check(row, base_url, check))
+
+
+def run_check(row: JobRecord, base_url: str | None = None, check: Check | None = None) -> Triage:
+    """`check(row, base_url)`; a check that raises is logged and gives "not checked"."""
     try:
-        found = (check or check_row)(row, base_url)
+        return (check or check_row)(row, base_url)
     except Exception as error:  # noqa: BLE001 - a bug in a check must not lose the row
         log.exception("the quality checks failed on row %s", row.id)
-        found = Triage.not_checked(f"the checks failed ({type(error).__name__})")
+        return Triage.not_checked(f"the checks failed ({type(error).__name__})")
+
+
+def record(ledger: Ledger, row: JobRecord, found: Triage) -> TriageRecord | None:
+    """Store what the checks found on the row's current attempt."""
     return ledger.record_triage(
         row.id,
         checks_version=found.version,
@@ -150,8 +161,10 @@ class TriageWorker:
         threading.Thread(target=join, daemon=True).start()
         return done.wait(timeout)
 
-    def stop(self) -> None:
-        """Check no more rows (those waiting stay unchecked: `mirrago triage` finds them)."""
+    def stop(self, timeout: float = 5.0) -> None:
+        """Check no more rows (those waiting stay unchecked: `mirrago triage` finds them); wait
+        up to `timeout` s for the row being checked, whose finding is then not recorded (the
+        ledger may be closing)."""
         with self._lock:
             self._stopped = True
             thread, pool = self._thread, self._pool
@@ -159,6 +172,8 @@ class TriageWorker:
             self._rows.put(None)
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
 
     def _work(self) -> None:
         while True:
@@ -175,8 +190,11 @@ class TriageWorker:
     def _check(self, row_id: int) -> None:
         try:
             row = self.ledger.job(row_id)
-            if row is not None:
-                triage_row(self.ledger, row, self.base_url, self._check_row)
+            if row is None:
+                return
+            found = run_check(row, self.base_url, self._check_row)
+            if not self._stopped:
+                record(self.ledger, row, found)
         except LedgerError as error:  # unreachable: the row stays unchecked, found later
             log.warning("could not record the checks on row %s: %s", row_id, error)
         except Exception:  # noqa: BLE001 - never let the thread die
