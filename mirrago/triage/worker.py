@@ -120,11 +120,12 @@ class TriageWorker:
     order, and recording what they found.
 
     The runner hands it a row once the row's result is stored and recorded; `submit` never
-    blocks. The checks themselves (a tenth of a second of CPU each) run in a child process at
-    a lower priority, so they never hold this process's interpreter lock while the runner
-    works, and the runner and the sandbox come first for the CPU (`check` replaces them, for a
-    caller that wants them here). `wait(timeout)` waits until every row handed over so far is
-    checked (the CLI does, before it writes results.csv). Worker threads never touch Streamlit.
+    blocks. The checks themselves (a tenth of a second of CPU each) run in a child process
+    that gets the CPU only when nothing else wants it, so they never hold this process's
+    interpreter lock while the runner works, and the runner and a local sandbox come first
+    (`check` replaces them, for a caller that wants them here). `wait(timeout)` waits until
+    every row handed over so far is checked (the CLI does, before it writes results.csv).
+    Worker threads never touch Streamlit.
     """
 
     def __init__(
@@ -218,8 +219,15 @@ class TriageWorker:
 
 
 def _lower_priority() -> None:
-    """The checks' process yields the CPU to the runner, the sandbox and the pages."""
+    """The checks' process gets the CPU only when nothing else wants it (Linux's idle
+    scheduling class; elsewhere the lowest niceness): the runner, a local sandbox and the
+    pages always come first, and the checks catch up when they rest."""
     try:
-        os.nice(10)
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        return
+    except (AttributeError, OSError):  # not Linux
+        pass
+    try:
+        os.nice(19)
     except (AttributeError, OSError):  # not on this platform: run at the usual priority
         pass
