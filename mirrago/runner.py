@@ -175,15 +175,6 @@ class Runner(RunnerCalls):
             self._thread.start()
 
     @property
-    def triage(self) -> TriageWorker:
-        """The background checker of stored results (see `mirrago.triage.worker`)."""
-        from mirrago.triage.worker import TriageWorker
-
-        with self._lock:
-            self._triage = self._triage or TriageWorker(self.ledger, self.client.base_url)
-            return self._triage
-
-    @property
     def running(self) -> bool:
         thread = self._thread
         return thread is not None and thread.is_alive() and not self._stopping.is_set()

@@ -11,12 +11,12 @@ def most_suspect_first(
     rows: Sequence[JobRecord], findings: Mapping[int, TriageRecord]
 ) -> list[JobRecord]:
     """`rows` by suspect score, highest first; results not checked (yet) after every scored
-    one; ties in row order."""
+    one; ties keep their order in `rows` (the queue's oldest first, the gallery's row order)."""
 
-    def key(row: JobRecord) -> tuple[int, float, int]:
+    def key(row: JobRecord) -> tuple[int, float]:
         found = findings.get(row.id)
         if found is None or found.score is None:
-            return (1, 0.0, row.row_index)
-        return (0, -found.score, row.row_index)
+            return (1, 0.0)
+        return (0, -found.score)
 
     return sorted(rows, key=key)

@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -30,6 +31,9 @@ from mirrago.triage.result import Triage
 log = logging.getLogger("mirrago.triage")
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+# How long a stored result waits for the runner to rest before it is checked anyway (a long
+# batch, or a busy app: then the checks share the CPU, at the lowest priority).
+PATIENCE = 120.0
 
 
 def input_file(value: str, base_url: str | None = None) -> Path | None:
@@ -120,22 +124,32 @@ class TriageWorker:
     order, and recording what they found.
 
     The runner hands it a row once the row's result is stored and recorded; `submit` never
-    blocks. The checks themselves (a tenth of a second of CPU each) run in a child process
-    that gets the CPU only when nothing else wants it, so they never hold this process's
-    interpreter lock while the runner works, and the runner and a local sandbox come first
-    (`check` replaces them, for a caller that wants them here). `wait(timeout)` waits until
-    every row handed over so far is checked (the CLI does, before it writes results.csv).
-    Worker threads never touch Streamlit.
+    blocks. A row is checked once the runner rests (`busy()` is false), or `patience` s after
+    it was handed over, whichever comes first. The checks themselves (a tenth of a second of
+    CPU each) run in a child process that gets the CPU only when nothing else wants it, so
+    they never hold this process's interpreter lock while the runner works, and the runner
+    and a local sandbox come first (`check` replaces them, for a caller that wants them
+    here). `wait(timeout)` waits until every row handed over so far is checked (the CLI does,
+    before it writes results.csv). Worker threads never touch Streamlit.
     """
 
     def __init__(
-        self, ledger: Ledger, base_url: str | None = None, *, check: Check | None = None
+        self,
+        ledger: Ledger,
+        base_url: str | None = None,
+        *,
+        check: Check | None = None,
+        busy: Callable[[], bool] | None = None,
+        patience: float = PATIENCE,
     ) -> None:
         self.ledger = ledger
         self.base_url = base_url
         self._check_row = check or self._in_child
+        self._busy = busy or (lambda: False)
+        self._patience = patience
         self._pool: ProcessPoolExecutor | None = None
-        self._rows: queue.Queue[int | None] = queue.Queue()
+        self._rows: queue.Queue[tuple[int, float] | None] = queue.Queue()
+        self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._stopped = False
@@ -149,7 +163,7 @@ class TriageWorker:
                     target=self._work, name="mirrago-triage", daemon=True
                 )
                 self._thread.start()
-        self._rows.put(row_id)
+        self._rows.put((row_id, time.monotonic()))
 
     def wait(self, timeout: float | None = None) -> bool:
         """True once every row handed over so far is checked; False after `timeout` s."""
@@ -168,6 +182,7 @@ class TriageWorker:
         ledger may be closing)."""
         with self._lock:
             self._stopped = True
+            self._stopping.set()
             thread, pool = self._thread, self._pool
         if thread is not None:
             self._rows.put(None)
@@ -178,15 +193,27 @@ class TriageWorker:
 
     def _work(self) -> None:
         while True:
-            row_id = self._rows.get()
+            item = self._rows.get()
             try:
-                if row_id is None or self._stopped:
-                    if row_id is None:
-                        return
-                    continue
-                self._check(row_id)
+                if item is None:
+                    return
+                row_id, handed_at = item
+                self._wait_for_rest(handed_at)
+                if not self._stopped:
+                    self._check(row_id)
             finally:
                 self._rows.task_done()
+
+    def _wait_for_rest(self, handed_at: float) -> None:
+        """While the runner is busy (`busy()`), wait, up to `patience` s after the row was
+        handed over: a batch's jobs come first, the checks catch up when it rests."""
+        while time.monotonic() - handed_at < self._patience and not self._stopping.is_set():
+            try:
+                if not self._busy():
+                    return
+            except Exception:  # noqa: BLE001 - unknown: do not hold the checks back
+                return
+            self._stopping.wait(0.5)
 
     def _check(self, row_id: int) -> None:
         try:
