@@ -20,6 +20,15 @@ from mirrago.ui.batch.run import controls, figures, header, open_batch, opened_b
 from mirrago.ui.review.gallery_extras import card_verdict, detail_verdict, verdict_filter
 from mirrago.ui.review.workspace import review_workspace
 from mirrago.ui.routing import ensure_routed
+from mirrago.ui.triage.agreement import agreement_section
+from mirrago.ui.triage.findings import (
+    SORT_LABEL,
+    card_findings,
+    detail_findings,
+    flag_filter,
+    rescore_offer,
+    suspect_sort,
+)
 
 ensure_routed()
 
@@ -31,10 +40,12 @@ VIEWS = {
     "history": ":material/history: Past batches",
 }
 # What other features add to the gallery: the review's verdict filters, Pass/Fail on each card
-# and the verdict bar in the detail dialog.
-GALLERY_FILTERS = (verdict_filter,)
-CARD_EXTRAS = (card_verdict,)
-DETAIL_EXTRAS = (detail_verdict,)
+# and the verdict bar in the detail dialog; the quality checks' flag filter, their sort, their
+# chips on each card and their findings in the detail dialog.
+GALLERY_FILTERS = (verdict_filter, flag_filter)
+GALLERY_SORTS = {SORT_LABEL: suspect_sort}
+CARD_EXTRAS = (card_verdict, card_findings)
+DETAIL_EXTRAS = (detail_verdict, detail_findings)
 LIVE_REFRESH = 1.5  # seconds between looks at the ledger while a batch is active
 TO_TOP_KEY = "batch-to-top"
 # Streamlit keeps the main area's scroll position across views: after Run (clicked at the
@@ -71,8 +82,12 @@ def _results(services: Services, batch: BatchRecord) -> None:
         header(current, progress, batchprogress.batch_owner(rows) if shared else None)
         figures(progress)
         controls(services, current, rows, progress)
+        if not progress.active:
+            rescore_offer(services, current.id)
         st.divider()
-        gallery(services, rows, filters=GALLERY_FILTERS, card_extras=CARD_EXTRAS)
+        gallery(
+            services, rows, filters=GALLERY_FILTERS, card_extras=CARD_EXTRAS, sorts=GALLERY_SORTS
+        )
         if st.session_state.get(was_active_key) and not progress.active:
             st.rerun(scope="app")  # finished: one full run, then the page stops ticking
 
@@ -108,5 +123,6 @@ elif batch is None:
     st.info("No batch yet: add rows under New batch and run them.", icon=":material/info:")
 elif view == "review":
     review_workspace(services.ledger, batch.id)
+    agreement_section(services.ledger, batch.id)
 else:
     _results(services, batch)

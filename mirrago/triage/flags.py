@@ -50,7 +50,7 @@ CHECKS: dict[str, Check] = {
             limit=0.03,
             spread=0.01,
             low_is_bad=True,
-            chip=lambda v: f"Unchanged: only {_percent(v)} of the person differs",
+            chip=lambda v: f"Unchanged: {_percent(v)} differs",
         ),
         Check(
             "face_changed",
@@ -86,7 +86,7 @@ CHECKS: dict[str, Check] = {
             limit=0.5,
             spread=0.1,
             low_is_bad=True,
-            chip=lambda v: f"Pattern lost: {_percent(v)} of the print's detail",
+            chip=lambda v: f"Pattern lost: {_percent(v)} of its detail",
         ),
         Check(
             "low_quality",
@@ -95,7 +95,7 @@ CHECKS: dict[str, Check] = {
             limit=0.4,
             spread=0.1,
             low_is_bad=False,
-            chip=lambda v: f"Low quality: {_percent(v)} of the detail lost or blocky",
+            chip=lambda v: f"Low quality: {_percent(v)} degraded",
         ),
         Check(
             "framing_changed",
@@ -104,7 +104,7 @@ CHECKS: dict[str, Check] = {
             limit=0.05,
             spread=0.03,
             low_is_bad=False,
-            chip=lambda v: f"Framing changed: {_percent(v)} of the photo cut or moved",
+            chip=lambda v: f"Framing changed: {_percent(v)} cut or moved",
         ),
     )
 }

@@ -107,9 +107,9 @@ def framing(person: Person, result_lab: np.ndarray, size: tuple[int, int]) -> tu
             best, moved = float(scores[y, x]), float(shift + np.log(scale))
     # The head counts as moved only when found elsewhere clearly better than where it was
     # (a blurred or replaced face matches poorly everywhere).
-    if best < 0.45:
+    if best < 0.6:
         return aspect, False
-    return aspect + (moved if best > in_place + 0.1 else 0.0), True
+    return aspect + (moved if best > in_place + 0.15 else 0.0), True
 
 
 def _half_grey(picture_lab: np.ndarray) -> np.ndarray:
