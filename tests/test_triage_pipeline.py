@@ -4,6 +4,7 @@ that adds them), the runner's background checker, `mirrago triage` and results.c
 from __future__ import annotations
 
 import csv
+import io
 import shutil
 from collections.abc import Callable
 from dataclasses import replace
@@ -11,10 +12,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from review_data import finished_batch, grid_pairs
 from support import eventually, url_inputs
 
+from mirrago import review
 from mirrago.cli import main
 from mirrago.ledger import SCHEMA_VERSION, JobInput, JobState, Ledger
+from mirrago.review import exports, report
 from mirrago.runner import Runner
 from mirrago.samples import garments, persons
 from mirrago.sandbox.server import EmbeddedSandbox
@@ -200,3 +204,56 @@ def test_mirrago_batch_writes_score_and_flags_and_mirrago_triage_rescores(
     assert "3 result(s) checked now" in out and "checked: 3  not checked: 0" in out
     assert main(["triage", "no-such-batch"]) == 2
     assert "no batch 'no-such-batch'" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- exports
+
+
+def test_the_results_csv_and_the_html_report_carry_score_and_flags(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    batch = finished_batch(ledger, tmp_path / "data", grid_pairs(1, 2), name="exported")
+    first, second = sorted(ledger.jobs(batch_id=batch.id), key=lambda row: row.row_index)
+    ledger.record_triage(
+        first.id,
+        checks_version=CHECKS_VERSION,
+        score=0.876,
+        flags=["colour_off"],
+        values={"colour_off": 23.2},
+    )
+    ledger.record_triage(
+        second.id,
+        checks_version=CHECKS_VERSION,
+        score=None,
+        not_checked="the result does not decode as an image (OSError)",
+    )
+
+    text = exports.results_csv(ledger, batch.id).decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [(r["suspect_score"], r["flags"]) for r in rows] == [("0.88", "colour_off"), ("", "")]
+    page = io.StringIO()
+    report.write_html(ledger, batch.id, page)
+    html = page.getvalue()
+    assert 'data-suspect-score="0.88" data-flags="colour_off"' in html
+    assert "Colour off: ΔE 23" in html
+    assert "Not checked: the result does not decode as an image (OSError)" in html
+
+
+def test_a_missing_input_leaves_the_row_not_checked_and_nothing_else_changed(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    photo = tmp_path / "me.jpg"
+    shutil.copy(persons()[0].path, photo)
+    pairs = [JobInput(str(photo), str(garments()[0].path))]
+    batch = finished_batch(ledger, tmp_path / "data", pairs, name="gone")
+    row = ledger.jobs(batch_id=batch.id)[0]
+    review.give_verdict(ledger, row, review.PASS, [], reviewer="QA Ana")
+    before = ledger.job(row.id)
+    photo.unlink()
+
+    assert triage_worker.rescore(ledger, batch.id) == 1
+
+    found = ledger.triage(row.id)
+    assert not found.checked and found.not_checked == "the person photo file is missing"
+    assert found.score is None and found.flags == ()
+    assert ledger.job(row.id) == before  # state, result and verdict as they were
