@@ -24,6 +24,7 @@ from mirrago.ui.triage.agreement import agreement_section
 from mirrago.ui.triage.findings import (
     SORT_LABEL,
     card_findings,
+    checks_pending,
     detail_findings,
     flag_filter,
     rescore_offer,
@@ -70,8 +71,12 @@ def _results(services: Services, batch: BatchRecord) -> None:
     active = sum(services.ledger.counts(batch.id)[s] for s in ACTIVE_STATES) > 0
     was_active_key = f"batch-was-active-{batch.id}"
     st.session_state[was_active_key] = active
+    # After the last job, the quality checks run: keep looking until their chips are in.
+    checking_key = f"batch-checking-{batch.id}"
+    checking = not active and checks_pending(services, batch.id)
+    st.session_state[checking_key] = checking
 
-    @st.fragment(run_every=LIVE_REFRESH if active else None)
+    @st.fragment(run_every=LIVE_REFRESH if active or checking else None)
     def live() -> None:
         current = services.ledger.batch(batch.id)
         if current is None:  # deleted meanwhile (another tab)
@@ -90,6 +95,8 @@ def _results(services: Services, batch: BatchRecord) -> None:
         )
         if st.session_state.get(was_active_key) and not progress.active:
             st.rerun(scope="app")  # finished: one full run, then the page stops ticking
+        if st.session_state.get(checking_key) and not checks_pending(services, batch.id):
+            st.rerun(scope="app")  # every result checked: stop ticking
 
     live()
     detail(services, detail_extras=DETAIL_EXTRAS)

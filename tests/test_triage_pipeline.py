@@ -8,6 +8,7 @@ import io
 import shutil
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -257,3 +258,15 @@ def test_a_missing_input_leaves_the_row_not_checked_and_nothing_else_changed(
     assert not found.checked and found.not_checked == "the person photo file is missing"
     assert found.score is None and found.flags == ()
     assert ledger.job(row.id) == before  # state, result and verdict as they were
+
+
+def test_results_waiting_for_the_checks_are_counted_until_checked(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    batch = finished_batch(ledger, tmp_path / "data", grid_pairs(1, 3), name="waiting")
+    rows = ledger.jobs(batch_id=batch.id)
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    assert ledger.waiting_for_checks(batch.id, an_hour_ago) == 3
+    ledger.record_triage(rows[0].id, checks_version=CHECKS_VERSION, score=0.2)
+    assert ledger.waiting_for_checks(batch.id, an_hour_ago) == 2
+    assert ledger.waiting_for_checks(batch.id, datetime.now(UTC) + timedelta(hours=1)) == 0

@@ -141,6 +141,12 @@ class TriageMixin:
         with self._read() as conn:
             return {int(row.row_id): triage_record(row) for row in conn.execute(query)}
 
+    def waiting_for_checks(self, batch_id: int, since: datetime) -> int:
+        """How many of the batch's results stored since `since` the checks have not seen yet
+        (the background checker is likely still on them)."""
+        with self._read() as conn:
+            return int(conn.execute(_unchecked_since(batch_id, since)).scalar() or 0)
+
     def rows_to_triage(self, batch_id: int, *, older_than: int | None = None) -> list[JobRecord]:
         """The batch's completed rows with a stored result, in row order: every one, or (with
         `older_than`) those not checked yet or checked by a version below it."""
@@ -162,6 +168,19 @@ class TriageMixin:
             query = query.where(~sa.exists(current))
         with self._read() as conn:
             return [job_record(row) for row in conn.execute(query)]
+
+
+def _unchecked_since(batch_id: int, since: datetime) -> sa.Select:
+    checked = sa.select(triage_results.c.row_id).where(
+        triage_results.c.row_id == jobs.c.id, triage_results.c.attempt == jobs.c.attempts
+    )
+    return sa.select(sa.func.count()).where(
+        jobs.c.batch_id == batch_id,
+        jobs.c.state == JobState.COMPLETED.value,
+        jobs.c.result_path.is_not(None),
+        jobs.c.finished_at >= since,
+        ~sa.exists(checked),
+    )
 
 
 class _Values:

@@ -1,7 +1,8 @@
 """The quality checks on the Batch page in real headless Chromium: the sort "Most suspect first",
 the chips on the cards, the "Show where it changed" overlay in the detail dialog, the filter by
 flag, "not checked" with its reason, the agreement with verdicts in Review & reports, the
-offer to score a batch again, and the Results CSV's `suspect_score` and `flags`.
+offer to score a batch again, the Results CSV's `suspect_score` and `flags`, and a batch run
+on the page getting its checks from the background checker.
 
 One app server for the module. Its ledger holds a finished batch made of real sandbox renders
 of the shipped samples and defects made from them (`mirrago.triage.testset`), scored by the
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -20,7 +22,14 @@ from pathlib import Path
 
 import pytest
 from browser_app import ARTIFACTS, AppServer, start_app, stop_app
-from browser_helpers import assert_no_exception, download, keyed, screenshot, wait_for_app
+from browser_helpers import (
+    assert_no_exception,
+    download,
+    keyed,
+    open_app,
+    screenshot,
+    wait_for_app,
+)
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from mirrago import review
@@ -257,4 +266,20 @@ def test_a_batch_scored_by_older_checks_is_offered_a_rescore(
     expect(
         keyed(page, "batch-grid").get_by_text("Suspect score", exact=False).first
     ).to_be_visible()
+    assert_no_exception(page)
+
+
+def test_a_batch_run_on_the_page_gets_its_checks_without_a_reload(page: Page) -> None:
+    """The shared app on its embedded sandbox: four sample rows run; once the runner rests,
+    the background checker scores them and the cards show it, with no reload."""
+    open_app(page, "/batch")
+    keyed(page, "batch-view").get_by_role("radio", name=re.compile("New batch")).click()
+    wait_for_app(page)
+    keyed(page, "batch-add-samples").get_by_role("button").click()
+    wait_for_app(page)
+    keyed(page, "batch-run").get_by_role("button").click()
+    expect(keyed(page, "batch-header")).to_contain_text("Finished", timeout=90_000)
+    grid = keyed(page, "batch-grid")
+    expect(grid.get_by_text("Suspect score", exact=False)).to_have_count(4, timeout=120_000)
+    assert "Checks: waiting" not in grid.inner_text()
     assert_no_exception(page)

@@ -145,6 +145,12 @@ def suspect_sort(rows: list[JobRecord], services: Services) -> list[JobRecord]:
     return most_suspect_first(rows, findings(services, rows[0].batch_id))
 
 
+def checks_pending(services: Services, batch_id: int) -> bool:
+    """Whether the background checker is likely still on some of the batch's results (stored
+    in the last few minutes, not checked yet): the page keeps looking until it is done."""
+    return services.ledger.waiting_for_checks(batch_id, utcnow() - RECENT) > 0
+
+
 def rescore_offer(services: Services, batch_id: int) -> None:
     """For a finished batch whose results were scored by an older version of the checks (or
     never: run before there were checks), say so and offer to score them again. Results that
