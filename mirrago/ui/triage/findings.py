@@ -14,7 +14,7 @@ import streamlit as st
 
 from mirrago.ledger import JobRecord, JobState, Ledger, TriageRecord, utcnow
 from mirrago.services import Services
-from mirrago.triage import CHECKS_VERSION, chip, label
+from mirrago.triage import CHECKS_VERSION, FLAG_CODES, chip, label
 from mirrago.triage.ordering import most_suspect_first
 from mirrago.ui.plain import md_text
 
@@ -68,7 +68,7 @@ def detail_findings(services: Services, row: JobRecord) -> None:
             st.caption("The quality checks have not looked at this result yet.")
             return
         if not found.checked:
-            st.markdown(md_text(f"**Not checked:** {found.not_checked}"[:200]))
+            st.markdown("**Not checked:** " + md_text((found.not_checked or "")[:200]))
             return
         st.markdown(f"**Suspect score {found.score_text}** · " + _flag_words(found))
         if found.flags:
@@ -107,7 +107,7 @@ def flag_filter(rows: list[JobRecord], services: Services) -> list[JobRecord]:
         return rows
     found = findings(services, rows[0].batch_id)
     present = {code for f in found.values() for code in f.flags}
-    options = [code for code in _ordered_codes() if code in present]
+    options = [code for code in FLAG_CODES if code in present]
     if any(not f.checked for f in found.values()):
         options.append(NOT_CHECKED)
     if not options:
@@ -130,12 +130,6 @@ def flag_filter(rows: list[JobRecord], services: Services) -> list[JobRecord]:
         return (NOT_CHECKED in wanted and not f.checked) or bool(wanted & set(f.flags))
 
     return [row for row in rows if keep(row)]
-
-
-def _ordered_codes() -> list[str]:
-    from mirrago.triage import FLAG_CODES
-
-    return list(FLAG_CODES)
 
 
 def suspect_sort(rows: list[JobRecord], services: Services) -> list[JobRecord]:
