@@ -270,3 +270,22 @@ def test_results_waiting_for_the_checks_are_counted_until_checked(
     ledger.record_triage(rows[0].id, checks_version=CHECKS_VERSION, score=0.2)
     assert ledger.waiting_for_checks(batch.id, an_hour_ago) == 2
     assert ledger.waiting_for_checks(batch.id, datetime.now(UTC) + timedelta(hours=1)) == 0
+
+
+@pytest.mark.slow
+def test_the_checking_process_answers_each_request_and_ends_with_its_input(
+    tmp_path: Path,
+) -> None:
+    from mirrago.triage.child import CheckingProcess
+
+    result = tmp_path / "result.png"
+    shutil.copy(persons()[0].path, result)  # the person photo back: "unchanged"
+    request = {"target": str(persons()[0].path), "garment": str(garments()[0].path)}
+    checking = CheckingProcess()
+    try:
+        found = checking.check({**request, "result_path": str(result)})
+        assert found.checked and "unchanged" in found.flags and found.score > 0.5
+        missing = checking.check({**request, "result_path": str(tmp_path / "gone.png")})
+        assert missing.reason == "the result file is missing"
+    finally:
+        checking.stop()

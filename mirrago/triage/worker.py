@@ -11,20 +11,17 @@ waits for it, and a job is never delayed or failed by it. `rescore` checks a who
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
 import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from mirrago import samples
 from mirrago.ledger import JobRecord, Ledger, LedgerError
 from mirrago.ledger.triage import TriageRecord
+from mirrago.triage.child import CheckingProcess
 from mirrago.triage.flags import CHECKS_VERSION
 from mirrago.triage.result import Triage
 
@@ -54,17 +51,28 @@ def input_file(value: str, base_url: str | None = None) -> Path | None:
 
 def check_row(row: JobRecord, base_url: str | None = None) -> Triage:
     """The checks on one row's stored result (or "not checked" and why)."""
-    if not row.result_path:
+    return check_inputs(row.target, row.garment, row.result_path, row.background, base_url)
+
+
+def check_inputs(
+    target: str,
+    garment: str,
+    result_path: str | None,
+    background: str | None,
+    base_url: str | None = None,
+) -> Triage:
+    """The checks on a stored result and the inputs a row names (or "not checked" and why)."""
+    if not result_path:
         return Triage.not_checked("the result was not stored on this machine")
-    person = input_file(row.target, base_url)
-    if person is None:
+    person_file = input_file(target, base_url)
+    if person_file is None:
         return Triage.not_checked("the person photo is a link: only stored photos are checked")
-    garment = input_file(row.garment, base_url)
-    if garment is None:
+    garment_file = input_file(garment, base_url)
+    if garment_file is None:
         return Triage.not_checked("the garment photo is a link: only stored photos are checked")
     from mirrago.triage.check import check_result  # the image libraries: in the checking process
 
-    return check_result(person, garment, row.result_path, background=row.background)
+    return check_result(person_file, garment_file, result_path, background=background)
 
 
 Check = Callable[[JobRecord, "str | None"], Triage]
@@ -147,7 +155,7 @@ class TriageWorker:
         self._check_row = check or self._in_child
         self._busy = busy or (lambda: False)
         self._patience = patience
-        self._pool: ProcessPoolExecutor | None = None
+        self._process = CheckingProcess()
         self._rows: queue.Queue[tuple[int, float] | None] = queue.Queue()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -183,13 +191,12 @@ class TriageWorker:
         with self._lock:
             self._stopped = True
             self._stopping.set()
-            thread, pool = self._thread, self._pool
+            thread = self._thread
+        self._process.stop()  # a check in progress ends with it
         if thread is not None:
             self._rows.put(None)
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+            if thread is not threading.current_thread():
+                thread.join(timeout)
 
     def _work(self) -> None:
         while True:
@@ -229,32 +236,12 @@ class TriageWorker:
             log.exception("the quality checks failed on row %s", row_id)
 
     def _in_child(self, row: JobRecord, base_url: str | None) -> Triage:
-        """`check_row` in the checks' child process (started on first use, again after a
-        crash: the row that crashed it is recorded "not checked")."""
-        with self._lock:
-            if self._pool is None:
-                context = multiprocessing.get_context("spawn")  # no fork of a threaded process
-                self._pool = ProcessPoolExecutor(1, context, initializer=_lower_priority)
-            pool = self._pool
-        try:
-            return pool.submit(check_row, row, base_url).result()
-        except BrokenProcessPool:
-            with self._lock:
-                if self._pool is pool:
-                    self._pool = None
-            raise
-
-
-def _lower_priority() -> None:
-    """The checks' process gets the CPU only when nothing else wants it (Linux's idle
-    scheduling class; elsewhere the lowest niceness): the runner, a local sandbox and the
-    pages always come first, and the checks catch up when they rest."""
-    try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-        return
-    except (AttributeError, OSError):  # not Linux
-        pass
-    try:
-        os.nice(19)
-    except (AttributeError, OSError):  # not on this platform: run at the usual priority
-        pass
+        """`check_row` in the checks' own process (`mirrago.triage.child`)."""
+        request = {
+            "target": row.target,
+            "garment": row.garment,
+            "result_path": row.result_path,
+            "background": row.background,
+            "base_url": base_url,
+        }
+        return self._process.check(request)
