@@ -37,6 +37,7 @@ def one_row(ledger: Ledger) -> int:
 # --------------------------------------------------------------------------- the ledger
 
 
+@pytest.mark.every_database
 def test_a_ledger_from_before_the_checks_gets_their_table(ledger_url: str) -> None:
     made = Ledger(ledger_url)
     row_id = one_row(made)
@@ -56,6 +57,7 @@ def test_a_ledger_from_before_the_checks_gets_their_table(ledger_url: str) -> No
         upgraded.close()
 
 
+@pytest.mark.every_database
 def test_a_check_is_recorded_replaced_and_read_back(ledger: Ledger) -> None:
     row_id = one_row(ledger)
     ledger.record_triage(
@@ -78,6 +80,7 @@ def test_a_check_is_recorded_replaced_and_read_back(ledger: Ledger) -> None:
     assert list(ledger.batch_triage(ledger.job(row_id).batch_id)) == [row_id]
 
 
+@pytest.mark.every_database
 def test_a_result_not_checked_keeps_its_reason_and_no_score(ledger: Ledger) -> None:
     row_id = one_row(ledger)
     ledger.record_triage(
@@ -260,6 +263,7 @@ def test_a_missing_input_leaves_the_row_not_checked_and_nothing_else_changed(
     assert ledger.job(row.id) == before  # state, result and verdict as they were
 
 
+@pytest.mark.every_database
 def test_results_waiting_for_the_checks_are_counted_until_checked(
     ledger: Ledger, tmp_path: Path
 ) -> None:
