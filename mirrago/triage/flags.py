@@ -104,7 +104,7 @@ CHECKS: dict[str, Check] = {
             limit=0.05,
             spread=0.03,
             low_is_bad=False,
-            chip=lambda v: f"Framing changed: {_percent(v)} cut or moved",
+            chip=lambda v: f"Framing changed: {_percent(v)} off",
         ),
     )
 }
