@@ -34,6 +34,8 @@ bench: install
 	$(VENV)/bin/python benchmarks/batch_import.py
 	$(VENV)/bin/python benchmarks/review_export.py
 	$(VENV)/bin/python benchmarks/render_speed.py
+	$(VENV)/bin/python benchmarks/triage_speed.py
+	$(VENV)/bin/python benchmarks/triage_accuracy.py
 
 samples: install
 	$(VENV)/bin/python scripts/make_samples.py

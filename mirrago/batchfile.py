@@ -50,6 +50,8 @@ RESULT_COLUMNS = (
     "credits_before",
     "submitted_at",
     "finished_at",
+    "suspect_score",  # the quality checks (mirrago.triage): 0…1, two decimals
+    "flags",  # their flag codes, joined by ";"
 )
 KEEP_BACKGROUND = ("false",)
 # The Batch page's one answer for a cell naming a file that was not uploaded (whether or not
@@ -469,15 +471,24 @@ def iso(when: datetime | None) -> str | None:
     return when.isoformat() if when else None
 
 
-def write_results(ledger: Ledger, table: CsvBatch, batch_id: int, out_dir: Path) -> dict:
+def write_results(
+    ledger: Ledger, table: CsvBatch, batch_id: int, out_dir: Path, base_url: str | None = None
+) -> dict:
     """Write out_dir/results.csv: every input row, in input order, with what became of it;
     completed results are copied to out_dir/images/. Returns counts by status.
+
+    Completed rows the quality checks have not seen yet (the runner's background checker had
+    not reached them) are checked first, so every completed row has its `suspect_score` and
+    `flags` (`base_url`: the sandbox whose `/samples/` links are local files).
 
     Every cell is written as a spreadsheet shows it but never runs it (the input's cells and
     header are the user's text, the error and the result URL the server's): the same rule as
     the page's Results CSV."""
     from mirrago.export import defuse_formula
+    from mirrago.triage.worker import rescore
 
+    rescore(ledger, batch_id, base_url=base_url)
+    checked = ledger.batch_triage(batch_id)
     rows = {row.row_index: row for row in ledger.jobs(batch_id=batch_id)}
     images = out_dir / "images"
     summary: dict[str, int] = {}
@@ -490,10 +501,11 @@ def write_results(ledger: Ledger, table: CsvBatch, batch_id: int, out_dir: Path)
         record = rows.get(item.index)
         if record is None:
             status = "invalid"
-            result = ["", status, "; ".join(item.problems), "", "", "", "", ""]
+            result = ["", status, "; ".join(item.problems), "", "", "", "", "", "", ""]
         else:
             status = record.state.value
             result_file = _copy_result(record, images, item.index, out_dir)
+            triage = checked.get(record.id)
             result = [
                 record.job_id or "",
                 status,
@@ -503,6 +515,8 @@ def write_results(ledger: Ledger, table: CsvBatch, batch_id: int, out_dir: Path)
                 "" if record.credits_before is None else str(record.credits_before),
                 iso(record.submitted_at) or "",
                 iso(record.finished_at) or "",
+                triage.score_text if triage else "",
+                triage.flags_text if triage else "",
             ]
         summary[status] = summary.get(status, 0) + 1
         writer.writerow([defuse_formula(cell) for cell in [*values, *result]])

@@ -52,6 +52,7 @@ __all__ = [
     "ServiceConnectionError",
     "ServiceTimeoutError",
     "SubmissionUncertainError",
+    "UncheckableInput",
     "UsageError",
     "display_url",
     "error_from_response",
@@ -184,6 +185,10 @@ class ExportError(MirragoError):
 
 class DeckError(MirragoError):
     """A Stage deck change that cannot be made (a slide from a job with no stored result)."""
+
+
+class UncheckableInput(MirragoError):
+    """A result or photo the quality checks cannot read; the message says which and why."""
 
 
 class BatchFileError(ValueError):

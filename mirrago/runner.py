@@ -79,6 +79,7 @@ from mirrago.transfer import download, prepared
 
 if TYPE_CHECKING:
     from mirrago.client import MirragoClient
+    from mirrago.triage.worker import TriageWorker
 
 log = logging.getLogger("mirrago.runner")
 
@@ -146,6 +147,7 @@ class Runner(RunnerCalls):
         self._retry = LedgerRetry(
             self._abandon, self._wake, self._notify_changed, on_back=self._ledger_back
         )
+        self._triage: TriageWorker | None = None
 
     # ------------------------------------------------------------------ public API
 
@@ -197,6 +199,9 @@ class Runner(RunnerCalls):
                     except Exception:  # noqa: BLE001 - cancelled or still running: give up
                         pass
             self._abandon.set()  # answers still waiting for the ledger are given up now
+            if self._triage is not None:  # rows it had not reached: `mirrago triage` finds them
+                self._triage.stop()
+            self._triage = None
             try:
                 self.ledger.unregister_runner(self.runner_id)
             except Exception as error:  # noqa: BLE001 - the database may be the problem
@@ -468,7 +473,7 @@ class Runner(RunnerCalls):
                 self._count("downloads" if data is not None else "download_failures")
                 if data is not None:
                     result_path, thumb_path, note = store_result(self.data_dir, job.job_id, data)
-            self._retry.record(
+            completed = self._retry.record(
                 self.ledger.complete,
                 row_id,
                 me,
@@ -478,6 +483,8 @@ class Runner(RunnerCalls):
                 thumbnail_path=thumb_path,
                 error=note,
             )
+            if completed and result_path is not None:
+                self.triage.submit(row_id)  # checked later, on a thread of its own
         except Exception:  # noqa: BLE001 - leave the row submitted: the next poll retries
             log.exception("could not record the result of job %s", job.job_id)
             self._report(WorkerReport(Outcome.FETCH_ERROR, row_id, job=job))

@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING, Any
 from mirrago.ledger import ACTIVE_STATES, JobInput, JobRecord, JobState, LedgerUnavailableError
 
 if TYPE_CHECKING:
+    from mirrago.client import MirragoClient
     from mirrago.ledger import Ledger
     from mirrago.ledger.retry import LedgerRetry
     from mirrago.schedule import SubmitPacer
+    from mirrago.triage.worker import TriageWorker
 
 ProgressCallback = Callable[[dict[JobState, int]], None]
 
@@ -42,6 +44,9 @@ class RunnerCalls:
     _force_recovery: bool
     _retry: LedgerRetry
     _pacer: SubmitPacer
+    client: MirragoClient
+    _lock: threading.RLock
+    _triage: TriageWorker | None
 
     def _wake_for_queue(self) -> None:
         raise NotImplementedError
@@ -67,6 +72,18 @@ class RunnerCalls:
             with self._changed:
                 self._changed.wait(0.1 if remaining is None else min(0.1, remaining))
         return self.in_flight() == 0
+
+    @property
+    def triage(self) -> TriageWorker:
+        """The checker of stored results (`mirrago.triage.worker`), on a thread of its own: the
+        runner hands it each stored result; it checks them while the runner rests."""
+        from mirrago.triage.worker import TriageWorker
+
+        with self._lock:
+            if self._triage is None:
+                busy = lambda: not self.idle()  # noqa: E731
+                self._triage = TriageWorker(self.ledger, self.client.base_url, busy=busy)
+            return self._triage
 
     def in_flight(self) -> int:
         """Submissions whose answer has not been recorded yet."""

@@ -21,6 +21,16 @@ from mirrago.ui.review.gallery_extras import card_verdict, detail_verdict, verdi
 from mirrago.ui.review.workspace import review_workspace
 from mirrago.ui.routing import ensure_routed
 from mirrago.ui.stage.add import card_add_to_deck, detail_add_to_deck
+from mirrago.ui.triage.agreement import agreement_section
+from mirrago.ui.triage.findings import (
+    SORT_LABEL,
+    card_findings,
+    checks_pending,
+    detail_findings,
+    flag_filter,
+    rescore_offer,
+    suspect_sort,
+)
 
 ensure_routed()
 
@@ -32,10 +42,12 @@ VIEWS = {
     "history": ":material/history: Past batches",
 }
 # What other features add to the gallery: the review's verdict filters, Pass/Fail on each card
-# and the verdict bar in the detail dialog; Stage's "Add to deck" on both.
-GALLERY_FILTERS = (verdict_filter,)
-CARD_EXTRAS = (card_verdict, card_add_to_deck)
-DETAIL_EXTRAS = (detail_verdict, detail_add_to_deck)
+# and the verdict bar in the detail dialog; the quality checks' flag filter, their sort, their
+# chips on each card and their findings in the detail dialog; Stage's "Add to deck" on both.
+GALLERY_FILTERS = (verdict_filter, flag_filter)
+GALLERY_SORTS = {SORT_LABEL: suspect_sort}
+CARD_EXTRAS = (card_verdict, card_findings, card_add_to_deck)
+DETAIL_EXTRAS = (detail_verdict, detail_findings, detail_add_to_deck)
 LIVE_REFRESH = 1.5  # seconds between looks at the ledger while a batch is active
 TO_TOP_KEY = "batch-to-top"
 # Streamlit keeps the main area's scroll position across views: after Run (clicked at the
@@ -60,8 +72,12 @@ def _results(services: Services, batch: BatchRecord) -> None:
     active = sum(services.ledger.counts(batch.id)[s] for s in ACTIVE_STATES) > 0
     was_active_key = f"batch-was-active-{batch.id}"
     st.session_state[was_active_key] = active
+    # After the last job, the quality checks run: keep looking until their chips are in.
+    checking_key = f"batch-checking-{batch.id}"
+    checking = not active and checks_pending(services, batch.id)
+    st.session_state[checking_key] = checking
 
-    @st.fragment(run_every=LIVE_REFRESH if active else None)
+    @st.fragment(run_every=LIVE_REFRESH if active or checking else None)
     def live() -> None:
         current = services.ledger.batch(batch.id)
         if current is None:  # deleted meanwhile (another tab)
@@ -72,10 +88,16 @@ def _results(services: Services, batch: BatchRecord) -> None:
         header(current, progress, batchprogress.batch_owner(rows) if shared else None)
         figures(progress)
         controls(services, current, rows, progress)
+        if not progress.active:
+            rescore_offer(services, current.id)
         st.divider()
-        gallery(services, rows, filters=GALLERY_FILTERS, card_extras=CARD_EXTRAS)
+        gallery(
+            services, rows, filters=GALLERY_FILTERS, card_extras=CARD_EXTRAS, sorts=GALLERY_SORTS
+        )
         if st.session_state.get(was_active_key) and not progress.active:
             st.rerun(scope="app")  # finished: one full run, then the page stops ticking
+        if st.session_state.get(checking_key) and not checks_pending(services, batch.id):
+            st.rerun(scope="app")  # every result checked: stop ticking
 
     live()
     detail(services, detail_extras=DETAIL_EXTRAS)
@@ -109,5 +131,6 @@ elif batch is None:
     st.info("No batch yet: add rows under New batch and run them.", icon=":material/info:")
 elif view == "review":
     review_workspace(services.ledger, batch.id)
+    agreement_section(services.ledger, batch.id)
 else:
     _results(services, batch)

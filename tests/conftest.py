@@ -245,3 +245,25 @@ def person_jpeg() -> bytes:
 def garment_png() -> bytes:
     """`draw_garment()` as PNG bytes (opaque: its backdrop has to be removed)."""
     return encode(draw_garment(), "PNG")
+
+
+# --------------------------------------------------------------------------- quality checks
+
+# Three real sandbox renders whose defects the checks' tests use: an illustrated person in a
+# striped tee, a photo in a Fair Isle sweater, another photo in a floral dress.
+TRIAGE_PAIRS = (
+    ("studio-ana", "striped-tee"),
+    ("astronaut", "green-sweater"),
+    ("grace-hopper", "floral-dress"),
+)
+
+
+@pytest.fixture(scope="session")
+def triage_cases(tmp_path_factory: pytest.TempPathFactory) -> list:
+    """The checks' test set made once per session from `TRIAGE_PAIRS`: good renders and each
+    defect kind (`mirrago.triage.testset.Case`s, files in a temporary folder)."""
+    from mirrago.samples import find
+    from mirrago.triage.testset import good_renders, write_cases
+
+    pairs = [(find("person", p), find("garment", g)) for p, g in TRIAGE_PAIRS]
+    return write_cases(good_renders(pairs), tmp_path_factory.mktemp("triage-cases"))

@@ -32,6 +32,15 @@ if TYPE_CHECKING:
 SECRET_ENV = ("MIRRAGO_BASE_URL", "MIRRAGO_CLIENT_ID", "MIRRAGO_CLIENT_SECRET")
 
 
+def version_before(migration: str) -> int:
+    """The schema version a ledger had before the migration of this name (the function in
+    `mirrago.ledger.MIGRATIONS`): a test turns a ledger back into it to test the upgrade."""
+    from mirrago.ledger import MIGRATIONS
+
+    (version,) = [v for v, step in MIGRATIONS.items() if step.__name__ == migration]
+    return version
+
+
 def eventually(condition: Callable[[], object], what: str, timeout: float = 60.0) -> None:
     """Wait until `condition()` is true, checking every 50 ms; fail naming `what` after
     `timeout` seconds. The timeout is a deadline on a busy machine, never a speed target."""

@@ -109,6 +109,8 @@ def test_batch_runs_every_row_and_writes_results_in_input_order(
         "credits_before",
         "submitted_at",
         "finished_at",
+        "suspect_score",
+        "flags",
     ]
     for result in results:
         assert result["status"] == "completed" and result["job_id"] and result["result_url"]

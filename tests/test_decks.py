@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from support import stored_try_on
+from support import stored_try_on, version_before
 
 from mirrago import batchprogress
 from mirrago.intents import delete_try_on
@@ -129,7 +129,9 @@ def test_a_ledger_from_before_decks_gains_the_deck_tables(tmp_path: Path) -> Non
     with ledger._write() as conn:  # noqa: SLF001 - turn it back into the previous schema
         deck_slides.drop(conn)
         decks.drop(conn)
-        conn.execute(sa.text("UPDATE schema_version SET version = :v"), {"v": SCHEMA_VERSION - 1})
+        conn.execute(
+            sa.text("UPDATE schema_version SET version = :v"), {"v": version_before("_add_decks")}
+        )
     ledger.close()
     upgraded = Ledger(url)
     assert upgraded.schema_version() == SCHEMA_VERSION

@@ -90,8 +90,13 @@ def run(args: argparse.Namespace) -> int:
         _wait_with_progress(services, batch.id, args.timeout, interrupt, notice)
         # Whatever the reason for stopping, no row is left mid-submission in results.csv.
         runner.drain(timeout=60)
+        runner.triage.wait(timeout=60)  # what it has not checked by then, write_results checks
         counts = notice.patiently(lambda: services.ledger.counts(batch.id))
-        summary = notice.patiently(lambda: write_results(services.ledger, table, batch.id, out_dir))
+        summary = notice.patiently(
+            lambda: write_results(
+                services.ledger, table, batch.id, out_dir, services.backend.base_url
+            )
+        )
         return _batch_outcome(services, counts, table, summary, out_dir, args, interrupt.requested)
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from mirrago.errors import UsageError
 
 if TYPE_CHECKING:  # the parser imports this module: `mirrago --help` must not load the ledger
-    from mirrago.ledger import Ledger
+    from mirrago.ledger import BatchRecord, Ledger
 
 EXIT_OK = 0
 EXIT_JOB_FAILED = 1
@@ -39,3 +39,16 @@ def check_out_path(out: Path | None) -> None:
 def print_migration_notes(ledger: Ledger) -> None:
     for note in ledger.migration_notes:
         print(f"mirrago: {note}", file=sys.stderr)
+
+
+def find_batch(ledger: Ledger, text: str, command: str) -> BatchRecord:
+    """The batch `text` names: its id, or its name (the newest of that name)."""
+    batch = ledger.batch(int(text)) if text.strip().isdigit() else None
+    if batch is None:
+        batch = next((b for b in ledger.batches() if b.name == text), None)
+    if batch is None:
+        raise UsageError(
+            f"mirrago {command}: no batch {text[:80]!r} in the ledger; give a batch id or name "
+            "(`mirrago usage` shows the ledger in use)"
+        )
+    return batch

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "export": "export",
     "deck": "deck",
     "assign-backend": "assign_backend",
+    "triage": "triage",
 }
 
 

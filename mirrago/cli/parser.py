@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_deck(commands, common)
     _add_usage(commands, common)
     _add_assign_backend(commands, common)
+    _add_triage(commands, common)
     return parser
 
 
@@ -282,3 +283,18 @@ def _add_assign_backend(commands: Commands, common: argparse.ArgumentParser) -> 
     assign.add_argument(
         "--batch", type=_positive_int, default=None, help="only this batch (default: every one)"
     )
+
+
+def _add_triage(commands: Commands, common: argparse.ArgumentParser) -> None:
+    """`mirrago triage BATCH [--all]`."""
+    triage = commands.add_parser(
+        "triage",
+        parents=[common],
+        help="score a batch's results again with the current quality checks",
+        description="Check a batch's completed results against their own person and garment "
+        "photos (by id, or by name: the newest of that name): the results not checked yet or "
+        "checked by an older version of the checks, or every one with --all. Nothing is "
+        "fetched: a result whose photos are links elsewhere is left 'not checked'.",
+    )
+    triage.add_argument("batch", metavar="BATCH", help="batch id or name")
+    triage.add_argument("--all", action="store_true", help="check every completed result again")

@@ -43,8 +43,10 @@ from mirrago.ledger.schema import (
     migrate_schema,
     runners,
     schema_version_table,
+    triage_results,
 )
 from mirrago.ledger.store import OPEN_PATIENCE, Ledger
+from mirrago.ledger.triage import TriageRecord
 
 # The `reviews` table is `mirrago.ledger.schema.reviews`: here `reviews` names the module.
 __all__ = [
@@ -75,6 +77,7 @@ __all__ = [
     "ReviewConflict",
     "ReviewRecord",
     "SlideRecord",
+    "TriageRecord",
     "UTCDateTime",
     "Unchecked",
     "batches",
@@ -88,5 +91,6 @@ __all__ = [
     "migrate_schema",
     "runners",
     "schema_version_table",
+    "triage_results",
     "utcnow",
 ]

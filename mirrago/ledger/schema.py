@@ -23,7 +23,7 @@ from mirrago.ledger.records import (
     utcnow,
 )
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 class UTCDateTime(sa.types.TypeDecorator):
@@ -211,6 +211,22 @@ deck_slides = sa.Table(
     sa.Index("ix_deck_slides_row", "row_id"),
 )
 
+# The quality checks' findings on a row's result (mirrago.triage): one per row, the latest.
+triage_results = sa.Table(
+    "triage_results",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("row_id", sa.Integer, sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),  # the row's attempt whose result was checked
+    sa.Column("checks_version", sa.Integer, nullable=False),
+    sa.Column("score", sa.Float),  # 0…1; NULL when not checked
+    sa.Column("flags", sa.Text, nullable=False, default="[]"),  # JSON list of flag codes
+    sa.Column("check_values", sa.Text, nullable=False, default="{}"),  # JSON {code: value}
+    sa.Column("not_checked", sa.Text),  # why the result could not be checked
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("row_id", name="uq_triage_results_row"),
+)
+
 
 # Upgrades from version n to n + 1, run in one transaction when an older ledger is opened. Each
 # returns a sentence saying what it did (or None), shown to the user once.
@@ -267,12 +283,18 @@ def _add_decks(conn: Connection) -> None:
     deck_slides.create(conn, checkfirst=True)
 
 
+def _add_triage_results(conn: Connection) -> None:
+    """Schema 6 → 7: the quality checks' findings on each result."""
+    triage_results.create(conn, checkfirst=True)
+
+
 MIGRATIONS: dict[int, Migration] = {
     1: _add_owner_and_deletion,
     2: _add_batch_paused,
     3: _add_reviews_and_comparisons,
     4: _add_backend,
     5: _add_decks,
+    6: _add_triage_results,
 }
 
 

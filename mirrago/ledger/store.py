@@ -60,13 +60,14 @@ from mirrago.ledger.schema import (
     runners,
     schema_version_table,
 )
+from mirrago.ledger.triage import TriageMixin
 
 log = logging.getLogger("mirrago.ledger")
 
 OPEN_PATIENCE = 60.0  # seconds opening waits for a SQLite file another process holds
 
 
-class Ledger(ClaimsMixin, ReviewsMixin, DecksMixin):
+class Ledger(ClaimsMixin, ReviewsMixin, DecksMixin, TriageMixin):
     """The job ledger at a SQLAlchemy URL. Thread-safe; several processes may share one."""
 
     def __init__(self, url: str) -> None:

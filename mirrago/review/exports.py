@@ -11,14 +11,14 @@ from __future__ import annotations
 import re
 import zipfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO
 
 from mirrago.errors import ExportError
 from mirrago.export import csv_text, defuse_formula, to_temporary
-from mirrago.ledger import BatchRecord, JobRecord, JobState, Ledger, ReviewRecord
+from mirrago.ledger import BatchRecord, JobRecord, JobState, Ledger, ReviewRecord, TriageRecord
 from mirrago.review.rules import VERDICTS, current_reviews
 from mirrago.review.store import compare_runs
 
@@ -44,6 +44,8 @@ RESULTS_COLUMNS = (
     "reviewer",
     "reviewed_at",
     "review_seconds",
+    "suspect_score",  # the quality checks (mirrago.triage): 0…1, two decimals
+    "flags",  # their flag codes, joined by ";"
 )
 # Free text a spreadsheet could take for a formula (CSV injection): defused.
 _TEXT_COLUMNS = {"target_image_url", "garment_image_url", "username", "error", "note", "reviewer"}
@@ -51,12 +53,14 @@ _TEXT_COLUMNS = {"target_image_url", "garment_image_url", "username", "error", "
 
 @dataclass(frozen=True)
 class BatchData:
-    """What every export reads: the batch, its rows in input order, the review history."""
+    """What every export reads: the batch, its rows in input order, the review history, and
+    what the quality checks found on each row's result (by row id)."""
 
     batch: BatchRecord
     jobs: list[JobRecord]
     current: dict[int, ReviewRecord]
     history: list[ReviewRecord]
+    triage: dict[int, TriageRecord] = field(default_factory=dict)
 
 
 def load(ledger: Ledger, batch_id: int) -> BatchData:
@@ -65,7 +69,8 @@ def load(ledger: Ledger, batch_id: int) -> BatchData:
         raise ExportError(f"There is no batch {batch_id}: pick one from the list of batches.")
     jobs = sorted(ledger.jobs(batch_id=batch_id), key=lambda job: job.row_index)
     history = ledger.reviews(batch_id=batch_id)
-    return BatchData(batch, jobs, current_reviews(history, jobs), history)
+    found = ledger.batch_triage(batch_id)
+    return BatchData(batch, jobs, current_reviews(history, jobs), history, found)
 
 
 def result_file_name(job: JobRecord) -> str | None:
@@ -97,6 +102,7 @@ def result_rows(data: BatchData) -> Iterable[list[str]]:
     """The Results CSV's data rows: every row of the batch in input order."""
     for job in data.jobs:
         current = data.current.get(job.id)
+        checked = data.triage.get(job.id)
         file_name = result_file_name(job) if _stored_result(job) else None
         values = {
             "row": job.row_index + 1,
@@ -120,6 +126,8 @@ def result_rows(data: BatchData) -> Iterable[list[str]]:
             "reviewer": current.reviewer if current else "",
             "reviewed_at": _iso(current.at) if current else "",
             "review_seconds": "" if not current or current.seconds is None else current.seconds,
+            "suspect_score": checked.score_text if checked else "",
+            "flags": checked.flags_text if checked else "",
         }
         yield [_cell(column, values[column]) for column in RESULTS_COLUMNS]
 

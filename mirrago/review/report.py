@@ -16,7 +16,7 @@ from typing import IO
 from mirrago import samples
 from mirrago.errors import MirragoError
 from mirrago.export import to_temporary
-from mirrago.ledger import JobRecord, JobState, Ledger, ReviewRecord
+from mirrago.ledger import JobRecord, JobState, Ledger, ReviewRecord, TriageRecord
 from mirrago.review.exports import BatchData, load
 from mirrago.review.rules import REASONS, VERDICT_BADGES, VERDICTS
 from mirrago.review.summary import (
@@ -29,6 +29,7 @@ from mirrago.review.summary import (
     percent,
     summarize,
 )
+from mirrago.triage.flags import chip
 
 # The report's shade of each badge colour a verdict badge may name (Streamlit's badge colours).
 _BADGE_HEX = {
@@ -153,6 +154,9 @@ th { font-weight:600; background:#fafbfc; }
 .pics .result.none { width:180px; height:240px; }
 dl { margin:8px 0 0; display:grid; grid-template-columns:auto 1fr; gap:2px 8px; font-size:12px; }
 dt { color:var(--muted); } dd { margin:0; word-break:break-all; }
+.checks { margin:6px 0 0; font-size:13px; }
+.flag { display:inline-block; background:#fff4e0; color:#8a4b00; border-radius:10px;
+  padding:1px 8px; margin:2px 4px 0 0; font-size:12px; }
 .reasons { margin:6px 0 0; } .reason { display:inline-block; background:#fdecec; color:#9b2c2c;
   border-radius:4px; padding:0 6px; margin:0 4px 2px 0; font-size:12px; }
 .note { margin-top:6px; white-space:pre-wrap; word-break:break-word; font-size:13px; }
@@ -186,7 +190,7 @@ def write_html(
         out.write(_matrix_html(build_matrix(data.jobs), thumbs))
     out.write(f'<h2>Results ({len(data.jobs)})</h2><div class="grid">')
     for job in data.jobs:
-        out.write(_card_html(job, data.current.get(job.id), thumbs))
+        out.write(_card_html(job, data.current.get(job.id), thumbs, data.triage.get(job.id)))
     out.write("</div></main>")
     out.write(
         f"<footer>Made by Mirrago Studio on {_esc(now.strftime('%Y-%m-%d %H:%M UTC'))}. "
@@ -296,7 +300,12 @@ def _rate_text(rate: Rate) -> str:
     return f"{percent(rate.rate)} ({rate.passed}/{rate.reviewed})"
 
 
-def _card_html(job: JobRecord, current: ReviewRecord | None, thumbs: _Thumbnails) -> str:
+def _card_html(
+    job: JobRecord,
+    current: ReviewRecord | None,
+    thumbs: _Thumbnails,
+    checked: TriageRecord | None = None,
+) -> str:
     verdict = job.review_verdict if job.review_verdict in VERDICTS else ""
     badge = verdict_word(job)
     uri = thumbs.result(job)
@@ -328,8 +337,10 @@ def _card_html(job: JobRecord, current: ReviewRecord | None, thumbs: _Thumbnails
     reasons = "".join(
         f'<span class="reason">{_esc(REASONS.get(tag, tag))}</span>' for tag in job.review_tags
     )
+    score, flags = (checked.score_text, checked.flags_text) if checked else ("", "")
     parts = [
-        f'<article class="card {verdict}" id="row-{job.row_index + 1}">',
+        f'<article class="card {verdict}" id="row-{job.row_index + 1}" '
+        f'data-suspect-score="{score}" data-flags="{_esc(flags)}">',
         f'<div class="top"><b>Row {job.row_index + 1}</b>'
         f'<span class="state">{_esc(job.state.value)}</span>'
         f'<span class="badge {verdict}">{_esc(badge)}</span></div>',
@@ -337,12 +348,30 @@ def _card_html(job: JobRecord, current: ReviewRecord | None, thumbs: _Thumbnails
     ]
     if reasons:
         parts.append(f'<div class="reasons">{reasons}</div>')
+    if checked is not None:
+        parts.append(_checks_html(checked))
     if job.review_note:
         parts.append(f'<div class="note">{_esc(job.review_note)}</div>')
     if job.error:
         parts.append(f'<div class="error">{_esc(job.error)}</div>')
     parts.append(f"<dl>{rows}</dl></article>")
     return "".join(parts)
+
+
+def _checks_html(checked: TriageRecord) -> str:
+    """The quality checks' suspect score and flags (chips that say why), or "not checked"."""
+    if not checked.checked:
+        return f'<div class="checks">Not checked: {_esc(checked.not_checked)}</div>'
+    chips = "".join(
+        f'<span class="flag" title="{_esc(code)}">{_esc(chip(code, checked.values.get(code)))}'
+        "</span>"
+        for code in checked.flags
+    )
+    words = "no flags" if not checked.flags else f"flags: {_esc(checked.flags_text)}"
+    return (
+        f'<div class="checks">Suspect score <b class="score">{checked.score_text}</b> '
+        f'<small class="meta">({words})</small> {chips}</div>'
+    )
 
 
 def _input_text(value: str) -> str:

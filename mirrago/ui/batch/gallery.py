@@ -3,15 +3,16 @@ the detail dialog (full-size result, before/after, inputs, metadata, download; P
 through the filtered results without closing it).
 
 Other features add to it through parameters, never by changing this module's state: `filters`
-(drawn in the filter bar, each narrowing the rows), `card_extras` (drawn at the bottom of every
-card) and `detail_extras` (drawn in the dialog beside the result). The Batch page passes the
-review's (`mirrago.ui.review.gallery_extras`).
+(drawn in the filter bar, each narrowing the rows), `sorts` (more orders beside Row and
+Newest), `card_extras` (drawn at the bottom of every card) and `detail_extras` (drawn in the
+dialog beside the result). The Batch page passes the review's
+(`mirrago.ui.review.gallery_extras`) and the quality checks' (`mirrago.ui.triage.findings`).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import streamlit as st
@@ -39,6 +40,8 @@ DETAIL_POS_KEY = "batch-detail-pos"  # which of them the dialog shows (None: clo
 
 # (rows, services) -> rows: draws its own widget in the filter bar (keys "batch-filter-...").
 GalleryFilter = Callable[[list[JobRecord], Services], list[JobRecord]]
+# (rows, services) -> rows: the rows in another order, named by its key in `sorts`.
+GallerySort = Callable[[list[JobRecord], Services], list[JobRecord]]
 # (services, row) -> None: draws its widgets for one row (keys naming the row's id), at the
 # bottom of a card or in the detail dialog.
 RowExtra = Callable[[Services, JobRecord], None]
@@ -55,9 +58,14 @@ def _label_filter(
 
 
 def filter_bar(
-    services: Services, rows: list[JobRecord], filters: Sequence[GalleryFilter] = ()
+    services: Services,
+    rows: list[JobRecord],
+    filters: Sequence[GalleryFilter] = (),
+    sorts: Mapping[str, GallerySort] | None = None,
 ) -> list[JobRecord]:
-    """State, username, person, garment; sort; and the extra `filters`. Returns the rows shown."""
+    """State, username, person, garment; the extra `filters`; sort (Row, Newest and `sorts`).
+    Returns the rows shown."""
+    sorts = sorts or {}
     backend = services.backend
     with st.container(horizontal=True, key="batch-filters"):
         states = [state for state in JobState if any(row.state is state for row in rows)]
@@ -88,12 +96,14 @@ def filter_bar(
         for extra in filters:
             rows = extra(rows, services)
         order = st.segmented_control(
-            "Sort", ["Row", "Newest"], default="Row", required=True, key="batch-sort"
+            "Sort", ["Row", "Newest", *sorts], default="Row", required=True, key="batch-sort"
         )
     if order == "Newest":
         rows = sorted(
             rows, key=lambda row: (row.finished_at or row.created_at, row.id), reverse=True
         )
+    elif order in sorts:
+        rows = sorts[order](rows, services)
     return rows
 
 
@@ -148,10 +158,11 @@ def gallery(
     *,
     filters: Sequence[GalleryFilter] = (),
     card_extras: Sequence[RowExtra] = (),
+    sorts: Mapping[str, GallerySort] | None = None,
 ) -> None:
-    """Filters (the built-in ones, then `filters`), the paged grid of cards (each with
-    `card_extras`); a card's Open button opens the detail dialog."""
-    shown = filter_bar(services, rows, filters)
+    """Filters (the built-in ones, then `filters`), the sort (with `sorts`), the paged grid of
+    cards (each with `card_extras`); a card's Open button opens the detail dialog."""
+    shown = filter_bar(services, rows, filters, sorts)
     if not shown:
         st.caption("No results match these filters.")
         return

@@ -12,6 +12,7 @@ from mirrago import review
 from mirrago.errors import MirragoError
 from mirrago.ledger import JobRecord
 from mirrago.services import Services
+from mirrago.triage.ordering import most_suspect_first
 from mirrago.ui.batch import gallery as batch_gallery
 from mirrago.ui.review.panel import (
     Given,
@@ -45,12 +46,14 @@ def verdict_filter(rows: list[JobRecord], services: Services) -> list[JobRecord]
     queue = st.toggle(
         "To-review queue",
         key=QUEUE_KEY,
-        help="Unreviewed finished results only, oldest first",
+        help="Unreviewed finished results only, most suspect first (the quality checks' "
+        "suspect score), then oldest first",
     )
     if verdicts or reasons:
         rows = [row for row in rows if review.matches(row, verdicts or [], reasons or [])]
-    if queue:
-        rows = review.review_queue(rows)
+    if queue and rows:
+        waiting = review.review_queue(rows)
+        rows = most_suspect_first(waiting, services.ledger.batch_triage(rows[0].batch_id))
     if rows:  # the verdict each card shows, for a card's Pass or Fail to name
         review_ids = services.ledger.current_review_ids(rows[0].batch_id)
         state().saw(rows, review_ids, one_on_screen=False)

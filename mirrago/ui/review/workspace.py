@@ -10,6 +10,7 @@ import streamlit as st
 
 from mirrago import review, samples
 from mirrago.ledger import JobRecord, Ledger
+from mirrago.triage.ordering import most_suspect_first
 from mirrago.ui.plain import md_text
 from mirrago.ui.review.compare import compare_view
 from mirrago.ui.review.export import export_menu
@@ -89,7 +90,7 @@ def _filters() -> tuple[list[str], list[str], bool]:
     with st.popover(label, icon=":material/filter_list:", key="review-filter-menu"):
         verdicts, reasons = review_filters()
         queue = st.toggle(
-            "To-review queue (unreviewed only, oldest first)", key=QUEUE_KEY, value=False
+            "To-review queue (unreviewed only, most suspect first)", key=QUEUE_KEY, value=False
         )
     return verdicts, reasons, queue
 
@@ -104,8 +105,9 @@ def review_view(ledger: Ledger, jobs: list[JobRecord]) -> None:
     ordered = [
         job for job in jobs if review.reviewable(job) and review.matches(job, verdicts, reasons)
     ]
-    if queue:
-        ordered = review.review_queue(ordered)
+    if queue and ordered:  # the quality checks' suspect score first, then the oldest first
+        waiting = review.review_queue(ordered)
+        ordered = most_suspect_first(waiting, ledger.batch_triage(ordered[0].batch_id))
     if not ordered:
         st.info("No finished result matches these filters.")
         return
