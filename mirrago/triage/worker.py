@@ -36,16 +36,10 @@ PATIENCE = 120.0
 def input_file(value: str, base_url: str | None = None) -> Path | None:
     """The local file of a job input: a stored path, or a shipped sample given as the sandbox's
     `/samples/...` link (this machine's). None for anyone else's link: checks never fetch."""
-    parts = urlsplit(value)
-    if parts.scheme in ("http", "https"):
+    if urlsplit(value).scheme in ("http", "https"):
         hosts = _LOOPBACK | ({urlsplit(base_url).hostname or ""} if base_url else set())
-        path = Path(parts.path)
-        if parts.hostname not in hosts or path.parent.parent != Path("/samples"):
-            return None
-        for sample in samples.persons() + samples.garments():
-            if (sample.path.parent.name, sample.path.name) == (path.parent.name, path.name):
-                return sample.path
-        return None
+        sample = samples.lookup(value, hosts=hosts)
+        return sample.path if sample is not None else None
     return Path(value).expanduser() if value.strip() else None
 
 
