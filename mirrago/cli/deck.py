@@ -10,7 +10,7 @@ from mirrago.cli.common import EXIT_OK, UsageError, check_out_path
 from mirrago.config import load_settings
 from mirrago.datadir import write_atomically
 from mirrago.ledger import Ledger
-from mirrago.stage.slides import deck_slides, find_deck
+from mirrago.stage.slides import deck_slides, find_deck, slides_text
 from mirrago.stage.slideshow import slideshow_file_name, slideshow_html
 
 
@@ -30,7 +30,7 @@ def _list(ledger: Ledger) -> int:
         print('No decks yet: add results to one with "Add to deck" in the app.')
     for deck in decks:
         shared = "  (shared)" if deck.shared else ""
-        print(f"{deck.id:>5}  {deck.slide_count:>3} slide(s)  {deck.name}{shared}")
+        print(f"{deck.id:>5}  {slides_text(deck.slide_count):>10}  {deck.name}{shared}")
     return EXIT_OK
 
 
@@ -48,6 +48,6 @@ def _export(ledger: Ledger, args: argparse.Namespace) -> int:
     check_out_path(target)
     write_atomically(target, slideshow_html(deck.name, slides, key=f"deck-{deck.id}"))
     missing = sum(slide.placeholder for slide in slides)
-    note = f" ({missing} slide(s) without their pictures)" if missing else ""
-    print(f"slideshow: {target} — {len(slides)} slide(s){note}")
+    note = f" ({slides_text(missing)} without their pictures)" if missing else ""
+    print(f"slideshow: {target} — {slides_text(len(slides))}{note}")
     return EXIT_OK

@@ -48,6 +48,11 @@ class StageSlide:
         return self.garment_label or self.person_label
 
 
+def slides_text(count: int) -> str:
+    """ "1 slide", "3 slides"."""
+    return f"{count} slide" + ("" if count == 1 else "s")
+
+
 def read_picture(path: str | None, max_side: int) -> bytes | None:
     """The picture at `path` as a JPEG of at most `max_side` px; None when it is not there
     (removed by hand, a link) or is not an image."""

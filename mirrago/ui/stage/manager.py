@@ -9,7 +9,7 @@ import streamlit as st
 
 from mirrago.ledger import DeckRecord, SlideRecord
 from mirrago.services import Services
-from mirrago.stage.slides import remove_files
+from mirrago.stage.slides import remove_files, slides_text
 from mirrago.stage.slideshow import slideshow_file_name
 from mirrago.ui import identity
 from mirrago.ui.frames import THUMB_SIZE, empty_frame, framed_file
@@ -42,7 +42,7 @@ def deck_manager(
         "Deck",
         list(names),
         format_func=lambda deck_id: (
-            f"{names[deck_id].name} · {names[deck_id].slide_count} slide(s)"
+            f"{names[deck_id].name} · {slides_text(names[deck_id].slide_count)}"
         ),
         key=CHOSEN_KEY,
     )
