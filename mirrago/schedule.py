@@ -8,7 +8,9 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from mirrago.backoff import backoff
 
@@ -136,6 +138,9 @@ class SubmitPacer:
 
 # --------------------------------------------------------------------------- poll scheduling
 
+# Answers that say a job waits in the server's queue (not started): every worker is busy.
+WAITING_STATUSES = frozenset({"pending", "queued", "waiting", "in_queue"})
+
 
 @dataclass
 class TrackedJob:
@@ -153,10 +158,16 @@ class TrackedJob:
     added: float = 0.0
     front_since: float | None = None  # when it came within `window` of the oldest job
     head_since: float | None = None  # when it became the oldest job in progress
+    asked_at: float = 0.0  # when the request now in flight was taken (it is sent after)
+    seen_running: float | None = None  # when a request answered "not done yet" was taken
+    expected: float | None = None  # the earliest it can be done, by the queue model
+    not_before: float = 0.0  # newer than a job just seen running: not done before its next look
+    ask_now: bool = False  # adopted after a restart: asked at once, not when expected
+    queued: float = 0.0  # its place in the server's queue, on this clock (see `add`)
 
     @property
     def order(self) -> tuple[float, int]:
-        return (self.submitted, self.seq)
+        return (self.queued, self.seq)
 
 
 class PollSchedule:
@@ -172,6 +183,17 @@ class PollSchedule:
     oldest job is then probed every tenth of a latency, backing off the longer it stays oldest.
     Jobs near the front are still asked about every few latencies, so a server that does not
     keep order exactly cannot hide a finished job for long.
+
+    Timed from what the server has shown (issue 25): `history` is the backend's recent
+    submit -> done durations (from the ledger), so the first looks of a new run are one
+    latency after submission from the start. An answer "pending" (or "queued") says every
+    worker of the server is busy with older jobs: at most that many run at once (`parallel`).
+    Once both are known, a queue model says when each job can be done at the earliest: a
+    server with `parallel` workers starts a queued job when the `parallel`-th older job ends
+    (`expected`, from lower bounds only, so never later than the job can be done); the first
+    look waits for it, then the looks grow apart as before. Without history or "pending"
+    answers the schedule is what it was. `new_samples()` hands the durations seen since the
+    last call to whoever keeps the history.
     """
 
     def __init__(
@@ -182,6 +204,8 @@ class PollSchedule:
         max_interval: float = 5.0,
         min_window: int = 4,
         max_window: int = 64,
+        history: Sequence[float] = (),
+        parallel: int | None = None,
     ) -> None:
         self.first_delay = first_delay
         self.min_interval = min_interval
@@ -199,6 +223,19 @@ class PollSchedule:
         self._round_kind = ""
         self._round_not_done = 0
         self._streak = 0
+        known = sorted(d for d in history if d > 0)
+        # a low quantile, not the minimum: one job that failed at once must not set the pace
+        self._prior = known[len(known) // 20] if known else None
+        self._finished: list[float] = []  # when done jobs ended (estimates), sorted
+        self._pending_ahead: deque[int] = deque(maxlen=32)  # older jobs when one was pending
+        if parallel:  # the history's bound, until this run sees "pending" itself
+            self._pending_ahead.append(parallel)
+        self._new: list[float] = []
+        self._clock_offset: float | None = None  # this clock minus the server's
+        # Looking for how many jobs the server runs at once (see _discovery_probe).
+        self._discover_rounds = 0 if parallel else 4
+        self._discovering: set[int] = set()
+        self._discover_span = [0, -1]  # this round's last running and first pending position
 
     # ---- membership
 
@@ -210,8 +247,19 @@ class PollSchedule:
 
     @property
     def latency(self) -> float | None:
-        """The service's latency as seen: the fastest recent submission-to-done time."""
-        return min(self._samples) if self._samples else None
+        """The service's latency as seen: the fastest recent submission-to-done time (before
+        any is seen in this run, the backend's history says)."""
+        return min(self._samples) if self._samples else self._prior
+
+    @property
+    def parallel(self) -> int | None:
+        """How many jobs the server runs at once, at most, as "pending" answers showed."""
+        return max(1, min(self._pending_ahead)) if self._pending_ahead else None
+
+    def new_samples(self) -> list[float]:
+        """The submit -> done durations (lower bounds) seen since the last call."""
+        samples, self._new = self._new, []
+        return samples
 
     def add(
         self,
@@ -222,9 +270,18 @@ class PollSchedule:
         *,
         raw_status: str | None = None,
         ask_now: bool = False,
+        created: datetime | None = None,
     ) -> TrackedJob:
+        """Track a job; `created`: when the server says it created it (its clock),
+        which orders jobs as the server queued them even when concurrent submissions were
+        answered in another order."""
         if row_id in self._by_row:
             return self._by_row[row_id]
+        queued = submitted
+        if created is not None:
+            if self._clock_offset is None:  # one offset: the server's order is kept exactly
+                self._clock_offset = submitted - created.timestamp()
+            queued = created.timestamp() + self._clock_offset
         delay = self.latency if self.latency is not None else self.first_delay
         tracked = TrackedJob(
             row_id=row_id,
@@ -234,9 +291,13 @@ class PollSchedule:
             due=now if ask_now else max(now, submitted + delay),
             raw_status=raw_status,
             added=now,
+            ask_now=ask_now,
+            not_before=now,
+            queued=queued,
         )
         bisect.insort(self._jobs, tracked, key=lambda job: job.order)
         self._by_row[row_id] = tracked
+        self._plan()
         return tracked
 
     def remove(self, row_id: int) -> None:
@@ -268,13 +329,38 @@ class PollSchedule:
                 kind = "sweep" if len(chosen) == self.window else "probe"
             else:
                 chosen, kind = [head], "probe"
+                chosen += self._discovery_probe()
         else:
             chosen, kind = self._overdue(now), "guard"
         if chosen:
             self._round_kind = kind
             self._round_not_done = 0
             for tracked in chosen:
+                tracked.asked_at = now
                 self._in_flight[tracked.row_id] = tracked
+        return chosen
+
+    def _discovery_probe(self) -> list[TrackedJob]:
+        """Once the latency is known and while the parallelism is not, more jobs with a probe
+        of the oldest while it runs: up to 8 positions spread between it and the newest, then
+        between the last running and the first pending position of that round, to one job
+        (a few rounds, once a run). A pending job bounds the parallelism by the jobs ahead of
+        it: when the oldest runs, those are running too."""
+        if not self._discover_rounds or self.latency is None or len(self._jobs) <= 2:
+            return []
+        if self._jobs[0].seen_running is None:
+            return []
+        low, high = self._discover_span
+        high = len(self._jobs) - 1 if high < 0 else min(high, len(self._jobs) - 1)
+        if high - low <= 1:
+            self._discover_rounds = 0
+            return []
+        step = max(1, (high - low) // 8)
+        positions = range(max(1, low + step), high + 1, step)
+        chosen = [self._jobs[index] for index in positions]
+        self._discovering = {job.row_id for job in chosen}
+        self._discover_rounds -= 1
+        self._discover_span = [low, -1]
         return chosen
 
     def _max_gap(self) -> float:
@@ -301,23 +387,53 @@ class PollSchedule:
         tracked = self._in_flight.pop(row_id, None)
         if tracked is None:
             return
-        previous = tracked.last_asked
         tracked.polls += 1
         tracked.last_asked = now
         tracked.errors = 0
         tracked.raw_status = raw_status
         if done:
-            # it finished between the previous look and this one: count from the middle
-            finished = now if previous is None else (previous + now) / 2
-            self._samples.append(max(0.0, finished - tracked.submitted))
+            latency = self.latency
+            # It ended after the last answer "not done", and not before its submission plus
+            # the fastest latency or the model's earliest: the latency is learnt from these
+            # lower bounds, so first looks built on it are never late.
+            bounds = [] if latency is None else [tracked.submitted + latency]
+            if tracked.expected is not None:
+                bounds.append(tracked.expected)
+            if tracked.seen_running is not None:
+                bounds.append(tracked.seen_running)
+            earliest = min(now, max(bounds)) if bounds else now
+            sample = max(0.0, earliest - tracked.submitted)
+            self._samples.append(sample)
+            self._new.append(sample)
+            # For the queue model, the middle of when it can have ended, up to when this request
+            # was taken (not when its answer is handled: on a busy machine that is late, and
+            # lateness would add up from one wave of jobs to the next).
+            latest = max(earliest, min(now, tracked.asked_at))
+            bisect.insort(self._finished, (earliest + latest) / 2)
             self._streak += 1
             self._by_row.pop(row_id, None)
             self._jobs.remove(tracked)
+            self._plan()
         else:
+            # not done when the server answered, so not before the request was sent: a lower
+            # bound however late this answer is handled (a busy machine)
+            tracked.seen_running = tracked.asked_at
+            waiting = (raw_status or "").strip().lower() in WAITING_STATUSES
+            if waiting:
+                # every worker is busy with older jobs (the server keeps order)
+                self._pending_ahead.append(self._jobs.index(tracked))
+            if row_id in self._discovering:
+                self._discovering.discard(row_id)
+                index, span = self._jobs.index(tracked), self._discover_span
+                if waiting:
+                    span[1] = index if span[1] < 0 else min(span[1], index)
+                else:
+                    span[0] = max(span[0], index)
             self._round_not_done += 1
             tracked.due = now + self._interval(tracked, now)
             index = bisect.bisect_right(self._jobs, tracked.order, key=lambda job: job.order)
             for newer in self._jobs[index:]:
+                newer.not_before = max(newer.not_before, tracked.due)
                 if newer.due < tracked.due:
                     newer.due = tracked.due
         if not self._in_flight:
@@ -348,6 +464,30 @@ class PollSchedule:
             held = now - (tracked.head_since if tracked.head_since is not None else now)
             wait = 0.1 * latency + 0.1 * held
         return min(self.max_interval, max(self.min_interval, wait))
+
+    def _plan(self) -> None:
+        """Set the first look of jobs near the front to when the queue model says they can be
+        done at the earliest: a job starts no sooner than its submission, nor than the end of
+        the `parallel`-th job before it (from the lower bounds of ended jobs, then from the
+        model's own earliest ends)."""
+        latency, parallel = self.latency, self.parallel
+        if latency is None or parallel is None:
+            return
+        done = len(self._finished)
+        planned: list[float] = []
+        for index, tracked in enumerate(self._jobs[: 4 * parallel + self.max_window]):
+            start = tracked.submitted
+            before = done + index - parallel  # the job whose end frees a worker for this one
+            if before >= done:
+                start = max(start, planned[index - parallel])
+            elif before >= 0:
+                start = max(start, self._finished[before])
+            planned.append(start + latency)
+            tracked.expected = planned[-1]
+            if tracked.polls == 0 and not tracked.ask_now and tracked.row_id not in self._in_flight:
+                tracked.due = max(tracked.not_before, tracked.expected)
+        if len(self._finished) > 4096:  # only the latest ends are ever looked up
+            del self._finished[: len(self._finished) - 4096]
 
     def _end_round(self) -> None:
         kind, not_done = self._round_kind, self._round_not_done

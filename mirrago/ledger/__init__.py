@@ -1,11 +1,14 @@
 """The persistent record of every batch, job and credit reading (SQLAlchemy Core, any database).
 
 `records` holds the types pages and widgets show (states and their sets, records), `schema` the
-tables and their migrations, `store` the `Ledger` itself, with the runner's moves (`claims`) and
-reviews (`reviews`) as parts of it. Import from here: `from mirrago.ledger import Ledger, JobState`.
+tables and their migrations, `store` the `Ledger` itself, with the runner's moves (`claims`),
+reviews (`reviews`), the change counter (`changes`) and job durations (`durations`) as parts of
+it. Import from here: `from mirrago.ledger import Ledger, JobState`.
 """
 
+from mirrago.ledger.changes import BatchVersion
 from mirrago.ledger.claims import HOST
+from mirrago.ledger.durations import DurationHistory
 from mirrago.ledger.records import (
     ACTIVE_STATES,
     FINAL_STATES,
@@ -33,6 +36,7 @@ from mirrago.ledger.schema import (
     batches,
     comparisons,
     credit_readings,
+    job_durations,
     job_events,
     jobs,
     metadata,
@@ -54,7 +58,9 @@ __all__ = [
     "UNCHECKED",
     "UNKNOWN_BACKEND",
     "BatchRecord",
+    "BatchVersion",
     "CreditReading",
+    "DurationHistory",
     "JobEvent",
     "JobInput",
     "JobRecord",
@@ -72,6 +78,7 @@ __all__ = [
     "batches",
     "comparisons",
     "credit_readings",
+    "job_durations",
     "job_events",
     "jobs",
     "metadata",

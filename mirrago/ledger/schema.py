@@ -23,7 +23,7 @@ from mirrago.ledger.records import (
     utcnow,
 )
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 class UTCDateTime(sa.types.TypeDecorator):
@@ -178,6 +178,20 @@ comparisons = sa.Table(
     sa.UniqueConstraint("left_batch_id", "right_batch_id", "pair_key", name="uq_comparison_pair"),
 )
 
+# How long jobs took on each backend, submit -> done (the latest few hundred per backend), and
+# how many the server ran at once when it showed it: a new runner's poll schedule starts from
+# them (mirrago.ledger.durations). Keyed by backend: another server starts with no history.
+job_durations = sa.Table(
+    "job_durations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("backend", sa.String(255), nullable=False),
+    sa.Column("seconds", sa.Float, nullable=False),
+    sa.Column("parallel", sa.Integer),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index("ix_job_durations_backend", "backend", "id"),
+)
+
 
 # Upgrades from version n to n + 1, run in one transaction when an older ledger is opened. Each
 # returns a sentence saying what it did (or None), shown to the user once.
@@ -228,11 +242,17 @@ def _add_backend(conn: Connection) -> str | None:
     )
 
 
+def _add_job_durations(conn: Connection) -> None:
+    """Schema 5 → 6: how long jobs took on each backend, for the runner's poll schedule."""
+    job_durations.create(conn, checkfirst=True)
+
+
 MIGRATIONS: dict[int, Migration] = {
     1: _add_owner_and_deletion,
     2: _add_batch_paused,
     3: _add_reviews_and_comparisons,
     4: _add_backend,
+    5: _add_job_durations,
 }
 
 

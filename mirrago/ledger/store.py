@@ -28,7 +28,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mirrago.backoff import backoff
 from mirrago.config import Settings
+from mirrago.ledger.changes import ChangesMixin
 from mirrago.ledger.claims import ClaimsMixin
+from mirrago.ledger.durations import DurationsMixin
 from mirrago.ledger.records import (
     ACTIVE_STATES,
     FINAL_STATES,
@@ -65,7 +67,7 @@ log = logging.getLogger("mirrago.ledger")
 OPEN_PATIENCE = 60.0  # seconds opening waits for a SQLite file another process holds
 
 
-class Ledger(ClaimsMixin, ReviewsMixin):
+class Ledger(ClaimsMixin, ReviewsMixin, ChangesMixin, DurationsMixin):
     """The job ledger at a SQLAlchemy URL. Thread-safe; several processes may share one."""
 
     def __init__(self, url: str) -> None:
