@@ -21,7 +21,7 @@ from mirrago.images import data_url
 from mirrago.ledger import JobRecord, JobState
 from mirrago.services import Services
 from mirrago.ui import identity
-from mirrago.ui.batch.images import INPUT_THUMB_SIDE, input_thumb, result_thumb
+from mirrago.ui.batch.images import INPUT_THUMB_SIDE, card_picture, input_picture
 from mirrago.ui.batch.rows import snapshot
 from mirrago.ui.frames import THUMB_SIZE, empty_frame, framed_stored
 from mirrago.ui.job_card import (
@@ -118,13 +118,13 @@ def card(services: Services, row: JobRecord, extras: Sequence[RowExtra] = ()) ->
     """One result card, `extras` drawn at its bottom; True when its Open button was clicked."""
     backend = services.backend
     with st.container(border=True, key=f"batch-card-{row.id}"):
-        thumb = result_thumb(row.thumbnail_path, row.result_path)
+        thumb = card_picture(row.thumbnail_path or row.result_path)
         if thumb is None:
             thumb = _placeholder("" if row.state.is_final else "Working…")
         st.image(thumb, width="stretch")
         with st.container(horizontal=True, gap="xsmall", key=f"batch-card-inputs-{row.id}"):
             for value in (row.target, row.garment):
-                small = input_thumb(value, backend)
+                small = input_picture(value, backend)
                 if small:
                     st.image(small, width=INPUT_THUMB_SIDE // 2)
         with st.container(horizontal=True, gap="xsmall", vertical_alignment="center"):
@@ -254,7 +254,7 @@ def _inputs(services: Services, row: JobRecord) -> None:
         columns, (("Person", row.target), ("Garment", row.garment)), strict=True
     ):
         with column:
-            thumb = input_thumb(value, services.backend, side=240)
+            thumb = input_picture(value, services.backend, side=240)
             if thumb:
                 st.image(thumb, width=96)
             st.caption(role)
