@@ -226,7 +226,7 @@ class PollSchedule:
         known = sorted(d for d in history if d > 0)
         # a low quantile, not the minimum: one job that failed at once must not set the pace
         self._prior = known[len(known) // 20] if known else None
-        self._finished: list[float] = []  # when done jobs ended (estimates), sorted
+        self._finished: list[float] = []  # when done jobs ended, at the earliest, sorted
         self._pending_ahead: deque[int] = deque(maxlen=32)  # older jobs when one was pending
         if parallel:  # the history's bound, until this run sees "pending" itself
             self._pending_ahead.append(parallel)
@@ -405,11 +405,9 @@ class PollSchedule:
             sample = max(0.0, earliest - tracked.submitted)
             self._samples.append(sample)
             self._new.append(sample)
-            # For the queue model, the middle of when it can have ended, up to when this request
-            # was taken (not when its answer is handled: on a busy machine that is late, and
-            # lateness would add up from one wave of jobs to the next).
-            latest = max(earliest, min(now, tracked.asked_at))
-            bisect.insort(self._finished, (earliest + latest) / 2)
+            # The queue model builds on this lower bound too: a job asked late (held behind an
+            # older one, or on a busy machine) must not make the jobs after it expected late.
+            bisect.insort(self._finished, earliest)
             self._streak += 1
             self._by_row.pop(row_id, None)
             self._jobs.remove(tracked)
