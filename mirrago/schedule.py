@@ -218,20 +218,28 @@ class PollSchedule:
         self._by_row: dict[int, TrackedJob] = {}
         self._in_flight: dict[int, TrackedJob] = {}
         self._samples: deque[float] = deque(maxlen=500)
+        self._low_samples: deque[float] = deque(maxlen=500)
         self._seq = itertools.count()
         self._sweep_next = False
         self._round_kind = ""
         self._round_not_done = 0
         self._streak = 0
-        known = sorted(d for d in history if d > 0)
-        # a low quantile, not the minimum: one job that failed at once must not set the pace
-        self._prior = known[len(known) // 20] if known else None
+        # The fastest the backend was seen to finish a job: a first look never later than
+        # that (a job that failed at once only makes the first looks early).
+        self._prior = min((d for d in history if d > 0), default=None)
         self._finished: list[float] = []  # when done jobs ended, at the earliest, sorted
-        self._pending_ahead: deque[int] = deque(maxlen=32)  # older jobs when one was pending
+        # [queue place, older jobs in progress] when a job answered "pending"; a job tracked
+        # later that is older (its submission answered late) adds one: it was running too.
+        self._pending_ahead: deque[list[float]] = deque(maxlen=32)
         if parallel:  # the history's bound, until this run sees "pending" itself
-            self._pending_ahead.append(parallel)
+            self._pending_ahead.append([float("-inf"), parallel])
         self._new: list[float] = []
         self._clock_offset: float | None = None  # this clock minus the server's
+        # First looks the queue model timed, and how many found the job done: latencies that
+        # vary a lot make its earliest times too early to be worth a request, and it stands
+        # aside (the schedule as without it).
+        self._model_looks = 0
+        self._model_hits = 0
         # Looking for how many jobs the server runs at once (see _discovery_probe).
         self._discover_rounds = 0 if parallel else 4
         self._discovering: set[int] = set()
@@ -249,12 +257,28 @@ class PollSchedule:
     def latency(self) -> float | None:
         """The service's latency as seen: the fastest recent submission-to-done time (before
         any is seen in this run, the backend's history says)."""
-        return min(self._samples) if self._samples else self._prior
+        if self._samples:
+            return min(self._samples)
+        return None if self._prior is None else self._prior * 1.05  # see latency_low
+
+    @property
+    def latency_low(self) -> float | None:
+        """The fastest submission-to-done time, at the earliest (lower bounds, the backend's
+        history included): what the queue model adds to a job's earliest start."""
+        seen = [*self._low_samples, *([] if self._prior is None else [self._prior])]
+        return min(seen) if seen else None
 
     @property
     def parallel(self) -> int | None:
         """How many jobs the server runs at once, at most, as "pending" answers showed."""
-        return max(1, min(self._pending_ahead)) if self._pending_ahead else None
+        if not self._pending_ahead:
+            return None
+        return max(1, int(min(ahead for _, ahead in self._pending_ahead)))
+
+    @property
+    def model_helps(self) -> bool:
+        """Whether the queue model's first looks mostly find the job done (or too few tell)."""
+        return self._model_looks < 20 or self._model_hits >= 0.5 * self._model_looks
 
     def new_samples(self) -> list[float]:
         """The submit -> done durations (lower bounds) seen since the last call."""
@@ -297,6 +321,9 @@ class PollSchedule:
         )
         bisect.insort(self._jobs, tracked, key=lambda job: job.order)
         self._by_row[row_id] = tracked
+        for seen in self._pending_ahead:
+            if queued < seen[0]:
+                seen[1] += 1
         self._plan()
         return tracked
 
@@ -387,24 +414,34 @@ class PollSchedule:
         tracked = self._in_flight.pop(row_id, None)
         if tracked is None:
             return
+        previous = tracked.last_asked
         tracked.polls += 1
         tracked.last_asked = now
         tracked.errors = 0
         tracked.raw_status = raw_status
+        if tracked.polls == 1 and tracked.expected is not None:
+            self._model_looks += 1
+            self._model_hits += done
         if done:
-            latency = self.latency
-            # It ended after the last answer "not done", and not before its submission plus
-            # the fastest latency or the model's earliest: the latency is learnt from these
-            # lower bounds, so first looks built on it are never late.
-            bounds = [] if latency is None else [tracked.submitted + latency]
+            # As before: it finished between the previous look and this one, counted from
+            # the middle; the first looks of jobs the model does not time come from these.
+            finished = now if previous is None else (previous + now) / 2
+            self._samples.append(max(0.0, finished - tracked.submitted))
+            # For the queue model, lower bounds only: it ended after the last answer "not
+            # done", and not before its submission plus the fastest latency or the model's
+            # earliest, so what the model builds on them is never late.
+            low = self.latency_low
+            bounds = [] if low is None else [tracked.submitted + low]
             if tracked.expected is not None:
                 bounds.append(tracked.expected)
             if tracked.seen_running is not None:
                 bounds.append(tracked.seen_running)
             earliest = min(now, max(bounds)) if bounds else now
             sample = max(0.0, earliest - tracked.submitted)
-            self._samples.append(sample)
-            self._new.append(sample)
+            if now - earliest <= 0.25 * sample or not self._low_samples:
+                # a tight bound (looks close together) is a latency; a loose one says little
+                self._low_samples.append(sample)
+                self._new.append(sample)
             # The queue model builds on this lower bound too: a job asked late (held behind an
             # older one, or on a busy machine) must not make the jobs after it expected late.
             bisect.insort(self._finished, earliest)
@@ -419,7 +456,7 @@ class PollSchedule:
             waiting = (raw_status or "").strip().lower() in WAITING_STATUSES
             if waiting:
                 # every worker is busy with older jobs (the server keeps order)
-                self._pending_ahead.append(self._jobs.index(tracked))
+                self._pending_ahead.append([tracked.queued, self._jobs.index(tracked)])
             if row_id in self._discovering:
                 self._discovering.discard(row_id)
                 index, span = self._jobs.index(tracked), self._discover_span
@@ -468,8 +505,8 @@ class PollSchedule:
         done at the earliest: a job starts no sooner than its submission, nor than the end of
         the `parallel`-th job before it (from the lower bounds of ended jobs, then from the
         model's own earliest ends)."""
-        latency, parallel = self.latency, self.parallel
-        if latency is None or parallel is None:
+        latency, parallel = self.latency_low, self.parallel
+        if latency is None or parallel is None or not self.model_helps:
             return
         done = len(self._finished)
         planned: list[float] = []
@@ -483,7 +520,9 @@ class PollSchedule:
             planned.append(start + latency)
             tracked.expected = planned[-1]
             if tracked.polls == 0 and not tracked.ask_now and tracked.row_id not in self._in_flight:
-                tracked.due = max(tracked.not_before, tracked.expected)
+                # a twentieth of a latency later: the earliest is reached only when every
+                # bound is exact, and a look a hair early costs a second one
+                tracked.due = max(tracked.not_before, tracked.expected + 0.05 * latency)
         if len(self._finished) > 4096:  # only the latest ends are ever looked up
             del self._finished[: len(self._finished) - 4096]
 

@@ -28,7 +28,7 @@ def test_the_durations_of_finished_jobs_are_kept_for_the_backend(
     _run_batch(runner, sandbox, 4)
     runner.stop()
     history = ledger.duration_history(runner.backend)
-    assert len(history.seconds) == 4
+    assert 1 <= len(history.seconds) <= 4  # those seen closely enough to say a latency
     assert all(0 < seconds < 60 for seconds in history.seconds)
 
 
@@ -42,7 +42,8 @@ def test_a_new_runner_starts_with_its_backend_s_history(
     fastest = min(ledger.duration_history(first.backend).seconds)
     second = make_runner(sandbox)
     second.start()
-    assert second._schedule.latency == fastest  # noqa: SLF001 - before any job of its own
+    assert second._schedule.latency_low == fastest  # noqa: SLF001 - before any job of its own
+    assert second._schedule.latency is not None  # noqa: SLF001 - its first looks are timed
     second.stop()
 
 
@@ -59,7 +60,7 @@ def test_another_backend_starts_with_no_history(
     fresh = make_runner(other)
     assert fresh.backend != first.backend
     fresh.start()
-    assert fresh._schedule.latency is None  # noqa: SLF001 - today's schedule: nothing known
+    assert fresh._schedule.latency_low is None  # noqa: SLF001 - as before: nothing known
     fresh.stop()
     assert ledger.duration_history(first.backend).seconds  # the first one's stays its own
 
