@@ -184,16 +184,17 @@ class PollSchedule:
     Jobs near the front are still asked about every few latencies, so a server that does not
     keep order exactly cannot hide a finished job for long.
 
-    Timed from what the server has shown (issue 25): `history` is the backend's recent
-    submit -> done durations (from the ledger), so the first looks of a new run are one
-    latency after submission from the start. An answer "pending" (or "queued") says every
-    worker of the server is busy with older jobs: at most that many run at once (`parallel`).
-    Once both are known, a queue model says when each job can be done at the earliest: a
-    server with `parallel` workers starts a queued job when the `parallel`-th older job ends
-    (`expected`, from lower bounds only, so never later than the job can be done); the first
-    look waits for it, then the looks grow apart as before. Without history or "pending"
-    answers the schedule is what it was. `new_samples()` hands the durations seen since the
-    last call to whoever keeps the history.
+    Timed from what the server has shown: `history` is the backend's recent submit -> done
+    durations (lower bounds, from the ledger), so the first looks of a new run are timed from
+    the start. An answer "pending" (or "queued") says every worker of the server is busy with
+    older jobs: at most that many run at once (`parallel`; a few probes find it in a run). Once
+    both are known, a queue model says when each job can be done at the earliest: a server with
+    `parallel` workers starts a queued job when the `parallel`-th older job ends (`expected`,
+    built on lower bounds only, so not later than the job can be done); the first look comes a
+    twentieth of a latency after it, then the looks grow apart as before. When those first
+    looks mostly find jobs still running (latencies that vary a lot), the model stands aside.
+    Without history or "pending" answers the schedule is what it was. `new_samples()` hands
+    the durations seen since the last call to whoever keeps the history.
     """
 
     def __init__(
