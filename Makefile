@@ -30,6 +30,7 @@ bench: install
 	$(VENV)/bin/python benchmarks/batch_throughput.py
 	$(VENV)/bin/python benchmarks/usage_page.py
 	$(VENV)/bin/python benchmarks/batch_page.py
+	$(VENV)/bin/python benchmarks/page_speed.py
 	$(VENV)/bin/python benchmarks/batch_table.py
 	$(VENV)/bin/python benchmarks/batch_import.py
 	$(VENV)/bin/python benchmarks/review_export.py

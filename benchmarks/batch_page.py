@@ -49,11 +49,24 @@ def _result_image(index: int) -> bytes:
     return out.getvalue()
 
 
-def seed(data_dir: Path, rows: int) -> int:
-    """A finished batch of `rows` completed rows, each with its own result and thumbnail."""
+def seed(data_dir: Path, rows: int, *, distinct: int | None = None, name: str = "Benchmark") -> int:
+    """A finished batch of `rows` completed rows, each with its own result and thumbnail files.
+    `distinct`: how many different pictures they cycle through (None: one per row; a 5,000-row
+    batch seeds in seconds with 64). Several batches may be seeded into one data dir."""
     results, thumbs = data_dir / "results", data_dir / "thumbs"
-    results.mkdir(parents=True)
-    thumbs.mkdir()
+    results.mkdir(parents=True, exist_ok=True)
+    thumbs.mkdir(exist_ok=True)
+    pictures: dict[int, tuple[bytes, bytes]] = {}
+
+    def picture(index: int) -> tuple[bytes, bytes]:
+        key = index if distinct is None else index % distinct
+        if key not in pictures:
+            data = _result_image(key)
+            pictures[key] = (data, make_thumbnail(data, max_side=320))
+            if distinct is None:
+                return pictures.pop(key)
+        return pictures[key]
+
     people, clothes = persons(), garments()
     ledger = Ledger(f"sqlite:///{data_dir / 'ledger.sqlite3'}")
     try:
@@ -66,16 +79,16 @@ def seed(data_dir: Path, rows: int) -> int:
             for i in range(rows)
         ]
         batch = ledger.create_batch(
-            "Benchmark", "batch-page", inputs, backend="benchmark:seeded", private=True
+            name, "batch-page", inputs, backend="benchmark:seeded", private=True
         )
         jobs = ledger_module.jobs
         now = ledger_module.utcnow()
         with ledger._write() as conn:  # noqa: SLF001 - seeding finished rows directly
             for row in ledger.jobs(batch_id=batch.id):
-                data = _result_image(row.row_index)
+                data, small = picture(row.row_index)
                 result, thumb = results / f"r{row.id}.jpg", thumbs / f"r{row.id}.jpg"
                 result.write_bytes(data)
-                thumb.write_bytes(make_thumbnail(data, max_side=320))
+                thumb.write_bytes(small)
                 conn.execute(
                     jobs.update()
                     .where(jobs.c.id == row.id)

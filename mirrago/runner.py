@@ -15,7 +15,8 @@ pools, and every outcome is written to the ledger before anything that depends o
 - Polling is one `PollSchedule` over every job in progress, with a next-poll time per job.
   The server works its queue roughly in order, so the oldest job in progress is probed and,
   while it is not done, newer jobs are not asked about; when it is done, the next ones are
-  swept in parallel. The first look at a job is one latency after its submission.
+  swept in parallel. The first look at a job is when it can be done at the earliest (the
+  backend's job durations, kept in the ledger, and its "pending" answers say).
 - Results are downloaded into `data_dir/results/<job_id>.<ext>` with a thumbnail (≤ 320 px)
   in `data_dir/thumbs/`; a result that cannot be fetched still completes the row, with a note.
 - A 401 or 402 pauses submitting (the rest stays queued) and sets `last_error`.
@@ -59,6 +60,7 @@ from mirrago.errors import (
 )
 from mirrago.ledger import (
     HOST,
+    DurationHistory,
     JobRecord,
     JobState,
     Ledger,
@@ -163,10 +165,13 @@ class Runner(RunnerCalls):
             self.runner_id = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
             tuning = self.tuning
             self._pacer = SubmitPacer(tuning.initial_submit_rate, tuning.max_submit_rate)
+            history = self._duration_history()  # a new run starts informed
             self._schedule = PollSchedule(
                 first_delay=tuning.first_poll_delay,
                 min_interval=tuning.min_poll_interval,
                 max_interval=tuning.max_poll_interval,
+                history=history.seconds,
+                parallel=history.parallel,
             )
             self._submit_pool = ThreadPoolExecutor(tuning.submit_workers, "mirrago-submit")
             self._poll_pool = ThreadPoolExecutor(tuning.poll_workers, "mirrago-poll")
@@ -235,6 +240,7 @@ class Runner(RunnerCalls):
                     beat = self.ledger.heartbeat if self._registered else self._register
                     if self._retry.step(beat, self.runner_id):
                         next_heartbeat = now + self.tuning.heartbeat_interval
+                        self._retry.step(self._save_durations)
                     else:
                         next_heartbeat = now + self._retry.retry_delay()
                 ledger_ok = self._registered and self._retry.problem is None
@@ -268,6 +274,17 @@ class Runner(RunnerCalls):
             self._wake.clear()
         # Let the answers that arrived in the meantime reach the ledger's in-memory mirror.
         self._drain_inbox()
+        self._retry.step(self._save_durations)
+
+    def _duration_history(self) -> DurationHistory:
+        try:  # without it: the schedule as with no history
+            return self.ledger.duration_history(self.backend)
+        except LedgerUnavailableError:
+            return DurationHistory([], None)
+
+    def _save_durations(self) -> None:  # lost when the ledger is down: only a history
+        samples = self._schedule.new_samples()
+        self.ledger.record_durations(self.backend, samples, self._schedule.parallel)
 
     def _register(self, runner_id: str) -> None:
         self.ledger.register_runner(runner_id)
@@ -522,6 +539,7 @@ class Runner(RunnerCalls):
                 outcome.submitted_at,
                 now,
                 raw_status=outcome.submission.raw_status,
+                created=outcome.submission.created_at,
             )
         elif kind is Outcome.RATE_LIMITED:
             error = outcome.error
@@ -576,9 +594,7 @@ class Runner(RunnerCalls):
             self.paused = True
         self._notify_changed()
 
-    def _ledger_back(self) -> None:
-        # After an outage every runner's heartbeat looks old: judge others only once they have
-        # had `stale_after` seconds to beat again.
+    def _ledger_back(self) -> None:  # see _judge_after in __init__
         self._judge_after = time.monotonic() + self.tuning.stale_after
 
     def _count(self, name: str) -> None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from mirrago.backoff import backoff
 
@@ -136,6 +138,9 @@ class SubmitPacer:
 
 # --------------------------------------------------------------------------- poll scheduling
 
+# Answers that say a job waits in the server's queue (not started): every worker is busy.
+WAITING_STATUSES = frozenset({"pending", "queued", "waiting", "in_queue"})
+
 
 @dataclass
 class TrackedJob:
@@ -153,10 +158,16 @@ class TrackedJob:
     added: float = 0.0
     front_since: float | None = None  # when it came within `window` of the oldest job
     head_since: float | None = None  # when it became the oldest job in progress
+    asked_at: float = 0.0  # when the request now in flight was taken (it is sent after)
+    seen_running: float | None = None  # when a request answered "not done yet" was taken
+    expected: float | None = None  # the earliest it can be done, by the queue model
+    not_before: float = 0.0  # newer than a job just seen running: not done before its next look
+    ask_now: bool = False  # adopted after a restart: asked at once, not when expected
+    queued: float = 0.0  # its place in the server's queue, on this clock (see `add`)
 
     @property
     def order(self) -> tuple[float, int]:
-        return (self.submitted, self.seq)
+        return (self.queued, self.seq)
 
 
 class PollSchedule:
@@ -172,6 +183,18 @@ class PollSchedule:
     oldest job is then probed every tenth of a latency, backing off the longer it stays oldest.
     Jobs near the front are still asked about every few latencies, so a server that does not
     keep order exactly cannot hide a finished job for long.
+
+    Timed from what the server has shown: `history` is the backend's recent submit -> done
+    durations (lower bounds, from the ledger), so the first looks of a new run are timed from
+    the start. An answer "pending" (or "queued") says every worker of the server is busy with
+    older jobs: at most that many run at once (`parallel`; a few probes find it in a run). Once
+    both are known, a queue model says when each job can be done at the earliest: a server with
+    `parallel` workers starts a queued job when the `parallel`-th older job ends (`expected`,
+    built on lower bounds only, so not later than the job can be done); the first look comes a
+    twentieth of a latency after it, then the looks grow apart as before. When those first
+    looks mostly find jobs still running (latencies that vary a lot), the model stands aside.
+    Without history or "pending" answers the schedule is what it was. `new_samples()` hands
+    the durations seen since the last call to whoever keeps the history.
     """
 
     def __init__(
@@ -182,6 +205,8 @@ class PollSchedule:
         max_interval: float = 5.0,
         min_window: int = 4,
         max_window: int = 64,
+        history: Sequence[float] = (),
+        parallel: int | None = None,
     ) -> None:
         self.first_delay = first_delay
         self.min_interval = min_interval
@@ -194,11 +219,32 @@ class PollSchedule:
         self._by_row: dict[int, TrackedJob] = {}
         self._in_flight: dict[int, TrackedJob] = {}
         self._samples: deque[float] = deque(maxlen=500)
+        self._low_samples: deque[float] = deque(maxlen=500)
         self._seq = itertools.count()
         self._sweep_next = False
         self._round_kind = ""
         self._round_not_done = 0
         self._streak = 0
+        # The fastest the backend was seen to finish a job: a first look never later than
+        # that (a job that failed at once only makes the first looks early).
+        self._prior = min((d for d in history if d > 0), default=None)
+        self._finished: list[float] = []  # when done jobs ended, at the earliest, sorted
+        # [queue place, older jobs in progress] when a job answered "pending"; a job tracked
+        # later that is older (its submission answered late) adds one: it was running too.
+        self._pending_ahead: deque[list[float]] = deque(maxlen=32)
+        if parallel:  # the history's bound, until this run sees "pending" itself
+            self._pending_ahead.append([float("-inf"), parallel])
+        self._new: list[float] = []
+        self._clock_offset: float | None = None  # this clock minus the server's
+        # First looks the queue model timed, and how many found the job done: latencies that
+        # vary a lot make its earliest times too early to be worth a request, and it stands
+        # aside (the schedule as without it).
+        self._model_looks = 0
+        self._model_hits = 0
+        # Looking for how many jobs the server runs at once (see _discovery_probe).
+        self._discover_rounds = 0 if parallel else 4
+        self._discovering: set[int] = set()
+        self._discover_span = [0, -1]  # this round's last running and first pending position
 
     # ---- membership
 
@@ -210,8 +256,35 @@ class PollSchedule:
 
     @property
     def latency(self) -> float | None:
-        """The service's latency as seen: the fastest recent submission-to-done time."""
-        return min(self._samples) if self._samples else None
+        """The service's latency as seen: the fastest recent submission-to-done time (before
+        any is seen in this run, the backend's history says)."""
+        if self._samples:
+            return min(self._samples)
+        return None if self._prior is None else self._prior * 1.05  # see latency_low
+
+    @property
+    def latency_low(self) -> float | None:
+        """The fastest submission-to-done time, at the earliest (lower bounds, the backend's
+        history included): what the queue model adds to a job's earliest start."""
+        seen = [*self._low_samples, *([] if self._prior is None else [self._prior])]
+        return min(seen) if seen else None
+
+    @property
+    def parallel(self) -> int | None:
+        """How many jobs the server runs at once, at most, as "pending" answers showed."""
+        if not self._pending_ahead:
+            return None
+        return max(1, int(min(ahead for _, ahead in self._pending_ahead)))
+
+    @property
+    def model_helps(self) -> bool:
+        """Whether the queue model's first looks mostly find the job done (or too few tell)."""
+        return self._model_looks < 20 or self._model_hits >= 0.5 * self._model_looks
+
+    def new_samples(self) -> list[float]:
+        """The submit -> done durations (lower bounds) seen since the last call."""
+        samples, self._new = self._new, []
+        return samples
 
     def add(
         self,
@@ -222,9 +295,18 @@ class PollSchedule:
         *,
         raw_status: str | None = None,
         ask_now: bool = False,
+        created: datetime | None = None,
     ) -> TrackedJob:
+        """Track a job; `created`: when the server says it created it (its clock),
+        which orders jobs as the server queued them even when concurrent submissions were
+        answered in another order."""
         if row_id in self._by_row:
             return self._by_row[row_id]
+        queued = submitted
+        if created is not None:
+            if self._clock_offset is None:  # one offset: the server's order is kept exactly
+                self._clock_offset = submitted - created.timestamp()
+            queued = created.timestamp() + self._clock_offset
         delay = self.latency if self.latency is not None else self.first_delay
         tracked = TrackedJob(
             row_id=row_id,
@@ -234,9 +316,16 @@ class PollSchedule:
             due=now if ask_now else max(now, submitted + delay),
             raw_status=raw_status,
             added=now,
+            ask_now=ask_now,
+            not_before=now,
+            queued=queued,
         )
         bisect.insort(self._jobs, tracked, key=lambda job: job.order)
         self._by_row[row_id] = tracked
+        for seen in self._pending_ahead:
+            if queued < seen[0]:
+                seen[1] += 1
+        self._plan()
         return tracked
 
     def remove(self, row_id: int) -> None:
@@ -268,13 +357,38 @@ class PollSchedule:
                 kind = "sweep" if len(chosen) == self.window else "probe"
             else:
                 chosen, kind = [head], "probe"
+                chosen += self._discovery_probe()
         else:
             chosen, kind = self._overdue(now), "guard"
         if chosen:
             self._round_kind = kind
             self._round_not_done = 0
             for tracked in chosen:
+                tracked.asked_at = now
                 self._in_flight[tracked.row_id] = tracked
+        return chosen
+
+    def _discovery_probe(self) -> list[TrackedJob]:
+        """Once the latency is known and while the parallelism is not, more jobs with a probe
+        of the oldest while it runs: up to 8 positions spread between it and the newest, then
+        between the last running and the first pending position of that round, to one job
+        (a few rounds, once a run). A pending job bounds the parallelism by the jobs ahead of
+        it: when the oldest runs, those are running too."""
+        if not self._discover_rounds or self.latency is None or len(self._jobs) <= 2:
+            return []
+        if self._jobs[0].seen_running is None:
+            return []
+        low, high = self._discover_span
+        high = len(self._jobs) - 1 if high < 0 else min(high, len(self._jobs) - 1)
+        if high - low <= 1:
+            self._discover_rounds = 0
+            return []
+        step = max(1, (high - low) // 8)
+        positions = range(max(1, low + step), high + 1, step)
+        chosen = [self._jobs[index] for index in positions]
+        self._discovering = {job.row_id for job in chosen}
+        self._discover_rounds -= 1
+        self._discover_span = [low, -1]
         return chosen
 
     def _max_gap(self) -> float:
@@ -306,18 +420,56 @@ class PollSchedule:
         tracked.last_asked = now
         tracked.errors = 0
         tracked.raw_status = raw_status
+        if tracked.polls == 1 and tracked.expected is not None:
+            self._model_looks += 1
+            self._model_hits += done
         if done:
-            # it finished between the previous look and this one: count from the middle
+            # As before: it finished between the previous look and this one, counted from
+            # the middle; the first looks of jobs the model does not time come from these.
             finished = now if previous is None else (previous + now) / 2
             self._samples.append(max(0.0, finished - tracked.submitted))
+            # For the queue model, lower bounds only: it ended after the last answer "not
+            # done", and not before its submission plus the fastest latency or the model's
+            # earliest, so what the model builds on them is never late.
+            low = self.latency_low
+            bounds = [] if low is None else [tracked.submitted + low]
+            if tracked.expected is not None:
+                bounds.append(tracked.expected)
+            if tracked.seen_running is not None:
+                bounds.append(tracked.seen_running)
+            earliest = min(now, max(bounds)) if bounds else now
+            sample = max(0.0, earliest - tracked.submitted)
+            if now - earliest <= 0.25 * sample or not self._low_samples:
+                # a tight bound (looks close together) is a latency; a loose one says little
+                self._low_samples.append(sample)
+                self._new.append(sample)
+            # The queue model builds on this lower bound too: a job asked late (held behind an
+            # older one, or on a busy machine) must not make the jobs after it expected late.
+            bisect.insort(self._finished, earliest)
             self._streak += 1
             self._by_row.pop(row_id, None)
             self._jobs.remove(tracked)
+            self._plan()
         else:
+            # not done when the server answered, so not before the request was sent: a lower
+            # bound however late this answer is handled (a busy machine)
+            tracked.seen_running = tracked.asked_at
+            waiting = (raw_status or "").strip().lower() in WAITING_STATUSES
+            if waiting:
+                # every worker is busy with older jobs (the server keeps order)
+                self._pending_ahead.append([tracked.queued, self._jobs.index(tracked)])
+            if row_id in self._discovering:
+                self._discovering.discard(row_id)
+                index, span = self._jobs.index(tracked), self._discover_span
+                if waiting:
+                    span[1] = index if span[1] < 0 else min(span[1], index)
+                else:
+                    span[0] = max(span[0], index)
             self._round_not_done += 1
             tracked.due = now + self._interval(tracked, now)
             index = bisect.bisect_right(self._jobs, tracked.order, key=lambda job: job.order)
             for newer in self._jobs[index:]:
+                newer.not_before = max(newer.not_before, tracked.due)
                 if newer.due < tracked.due:
                     newer.due = tracked.due
         if not self._in_flight:
@@ -348,6 +500,32 @@ class PollSchedule:
             held = now - (tracked.head_since if tracked.head_since is not None else now)
             wait = 0.1 * latency + 0.1 * held
         return min(self.max_interval, max(self.min_interval, wait))
+
+    def _plan(self) -> None:
+        """Set the first look of jobs near the front to when the queue model says they can be
+        done at the earliest: a job starts no sooner than its submission, nor than the end of
+        the `parallel`-th job before it (from the lower bounds of ended jobs, then from the
+        model's own earliest ends)."""
+        latency, parallel = self.latency_low, self.parallel
+        if latency is None or parallel is None or not self.model_helps:
+            return
+        done = len(self._finished)
+        planned: list[float] = []
+        for index, tracked in enumerate(self._jobs[: 4 * parallel + self.max_window]):
+            start = tracked.submitted
+            before = done + index - parallel  # the job whose end frees a worker for this one
+            if before >= done:
+                start = max(start, planned[index - parallel])
+            elif before >= 0:
+                start = max(start, self._finished[before])
+            planned.append(start + latency)
+            tracked.expected = planned[-1]
+            if tracked.polls == 0 and not tracked.ask_now and tracked.row_id not in self._in_flight:
+                # a twentieth of a latency later: the earliest is reached only when every
+                # bound is exact, and a look a hair early costs a second one
+                tracked.due = max(tracked.not_before, tracked.expected + 0.05 * latency)
+        if len(self._finished) > 4096:  # only the latest ends are ever looked up
+            del self._finished[: len(self._finished) - 4096]
 
     def _end_round(self) -> None:
         kind, not_done = self._round_kind, self._round_not_done

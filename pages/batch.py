@@ -16,6 +16,7 @@ from mirrago.ui import identity, session
 from mirrago.ui.batch.gallery import detail, gallery
 from mirrago.ui.batch.history import history
 from mirrago.ui.batch.input import input_section
+from mirrago.ui.batch.rows import batch_rows
 from mirrago.ui.batch.run import controls, figures, header, open_batch, opened_batch
 from mirrago.ui.review.gallery_extras import card_verdict, detail_verdict, verdict_filter
 from mirrago.ui.review.workspace import review_workspace
@@ -82,7 +83,7 @@ def _results(services: Services, batch: BatchRecord) -> None:
         current = services.ledger.batch(batch.id)
         if current is None:  # deleted meanwhile (another tab)
             st.rerun(scope="app")
-        rows = services.ledger.jobs(batch_id=batch.id)
+        rows = batch_rows(services.ledger, batch.id)  # read again only when the batch changed
         progress = batchprogress.progress(current, rows)
         shared = identity.sign_in_configured()  # batches are the team's: say whose it is
         header(current, progress, batchprogress.batch_owner(rows) if shared else None)

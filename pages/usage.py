@@ -14,7 +14,7 @@ from mirrago import usage
 from mirrago.ui import session
 from mirrago.ui.routing import ensure_routed
 from mirrago.ui.usage.charts import show
-from mirrago.ui.usage.data import figures, person_column
+from mirrago.ui.usage.data import Figures, figures, person_column
 from mirrago.ui.usage.tables import (
     activity_figures,
     breakdown_table,
@@ -87,6 +87,19 @@ def _period() -> Period:
     return Period(start, start)
 
 
+def _activity(found: Figures) -> None:
+    activity_figures(found.activity)
+    if found.jobs_chart is not None:
+        show(found.jobs_chart)
+    by_source, by_person = st.columns(2)
+    with by_source:
+        breakdown_table(found.by_source, "source", "By source")
+    with by_person:
+        person = person_column()
+        breakdown_table(found.by_person, person, f"By {person}")
+    breakdown_table(found.by_batch, "batch", "By batch")
+
+
 services = session.current_services()
 ledger = services.ledger
 
@@ -109,25 +122,23 @@ if found.credit_chart is not None:
 else:
     st.caption("No credit readings yet: they are recorded with every submission.")
 
-statement_tab, activity_tab, history_tab = st.tabs(["Statement", "Activity", "History"])
-with statement_tab:
-    statement_table(found.overview.statement)
-    statement_export(ledger, period)
-with activity_tab:
-    activity_figures(found.activity)
-    if found.jobs_chart is not None:
-        show(found.jobs_chart)
-    by_source, by_person = st.columns(2)
-    with by_source:
-        breakdown_table(found.by_source, "source", "By source")
-    with by_person:
-        person = person_column()
-        breakdown_table(found.by_person, person, f"By {person}")
-    breakdown_table(found.by_batch, "batch", "By batch")
-with history_tab:
-    filters = history_filters(ledger, period)
-    history_table(ledger, services.backend, filters)
-    history_export(ledger, filters)
+# Only the open tab is drawn (a rerun when another is picked): the page opens with one table,
+# not the history's pictures and the activity's chart as well.
+statement_tab, activity_tab, history_tab = st.tabs(
+    ["Statement", "Activity", "History"], key="usage-tab", on_change="rerun"
+)
+if statement_tab.open:
+    with statement_tab:
+        statement_table(found.overview.statement)
+        statement_export(ledger, period)
+if activity_tab.open:
+    with activity_tab:
+        _activity(found)
+if history_tab.open:
+    with history_tab:
+        filters = history_filters(ledger, period)
+        history_table(ledger, services.backend, filters)
+        history_export(ledger, filters)
 
 with st.expander("How these figures are worked out", icon=":material/help:"):
     st.markdown(HOW)

@@ -22,23 +22,38 @@ class PollRun:
     last_finished: float
 
 
-def finish_times(submitted: list[float], workers: int, latency: float, jitter: float = 0.0):
-    """When each job finishes on a server with `workers` taking jobs in submission order."""
+def finish_times(
+    submitted: list[float],
+    workers: int,
+    latency: float,
+    jitter: float = 0.0,
+    starts: list[float] | None = None,
+):
+    """When each job finishes on a server with `workers` taking jobs in submission order
+    (`starts`, when given, receives when each one started)."""
     rng = random.Random(5)
     free = [0.0] * workers
     done = []
     for at in submitted:
         slot = min(range(workers), key=free.__getitem__)
         start = max(at, free[slot])
+        if starts is not None:
+            starts.append(start)
         free[slot] = start + latency + (rng.uniform(0.0, jitter) if jitter else 0.0)
         done.append(free[slot])
     return done
 
 
 def run_schedule(
-    submitted: list[float], done: list[float], schedule: PollSchedule | None = None
+    submitted: list[float],
+    done: list[float],
+    schedule: PollSchedule | None = None,
+    starts: list[float] | None = None,
 ) -> PollRun:
-    schedule = schedule or PollSchedule(first_delay=0.5)
+    """Poll a simulated server until every job is seen done. With `starts`, the server
+    answers "pending" before a job's start and "processing" after (as the sandbox does);
+    without, it says nothing of the kind."""
+    schedule = schedule if schedule is not None else PollSchedule(first_delay=0.5)
     count = len(submitted)
     now, added, gets, seen = 0.0, 0, 0, {}
     while len(seen) < count:
@@ -53,7 +68,10 @@ def run_schedule(
                 finished = done[job.row_id] <= sent
                 if finished:
                     seen[job.row_id] = now
-                schedule.answered(job.row_id, now, done=finished, raw_status="x")
+                status = "x"
+                if starts is not None:
+                    status = "processing" if starts[job.row_id] <= sent else "pending"
+                schedule.answered(job.row_id, now, done=finished, raw_status=status)
             continue
         upcoming = [schedule.next_wakeup(), submitted[added] if added < count else None]
         now = max(now + 1e-4, min(t for t in upcoming if t is not None))
@@ -81,6 +99,76 @@ def test_jobs_sent_at_the_servers_pace_are_mostly_found_done_at_the_first_look()
     done = finish_times(submitted, workers=20, latency=2.0)
     run = run_schedule(submitted, done)
     assert run.gets_per_job <= 2.0 and run.worst_delay <= 0.6
+
+
+def test_a_server_that_says_pending_gets_about_one_request_per_job() -> None:
+    starts: list[float] = []
+    submitted = [i * 0.01 for i in range(200)]
+    done = finish_times(submitted, workers=20, latency=2.0, starts=starts)
+    before = run_schedule(submitted, done)  # no "pending" answers: the schedule as it was
+    first = run_schedule(submitted, done, starts=starts)  # learns the parallelism on the way
+    informed = run_schedule(
+        submitted,
+        done,
+        PollSchedule(first_delay=0.5, history=[1.95] * 50, parallel=20),
+        starts=starts,
+    )
+    assert informed.gets_per_job <= 1.2 and first.gets_per_job <= 1.45 < before.gets_per_job
+    for run in (first, informed):  # no job seen later than the worst before
+        assert run.worst_delay <= before.worst_delay + 0.05
+        assert run.last_seen - run.last_finished <= 0.3  # the batch is seen done soon after
+
+
+def test_history_makes_the_first_looks_of_a_new_run_one_latency_after_submission() -> None:
+    starts: list[float] = []
+    submitted = [0.0] * 20  # one wave: every job starts at once
+    done = finish_times(submitted, workers=20, latency=2.0, starts=starts)
+    fresh = run_schedule(submitted, done, starts=starts)
+    informed = run_schedule(
+        submitted, done, PollSchedule(first_delay=0.5, history=[1.9] * 50), starts=starts
+    )
+    assert informed.gets_per_job < fresh.gets_per_job
+    assert informed.gets_per_job <= 1.3
+    assert informed.worst_delay <= fresh.worst_delay + 0.05
+
+
+def test_uneven_latencies_with_pending_answers_are_seen_no_later_than_without() -> None:
+    starts: list[float] = []
+    rng = random.Random(3)
+    submitted = [i * 0.01 for i in range(200)]
+    done, free = [], [0.0] * 20
+    for at in submitted:  # latencies uniform in 1-6 s, 20 workers, in order
+        slot = min(range(20), key=free.__getitem__)
+        starts.append(max(at, free[slot]))
+        free[slot] = starts[-1] + rng.uniform(1.0, 6.0)
+        done.append(free[slot])
+    before = run_schedule(submitted, done)
+    run = run_schedule(submitted, done, starts=starts)
+    assert run.gets_per_job <= max(2.5, before.gets_per_job)
+    assert run.worst_delay <= before.worst_delay + 0.05
+
+
+def test_a_pending_answer_bounds_how_many_jobs_the_server_runs_at_once() -> None:
+    schedule = PollSchedule(first_delay=0.5)
+    for row in range(6):
+        schedule.add(row, f"job-{row}", submitted=0.0, now=0.0)
+    assert schedule.parallel is None
+    [head] = schedule.take_due(0.5)
+    schedule.answered(head.row_id, 0.5, done=True, raw_status="completed")
+    swept = schedule.take_due(0.5)
+    for job in swept:  # rows 1-4: two running, two waiting behind them
+        status = "processing" if job.row_id <= 2 else "pending"
+        schedule.answered(job.row_id, 0.5, done=False, raw_status=status)
+    assert schedule.parallel == 2
+
+
+def test_the_durations_seen_are_handed_over_once() -> None:
+    schedule = PollSchedule(first_delay=0.5)
+    schedule.add(0, "job-0", submitted=0.0, now=0.0)
+    [job] = schedule.take_due(0.5)
+    schedule.answered(job.row_id, 0.5, done=True, raw_status="completed")
+    assert schedule.new_samples() == [0.5]
+    assert schedule.new_samples() == []
 
 
 def test_a_single_job_is_found_within_a_third_of_its_latency() -> None:

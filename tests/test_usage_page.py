@@ -26,6 +26,13 @@ def _usage_page(data_dir: Path) -> AppTest:
     return at
 
 
+def _open_tab(at: AppTest, name: str) -> None:
+    """Pick a tab as a click does: only the open tab is drawn."""
+    at.session_state["usage-tab"] = name
+    at.run()
+    assert not at.exception, at.exception
+
+
 def _seeded(data_dir: Path) -> None:
     ledger = Ledger(f"sqlite:///{data_dir / 'ledger.sqlite3'}")
     now = datetime.now(UTC).replace(microsecond=0)
@@ -52,6 +59,7 @@ def test_metrics_statement_and_history(data_dir: Path) -> None:
     assert metrics["Balance"] == "70"  # the failed latest job was refunded
     assert metrics["Used outside Studio"] == "6"
     assert metrics["Spent"] == "25"
+    _open_tab(at, "History")
     history = at.dataframe[-1].value
     assert len(history) == 20  # a page
     assert history["Open"].iloc[0] == "/try-on?job=25"
@@ -69,7 +77,7 @@ def test_second_history_page_and_a_half_picked_custom_range(data_dir: Path) -> N
     _seeded(data_dir)
     at = _usage_page(data_dir)
     at.session_state["usage-page"] = 2
-    at.run()
+    _open_tab(at, "History")
     assert len(at.dataframe[-1].value) == 5
     at.segmented_control(key="usage-range").set_value("Custom").run()
     today = datetime.now(UTC).date()
@@ -116,3 +124,14 @@ def test_minutes_of_history_give_no_run_out_date_and_say_why(data_dir: Path) -> 
     runs_out = [metric for metric in at.main.metric if metric.label == "Runs out"][0]
     assert (runs_out.value, runs_out.delta) == ("—", "too little history")
     assert "day" in (runs_out.proto.help or "")
+
+
+def test_the_page_opens_with_only_its_first_tab_drawn(data_dir: Path) -> None:
+    _seeded(data_dir)
+    at = _usage_page(data_dir)
+    assert len(at.dataframe) == 1  # the statement: no history pictures, no breakdowns
+    assert not any(caption.value.startswith("Jobs 1–") for caption in at.caption)
+    _open_tab(at, "History")
+    assert any(caption.value.startswith("Jobs 1–") for caption in at.caption)
+    _open_tab(at, "Activity")
+    assert len(at.dataframe) == 3  # by source, by person, by batch

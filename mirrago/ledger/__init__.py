@@ -1,13 +1,16 @@
 """The persistent record of every batch, job and credit reading (SQLAlchemy Core, any database).
 
 `records` holds the types pages and widgets show (states and their sets, records), `schema` the
-tables and their migrations, `store` the `Ledger` itself, with the runner's moves (`claims`) and
-reviews (`reviews`) and Stage's decks (`decks`) as parts of it. Import from here:
+tables and their migrations, `store` the `Ledger` itself, with the runner's moves (`claims`),
+reviews (`reviews`), Stage's decks (`decks`), the quality checks (`triage`), the change counter
+(`changes`) and job durations (`durations`) as parts of it. Import from here:
 `from mirrago.ledger import Ledger, JobState`.
 """
 
+from mirrago.ledger.changes import BatchVersion
 from mirrago.ledger.claims import HOST
 from mirrago.ledger.decks import VISITOR_SOURCE, DeckError, DeckRecord, SlideRecord
+from mirrago.ledger.durations import DurationHistory
 from mirrago.ledger.records import (
     ACTIVE_STATES,
     FINAL_STATES,
@@ -37,6 +40,7 @@ from mirrago.ledger.schema import (
     credit_readings,
     deck_slides,
     decks,
+    job_durations,
     job_events,
     jobs,
     metadata,
@@ -61,9 +65,11 @@ __all__ = [
     "UNKNOWN_BACKEND",
     "VISITOR_SOURCE",
     "BatchRecord",
+    "BatchVersion",
     "CreditReading",
     "DeckError",
     "DeckRecord",
+    "DurationHistory",
     "JobEvent",
     "JobInput",
     "JobRecord",
@@ -85,6 +91,7 @@ __all__ = [
     "credit_readings",
     "deck_slides",
     "decks",
+    "job_durations",
     "job_events",
     "jobs",
     "metadata",

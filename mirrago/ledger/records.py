@@ -239,10 +239,12 @@ def batch_record(row: Any) -> BatchRecord:
 
 
 def job_record(row: Any) -> JobRecord:
-    try:
-        tags = tuple(json.loads(row.review_tags or "[]"))
-    except ValueError:
-        tags = ()
+    tags: tuple[str, ...] = ()
+    if row.review_tags and row.review_tags != "[]":  # most rows: no parse (a 5,000-row batch)
+        try:
+            tags = tuple(json.loads(row.review_tags))
+        except ValueError:
+            tags = ()
     return JobRecord(
         id=int(row.id),
         batch_id=int(row.batch_id),

@@ -23,7 +23,7 @@ from mirrago.ledger.records import (
     utcnow,
 )
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 
 class UTCDateTime(sa.types.TypeDecorator):
@@ -227,6 +227,20 @@ triage_results = sa.Table(
     sa.UniqueConstraint("row_id", name="uq_triage_results_row"),
 )
 
+# How long jobs took on each backend, submit -> done (the latest few hundred per backend), and
+# how many the server ran at once when it showed it: a new runner's poll schedule starts from
+# them (mirrago.ledger.durations). Keyed by backend: another server starts with no history.
+job_durations = sa.Table(
+    "job_durations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("backend", sa.String(255), nullable=False),
+    sa.Column("seconds", sa.Float, nullable=False),
+    sa.Column("parallel", sa.Integer),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index("ix_job_durations_backend", "backend", "id"),
+)
+
 
 # Upgrades from version n to n + 1, run in one transaction when an older ledger is opened. Each
 # returns a sentence saying what it did (or None), shown to the user once.
@@ -288,6 +302,11 @@ def _add_triage_results(conn: Connection) -> None:
     triage_results.create(conn, checkfirst=True)
 
 
+def _add_job_durations(conn: Connection) -> None:
+    """Schema 7 → 8: how long jobs took on each backend, for the runner's poll schedule."""
+    job_durations.create(conn, checkfirst=True)
+
+
 MIGRATIONS: dict[int, Migration] = {
     1: _add_owner_and_deletion,
     2: _add_batch_paused,
@@ -295,6 +314,7 @@ MIGRATIONS: dict[int, Migration] = {
     4: _add_backend,
     5: _add_decks,
     6: _add_triage_results,
+    7: _add_job_durations,
 }
 
 

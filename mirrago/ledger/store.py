@@ -28,8 +28,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mirrago.backoff import backoff
 from mirrago.config import Settings
+from mirrago.ledger.changes import ChangesMixin
 from mirrago.ledger.claims import ClaimsMixin
 from mirrago.ledger.decks import DecksMixin, deck_files
+from mirrago.ledger.durations import DurationsMixin
 from mirrago.ledger.records import (
     ACTIVE_STATES,
     FINAL_STATES,
@@ -67,7 +69,7 @@ log = logging.getLogger("mirrago.ledger")
 OPEN_PATIENCE = 60.0  # seconds opening waits for a SQLite file another process holds
 
 
-class Ledger(ClaimsMixin, ReviewsMixin, DecksMixin, TriageMixin):
+class Ledger(ClaimsMixin, ReviewsMixin, DecksMixin, TriageMixin, ChangesMixin, DurationsMixin):
     """The job ledger at a SQLAlchemy URL. Thread-safe; several processes may share one."""
 
     def __init__(self, url: str) -> None:

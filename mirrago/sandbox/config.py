@@ -17,7 +17,10 @@ class SandboxConfig:
     token_ttl: float = 3600
     starting_credits: int = 1000
     workers: int = 4
-    latency: float | tuple[float, float] = (2.0, 5.0)  # seconds per job, fixed or a random range
+    # Seconds a worker spends on a job: fixed, or (low, high) drawn uniformly for each job in
+    # the order workers take them (reproducible with `seed`). When each job was created,
+    # started and finished: `SandboxEngine.job_times()`.
+    latency: float | tuple[float, float] = (2.0, 5.0)
     rate_limit: float | None = None  # submits per second per client; None = unlimited
     rate_burst: int | None = None  # submits the bucket holds; None: max(1, rate_limit)
     strict_reference: bool = False  # statuses and errors exactly as mirrago-api.md shows them

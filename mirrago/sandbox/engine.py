@@ -96,6 +96,11 @@ class _Job:
     inputs: tuple[Path, Path] | None
     status: str = "pending"
     error: str | None = None
+    # Wall-clock times (time.time()) for `SandboxEngine.job_times`: when the job was created,
+    # a worker took it, and it ended (completed or failed).
+    created: float = 0.0
+    started: float | None = None
+    finished: float | None = None
 
     @property
     def result_name(self) -> str:
@@ -235,6 +240,7 @@ class Engine:
             callback_url=submission.callback_url,
             base_url=base_url.rstrip("/"),
             inputs=inputs,
+            created=time.time(),
         )
 
     def _store_inputs(self, job_id: str, target: bytes, garment: bytes) -> tuple[Path, Path]:
@@ -347,6 +353,7 @@ class Engine:
         with self._lock:
             job = self._jobs[job_id]
             job.status = "processing"
+            job.started = time.time()
         started = time.monotonic()
         latency = self._latency()
         error = None
@@ -379,6 +386,7 @@ class Engine:
         if error is not None:  # refunded before it reads as failed: whoever sees it sees both
             self._credits.refund(job.client_id)
         with self._lock:
+            job.finished = time.time()
             if error is None:
                 job.status = "completed"
                 self._stats["jobs_completed"] += 1
@@ -419,6 +427,14 @@ class Engine:
     def _count(self, name: str) -> None:
         with self._lock:
             self._stats[name] += 1
+
+    def job_times(self) -> dict[str, tuple[float, float | None, float | None]]:
+        """Every job's (created, started, finished) wall-clock times (`time.time()`; None: not
+        yet): what a benchmark compares with when a client noticed a job had ended."""
+        with self._lock:
+            return {
+                job.job_id: (job.created, job.started, job.finished) for job in self._jobs.values()
+            }
 
     def stats(self) -> dict[str, int]:
         """A snapshot of the counters (every name in STAT_NAMES, zero if it never happened)."""

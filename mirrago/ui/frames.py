@@ -87,6 +87,23 @@ def framed_file(
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
+def _framed_version(path: str, mtime: float) -> bytes | None:
+    return framed_file(path)
+
+
+def framed_stored(path: str | None) -> bytes | None:
+    """`framed_file` of a file in the data dir, kept per file version: a result shown again
+    (the detail dialog's Previous and Next) is not decoded and encoded again."""
+    if not path:
+        return None
+    try:
+        mtime = Path(path).stat().st_mtime
+    except OSError:
+        return None
+    return _framed_version(str(path), mtime)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
 def before_after(before: bytes, after: bytes, split: float) -> bytes | None:
     """One frame showing `before` left of the split (0–1) and `after` right of it."""
     left, right = framed(before), framed(after)

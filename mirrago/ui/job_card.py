@@ -24,7 +24,7 @@ from mirrago.ledger import JobRecord, JobState
 from mirrago.services import Services
 from mirrago.ui import identity
 from mirrago.ui.errors import advice_for, page_guard, plain
-from mirrago.ui.frames import before_after, dimmed, empty_frame, framed, link_frame
+from mirrago.ui.frames import before_after, dimmed, empty_frame, framed, framed_stored, link_frame
 from mirrago.ui.photo import photo
 
 STATE_BADGES: dict[JobState, tuple[str, str]] = {
@@ -328,7 +328,7 @@ def _comparison(job: JobRecord, before: bytes | None, after: bytes, caption: str
             if before is not None:
                 split = st.session_state.get(f"tryon-compare-{job.id}", 0)
             image = before_after(before, after, split / 100) if before and split else None
-            photo(image or framed(after) or after)
+            photo(image or framed_stored(job.result_path) or framed(after) or after)
             st.caption(caption)
             if before is not None:
                 st.slider(

@@ -21,8 +21,10 @@ from mirrago.backend import Backend
 from mirrago.images import data_url
 from mirrago.ledger import JobRecord, JobState
 from mirrago.services import Services
-from mirrago.ui.batch.images import INPUT_THUMB_SIDE, input_thumb, result_thumb
-from mirrago.ui.frames import THUMB_SIZE, empty_frame
+from mirrago.ui import identity
+from mirrago.ui.batch.images import INPUT_THUMB_SIDE, card_picture, input_picture
+from mirrago.ui.batch.rows import snapshot
+from mirrago.ui.frames import THUMB_SIZE, empty_frame, framed_stored
 from mirrago.ui.job_card import (
     describe_input,
     job_details,
@@ -31,12 +33,14 @@ from mirrago.ui.job_card import (
     state_badge,
     state_words,
 )
+from mirrago.ui.photo import photo
 from mirrago.ui.plain import md_text
 from mirrago.ui.review.panel import verdict_badge
 
 PAGE_SIZE = 24
 DETAIL_IDS_KEY = "batch-detail-ids"  # the filtered rows' ids, in order, when the dialog opened
 DETAIL_POS_KEY = "batch-detail-pos"  # which of them the dialog shows (None: closed)
+_HIDE_PRELOAD = "<style>.st-key-batch-detail-preload { display: none; }</style>"
 
 # (rows, services) -> rows: draws its own widget in the filter bar (keys "batch-filter-...").
 GalleryFilter = Callable[[list[JobRecord], Services], list[JobRecord]]
@@ -124,13 +128,13 @@ def card(services: Services, row: JobRecord, extras: Sequence[RowExtra] = ()) ->
     """One result card, `extras` drawn at its bottom; True when its Open button was clicked."""
     backend = services.backend
     with st.container(border=True, key=f"batch-card-{row.id}"):
-        thumb = result_thumb(row.thumbnail_path, row.result_path)
+        thumb = card_picture(row.thumbnail_path or row.result_path)
         if thumb is None:
             thumb = _placeholder("" if row.state.is_final else "Working…")
         st.image(thumb, width="stretch")
         with st.container(horizontal=True, gap="xsmall", key=f"batch-card-inputs-{row.id}"):
             for value in (row.target, row.garment):
-                small = input_thumb(value, backend)
+                small = input_picture(value, backend)
                 if small:
                     st.image(small, width=INPUT_THUMB_SIDE // 2)
         with st.container(horizontal=True, gap="xsmall", vertical_alignment="center"):
@@ -234,6 +238,25 @@ def _detail_dialog(services: Services, extras: Sequence[RowExtra]) -> None:
         _inputs(services, row)
         if row.state is not JobState.COMPLETED:  # a completed result has its own details
             job_details(row)
+    _preload(
+        services, row.batch_id, [*ids[position + 1 : position + 2], *ids[position - 1 : position]]
+    )
+
+
+def _preload(services: Services, batch_id: int, row_ids: Sequence[int]) -> None:
+    """The results Next and Previous show, drawn hidden as the dialog draws them (the same
+    /media/ URL): the browser has them when the key is pressed. Not with sign-in, where
+    pictures are sent inside the page: nothing to fetch ahead."""
+    if identity.sign_in_configured():
+        return
+    by_id = snapshot(services.ledger, batch_id).by_id
+    with st.container(key="batch-detail-preload"):
+        st.html(_HIDE_PRELOAD)
+        for row_id in row_ids:
+            row = by_id.get(row_id)
+            framed = framed_stored(row.result_path) if row is not None else None
+            if framed is not None:
+                photo(framed)
 
 
 def _inputs(services: Services, row: JobRecord) -> None:
@@ -242,7 +265,7 @@ def _inputs(services: Services, row: JobRecord) -> None:
         columns, (("Person", row.target), ("Garment", row.garment)), strict=True
     ):
         with column:
-            thumb = input_thumb(value, services.backend, side=240)
+            thumb = input_picture(value, services.backend, side=240)
             if thumb:
                 st.image(thumb, width=96)
             st.caption(role)

@@ -1,5 +1,8 @@
-"""Small images for the Batch page: every picture in a table or a grid is a small data URL
-(never full-size bytes: Streamlit re-sends and stores those on every run).
+"""Small images for the Batch page: every picture in a table or a grid is small (never
+full-size bytes: Streamlit re-sends and stores those on every run). A table's are data URLs
+(all its image column takes); a card's are small JPEG files behind /media/ URLs, which the
+browser keeps from one rerun to the next, except with sign-in, where no URL may serve a picture
+and they are sent inside the page.
 
 Nothing here hands the browser somebody else's link: a viewer's browser would fetch it (the
 link's owner learns who looked, and when). Previews come from this machine only: the shipped
@@ -15,6 +18,7 @@ import streamlit as st
 from mirrago.backend import Backend
 from mirrago.batchtable import Uploads, is_url
 from mirrago.images import data_url, make_thumbnail
+from mirrago.ui import identity
 from mirrago.ui.job_card import sample_for
 
 CARD_THUMB_SIDE = 240  # px: a result on a card
@@ -24,13 +28,19 @@ MAX_CARD_IMAGE = 64 * 1024  # bytes: the most any one grid image may weigh
 
 
 @st.cache_data(max_entries=4096, show_spinner=False)
-def _file_thumb(path: str, mtime: float, side: int) -> str | None:
+def _thumb_bytes(path: str, mtime: float, side: int) -> bytes | None:
     try:
         data = Path(path).read_bytes()
         thumb = make_thumbnail(data, max_side=side)
     except Exception:  # a missing or broken file shows as no image, never an error
         return None
-    return data_url(thumb) if len(thumb) <= MAX_CARD_IMAGE * 3 // 4 else None
+    return thumb if len(thumb) <= MAX_CARD_IMAGE * 3 // 4 else None
+
+
+@st.cache_data(max_entries=4096, show_spinner=False)
+def _file_thumb(path: str, mtime: float, side: int) -> str | None:
+    thumb = _thumb_bytes(path, mtime, side)
+    return None if thumb is None else data_url(thumb)
 
 
 def file_thumb(path: str | None, side: int = CARD_THUMB_SIDE) -> str | None:
@@ -71,6 +81,25 @@ def table_thumb(value: str, backend: Backend, uploads: Uploads) -> str | None:
     return file_thumb(stored, TABLE_THUMB_SIDE) if stored else None
 
 
-def result_thumb(thumbnail_path: str | None, result_path: str | None) -> str | None:
-    """The card image of a result: its stored thumbnail, made smaller still."""
-    return file_thumb(thumbnail_path or result_path, CARD_THUMB_SIDE)
+def card_picture(path: str | None, side: int = CARD_THUMB_SIDE) -> bytes | str | None:
+    """A small picture of a local image for `st.image` in a card: the JPEG's bytes (served as
+    a /media/ file, kept by the browser between reruns), or with sign-in its data URL."""
+    if not path:
+        return None
+    try:
+        mtime = Path(path).stat().st_mtime
+    except OSError:
+        return None
+    if identity.sign_in_configured():
+        return _file_thumb(str(path), mtime, side)
+    return _thumb_bytes(str(path), mtime, side)
+
+
+def input_picture(value: str, backend: Backend, side: int = INPUT_THUMB_SIDE) -> bytes | str | None:
+    """`input_thumb` for a card (see `card_picture`)."""
+    sample = _sample_path(value, backend)
+    if sample is not None:
+        return card_picture(sample, side)
+    if value and "://" not in value and Path(value).is_absolute():
+        return card_picture(value, side)
+    return None

@@ -14,6 +14,7 @@ from mirrago.ledger import JobRecord
 from mirrago.services import Services
 from mirrago.triage.ordering import most_suspect_first
 from mirrago.ui.batch import gallery as batch_gallery
+from mirrago.ui.batch.rows import review_ids, snapshot, wrote_row
 from mirrago.ui.review.panel import (
     Given,
     conflict_text,
@@ -55,8 +56,7 @@ def verdict_filter(rows: list[JobRecord], services: Services) -> list[JobRecord]
         waiting = review.review_queue(rows)
         rows = most_suspect_first(waiting, services.ledger.batch_triage(rows[0].batch_id))
     if rows:  # the verdict each card shows, for a card's Pass or Fail to name
-        review_ids = services.ledger.current_review_ids(rows[0].batch_id)
-        state().saw(rows, review_ids, one_on_screen=False)
+        state().saw(rows, review_ids(services.ledger, rows[0].batch_id), one_on_screen=False)
     keep_reviewer_in_address()  # the cards' verdicts carry the name: a refresh keeps it
     return rows
 
@@ -68,7 +68,7 @@ def _quick(services: Services, row: JobRecord, verdict: str, reason: str | None)
     if row.id in session.seen:
         expected = session.seen[row.id]
     else:  # a card drawn before this session read the verdicts: the one it holds now
-        expected = services.ledger.current_review_ids(row.batch_id).get(row.id)
+        expected = review_ids(services.ledger, row.batch_id).get(row.id)
     try:
         record = review.give_verdict(
             services.ledger,
@@ -91,6 +91,7 @@ def _quick(services: Services, row: JobRecord, verdict: str, reason: str | None)
         return
     session.seen[row.id] = record.id
     session.done.append(Given(row.id, record.id, record.reviewer))  # Undo takes it back too
+    wrote_row(services.ledger, row.id, reviews_added=1)
 
 
 def card_verdict(services: Services, row: JobRecord) -> None:
@@ -129,7 +130,7 @@ def detail_verdict(services: Services, row: JobRecord) -> None:
     """The verdict bar in the detail dialog, over the results the dialog steps through: the
     dialog's `RowExtra`."""
     ids = st.session_state.get(batch_gallery.DETAIL_IDS_KEY) or [row.id]
-    by_id = {job.id: job for job in services.ledger.jobs(batch_id=row.batch_id)}
+    by_id = snapshot(services.ledger, row.batch_id).by_id
     ordered = [by_id[row_id] for row_id in ids if row_id in by_id]
     with st.container(border=True, key="batch-detail-review"):
         review_controls(services.ledger, row, ordered, on_move=_show_in_dialog)

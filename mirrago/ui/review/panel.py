@@ -26,6 +26,7 @@ from mirrago import review
 from mirrago.errors import MirragoError
 from mirrago.ledger import JobRecord, Ledger, ReviewRecord
 from mirrago.ui import identity
+from mirrago.ui.batch.rows import review_ids, snapshot, wrote_row
 from mirrago.ui.plain import md_text
 
 STATE_KEY = "review.state"
@@ -193,7 +194,7 @@ def _move(row_id: int | None, on_move: Mover | None) -> None:
 
 def _fresh(ledger: Ledger, ordered_ids: list[int], batch_id: int) -> list[JobRecord]:
     """The view's rows as the ledger has them now, in the view's order."""
-    by_id = {job.id: job for job in ledger.jobs(batch_id=batch_id)}
+    by_id = snapshot(ledger, batch_id).by_id
     return [by_id[row_id] for row_id in ordered_ids if row_id in by_id]
 
 
@@ -258,6 +259,7 @@ def _save(
     session.conflict = None
     session.seen[job.id] = record.id
     session.done.append(Given(job.id, record.id, record.reviewer))
+    wrote_row(ledger, job.id, reviews_added=1)
     fresh = [ledger.job(job.id) or job if row.id == job.id else row for row in rows]
     following = review.next_unreviewed(fresh, job.id)
     _move(following.id if following else job.id, on_move)
@@ -351,6 +353,7 @@ def _undo(ledger: Ledger, on_move: Mover | None) -> None:
             _move(given.row_id, on_move)
             return
         if undone is not None:
+            wrote_row(ledger, given.row_id, reviews_added=0)
             _move(given.row_id, on_move)
             session.reasons = set(undone.reasons)
             session.seen.pop(given.row_id, None)  # the next draw reads it afresh
@@ -361,6 +364,7 @@ def _undo(ledger: Ledger, on_move: Mover | None) -> None:
 def _rerun(ledger: Ledger, job: JobRecord) -> None:
     session = state()
     if ledger.retry(job.id, rerun_completed=True):
+        wrote_row(ledger, job.id, reviews_added=0)
         session.message = None
         st.toast(f"Row {job.row_index + 1} is queued again as attempt {job.attempts + 1}.")
     else:
@@ -391,7 +395,7 @@ def review_controls(
     ordered_ids = [row.id for row in ordered]
     session = state()
     session.show(job.id)  # a row shown by other means (the dialog's Next) starts its clock
-    session.saw(ordered, ledger.current_review_ids(job.batch_id))
+    session.saw(ordered, review_ids(ledger, job.batch_id))
     if not review.reviewable(job):
         st.caption("Only a finished result can be reviewed.")
         return

@@ -1,6 +1,10 @@
 """The review section of a batch: who reviews, the Export menu, the summary figures, and three
 views: Review (one result at a time, keyboard first), Matrix and Compare. One call from a page:
-`review_workspace(ledger, batch_id)`."""
+`review_workspace(ledger, batch_id)`.
+
+The Review view and the summary under it are one fragment: a verdict, Skip, Undo or a reason
+key reruns them alone, not the page, on the batch's rows as read once per change of the batch
+(`mirrago.ui.batch.rows`); the next results' pictures are already in the browser by then."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import streamlit as st
 from mirrago import review, samples
 from mirrago.ledger import JobRecord, Ledger
 from mirrago.triage.ordering import most_suspect_first
+from mirrago.ui.batch.rows import batch_rows, review_history
 from mirrago.ui.plain import md_text
 from mirrago.ui.review.compare import compare_view
 from mirrago.ui.review.export import export_menu
@@ -28,6 +33,9 @@ from mirrago.ui.review.panel import (
 
 VIEW_KEY = "review-view"
 INPUT_WIDTH = 140  # px: the person and garment beside the verdict bar
+PRELOAD = 2  # results whose pictures the browser loads ahead of the keys that show them
+# The preloaded pictures are drawn but never shown: the browser fetches them all the same.
+_HIDE_PRELOAD = "<style>.st-key-review-preload { display: none; }</style>"
 QUEUE_KEY = "review-queue"
 VIEWS = {"review": "Review", "matrix": "Matrix", "compare": "Compare runs"}
 VIEW_ICONS = {
@@ -48,8 +56,7 @@ def review_workspace(ledger: Ledger, batch_id: int) -> None:
     """The item under review comes first (above the fold on a laptop, first on a phone); the
     summary figures, fails by reason and the worst inputs follow it."""
     batch = ledger.batch(batch_id)
-    jobs = ledger.jobs(batch_id=batch_id)
-    history = ledger.reviews(batch_id=batch_id)
+    jobs = batch_rows(ledger, batch_id)
     with st.container(horizontal=True, vertical_alignment="bottom", key="review-bar"):
         if batch is not None:
             made = batch.created_at.strftime("%Y-%m-%d %H:%M UTC")
@@ -74,9 +81,19 @@ def review_workspace(ledger: Ledger, batch_id: int) -> None:
     elif view == "compare":
         compare_view(ledger, batch_id)
     else:
-        review_view(ledger, jobs)
+        _review_panel(ledger, batch_id)
+        return
     st.divider()
-    review_summary(jobs, history)
+    review_summary(jobs, review_history(ledger, batch_id))
+
+
+@st.fragment
+def _review_panel(ledger: Ledger, batch_id: int) -> None:
+    """The Review view and the summary: what a key press changes, rerun alone."""
+    jobs = batch_rows(ledger, batch_id)
+    review_view(ledger, jobs)
+    st.divider()
+    review_summary(jobs, review_history(ledger, batch_id))
 
 
 def _filters() -> tuple[list[str], list[str], bool]:
@@ -130,6 +147,35 @@ def review_view(ledger: Ledger, jobs: list[JobRecord]) -> None:
             else "Every result in this view is reviewed."
         )
         _inputs(job)
+    _preload(_coming(ordered, job))
+
+
+def _coming(ordered: list[JobRecord], job: JobRecord) -> list[JobRecord]:
+    """The results the next keys show: the next unreviewed ones (a verdict), else the next
+    ones in order (Skip at the end of the queue)."""
+    coming: list[JobRecord] = []
+    after = job.id
+    while len(coming) < PRELOAD:
+        following = review.next_unreviewed(ordered, after)
+        if following is None or following.id == job.id or following in coming:
+            break
+        coming.append(following)
+        after = following.id
+    index = next(i for i, row in enumerate(ordered) if row.id == job.id)
+    for row in ordered[index + 1 : index + 1 + PRELOAD]:
+        if len(coming) < PRELOAD and row not in coming:
+            coming.append(row)
+    return coming
+
+
+def _preload(coming: list[JobRecord]) -> None:
+    """Draw the coming results' pictures hidden, as `_result` will draw them: the same URL,
+    already in the browser when a key shows one."""
+    with st.container(key="review-preload"):
+        st.html(_HIDE_PRELOAD)
+        for job in coming:
+            if job.result_path and Path(job.result_path).is_file():
+                st.image(job.result_path, width="stretch")
 
 
 def _result(job: JobRecord) -> None:

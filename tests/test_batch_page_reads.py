@@ -1,0 +1,73 @@
+"""What the Batch page sends and reads (AppTest, a real ledger): the cards' pictures are small
+files behind /media/ URLs, not data inlined in every rerun; the batch's rows are read again
+when the batch changed and only then (the Review view after a verdict given elsewhere)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from review_data import completed, finished_batch, grid_pairs
+from streamlit.testing.v1 import AppTest
+
+from mirrago import review
+from mirrago.ledger import BatchRecord, Ledger
+from mirrago.ui.batch import rows
+
+pytestmark = pytest.mark.app
+
+APP = "../app.py"
+
+
+@pytest.fixture
+def batch(app_ledger: Ledger, data_dir: Path) -> BatchRecord:
+    return finished_batch(app_ledger, data_dir, grid_pairs(2, 3), name="reads")
+
+
+def _page(batch: BatchRecord, view: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page("pages/batch.py")
+    at.query_params["batch"] = str(batch.id)
+    at.session_state["batch-view"] = view
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_card_pictures_are_files_not_data_inlined_in_the_page(batch: BatchRecord) -> None:
+    at = _page(batch, "results")
+    sources = [url for image in at.get("image") for url in image.value]
+    assert len(sources) >= 6 * 3  # every card: its result and its two inputs
+    assert not any(url.startswith("data:") for url in sources), sources[:3]
+    assert all("/media/" in url for url in sources), sources[:3]  # AppTest's: /mock/media/
+
+
+def test_the_rows_are_read_again_only_when_the_batch_changed(
+    batch: BatchRecord, app_ledger: Ledger
+) -> None:
+    at = _page(batch, "review")
+    first = at.session_state[rows.SNAPSHOT_KEY]
+    at.run()
+    assert at.session_state[rows.SNAPSHOT_KEY] is first  # nothing changed: the same read
+    job = completed(app_ledger, batch.id)[-1]
+    review.give_verdict(app_ledger, job, review.FAIL, ["artifacts"], reviewer="elsewhere")
+    at.run()
+    again = at.session_state[rows.SNAPSHOT_KEY]
+    assert again is not first
+    assert again.by_id[job.id].review_verdict == review.FAIL
+    assert any(m.label == "Failed" and m.value == "1" for m in at.metric)
+
+
+def test_a_verdict_given_here_patches_its_row_without_reading_the_batch_again(
+    batch: BatchRecord,
+) -> None:
+    at = _page(batch, "review")
+    first = at.session_state[rows.SNAPSHOT_KEY]
+    shown = at.session_state["review.state"].current
+    at.button(key="review-pass").click().run()
+    assert not at.exception, at.exception
+    after = at.session_state[rows.SNAPSHOT_KEY]
+    assert after is first  # the same read, its one row replaced
+    assert after.by_id[shown].review_verdict == review.PASS
+    assert any(m.label == "Reviewed" and m.value.startswith("1 of") for m in at.metric)
