@@ -60,7 +60,6 @@ from mirrago.errors import (
 )
 from mirrago.ledger import (
     HOST,
-    DurationHistory,
     JobRecord,
     JobState,
     Ledger,
@@ -275,16 +274,6 @@ class Runner(RunnerCalls):
         # Let the answers that arrived in the meantime reach the ledger's in-memory mirror.
         self._drain_inbox()
         self._retry.step(self._save_durations)
-
-    def _duration_history(self) -> DurationHistory:
-        try:  # without it: the schedule as with no history
-            return self.ledger.duration_history(self.backend)
-        except LedgerUnavailableError:
-            return DurationHistory([], None)
-
-    def _save_durations(self) -> None:  # lost when the ledger is down: only a history
-        samples = self._schedule.new_samples()
-        self.ledger.record_durations(self.backend, samples, self._schedule.parallel)
 
     def _register(self, runner_id: str) -> None:
         self.ledger.register_runner(runner_id)

@@ -12,19 +12,21 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from mirrago.ledger import ACTIVE_STATES, JobInput, JobRecord, JobState, LedgerUnavailableError
+from mirrago.ledger.durations import DurationHistory
 
 if TYPE_CHECKING:
     from mirrago.client import MirragoClient
     from mirrago.ledger import Ledger
     from mirrago.ledger.retry import LedgerRetry
-    from mirrago.schedule import SubmitPacer
+    from mirrago.schedule import PollSchedule, SubmitPacer
     from mirrago.triage.worker import TriageWorker
 
 ProgressCallback = Callable[[dict[JobState, int]], None]
 
 
 class RunnerCalls:
-    """The caller-facing part of `Runner` (which sets every attribute named here)."""
+    """The caller-facing part of `Runner` (which sets every attribute named here), and its
+    ledger-side helpers: the background checker and the backend's job durations."""
 
     ledger: Ledger
     backend: str
@@ -43,6 +45,7 @@ class RunnerCalls:
     _downloads: set[Future[Any]]
     _force_recovery: bool
     _retry: LedgerRetry
+    _schedule: PollSchedule
     _pacer: SubmitPacer
     client: MirragoClient
     _lock: threading.RLock
@@ -84,6 +87,17 @@ class RunnerCalls:
                 busy = lambda: not self.idle()  # noqa: E731
                 self._triage = TriageWorker(self.ledger, self.client.base_url, busy=busy)
             return self._triage
+
+    # The backend's job durations, kept in the ledger: the poll schedule's history.
+    def _duration_history(self) -> DurationHistory:
+        try:  # without it: the schedule as with no history
+            return self.ledger.duration_history(self.backend)
+        except LedgerUnavailableError:
+            return DurationHistory([], None)
+
+    def _save_durations(self) -> None:  # lost when the ledger is down: only a history
+        samples = self._schedule.new_samples()
+        self.ledger.record_durations(self.backend, samples, self._schedule.parallel)
 
     def in_flight(self) -> int:
         """Submissions whose answer has not been recorded yet."""
