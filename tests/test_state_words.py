@@ -61,4 +61,6 @@ def test_an_unconfirmed_row_has_one_name_on_every_page_and_in_the_cli(
     assert word in [metric.label for metric in batch_page.metric]
     assert any(f"{word}]" in m.value for m in batch_page.markdown if "-badge[" in m.value)
     usage = _page("pages/usage.py")
+    usage.session_state["usage-tab"] = "History"  # as a click on it: only the open tab is drawn
+    usage.run()
     assert list(usage.dataframe[-1].value["State"]) == [word]
