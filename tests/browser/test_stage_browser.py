@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -120,18 +120,28 @@ def _no_scrolling(page: Page) -> None:
     assert main_height <= main_client, sizes
 
 
-def _choose(page: Page, select: Locator, option: str | re.Pattern[str]) -> None:
+def _choose(
+    page: Page,
+    select: Locator,
+    option: str | re.Pattern[str],
+    reopen: Callable[[], None] | None = None,
+) -> None:
     """Pick `option` in a selectbox: a click that lands while a busy page redraws (a popover
-    still opening) can be lost, so the list is opened again until the option shows."""
+    still opening) can be lost, so the list is opened again until the option shows; `reopen`
+    opens the popover the selectbox is in again when a redraw closed it."""
     for _ in range(5):
         wait_for_app(page)
-        select.click()
+        if reopen is not None and not select.is_visible():
+            reopen()
+        try:
+            select.click(timeout=15_000)
+        except PlaywrightTimeout:
+            continue
         choice = page.get_by_role("option", name=option)
         try:
             choice.wait_for(timeout=10_000)
         except PlaywrightTimeout:
-            page.keyboard.press("Escape")
-            continue
+            continue  # the next click on the selectbox opens its list again
         choice.click()
         wait_for_app(page)
         return
@@ -235,15 +245,19 @@ def _add_to_deck(
     """Open the "Add to deck" popover of job `job_id` inside `scope` (its widgets' keys start
     with `key`), choose (or create) `deck`, add."""
     choice = keyed(page, f"{key}-deck-choice-{job_id}")
-    for _ in range(3):  # a click that lands while a busy page redraws can be lost
-        wait_for_app(page)
-        scope.get_by_role("button", name=re.compile("Add to deck")).click()
-        try:
-            choice.wait_for(timeout=10_000)
-            break
-        except PlaywrightTimeout:
-            continue
-    _choose(page, choice, "A new deck…" if new else re.compile(f"^{deck}"))
+
+    def reopen() -> None:
+        for _ in range(3):  # a click that lands while a busy page redraws can be lost
+            wait_for_app(page)
+            scope.get_by_role("button", name=re.compile("Add to deck")).click()
+            try:
+                choice.wait_for(timeout=10_000)
+                return
+            except PlaywrightTimeout:
+                continue
+
+    reopen()
+    _choose(page, choice, "A new deck…" if new else re.compile(f"^{deck}"), reopen)
     if new:
         name = keyed(page, f"{key}-deck-name-{job_id}").locator("input")
         name.fill(deck)

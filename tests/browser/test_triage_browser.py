@@ -204,6 +204,10 @@ def test_the_flag_filter_and_the_overlay_in_the_detail_dialog(
     _open(page, triage_server[1]["batch"])
     everything = len(_card_texts(page))
     _pick(page, "Flag", "Face changed")
+    # A busy page may show the unfiltered grid a moment after the run: wait for the new one.
+    page.wait_for_function(
+        f"() => ({_CARD_TEXTS})().length < {everything}", timeout=60_000, polling=200
+    )
     texts = _card_texts(page)
     assert 1 <= len(texts) < everything
     assert all("Face changed:" in text for text in texts)
