@@ -66,6 +66,17 @@ def copy_atomically(source: Path, target: Path) -> None:
         shutil.copyfile(source, temporary)
 
 
+def file_version(path: str | Path | None) -> float | None:
+    """A file's version for caches kept per file (its modification time); None when there is
+    no such file to read."""
+    if not path:
+        return None
+    try:
+        return Path(path).stat().st_mtime
+    except OSError:
+        return None
+
+
 def results_dir(data_dir: Path) -> Path:
     """Where finished try-ons are stored, one file per job."""
     return data_dir / "results"

@@ -15,6 +15,7 @@ from PIL import Image
 from mirrago.datadir import (
     atomic_target,
     copy_atomically,
+    file_version,
     input_path,
     purge_inputs,
     remove_stored,
@@ -106,3 +107,12 @@ def test_a_stored_file_no_job_uses_is_removed_and_nothing_outside_the_data_dir(
     assert not remove_stored("https://images.example/p.jpg", data_dir)
     assert not remove_stored(str(ours), data_dir)  # already gone: nothing to say
     assert not ours.exists() and shared.exists() and theirs.exists()
+
+
+def test_a_file_version_is_its_modification_time_and_none_without_a_file(tmp_path: Path) -> None:
+    stored = tmp_path / "a.jpg"
+    stored.write_bytes(b"x")
+    os.utime(stored, (1_000_000, 2_000_000))
+    assert file_version(stored) == 2_000_000 and file_version(str(stored)) == 2_000_000
+    assert file_version(tmp_path / "gone.jpg") is None
+    assert file_version(None) is None and file_version("") is None

@@ -153,3 +153,13 @@ def test_the_sandbox_and_the_review_report_name_the_same_sample(sample: Sample) 
         sample.title
     )
     assert review.input_label(str(sample.path)) == sample.title
+
+
+def test_sample_links_of_this_machine_come_from_loopback_or_the_backend_host() -> None:
+    assert samples.local_hosts(None) == {"127.0.0.1", "localhost", "::1"}
+    assert samples.local_hosts("https://api.example:8443/v1") == {
+        "127.0.0.1",
+        "localhost",
+        "::1",
+        "api.example",
+    }

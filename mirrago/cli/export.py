@@ -6,11 +6,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mirrago.cli.common import EXIT_OK, check_out_path
+from mirrago.cli.common import EXIT_OK, check_out_path, find_batch
 from mirrago.config import load_settings
 from mirrago.datadir import atomic_target
 from mirrago.errors import UsageError
-from mirrago.ledger import BatchRecord, Ledger
+from mirrago.ledger import Ledger
 from mirrago.review import exports, report
 
 
@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("mirrago export: choose at least one of --csv, --zip, --html")
     ledger = Ledger.open(load_settings())
     try:
-        batch = _find_batch(ledger, args.batch)
+        batch = find_batch(ledger, args.batch, "export")
         for kind, value in wanted:
             target = Path(value or exports.default_name(batch, kind))
             check_out_path(target)
@@ -40,15 +40,3 @@ def run(args: argparse.Namespace) -> int:
     finally:
         ledger.close()
     return EXIT_OK
-
-
-def _find_batch(ledger: Ledger, text: str) -> BatchRecord:
-    batch = ledger.batch(int(text)) if text.strip().isdigit() else None
-    if batch is None:
-        batch = next((b for b in ledger.batches() if b.name == text), None)
-    if batch is None:
-        raise UsageError(
-            f"mirrago export: no batch {text!r} in the ledger; give a batch id or name "
-            "(`mirrago usage` shows the ledger in use)"
-        )
-    return batch

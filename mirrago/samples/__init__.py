@@ -127,6 +127,15 @@ def by_file(folder: str, file_name: str) -> Sample | None:
     return _index().get((folder, file_name))
 
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def local_hosts(base_url: str | None) -> set[str]:
+    """The hosts a sample link of this machine comes from: loopback (this sandbox, or one from an
+    earlier run) and the backend's own host."""
+    return set(LOOPBACK_HOSTS) | ({urlsplit(base_url).hostname or ""} if base_url else set())
+
+
 def lookup(value: str, *, hosts: Collection[str] | None = None) -> Sample | None:
     """The shipped sample a job input names, else None.
 

@@ -27,7 +27,6 @@ from mirrago.triage.result import Triage
 
 log = logging.getLogger("mirrago.triage")
 
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 # How long a stored result waits for the runner to rest before it is checked anyway (a long
 # batch, or a busy app: then the checks share the CPU, at the lowest priority).
 PATIENCE = 120.0
@@ -37,8 +36,7 @@ def input_file(value: str, base_url: str | None = None) -> Path | None:
     """The local file of a job input: a stored path, or a shipped sample given as the sandbox's
     `/samples/...` link (this machine's). None for anyone else's link: checks never fetch."""
     if urlsplit(value).scheme in ("http", "https"):
-        hosts = _LOOPBACK | ({urlsplit(base_url).hostname or ""} if base_url else set())
-        sample = samples.lookup(value, hosts=hosts)
+        sample = samples.lookup(value, hosts=samples.local_hosts(base_url))
         return sample.path if sample is not None else None
     return Path(value).expanduser() if value.strip() else None
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import streamlit as st
 from PIL import Image, ImageDraw, ImageFont, ImageOps, ImageStat
 
+from mirrago.datadir import file_version
+
 # Portrait 3:4, the shape of most person photos; garments and results are letterboxed into it.
 FRAME_SIZE = (600, 800)
 THUMB_SIZE = (240, 320)
@@ -94,13 +96,8 @@ def _framed_version(path: str, mtime: float) -> bytes | None:
 def framed_stored(path: str | None) -> bytes | None:
     """`framed_file` of a file in the data dir, kept per file version: a result shown again
     (the detail dialog's Previous and Next) is not decoded and encoded again."""
-    if not path:
-        return None
-    try:
-        mtime = Path(path).stat().st_mtime
-    except OSError:
-        return None
-    return _framed_version(str(path), mtime)
+    mtime = file_version(path)
+    return None if mtime is None else _framed_version(str(path), mtime)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

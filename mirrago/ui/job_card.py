@@ -66,14 +66,10 @@ def elapsed(job: JobRecord, now: datetime | None = None) -> float:
     return (end - job.created_at).total_seconds()
 
 
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-
-
 def sample_for(value: str, backend: Backend) -> samples.Sample | None:
     """The shipped sample a job input refers to: a sandbox `/samples/...` URL (this sandbox,
     or one from an earlier run on this machine) or a sample's local path."""
-    hosts = _LOOPBACK | {urlsplit(backend.base_url).hostname or ""}
-    return samples.lookup(value, hosts=hosts)
+    return samples.lookup(value, hosts=samples.local_hosts(backend.base_url))
 
 
 def local_image(value: str, backend: Backend) -> bytes | None:

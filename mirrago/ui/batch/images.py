@@ -17,6 +17,7 @@ import streamlit as st
 
 from mirrago.backend import Backend
 from mirrago.batchtable import Uploads, is_url
+from mirrago.datadir import file_version
 from mirrago.images import data_url, make_thumbnail
 from mirrago.ui import identity
 from mirrago.ui.job_card import sample_for
@@ -45,13 +46,8 @@ def _file_thumb(path: str, mtime: float, side: int) -> str | None:
 
 def file_thumb(path: str | None, side: int = CARD_THUMB_SIDE) -> str | None:
     """A data URL of a small JPEG of a local image (cached per file version)."""
-    if not path:
-        return None
-    try:
-        mtime = Path(path).stat().st_mtime
-    except OSError:
-        return None
-    return _file_thumb(str(path), mtime, side)
+    mtime = file_version(path)
+    return None if mtime is None else _file_thumb(str(path), mtime, side)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -84,11 +80,8 @@ def table_thumb(value: str, backend: Backend, uploads: Uploads) -> str | None:
 def card_picture(path: str | None, side: int = CARD_THUMB_SIDE) -> bytes | str | None:
     """A small picture of a local image for `st.image` in a card: the JPEG's bytes (served as
     a /media/ file, kept by the browser between reruns), or with sign-in its data URL."""
-    if not path:
-        return None
-    try:
-        mtime = Path(path).stat().st_mtime
-    except OSError:
+    mtime = file_version(path)
+    if mtime is None:
         return None
     if identity.sign_in_configured():
         return _file_thumb(str(path), mtime, side)

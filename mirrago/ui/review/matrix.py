@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import streamlit as st
 from PIL import Image, ImageDraw
 
 from mirrago import review
+from mirrago.datadir import file_version
 from mirrago.ledger import JobRecord
 from mirrago.ui.plain import md_text
 
@@ -49,13 +49,8 @@ def framed_cell(path: str | None, verdict: str | None, mtime: float = 0.0) -> by
 def _cell_image(job: JobRecord, pictures: bool) -> bytes:
     verdict = job.review_verdict if job.review_verdict in review.VERDICTS else None
     path = job.thumbnail_path if pictures and review.reviewable(job) else None
-    mtime = 0.0
-    if path:
-        try:
-            mtime = Path(path).stat().st_mtime
-        except OSError:
-            path = None
-    return framed_cell(path, verdict, mtime)
+    mtime = file_version(path)
+    return framed_cell(path if mtime is not None else None, verdict, mtime or 0.0)
 
 
 def _rate(rate: review.Rate) -> str:

@@ -14,6 +14,7 @@ from PIL import Image
 
 from mirrago import usage
 from mirrago.backend import Backend
+from mirrago.datadir import file_version
 from mirrago.images import data_url
 from mirrago.ledger import JobState, Ledger, Origin
 from mirrago.ui import session
@@ -221,10 +222,8 @@ def _local_path(value: str | None, backend: Backend) -> Path | None:
 
 def _thumb_for(value: str | None, backend: Backend) -> str | None:
     path = _local_path(value, backend)
-    try:
-        return _thumb(str(path), path.stat().st_mtime) if path else None
-    except OSError:
-        return None
+    mtime = file_version(path)
+    return None if mtime is None else _thumb(str(path), mtime)
 
 
 def history_filters(ledger: Ledger, period: Period) -> HistoryFilter:
