@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from mirrago.samples import garments, persons
 from mirrago.triage import CHECKS, FLAG_CODES, check_result, chip, suspect_score
@@ -57,6 +58,14 @@ def test_an_image_that_does_not_decode_is_not_checked(tmp_path: Path) -> None:
     found = check_result(persons()[0].path, garments()[0].path, broken)
     assert not found.checked and found.score is None
     assert found.reason is not None and found.reason.startswith("the result does not decode")
+
+
+def test_a_result_over_the_pixel_limit_is_not_checked_and_never_decoded(tmp_path: Path) -> None:
+    huge = tmp_path / "result.png"
+    Image.new("1", (8000, 8000)).save(huge)  # 64 megapixels, a few kB on disk
+    found = check_result(persons()[0].path, garments()[0].path, huge)
+    assert not found.checked and found.score is None
+    assert found.reason == "the result is over 60 megapixels: too large to check"
 
 
 def test_each_flag_has_a_label_and_a_chip_that_says_why() -> None:

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mirrago.errors import UncheckableInput
+from mirrago.images import MAX_PIXELS
 from mirrago.triage import measure
 from mirrago.triage.flags import CHECKS, suspect_score
 from mirrago.triage.result import Triage
@@ -176,6 +177,10 @@ def _open(
 def _decode(path: Path, what: str, side: int | None) -> Image.Image:
     try:
         with Image.open(path) as opened:
+            if opened.size[0] * opened.size[1] > MAX_PIXELS:  # read from the header: not decoded
+                raise UncheckableInput(
+                    f"the {what} is over {MAX_PIXELS // 1_000_000} megapixels: too large to check"
+                )
             if side is not None:
                 opened.draft("RGB", (side, side))  # JPEG: decode at a fraction of the size
             image = ImageOps.exif_transpose(opened)
