@@ -19,6 +19,7 @@ from mirrago.ledger import (
     deck_slides,
     decks,
 )
+from mirrago.ledger.decks import MAX_SLIDES
 
 
 def _slide(ledger: Ledger, deck_id: int, job_id: int) -> int:
@@ -72,6 +73,16 @@ def test_only_a_stored_finished_result_becomes_a_slide(ledger: Ledger, tmp_path:
     with pytest.raises(DeckError):
         ledger.add_slide(deck.id, visitor.id)
     assert ledger.slides(deck.id) == []
+
+
+def test_a_full_deck_takes_no_more_slides(ledger: Ledger, tmp_path: Path) -> None:
+    deck = ledger.create_deck("Full")
+    job = stored_try_on(ledger, tmp_path / "data", "again")
+    for _ in range(MAX_SLIDES):  # the same result may come back: each is a slide
+        ledger.add_slide(deck.id, job.id)
+    with pytest.raises(DeckError, match=f"at most {MAX_SLIDES} slides"):
+        ledger.add_slide(deck.id, job.id)
+    assert len(ledger.slides(deck.id)) == MAX_SLIDES
 
 
 @pytest.mark.every_database

@@ -27,6 +27,9 @@ from mirrago.ledger.schema import batches, deck_slides, decks, jobs
 VISITOR_SOURCE = Origin.STAGE_VISITOR.value
 DECK_NAME_MAX = 120
 NOTES_MAX = 4000
+# A deck is presented and exported as one page with every slide's pictures in it: bounded, so
+# one page stays a few tens of MB however many results someone adds.
+MAX_SLIDES = 100
 
 
 @dataclass(frozen=True)
@@ -193,7 +196,8 @@ class DecksMixin:
     ) -> SlideRecord:
         """Add a finished result as the deck's last slide. `person_path` and `garment_path` are
         the inputs' pictures on this machine (None when only a link is known). Raises
-        `DeckError` for a job that has no stored result, or is a stage visitor's."""
+        `DeckError` for a job that has no stored result, or is a stage visitor's, and for a deck
+        that is full (`MAX_SLIDES`)."""
         with self._write() as conn:
             row = conn.execute(
                 sa.select(
@@ -212,11 +216,15 @@ class DecksMixin:
                 raise DeckError("This result cannot go in a deck: it was deleted.")
             if row.state != JobState.COMPLETED.value or not row.result_path:
                 raise DeckError("Only a finished result stored on this computer can go in a deck.")
-            last = conn.execute(
-                sa.select(sa.func.max(deck_slides.c.position)).where(
+            count, last = conn.execute(
+                sa.select(sa.func.count(), sa.func.max(deck_slides.c.position)).where(
                     deck_slides.c.deck_id == deck_id
                 )
-            ).scalar()
+            ).one()
+            if count >= MAX_SLIDES:
+                raise DeckError(
+                    f"A deck holds at most {MAX_SLIDES} slides: start another deck for this one."
+                )
             values = {
                 "deck_id": deck_id,
                 "position": 0 if last is None else int(last) + 1,
