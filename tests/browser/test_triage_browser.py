@@ -216,6 +216,7 @@ def test_the_flag_filter_and_the_overlay_in_the_detail_dialog(
     grid.get_by_role("button", name="Open").first.click()
     dialog = page.get_by_role("dialog")
     expect(dialog.get_by_text("Face changed:", exact=False).first).to_be_visible()
+    wait_for_app(page)  # the neighbours' preloaded pictures arrive with the dialog's run
     before = dialog.locator("img").count()
     dialog.get_by_text("Show where the face changed").click()
     wait_for_app(page)
