@@ -44,6 +44,21 @@ class AppServer:
         return self.log_path.read_text(errors="replace")
 
 
+# The servers running now: a failing browser test shows the end of their logs (conftest.py),
+# so a failure in CI, where no artifact survives, still says what the server saw.
+RUNNING: list[AppServer] = []
+
+
+def log_tails(lines: int = 40) -> str:
+    parts = []
+    for server in RUNNING:
+        code = server.process.poll()
+        state = "running" if code is None else f"exited {code}"
+        tail = "\n".join(server.log().splitlines()[-lines:])
+        parts.append(f"--- {server.url} ({state}), last {lines} log lines:\n{tail}")
+    return "\n".join(parts)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -109,11 +124,14 @@ def start_app(
             command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT
         )
     server = AppServer(f"http://127.0.0.1:{port}", data_dir, log_path, process)
+    RUNNING.append(server)
     _wait_healthy(server)
     return server
 
 
 def stop_app(server: AppServer) -> None:
+    if server in RUNNING:
+        RUNNING.remove(server)
     server.process.send_signal(signal.SIGTERM)
     try:
         server.process.wait(timeout=15)

@@ -10,7 +10,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_app import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, VIEWPORT, AppServer, start_app, stop_app
+from browser_app import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    VIEWPORT,
+    AppServer,
+    log_tails,
+    start_app,
+    stop_app,
+)
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
@@ -18,6 +27,15 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expec
 # work (CI on 2 cores, a suite run beside two busy loops) must not fail a correct page.
 PATIENCE_MS = 90_000
 expect.set_options(timeout=45_000)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport:
+    """A failing browser test carries the end of each running app server's log."""
+    report = yield
+    if report.failed:
+        report.sections.append(("app server logs", log_tails()))
+    return report
 
 
 @pytest.fixture(scope="session")

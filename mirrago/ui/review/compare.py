@@ -105,6 +105,7 @@ def compare_view(ledger: Ledger, batch_id: int | None = None, key: str = "compar
         mime="text/csv",
         icon=":material/download:",
         key=f"{key}-csv",
+        on_click="ignore",  # nothing on the page changes: no rerun racing the download
     )
     _judging(ledger, left_id, right_id, pairs)
 

@@ -39,6 +39,7 @@ def export_menu(
             mime="text/csv",
             icon=":material/table:",
             key=f"{key}-csv",
+            on_click="ignore",  # nothing on the page changes: no rerun racing the download
             help="Every row in input order with its verdict, reasons, note and reviewer",
         )
         st.download_button(
@@ -48,6 +49,7 @@ def export_menu(
             mime="application/zip",
             icon=":material/folder_zip:",
             key=f"{key}-zip",
+            on_click="ignore",
             help="The result images named row<NNNN>-<job id>, with manifest.csv",
         )
         st.download_button(
@@ -57,5 +59,6 @@ def export_menu(
             mime="text/html",
             icon=":material/description:",
             key=f"{key}-html",
+            on_click="ignore",
             help="One file with every image embedded: opens offline, can be emailed",
         )
