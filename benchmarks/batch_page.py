@@ -20,6 +20,7 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -49,10 +50,19 @@ def _result_image(index: int) -> bytes:
     return out.getvalue()
 
 
-def seed(data_dir: Path, rows: int, *, distinct: int | None = None, name: str = "Benchmark") -> int:
+def seed(
+    data_dir: Path,
+    rows: int,
+    *,
+    distinct: int | None = None,
+    name: str = "Benchmark",
+    finished_ago: timedelta = timedelta(0),
+) -> int:
     """A finished batch of `rows` completed rows, each with its own result and thumbnail files.
     `distinct`: how many different pictures they cycle through (None: one per row; a 5,000-row
-    batch seeds in seconds with 64). Several batches may be seeded into one data dir."""
+    batch seeds in seconds with 64). Several batches may be seeded into one data dir.
+    `finished_ago`: how long ago its rows finished (in the first minutes after a batch ends the
+    Batch page keeps looking for the quality checks' findings)."""
     results, thumbs = data_dir / "results", data_dir / "thumbs"
     results.mkdir(parents=True, exist_ok=True)
     thumbs.mkdir(exist_ok=True)
@@ -82,7 +92,7 @@ def seed(data_dir: Path, rows: int, *, distinct: int | None = None, name: str = 
             name, "batch-page", inputs, backend="benchmark:seeded", private=True
         )
         jobs = ledger_module.jobs
-        now = ledger_module.utcnow()
+        now = ledger_module.utcnow() - finished_ago
         with ledger._write() as conn:  # noqa: SLF001 - seeding finished rows directly
             for row in ledger.jobs(batch_id=batch.id):
                 data, small = picture(row.row_index)

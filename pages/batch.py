@@ -25,7 +25,7 @@ from mirrago.ui.stage.add import card_add_to_deck, detail_add_to_deck
 from mirrago.ui.triage.agreement import agreement_section
 from mirrago.ui.triage.findings import (
     SORT_LABEL,
-    card_findings,
+    card_note,
     checks_pending,
     detail_findings,
     flag_filter,
@@ -47,7 +47,8 @@ VIEWS = {
 # chips on each card and their findings in the detail dialog; Stage's "Add to deck" on both.
 GALLERY_FILTERS = (verdict_filter, flag_filter)
 GALLERY_SORTS = {SORT_LABEL: suspect_sort}
-CARD_EXTRAS = (card_verdict, card_findings, card_add_to_deck)
+CARD_NOTES = (card_note,)
+CARD_EXTRAS = (card_verdict, card_add_to_deck)
 DETAIL_EXTRAS = (detail_verdict, detail_findings, detail_add_to_deck)
 LIVE_REFRESH = 1.5  # seconds between looks at the ledger while a batch is active
 TO_TOP_KEY = "batch-to-top"
@@ -93,7 +94,12 @@ def _results(services: Services, batch: BatchRecord) -> None:
             rescore_offer(services, current.id)
         st.divider()
         gallery(
-            services, rows, filters=GALLERY_FILTERS, card_extras=CARD_EXTRAS, sorts=GALLERY_SORTS
+            services,
+            batch.id,
+            filters=GALLERY_FILTERS,
+            card_extras=CARD_EXTRAS,
+            card_notes=CARD_NOTES,
+            sorts=GALLERY_SORTS,
         )
         if st.session_state.get(was_active_key) and not progress.active:
             st.rerun(scope="app")  # finished: one full run, then the page stops ticking

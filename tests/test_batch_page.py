@@ -388,7 +388,7 @@ def test_invalid_rows_are_skipped_the_rest_run_and_can_be_followed_from_the_shel
     assert {m.label: m.value for m in page.metric}["Done"] == "2"
     assert len([b for b in page.button if b.key and b.key.startswith("batch-open-")]) == 2
     # user text on a card is shown as text: Markdown and HTML escaped
-    captions = [c.value for c in page.caption if "onerror" in c.value]
+    captions = [m.value for m in page.markdown if "onerror" in m.value]
     assert captions and "\\<img" in captions[0] and "\\*\\*bold\\*\\*" in captions[0]
 
 

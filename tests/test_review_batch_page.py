@@ -5,6 +5,7 @@ gallery, and the Review & reports view."""
 from __future__ import annotations
 
 import inspect
+import re
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,12 @@ def _page(batch: BatchRecord, view: str = "results") -> AppTest:
 
 
 def _cards(at: AppTest) -> list[str]:
-    return [c.value for c in at.caption if c.value.startswith("Row ")]
+    """The rows of the cards on screen, in order ("Row 2"), from each card's text."""
+    return [
+        found.group(0)
+        for m in at.markdown
+        if (found := re.search(r"(?<=:gray\[)Row \d+", m.value)) is not None
+    ]
 
 
 def test_cards_take_a_pass_and_a_fail_with_its_reason(
@@ -46,7 +52,12 @@ def test_cards_take_a_pass_and_a_fail_with_its_reason(
     jobs = sorted(app_ledger.jobs(batch_id=batch.id), key=lambda job: job.row_index)
     at = _page(batch)
     at.button(key=f"batch-card-pass-{jobs[0].id}").click().run()
+    reasons = f"batch-card-fail-{jobs[1].id}-"
+    assert not [b for b in at.button if (b.key or "").startswith(reasons)]  # closed: not drawn
+    at.session_state[f"batch-card-fail-{jobs[1].id}"] = True  # the reviewer opens it
+    at.run()
     at.button(key=f"batch-card-fail-{jobs[1].id}-background-wrong").click().run()
+    assert not at.session_state[f"batch-card-fail-{jobs[1].id}"]  # closed once the reason given
     assert not at.exception
     assert app_ledger.job(jobs[0].id).review_verdict == "pass"
     second = app_ledger.job(jobs[1].id)
@@ -118,8 +129,8 @@ def test_a_cards_verdict_badge_says_pass_and_fail_as_the_review_panel_does(
     review.give_verdict(app_ledger, jobs[0], review.PASS, [], reviewer="Ana")
     review.give_verdict(app_ledger, jobs[1], review.FAIL, ["artifacts"], reviewer="Ana")
     badges = [m.value for m in _page(batch).markdown if "-badge[" in m.value]
-    assert any(b.startswith(":green-badge[") and b.endswith(" Pass]") for b in badges), badges
-    assert any(b.startswith(":red-badge[") and b.endswith(" Fail]") for b in badges), badges
+    assert any(re.search(r":green-badge\[[^\]]* Pass\]", b) for b in badges), badges
+    assert any(re.search(r":red-badge\[[^\]]* Fail\]", b) for b in badges), badges
     assert not [b for b in badges if "[pass]" in b or "[fail]" in b]
 
 

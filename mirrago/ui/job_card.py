@@ -26,6 +26,7 @@ from mirrago.ui import identity
 from mirrago.ui.errors import advice_for, page_guard, plain
 from mirrago.ui.frames import before_after, dimmed, empty_frame, framed, framed_stored, link_frame
 from mirrago.ui.photo import photo
+from mirrago.ui.plain import md_text
 
 STATE_BADGES: dict[JobState, tuple[str, str]] = {
     # state: (badge colour, icon); the words are the state's own (`JobState.words`)
@@ -54,6 +55,12 @@ def state_words(job: JobRecord, backend: str | None = None) -> str:
 def state_badge(job: JobRecord, backend: str | None = None) -> None:
     color, icon = STATE_BADGES[job.state]
     st.badge(state_words(job, backend), color=color, icon=icon)  # type: ignore[arg-type]
+
+
+def state_badge_md(job: JobRecord, backend: str | None = None) -> str:
+    """`state_badge` as Markdown, to share one element with other text (a gallery card)."""
+    color, icon = STATE_BADGES[job.state]
+    return f":{color}-badge[{icon} {md_text(state_words(job, backend))}]"
 
 
 def seconds_text(seconds: float) -> str:

@@ -4,9 +4,10 @@ through the filtered results without closing it).
 
 Other features add to it through parameters, never by changing this module's state: `filters`
 (drawn in the filter bar, each narrowing the rows), `sorts` (more orders beside Row and
-Newest), `card_extras` (drawn at the bottom of every card) and `detail_extras` (drawn in the
-dialog beside the result). The Batch page passes the review's
-(`mirrago.ui.review.gallery_extras`) and the quality checks' (`mirrago.ui.triage.findings`).
+Newest), `card_notes` (lines of every card's text), `card_extras` (drawn at the bottom of every
+card) and `detail_extras` (drawn in the dialog beside the result). The Batch page passes the
+review's (`mirrago.ui.review.gallery_extras`) and the quality checks'
+(`mirrago.ui.triage.findings`).
 """
 
 from __future__ import annotations
@@ -22,8 +23,14 @@ from mirrago.images import data_url
 from mirrago.ledger import JobRecord, JobState
 from mirrago.services import Services
 from mirrago.ui import identity
-from mirrago.ui.batch.images import INPUT_THUMB_SIDE, card_picture, input_picture
-from mirrago.ui.batch.rows import snapshot
+from mirrago.ui.batch.images import (
+    INPUT_THUMB_SIDE,
+    PAIR_GAP,
+    card_picture,
+    input_pair_picture,
+    input_picture,
+)
+from mirrago.ui.batch.rows import batch_rows, snapshot
 from mirrago.ui.frames import THUMB_SIZE, empty_frame, framed_stored
 from mirrago.ui.job_card import (
     describe_input,
@@ -31,11 +38,12 @@ from mirrago.ui.job_card import (
     local_image,
     result_view,
     state_badge,
+    state_badge_md,
     state_words,
 )
 from mirrago.ui.photo import photo
 from mirrago.ui.plain import md_text
-from mirrago.ui.review.panel import verdict_badge
+from mirrago.ui.review.panel import verdict_badge_md
 
 PAGE_SIZE = 24
 DETAIL_IDS_KEY = "batch-detail-ids"  # the filtered rows' ids, in order, when the dialog opened
@@ -49,6 +57,9 @@ GallerySort = Callable[[list[JobRecord], Services], list[JobRecord]]
 # (services, row) -> None: draws its widgets for one row (keys naming the row's id), at the
 # bottom of a card or in the detail dialog.
 RowExtra = Callable[[Services, JobRecord], None]
+# (services, row) -> Markdown ("" for nothing): a line of a card's text, drawn with its state
+# and row in one element (a page of cards is sent element by element).
+RowNote = Callable[[Services, JobRecord], str]
 
 
 def _label_filter(
@@ -124,27 +135,26 @@ def _placeholder(hint: str) -> str:
     return data_url(empty_frame(THUMB_SIZE, hint=hint))
 
 
-def card(services: Services, row: JobRecord, extras: Sequence[RowExtra] = ()) -> bool:
-    """One result card, `extras` drawn at its bottom; True when its Open button was clicked."""
+def card(
+    services: Services,
+    row: JobRecord,
+    extras: Sequence[RowExtra] = (),
+    notes: Sequence[RowNote] = (),
+) -> bool:
+    """One result card, `notes` added to its text and `extras` drawn at its bottom; True when
+    its Open button was clicked. Few elements: a page of 24 cards is sent on every page change,
+    element by element."""
     backend = services.backend
     with st.container(border=True, key=f"batch-card-{row.id}"):
         thumb = card_picture(row.thumbnail_path or row.result_path)
         if thumb is None:
             thumb = _placeholder("" if row.state.is_final else "Working…")
         st.image(thumb, width="stretch")
-        with st.container(horizontal=True, gap="xsmall", key=f"batch-card-inputs-{row.id}"):
-            for value in (row.target, row.garment):
-                small = input_picture(value, backend)
-                if small:
-                    st.image(small, width=INPUT_THUMB_SIDE // 2)
-        with st.container(horizontal=True, gap="xsmall", vertical_alignment="center"):
-            state_badge(row)
-            verdict_badge(row, to_review=False)
-            st.caption(f"Row {row.row_index + 1}")
-        if row.username:
-            st.caption(md_text(row.username[:60]))
-        if row.error and row.state is not JobState.COMPLETED:
-            st.caption(md_text(row.error[:160]))
+        inputs = input_pair_picture(row.target, row.garment, backend)
+        if inputs is not None:
+            st.image(inputs, width=INPUT_THUMB_SIDE + PAIR_GAP // 2)
+        lines = [_card_text(row), *(note(services, row) for note in notes)]
+        st.markdown("  \n".join(line for line in lines if line), width="stretch")
         for extra in extras:
             extra(services, row)
         return st.button(
@@ -156,32 +166,55 @@ def card(services: Services, row: JobRecord, extras: Sequence[RowExtra] = ()) ->
         )
 
 
+def _card_text(row: JobRecord) -> str:
+    """The card's state and verdict badges, its row, username and error: one Markdown element."""
+    badges = " ".join(part for part in (state_badge_md(row), verdict_badge_md(row)) if part)
+    lines = [f"{badges} :small[:gray[Row {row.row_index + 1}]]"]
+    if row.username:
+        lines.append(f":small[:gray[{md_text(row.username[:60])}]]")
+    if row.error and row.state is not JobState.COMPLETED:
+        lines.append(f":small[:gray[{md_text(row.error[:160])}]]")
+    return "  \n".join(lines)
+
+
 def gallery(
     services: Services,
-    rows: list[JobRecord],
+    batch_id: int,
     *,
     filters: Sequence[GalleryFilter] = (),
     card_extras: Sequence[RowExtra] = (),
+    card_notes: Sequence[RowNote] = (),
     sorts: Mapping[str, GallerySort] | None = None,
 ) -> None:
     """Filters (the built-in ones, then `filters`), the sort (with `sorts`), the paged grid of
-    cards (each with `card_extras`); a card's Open button opens the detail dialog."""
-    shown = filter_bar(services, rows, filters, sorts)
-    if not shown:
-        st.caption("No results match these filters.")
-        return
-    pages = max(1, -(-len(shown) // PAGE_SIZE))
-    number = 1
-    if pages > 1:
-        number = st.pagination(pages, key="batch-gallery-page")
-    start = (min(number, pages) - 1) * PAGE_SIZE
-    st.caption(f"Showing {start + 1}–{min(start + PAGE_SIZE, len(shown))} of {len(shown):,}")
-    with st.grid("auto", min_column_width=200, gap="small", key="batch-grid"):
-        for index, row in enumerate(shown[start : start + PAGE_SIZE], start=start):
-            if card(services, row, card_extras):
-                st.session_state[DETAIL_IDS_KEY] = [r.id for r in shown]
-                st.session_state[DETAIL_POS_KEY] = index
-                st.rerun(scope="app")
+    cards (each with `card_notes` in its text and `card_extras` below); a card's Open button
+    opens the detail dialog.
+
+    A fragment of its own: a page change, a filter or a card's verdict reruns the gallery
+    alone, reading the batch's rows again (`batch_rows`: only when the batch changed), not the
+    page's progress and controls above it."""
+
+    @st.fragment
+    def view() -> None:
+        rows = batch_rows(services.ledger, batch_id)
+        shown = filter_bar(services, rows, filters, sorts)
+        if not shown:
+            st.caption("No results match these filters.")
+            return
+        pages = max(1, -(-len(shown) // PAGE_SIZE))
+        number = 1
+        if pages > 1:
+            number = st.pagination(pages, key="batch-gallery-page")
+        start = (min(number, pages) - 1) * PAGE_SIZE
+        st.caption(f"Showing {start + 1}–{min(start + PAGE_SIZE, len(shown))} of {len(shown):,}")
+        with st.grid("auto", min_column_width=200, gap="small", key="batch-grid"):
+            for index, row in enumerate(shown[start : start + PAGE_SIZE], start=start):
+                if card(services, row, card_extras, card_notes):
+                    st.session_state[DETAIL_IDS_KEY] = [r.id for r in shown]
+                    st.session_state[DETAIL_POS_KEY] = index
+                    st.rerun(scope="app")
+
+    view()
 
 
 def _close_detail() -> None:

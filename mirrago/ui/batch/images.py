@@ -11,9 +11,11 @@ samples, the session's uploads, the results in the data dir."""
 from __future__ import annotations
 
 import functools
+import io
 from pathlib import Path
 
 import streamlit as st
+from PIL import Image
 
 from mirrago.backend import Backend
 from mirrago.batchtable import Uploads, is_url
@@ -96,3 +98,48 @@ def input_picture(value: str, backend: Backend, side: int = INPUT_THUMB_SIDE) ->
     if value and "://" not in value and Path(value).is_absolute():
         return card_picture(value, side)
     return None
+
+
+PAIR_GAP = 8  # px between the two inputs in `input_pair_picture` (4 on screen)
+_PAIR_BACKGROUND = (255, 255, 255)  # a card's own background
+
+
+@st.cache_data(max_entries=2048, show_spinner=False)
+def _pair_bytes(files: tuple[tuple[str, float] | None, ...], side: int) -> bytes | None:
+    cells = []
+    for found in files:
+        thumb = _thumb_bytes(found[0], found[1], side) if found else None
+        cells.append(Image.open(io.BytesIO(thumb)).convert("RGB") if thumb else None)
+    if not any(cells):
+        return None
+    height = max(cell.height for cell in cells if cell is not None)
+    canvas = Image.new("RGB", (len(cells) * side + (len(cells) - 1) * PAIR_GAP, height))
+    canvas.paste(_PAIR_BACKGROUND, (0, 0, *canvas.size))
+    for index, cell in enumerate(cells):
+        if cell is not None:
+            left = index * (side + PAIR_GAP) + (side - cell.width) // 2
+            canvas.paste(cell, (left, (height - cell.height) // 2))
+    out = io.BytesIO()
+    canvas.save(out, "JPEG", quality=82)
+    return out.getvalue()
+
+
+def _local_input(value: str, backend: Backend) -> tuple[str, float] | None:
+    path = _sample_path(value, backend)
+    if path is None and value and "://" not in value and Path(value).is_absolute():
+        path = value
+    version = file_version(path) if path else None
+    return None if path is None or version is None else (path, version)
+
+
+def input_pair_picture(
+    target: str, garment: str, backend: Backend, side: int = INPUT_THUMB_SIDE
+) -> bytes | str | None:
+    """A card's two inputs (person, garment) side by side in one small picture: one element
+    where two images and their row were three, on every card of every page. A link is a blank
+    cell (see above); None when neither input is on this machine. Bytes (a /media/ file), or
+    with sign-in a data URL (see `card_picture`)."""
+    pair = _pair_bytes((_local_input(target, backend), _local_input(garment, backend)), side)
+    if pair is None or not identity.sign_in_configured():
+        return pair
+    return data_url(pair)

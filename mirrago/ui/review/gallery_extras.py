@@ -91,7 +91,13 @@ def _quick(services: Services, row: JobRecord, verdict: str, reason: str | None)
         return
     session.seen[row.id] = record.id
     session.done.append(Given(row.id, record.id, record.reviewer))  # Undo takes it back too
+    st.session_state[fail_menu_key(row.id)] = False  # the reason is given: close its menu
     wrote_row(services.ledger, row.id, reviews_added=1)
+
+
+def fail_menu_key(row_id: int) -> str:
+    """The key of a card's Fail menu (its open state in `st.session_state`)."""
+    return f"batch-card-fail-{row_id}"
 
 
 def card_verdict(services: Services, row: JobRecord) -> None:
@@ -108,12 +114,17 @@ def card_verdict(services: Services, row: JobRecord) -> None:
             on_click=_quick,
             args=(services, row, review.PASS, None),
         )
-        with st.popover("Fail", icon=":material/close:", key=f"batch-card-fail-{row.id}"):
+        menu = fail_menu_key(row.id)
+        # The reasons are drawn only while the menu is open: a page of 24 cards would
+        # otherwise send 24 closed menus of seven widgets on every page change.
+        with st.popover("Fail", icon=":material/close:", key=menu, on_change="rerun") as fail:
+            if not fail.open:
+                return
             st.caption("Why does it fail?")
             for reason, label in review.REASONS.items():
                 st.button(
                     label,
-                    key=f"batch-card-fail-{row.id}-{reason}",
+                    key=f"{menu}-{reason}",
                     on_click=_quick,
                     args=(services, row, review.FAIL, reason),
                     width="stretch",

@@ -384,6 +384,15 @@ def verdict_badge(job: JobRecord, *, to_review: bool = True) -> None:
         st.badge("To review", color="gray", icon=":material/rate_review:")
 
 
+def verdict_badge_md(job: JobRecord) -> str:
+    """A result's verdict badge as Markdown ("" without one), to share one element with other
+    text (a gallery card)."""
+    if job.review_verdict not in review.VERDICT_BADGES:
+        return ""
+    words, colour, icon = review.VERDICT_BADGES[job.review_verdict]
+    return f":{colour}-badge[{icon} {words}]"
+
+
 def review_controls(
     ledger: Ledger,
     job: JobRecord,

@@ -57,9 +57,17 @@ def add_to_deck(services: Services, job: JobRecord, *, key: str) -> None:
     """The "Add to deck" popover for a finished result (nothing for any other)."""
     if job.state is not JobState.COMPLETED or not job.result_path or job.deleted_at:
         return
+    # The deck list is read and drawn only while the menu is open: a gallery page would
+    # otherwise read the decks and send a closed form once per card on every change.
     with st.popover(
-        LABEL, icon=":material/slideshow:", width="stretch", key=f"{key}-deck-pop-{job.id}"
-    ):
+        LABEL,
+        icon=":material/slideshow:",
+        width="stretch",
+        key=f"{key}-deck-pop-{job.id}",
+        on_change="rerun",
+    ) as menu:
+        if not menu.open:
+            return
         decks = my_decks(services)
         names = {deck.id: deck.name for deck in decks}
         choice = st.selectbox(

@@ -8,11 +8,12 @@ Checks never give a verdict: the widgets say why to look, reviewers judge.
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import streamlit as st
 
-from mirrago.ledger import JobRecord, JobState, Ledger, TriageRecord, utcnow
+from mirrago.ledger import JobRecord, JobState, TriageRecord, utcnow
 from mirrago.services import Services
 from mirrago.triage import CHECKS_VERSION, FLAG_CODES, chip, label
 from mirrago.triage.ordering import most_suspect_first
@@ -24,15 +25,30 @@ _CHIP_COLOUR = "orange"
 RECENT = timedelta(minutes=5)  # the background checker is likely still on such results
 
 
-@st.cache_data(ttl=1.0, show_spinner=False, max_entries=64)
-def _findings(_ledger: Ledger, where: str, batch_id: int) -> dict[int, TriageRecord]:
-    """A batch's findings, read once per page run for every card (`where` tells ledgers
-    apart in the cache)."""
-    return _ledger.batch_triage(batch_id)
+_FRESH_FOR = 1.0  # seconds a batch's findings are read once for every card and view
+_KEPT = 64
+_read: dict[tuple[str, int], tuple[float, dict[int, TriageRecord]]] = {}
 
 
 def findings(services: Services, batch_id: int) -> dict[int, TriageRecord]:
-    return _findings(services.ledger, services.ledger.display_url, batch_id)
+    """A batch's findings, read once a second for every card (not a copy per card, as
+    `st.cache_data` hands out: a checked 5,000-row batch would be copied 24 times a page).
+    Read-only for callers."""
+    key = (services.ledger.display_url, batch_id)
+    now = time.monotonic()
+    found = _read.get(key)
+    if found is not None and now - found[0] < _FRESH_FOR:
+        return found[1]
+    records = services.ledger.batch_triage(batch_id)
+    if len(_read) >= _KEPT:
+        _read.pop(next(iter(_read)), None)
+    _read[key] = (now, records)
+    return records
+
+
+def forget_findings() -> None:
+    """Read every batch's findings again at the next look (after scoring a batch again)."""
+    _read.clear()
 
 
 def _chips(found: TriageRecord, key: str) -> None:
@@ -41,20 +57,22 @@ def _chips(found: TriageRecord, key: str) -> None:
             st.badge(chip(code, found.values.get(code)), color=_CHIP_COLOUR)
 
 
-def card_findings(services: Services, row: JobRecord) -> None:
-    """A card's flags as chips that say why, its suspect score, or "not checked" and why."""
+def card_note(services: Services, row: JobRecord) -> str:
+    """A card's flags as chips that say why, its suspect score, or "not checked" and why, as
+    Markdown for the card's one text element (the gallery's `card_notes`)."""
     if row.state is not JobState.COMPLETED:
-        return
+        return ""
     found = findings(services, row.batch_id).get(row.id)
-    with st.container(key=f"triage-card-{row.id}"):
-        if found is None:
-            st.caption("Checks: waiting")
-        elif not found.checked:
-            st.caption(md_text(f"Not checked: {found.not_checked}"[:160]))
-        else:
-            if found.flags:
-                _chips(found, f"triage-chips-{row.id}")
-            st.caption(f"Suspect score {found.score_text}" + ("" if found.flags else " · no flags"))
+    if found is None:
+        return ":small[:gray[Checks: waiting]]"
+    if not found.checked:
+        return f":small[:gray[{md_text(f'Not checked: {found.not_checked}'[:160])}]]"
+    chips = " ".join(
+        f":{_CHIP_COLOUR}-badge[{md_text(chip(code, found.values.get(code)))}]"
+        for code in found.flags
+    )
+    score = f"Suspect score {found.score_text}" + ("" if found.flags else " · no flags")
+    return (chips + "  \n" if chips else "") + f":small[:gray[{md_text(score)}]]"
 
 
 def detail_findings(services: Services, row: JobRecord) -> None:
@@ -168,5 +186,5 @@ def rescore_offer(services: Services, batch_id: int) -> None:
 
             with st.spinner(f"Checking {len(stale)} result(s)…"):
                 rescore(services.ledger, batch_id, base_url=services.backend.base_url)
-            _findings.clear()
+            forget_findings()
             st.rerun(scope="app")
