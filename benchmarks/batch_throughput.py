@@ -242,8 +242,10 @@ def _result(
     if scenario == "plain":
         ideal = math.ceil(rows / workers) * latency
         limit = 1.03 * ideal + 0.5
-        passed = wall <= limit and gets_per_job <= 1.3 and stats["token_requests"] == 1
-        target = f"wall <= {limit:.1f} s, <= 1.3 GETs/job, 1 token"
+        # one token for a run; a later run on the same client keeps it (none)
+        tokens_ok = stats["token_requests"] == (1 if number == 1 else 0)
+        passed = wall <= limit and gets_per_job <= 1.3 and tokens_ok
+        target = f"wall <= {limit:.1f} s, <= 1.3 GETs/job, {1 if number == 1 else 0} token"
     elif scenario == "varied":
         ideal = math.nan  # no closed form: the server's own last finish is the floor
         passed = gets_per_job <= 2.5 and mean_delay <= budget

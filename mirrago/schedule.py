@@ -164,6 +164,7 @@ class TrackedJob:
     not_before: float = 0.0  # newer than a job just seen running: not done before its next look
     ask_now: bool = False  # adopted after a restart: asked at once, not when expected
     queued: float = 0.0  # its place in the server's queue, on this clock (see `add`)
+    position: int = 0  # its place in the server's queue among the jobs tracked in this run
 
     @property
     def order(self) -> tuple[float, int]:
@@ -220,6 +221,11 @@ class PollSchedule:
         self._in_flight: dict[int, TrackedJob] = {}
         self._samples: deque[float] = deque(maxlen=500)
         self._low_samples: deque[float] = deque(maxlen=500)
+        # When done jobs ended, by queue position (after, before), and the ranges of how
+        # long the first ones took: see `fixed_latency`
+        self._done = 0
+        self._ends: dict[int, tuple[float | None, float]] = {}
+        self._ranges: list[tuple[float, float]] = []
         self._seq = itertools.count()
         self._sweep_next = False
         self._round_kind = ""
@@ -231,9 +237,11 @@ class PollSchedule:
         self._finished: list[float] = []  # when done jobs ended, at the earliest, sorted
         # [queue place, older jobs in progress] when a job answered "pending"; a job tracked
         # later that is older (its submission answered late) adds one: it was running too.
-        self._pending_ahead: deque[list[float]] = deque(maxlen=32)
+        self._pending_ahead: deque[list[float]] = deque(maxlen=32)  # [place, ahead, exact]
+        self._round_waiting: list[TrackedJob] = []  # answered "pending" in this round
+        self._round_head: tuple[int, bool] = (-1, False)  # this round's oldest job, and done
         if parallel:  # the history's bound, until this run sees "pending" itself
-            self._pending_ahead.append([float("-inf"), parallel])
+            self._pending_ahead.append([float("-inf"), parallel, False])
         self._new: list[float] = []
         self._clock_offset: float | None = None  # this clock minus the server's
         # First looks the queue model timed, and how many found the job done: latencies that
@@ -241,6 +249,7 @@ class PollSchedule:
         # aside (the schedule as without it).
         self._model_looks = 0
         self._model_hits = 0
+        self._model_basis = 0.0  # the latency those looks were timed with
         # Looking for how many jobs the server runs at once (see _discovery_probe).
         self._discover_rounds = 0 if parallel else 4
         self._discovering: set[int] = set()
@@ -267,18 +276,62 @@ class PollSchedule:
         """The fastest submission-to-done time, at the earliest (lower bounds, the backend's
         history included): what the queue model adds to a job's earliest start."""
         seen = [*self._low_samples, *([] if self._prior is None else [self._prior])]
-        return min(seen) if seen else None
+        low = min(seen) if seen else None
+        fixed = self.fixed_latency
+        return fixed if low is None or (fixed is not None and fixed > low) else low
+
+    @property
+    def fixed_latency(self) -> float | None:
+        """The latency of a server whose jobs all take the same time, as the looks have shown
+        it (`_note_end`): when every job's range of durations shares one figure, that figure
+        at the least (never more than any job took). None when they do not (latencies that
+        vary), or while fewer than 3 jobs tell."""
+        if len(self._ranges) < 3:
+            return None
+        low, high = max(r[0] for r in self._ranges), min(r[1] for r in self._ranges)
+        if low <= 0 or low > high + 0.05 * high:  # one took longer than another was seen done
+            return None
+        return min(low, high)
+
+    def _note_end(self, tracked: TrackedJob) -> None:
+        """What the looks say of how long the server worked on `tracked`, from observations
+        only (never from this schedule's own guesses): it ended after its last look that found
+        it running (`seen_running`) and before the look that found it done (`asked_at`). It
+        started when submitted, or, with `parallel` jobs ahead of it in the queue, when the
+        `parallel`-th before it ended (a server that works its queue in order)."""
+        ended = (tracked.seen_running, tracked.asked_at)
+        if len(self._ends) < 4096:
+            self._ends[tracked.position] = ended
+        parallel = self.parallel
+        if parallel is None or len(self._ranges) >= 256:
+            return
+        start_low = start_high = tracked.submitted
+        if tracked.position >= parallel:
+            freed = self._ends.get(tracked.position - parallel)
+            if freed is None:
+                return
+            start_low = max(start_low, freed[0] if freed[0] is not None else start_low)
+            start_high = max(start_high, freed[1])
+        least = (tracked.seen_running - start_high) if tracked.seen_running is not None else 0.0
+        self._ranges.append((least, tracked.asked_at - start_low))
 
     @property
     def parallel(self) -> int | None:
         """How many jobs the server runs at once, at most, as "pending" answers showed."""
         if not self._pending_ahead:
             return None
-        return max(1, int(min(ahead for _, ahead in self._pending_ahead)))
+        # Counts made while the oldest job was seen running are exact for a server that keeps
+        # order; the others (and the history's) only bound it: used while there are none.
+        exact = [ahead for _, ahead, running in self._pending_ahead if running]
+        return max(1, int(min(exact or [ahead for _, ahead, _ in self._pending_ahead])))
 
     @property
     def model_helps(self) -> bool:
         """Whether the queue model's first looks mostly find the job done (or too few tell)."""
+        basis = self.latency_low
+        if basis is not None and abs(basis - self._model_basis) > 0.02 * basis:
+            # a new figure for the latency makes a new model: its looks are counted afresh
+            self._model_basis, self._model_looks, self._model_hits = basis, 0, 0
         return self._model_looks < 20 or self._model_hits >= 0.5 * self._model_looks
 
     def new_samples(self) -> list[float]:
@@ -321,6 +374,10 @@ class PollSchedule:
             queued=queued,
         )
         bisect.insort(self._jobs, tracked, key=lambda job: job.order)
+        index = self._jobs.index(tracked)
+        tracked.position = self._done + index  # every job seen done was queued before it
+        for newer in self._jobs[index + 1 :]:  # answered late, it was in the queue before them
+            newer.position += 1
         self._by_row[row_id] = tracked
         for seen in self._pending_ahead:
             if queued < seen[0]:
@@ -363,6 +420,8 @@ class PollSchedule:
         if chosen:
             self._round_kind = kind
             self._round_not_done = 0
+            # (not asked about: whether it still runs is not known, as if done)
+            self._round_head = (head.row_id, head not in chosen)
             for tracked in chosen:
                 tracked.asked_at = now
                 self._in_flight[tracked.row_id] = tracked
@@ -420,6 +479,8 @@ class PollSchedule:
         tracked.last_asked = now
         tracked.errors = 0
         tracked.raw_status = raw_status
+        if row_id == self._round_head[0] and done:
+            self._round_head = (row_id, True)
         if tracked.polls == 1 and tracked.expected is not None:
             self._model_looks += 1
             self._model_hits += done
@@ -445,6 +506,8 @@ class PollSchedule:
                 self._new.append(sample)
             # The queue model builds on this lower bound too: a job asked late (held behind an
             # older one, or on a busy machine) must not make the jobs after it expected late.
+            self._done += 1
+            self._note_end(tracked)
             bisect.insort(self._finished, earliest)
             self._streak += 1
             self._by_row.pop(row_id, None)
@@ -456,8 +519,9 @@ class PollSchedule:
             tracked.seen_running = tracked.asked_at
             waiting = (raw_status or "").strip().lower() in WAITING_STATUSES
             if waiting:
-                # every worker is busy with older jobs (the server keeps order)
-                self._pending_ahead.append([tracked.queued, self._jobs.index(tracked)])
+                # every worker is busy with older jobs (the server keeps order): counted when
+                # the round is over, once the older jobs it found done are no longer counted
+                self._round_waiting.append(tracked)
             if row_id in self._discovering:
                 self._discovering.discard(row_id)
                 index, span = self._jobs.index(tracked), self._discover_span
@@ -528,6 +592,15 @@ class PollSchedule:
             del self._finished[: len(self._finished) - 4096]
 
     def _end_round(self) -> None:
+        # Counted once the round is over (older jobs it found done no longer count). When the
+        # oldest job still runs, jobs newer than it cannot have ended (a server that keeps
+        # order): every job ahead of a waiting one runs, the count is exact. With the oldest
+        # done, others ahead may be done too, unseen: the count only bounds it.
+        running = not self._round_head[1]
+        for tracked in self._round_waiting:
+            if tracked.row_id in self._by_row:
+                self._pending_ahead.append([tracked.queued, self._jobs.index(tracked), running])
+        self._round_waiting = []
         kind, not_done = self._round_kind, self._round_not_done
         if kind == "probe":
             self._sweep_next = not_done == 0
