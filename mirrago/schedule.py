@@ -194,6 +194,12 @@ class PollSchedule:
     built on lower bounds only, so not later than the job can be done); the first look comes a
     twentieth of a latency after it, then the looks grow apart as before. When those first
     looks mostly find jobs still running (latencies that vary a lot), the model stands aside.
+    The latency the model adds is the fastest lower bound seen (never late), unless the looks
+    show that every job takes the same time: each done job's duration lies between its last
+    look that found it running and the look that found it done, counted from its start (its
+    submission, or the end of the job whose worker it waited for); when all those ranges
+    share one figure (`fixed_latency`), the model uses it, so a loose first bound (or an old
+    one from the history) does not make every first look early.
     Without history or "pending" answers the schedule is what it was. `new_samples()` hands
     the durations seen since the last call to whoever keeps the history.
     """
