@@ -180,6 +180,25 @@ def test_a_pending_answer_bounds_how_many_jobs_the_server_runs_at_once() -> None
     assert schedule.parallel == 2
 
 
+def test_a_pending_answer_counts_the_jobs_ahead_once_its_round_is_over() -> None:
+    """Seen in benchmarks/batch_throughput.py: answers of one round arrive in any order, and a
+    "pending" handled before the older jobs found done in the same round counted them as still
+    running (26-28 workers for the sandbox's 20)."""
+    schedule = PollSchedule(first_delay=0.5)
+    for row in range(6):
+        schedule.add(row, f"job-{row}", submitted=0.0, now=0.0)
+    [head] = schedule.take_due(0.5)
+    schedule.answered(head.row_id, 0.5, done=True, raw_status="completed")
+    swept = schedule.take_due(0.5)
+    assert [job.row_id for job in swept] == [1, 2, 3, 4]
+    # one worker: row 1 done, row 2 running, rows 3 and 4 waiting; answered newest first
+    for job in reversed(swept):
+        done = job.row_id == 1
+        status = "completed" if done else "processing" if job.row_id == 2 else "pending"
+        schedule.answered(job.row_id, 0.5, done=done, raw_status=status)
+    assert schedule.parallel == 1
+
+
 def test_the_durations_seen_are_handed_over_once() -> None:
     schedule = PollSchedule(first_delay=0.5)
     schedule.add(0, "job-0", submitted=0.0, now=0.0)
