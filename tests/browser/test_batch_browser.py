@@ -286,9 +286,11 @@ def test_a_10000_row_import_is_paged_and_a_larger_one_refused(page: Page, tmp_pa
     expect(page.get_by_text("Imported 10,000 rows from ten-thousand.csv.")).to_be_visible()
     expect(page.get_by_text("Rows 1–500 of 10,000")).to_be_visible()
     expect(keyed(page, "batch-table-page")).to_be_visible()
-    # One table: the editor of the table before the import leaves once the page has redrawn.
+    # One table: the editor of the table before the import leaves once the page has redrawn
+    # (while it redraws, the old one may still be there, hidden: wait for the page, then count).
+    wait_for_app(page)
+    expect(page.locator("[data-testid='stDataFrame'] >> visible=true")).to_have_count(1)
     expect(page.locator("[data-testid='stDataFrame']")).to_have_count(1)
-    expect(page.locator("[data-testid='stDataFrame']")).to_be_visible()
     expect(keyed(page, "batch-run").get_by_role("button")).to_have_text(
         re.compile("Run batch — 10,000 credits")
     )

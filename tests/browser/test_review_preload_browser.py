@@ -64,10 +64,14 @@ def test_the_result_a_verdict_brings_up_was_already_loaded(
 ) -> None:
     _, batch_id = seeded_app
     _open_review(page, batch_id)
+    expect(page.locator(".st-key-review-preload img")).to_have_count(2)
     hidden = _sources(page, ".st-key-review-preload")
-    assert len(hidden) == 2
-    assert page.locator(".st-key-review-preload img").evaluate_all(
-        "images => images.every(i => i.complete && i.naturalWidth > 0)"
+    # loaded before the key is pressed (a reviewer looks at a result for a second or more; a
+    # busy CI machine may take a moment to fetch them: a deadline, not a duration)
+    page.wait_for_function(
+        "() => Array.from(document.querySelectorAll('.st-key-review-preload img'))"
+        ".every(i => i.complete && i.naturalWidth > 0)",
+        timeout=45_000,
     )
     before = keyed(page, "review-title").inner_text().split("·")[0].strip()
     page.keyboard.press("p")
