@@ -58,15 +58,21 @@ def _sample_path(value: str, backend: Backend) -> str | None:
     return str(sample.path) if sample is not None else None
 
 
-def input_thumb(value: str, backend: Backend, side: int = INPUT_THUMB_SIDE) -> str | None:
-    """A recorded job input's thumbnail: a shipped sample or a stored file as a small data URL;
-    None for a link (not loaded: see above) and anything else."""
+def _input_path(value: str, backend: Backend) -> str | None:
+    """Where a recorded job input's picture is on this machine: a shipped sample, or a stored
+    file; None for a link (not loaded: see above) and anything else."""
     sample = _sample_path(value, backend)
     if sample is not None:
-        return file_thumb(sample, side)
+        return sample
     if value and "://" not in value and Path(value).is_absolute():
-        return file_thumb(value, side)
+        return value
     return None
+
+
+def input_thumb(value: str, backend: Backend, side: int = INPUT_THUMB_SIDE) -> str | None:
+    """A recorded job input's thumbnail (`_input_path`) as a small data URL."""
+    path = _input_path(value, backend)
+    return file_thumb(path, side) if path is not None else None
 
 
 def table_thumb(value: str, backend: Backend, uploads: Uploads) -> str | None:
@@ -92,12 +98,8 @@ def card_picture(path: str | None, side: int = CARD_THUMB_SIDE) -> bytes | str |
 
 def input_picture(value: str, backend: Backend, side: int = INPUT_THUMB_SIDE) -> bytes | str | None:
     """`input_thumb` for a card (see `card_picture`)."""
-    sample = _sample_path(value, backend)
-    if sample is not None:
-        return card_picture(sample, side)
-    if value and "://" not in value and Path(value).is_absolute():
-        return card_picture(value, side)
-    return None
+    path = _input_path(value, backend)
+    return card_picture(path, side) if path is not None else None
 
 
 PAIR_GAP = 8  # px between the two inputs in `input_pair_picture` (4 on screen)
@@ -125,9 +127,8 @@ def _pair_bytes(files: tuple[tuple[str, float] | None, ...], side: int) -> bytes
 
 
 def _local_input(value: str, backend: Backend) -> tuple[str, float] | None:
-    path = _sample_path(value, backend)
-    if path is None and value and "://" not in value and Path(value).is_absolute():
-        path = value
+    """A job input's picture on this machine and its file version (the pair's cache key)."""
+    path = _input_path(value, backend)
     version = file_version(path) if path else None
     return None if path is None or version is None else (path, version)
 
