@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from PIL import Image, ImageDraw
+from streamlit.testing.v1 import AppTest
 
 from mirrago.images import make_thumbnail
 from mirrago.ledger import BatchRecord, JobInput, JobState, Ledger
@@ -103,3 +104,15 @@ def finished_batch(
 
 def completed(ledger: Ledger, batch_id: int) -> list:
     return [job for job in ledger.jobs(batch_id=batch_id) if job.state is JobState.COMPLETED]
+
+
+def batch_page(batch: BatchRecord, view: str = "results") -> AppTest:
+    """The app (AppTest) on the Batch page, showing `batch` in `view` ("results", "review")."""
+    at = AppTest.from_file("../app.py", default_timeout=60)
+    at.run()
+    at.switch_page("pages/batch.py")
+    at.query_params["batch"] = str(batch.id)
+    at.session_state["batch-view"] = view
+    at.run()
+    assert not at.exception, at.exception
+    return at

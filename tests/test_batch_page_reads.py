@@ -7,8 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from review_data import completed, finished_batch, grid_pairs
-from streamlit.testing.v1 import AppTest
+from review_data import batch_page, completed, finished_batch, grid_pairs
 
 from mirrago import review
 from mirrago.ledger import BatchRecord, Ledger
@@ -16,27 +15,14 @@ from mirrago.ui.batch import rows
 
 pytestmark = pytest.mark.app
 
-APP = "../app.py"
-
 
 @pytest.fixture
 def batch(app_ledger: Ledger, data_dir: Path) -> BatchRecord:
     return finished_batch(app_ledger, data_dir, grid_pairs(2, 3), name="reads")
 
 
-def _page(batch: BatchRecord, view: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    at.switch_page("pages/batch.py")
-    at.query_params["batch"] = str(batch.id)
-    at.session_state["batch-view"] = view
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
-def test_card_pictures_are_files_not_data_inlined_in_the_page(batch: BatchRecord) -> None:
-    at = _page(batch, "results")
+def test_card_pictures_are_files_not_data_inlined_in_thebatch_page(batch: BatchRecord) -> None:
+    at = batch_page(batch, "results")
     sources = [url for image in at.get("image") for url in image.value]
     assert len(sources) >= 6 * 2  # every card: its result, and its two inputs in one picture
     assert not any(url.startswith("data:") for url in sources), sources[:3]
@@ -46,7 +32,7 @@ def test_card_pictures_are_files_not_data_inlined_in_the_page(batch: BatchRecord
 def test_the_rows_are_read_again_only_when_the_batch_changed(
     batch: BatchRecord, app_ledger: Ledger
 ) -> None:
-    at = _page(batch, "review")
+    at = batch_page(batch, "review")
     first = at.session_state[rows.SNAPSHOT_KEY]
     at.run()
     assert at.session_state[rows.SNAPSHOT_KEY] is first  # nothing changed: the same read
@@ -62,7 +48,7 @@ def test_the_rows_are_read_again_only_when_the_batch_changed(
 def test_a_verdict_given_here_patches_its_row_without_reading_the_batch_again(
     batch: BatchRecord,
 ) -> None:
-    at = _page(batch, "review")
+    at = batch_page(batch, "review")
     first = at.session_state[rows.SNAPSHOT_KEY]
     shown = at.session_state["review.state"].current
     at.button(key="review-pass").click().run()

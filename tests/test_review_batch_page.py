@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from review_data import finished_batch, grid_pairs
+from review_data import batch_page, finished_batch, grid_pairs
 from streamlit.testing.v1 import AppTest
 
 from mirrago import review
@@ -18,23 +18,10 @@ from mirrago.ui.batch import gallery
 
 pytestmark = pytest.mark.app
 
-APP = "../app.py"
-
 
 @pytest.fixture
 def batch(app_ledger: Ledger, data_dir: Path) -> BatchRecord:
     return finished_batch(app_ledger, data_dir, grid_pairs(2, 3), name="page batch")
-
-
-def _page(batch: BatchRecord, view: str = "results") -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    at.switch_page("pages/batch.py")
-    at.query_params["batch"] = str(batch.id)
-    at.session_state["batch-view"] = view
-    at.run()
-    assert not at.exception, at.exception
-    return at
 
 
 def _cards(at: AppTest) -> list[str]:
@@ -50,7 +37,7 @@ def test_cards_take_a_pass_and_a_fail_with_its_reason(
     app_ledger: Ledger, batch: BatchRecord
 ) -> None:
     jobs = sorted(app_ledger.jobs(batch_id=batch.id), key=lambda job: job.row_index)
-    at = _page(batch)
+    at = batch_page(batch)
     at.button(key=f"batch-card-pass-{jobs[0].id}").click().run()
     reasons = f"batch-card-fail-{jobs[1].id}-"
     assert not [b for b in at.button if (b.key or "").startswith(reasons)]  # closed: not drawn
@@ -71,7 +58,7 @@ def test_the_gallery_filters_by_verdict_reason_and_queue(
     review.give_verdict(app_ledger, jobs[1], "fail", ["artifacts"])
     review.give_verdict(app_ledger, jobs[3], "fail", ["other"])
     review.give_verdict(app_ledger, jobs[4], "pass")
-    at = _page(batch)
+    at = batch_page(batch)
     at.pills(key="batch-filter-verdict").set_value(["fail"]).run()
     assert _cards(at) == ["Row 2", "Row 4"]
     at.pills(key="batch-filter-reason").set_value(["other"]).run()
@@ -85,7 +72,7 @@ def test_the_gallery_filters_by_verdict_reason_and_queue(
 def test_the_review_view_records_a_verdict_and_shows_the_summary(
     app_ledger: Ledger, batch: BatchRecord
 ) -> None:
-    at = _page(batch, view="review")
+    at = batch_page(batch, view="review")
     at.button(key="review-pass").click().run()
     assert not at.exception
     metrics = {metric.label: metric.value for metric in at.metric}
@@ -98,7 +85,7 @@ def test_a_card_verdict_on_a_row_judged_since_is_not_applied_and_again_replaces_
     app_ledger: Ledger, batch: BatchRecord
 ) -> None:
     jobs = sorted(app_ledger.jobs(batch_id=batch.id), key=lambda job: job.row_index)
-    at = _page(batch)  # the card of row 1 drawn as "To review"
+    at = batch_page(batch)  # the card of row 1 drawn as "To review"
     review.give_verdict(app_ledger, jobs[0], "fail", ["other"], reviewer="Bo")  # another tab
     at.button(key=f"batch-card-pass-{jobs[0].id}").click().run()
     assert not at.exception
@@ -114,7 +101,7 @@ def test_past_batches_name_success_and_review_pass_apart(
     jobs = sorted(app_ledger.jobs(batch_id=batch.id), key=lambda job: job.row_index)
     review.give_verdict(app_ledger, jobs[0], "pass")
     review.give_verdict(app_ledger, jobs[1], "fail", ["artifacts"])
-    at = _page(batch, view="history")
+    at = batch_page(batch, view="history")
     table = at.dataframe[0]
     assert list(table.value["success"]) == [100]  # every job completed
     assert list(table.value["review pass"]) == [50]  # one of two reviewed results passed
@@ -128,7 +115,7 @@ def test_a_cards_verdict_badge_says_pass_and_fail_as_the_review_panel_does(
     jobs = sorted(app_ledger.jobs(batch_id=batch.id), key=lambda job: job.row_index)
     review.give_verdict(app_ledger, jobs[0], review.PASS, [], reviewer="Ana")
     review.give_verdict(app_ledger, jobs[1], review.FAIL, ["artifacts"], reviewer="Ana")
-    badges = [m.value for m in _page(batch).markdown if "-badge[" in m.value]
+    badges = [m.value for m in batch_page(batch).markdown if "-badge[" in m.value]
     assert any(re.search(r":green-badge\[[^\]]* Pass\]", b) for b in badges), badges
     assert any(re.search(r":red-badge\[[^\]]* Fail\]", b) for b in badges), badges
     assert not [b for b in badges if "[pass]" in b or "[fail]" in b]
@@ -138,7 +125,7 @@ def test_the_gallery_takes_the_review_tools_as_parameters_and_keeps_no_lists(
     app_ledger: Ledger, batch: BatchRecord
 ) -> None:
     first = min(app_ledger.jobs(batch_id=batch.id), key=lambda job: job.row_index)
-    at = _page(batch)  # the Batch page ran: whatever it registers at import time is in place
+    at = batch_page(batch)  # the Batch page ran: whatever it registers at import time is in place
     assert at.pills(key="batch-filter-verdict").options  # the review's filter, passed in
     assert at.button(key=f"batch-card-pass-{first.id}").label == "Pass"  # a card's extra
     lists = [

@@ -9,7 +9,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from mirrago.schedule import PollSchedule, SubmitPacer
+from mirrago.schedule import PollSchedule, SubmitPacer, TrackedJob
 
 RTT = 0.004  # one status request, on loopback
 
@@ -166,14 +166,19 @@ def test_a_low_latency_in_the_history_gives_way_to_what_the_looks_show() -> None
     assert run.last_seen - run.last_finished <= 0.3  # and the batch is seen done as soon
 
 
-def test_a_pending_answer_bounds_how_many_jobs_the_server_runs_at_once() -> None:
+def _swept_once_the_oldest_is_done() -> tuple[PollSchedule, list[TrackedJob]]:
+    """Six jobs sent at once; the oldest found done at its first look; the round after it."""
     schedule = PollSchedule(first_delay=0.5)
     for row in range(6):
         schedule.add(row, f"job-{row}", submitted=0.0, now=0.0)
     assert schedule.parallel is None
     [head] = schedule.take_due(0.5)
     schedule.answered(head.row_id, 0.5, done=True, raw_status="completed")
-    swept = schedule.take_due(0.5)
+    return schedule, schedule.take_due(0.5)
+
+
+def test_a_pending_answer_bounds_how_many_jobs_the_server_runs_at_once() -> None:
+    schedule, swept = _swept_once_the_oldest_is_done()
     for job in swept:  # rows 1-4: two running, two waiting behind them
         status = "processing" if job.row_id <= 2 else "pending"
         schedule.answered(job.row_id, 0.5, done=False, raw_status=status)
@@ -184,12 +189,7 @@ def test_a_pending_answer_counts_the_jobs_ahead_once_its_round_is_over() -> None
     """Seen in benchmarks/batch_throughput.py: answers of one round arrive in any order, and a
     "pending" handled before the older jobs found done in the same round counted them as still
     running (26-28 workers for the sandbox's 20)."""
-    schedule = PollSchedule(first_delay=0.5)
-    for row in range(6):
-        schedule.add(row, f"job-{row}", submitted=0.0, now=0.0)
-    [head] = schedule.take_due(0.5)
-    schedule.answered(head.row_id, 0.5, done=True, raw_status="completed")
-    swept = schedule.take_due(0.5)
+    schedule, swept = _swept_once_the_oldest_is_done()
     assert [job.row_id for job in swept] == [1, 2, 3, 4]
     # one worker: row 1 done, row 2 running, rows 3 and 4 waiting; answered newest first
     for job in reversed(swept):
@@ -240,12 +240,7 @@ def test_newer_jobs_wait_while_the_oldest_is_still_in_progress() -> None:
 
 
 def test_once_the_oldest_is_done_the_next_ones_are_asked_together() -> None:
-    schedule = PollSchedule(first_delay=0.5)
-    for row in range(6):
-        schedule.add(row, f"job-{row}", submitted=0.0, now=0.0)
-    [head] = schedule.take_due(0.5)
-    schedule.answered(head.row_id, 0.5, done=True, raw_status="completed")
-    swept = schedule.take_due(0.5)
+    schedule, swept = _swept_once_the_oldest_is_done()
     assert [job.row_id for job in swept] == [1, 2, 3, 4]  # one window, in order
 
 
