@@ -57,3 +57,33 @@ def test_a_verdict_given_here_patches_its_row_without_reading_the_batch_again(
     assert after is first  # the same read, its one row replaced
     assert after.by_id[shown].review_verdict == review.PASS
     assert any(m.label == "Reviewed" and m.value.startswith("1 of") for m in at.metric)
+
+
+def test_a_card_sends_a_stored_thumbnail_as_it_is_and_its_inputs_at_the_size_shown(
+    tmp_path: Path,
+) -> None:
+    """No decoding or encoding for a page of new cards: a result's stored thumbnail is
+    already small, and the inputs' picture is drawn at the width the card shows it (Streamlit
+    resizes a wider one on every run)."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    from mirrago.backend import Backend
+    from mirrago.images import make_thumbnail
+    from mirrago.samples import garments, persons
+    from mirrago.ui.batch import images
+
+    photo = BytesIO()
+    Image.new("RGB", (1200, 1500), (120, 80, 200)).save(photo, "JPEG")
+    stored = tmp_path / "thumb.jpg"
+    stored.write_bytes(make_thumbnail(photo.getvalue(), max_side=320))  # as datadir stores it
+    assert images.card_picture(str(stored)) == stored.read_bytes()
+    full = tmp_path / "result.jpg"
+    full.write_bytes(photo.getvalue())
+    with Image.open(BytesIO(images.card_picture(str(full)))) as shrunk:
+        assert max(shrunk.size) == images.CARD_THUMB_SIDE
+    backend = Backend("http://127.0.0.1:9", "id", "secret")
+    pair = images.input_pair_picture(str(persons()[0].path), str(garments()[0].path), backend)
+    with Image.open(BytesIO(pair)) as drawn:
+        assert drawn.width == images.PAIR_WIDTH

@@ -211,14 +211,21 @@ def test_a_500_row_finished_batch_opens_paged(live_page: Page, live_app: AppServ
     batch_id = seed_rows(live_app.data_dir, 500)
     open_app(live_page, f"/batch?batch={batch_id}")
     expect(keyed(live_page, "batch-header")).to_contain_text("Five hundred")
-    expect(live_page.get_by_text("Showing 1–24 of 500")).to_be_visible()
+    expect(live_page.get_by_text("Showing 1–12 of 500")).to_be_visible()
     expect(keyed(live_page, "batch-gallery-page")).to_be_visible()
-    expect(live_page.locator("[class*='st-key-batch-open-']")).to_have_count(24)
+    expect(live_page.locator("[class*='st-key-batch-open-']")).to_have_count(12)
     sizes = live_page.evaluate(
         "() => Array.from(document.querySelectorAll('[class*=st-key-batch-card-] img'))"
         ".map(image => image.src.length)"
     )
     assert sizes and max(sizes) * 3 / 4 <= 64 * 1024
+    # page 5 shows results 49-60; 24 per page keeps result 49 on screen: page 3, 49-72
+    keyed(live_page, "batch-gallery-page").get_by_role("button", name="Page 5", exact=True).click()
+    expect(live_page.get_by_text("Showing 49–60 of 500")).to_be_visible()
+    per_page = keyed(live_page, "batch-gallery-per-page")
+    per_page.get_by_role("radio", name="24", exact=True).click()
+    expect(live_page.get_by_text("Showing 49–72 of 500")).to_be_visible()
+    expect(live_page.locator("[class*='st-key-batch-open-']")).to_have_count(24)
     assert_no_exception(live_page)
 
 

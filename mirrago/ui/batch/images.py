@@ -24,20 +24,31 @@ from mirrago.images import data_url, make_thumbnail
 from mirrago.ui import identity
 from mirrago.ui.job_card import sample_for
 
-CARD_THUMB_SIDE = 240  # px: a result on a card
-INPUT_THUMB_SIDE = 96  # px: the two inputs under it
+CARD_THUMB_SIDE = 320  # px: a result on a card (a stored result's thumbnail, sent as it is)
+INPUT_THUMB_SIDE = 48  # px: each of the two inputs under it, as shown
 TABLE_THUMB_SIDE = 64  # px: a table row is 35 px high
 MAX_CARD_IMAGE = 64 * 1024  # bytes: the most any one grid image may weigh
 
 
 @st.cache_data(max_entries=4096, show_spinner=False)
 def _thumb_bytes(path: str, mtime: float, side: int) -> bytes | None:
+    """A JPEG of the image at `path`, at most `side` px: the file itself when it already is one
+    (a stored result's thumbnail: a page of new cards decodes and encodes nothing), else a new
+    thumbnail."""
     try:
         data = Path(path).read_bytes()
-        thumb = make_thumbnail(data, max_side=side)
+        thumb = data if _small_jpeg(data, side) else make_thumbnail(data, max_side=side)
     except Exception:  # a missing or broken file shows as no image, never an error
         return None
     return thumb if len(thumb) <= MAX_CARD_IMAGE * 3 // 4 else None
+
+
+def _small_jpeg(data: bytes, side: int) -> bool:
+    """True for a JPEG at most `side` px on each side (read from its header alone)."""
+    if not data.startswith(b"\xff\xd8") or len(data) > MAX_CARD_IMAGE * 3 // 4:
+        return False
+    with Image.open(io.BytesIO(data)) as image:
+        return image.format == "JPEG" and max(image.size) <= side
 
 
 @st.cache_data(max_entries=4096, show_spinner=False)
@@ -102,7 +113,9 @@ def input_picture(value: str, backend: Backend, side: int = INPUT_THUMB_SIDE) ->
     return card_picture(path, side) if path is not None else None
 
 
-PAIR_GAP = 8  # px between the two inputs in `input_pair_picture` (4 on screen)
+PAIR_GAP = 4  # px between the two inputs in `input_pair_picture`
+PAIR_WIDTH = 2 * INPUT_THUMB_SIDE + PAIR_GAP  # px: drawn at its own size (Streamlit resizes
+# a picture wider than its element on every run)
 _PAIR_BACKGROUND = (255, 255, 255)  # a card's own background
 
 
