@@ -67,6 +67,7 @@ from mirrago.ledger import (
 )
 from mirrago.ledger.retry import LedgerRetry
 from mirrago.models import Job, JobStatus
+from mirrago.pacing import SubmitPacer
 from mirrago.runnercalls import RunnerCalls
 from mirrago.runstate import (
     Outcome,
@@ -75,7 +76,7 @@ from mirrago.runstate import (
     WorkerReport,
     as_mirrago_error,
 )
-from mirrago.schedule import PollSchedule, SubmitPacer
+from mirrago.schedule import PollSchedule
 from mirrago.transfer import download, prepared
 
 if TYPE_CHECKING:

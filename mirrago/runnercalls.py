@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from mirrago.client import MirragoClient
     from mirrago.ledger import Ledger
     from mirrago.ledger.retry import LedgerRetry
-    from mirrago.schedule import PollSchedule, SubmitPacer
+    from mirrago.pacing import SubmitPacer
+    from mirrago.schedule import PollSchedule
     from mirrago.triage.worker import TriageWorker
 
 ProgressCallback = Callable[[dict[JobState, int]], None]

@@ -9,7 +9,8 @@ import math
 import random
 from dataclasses import dataclass
 
-from mirrago.schedule import PollSchedule, SubmitPacer, TrackedJob
+from mirrago.pacing import SubmitPacer
+from mirrago.schedule import PollSchedule, TrackedJob
 
 RTT = 0.004  # one status request, on loopback
 
