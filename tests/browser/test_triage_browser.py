@@ -150,6 +150,10 @@ def _open(page: Page, batch_id: int) -> None:
     page.goto(f"/batch?batch={batch_id}")
     wait_for_app(page, timeout=120)  # the first visit starts the services
     expect(keyed(page, "batch-grid")).to_be_visible()
+    # every card on one page (19 rows; 12 a page by default)
+    keyed(page, "batch-gallery-per-page").get_by_role("radio", name="24", exact=True).click()
+    wait_for_app(page)
+    expect(keyed(page, "batch-gallery-page")).to_have_count(0)
 
 
 _CARD_TEXTS = """() => Array.from(document.querySelectorAll("[class*='st-key-batch-card-']"))
