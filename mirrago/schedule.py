@@ -7,18 +7,30 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from mirrago.backoff import backoff
+from mirrago.latencyfit import LatencyFit
+
+# A fitted first look (`_plan_fitted`): at most this late, else it halves the fit's range.
+_TIGHT = 0.03
+
+
+def _slack(fit: LatencyFit, tracked: TrackedJob) -> float:
+    """How long after its fitted end a job is asked about: for the request to reach the server
+    after it, and for the few milliseconds each worker turn before it may have run over."""
+    return 0.005 + 0.004 * math.sqrt(fit.depth(tracked.queued))
+
 
 # Answers that say a job waits in the server's queue (not started): every worker is busy.
 WAITING_STATUSES = frozenset({"pending", "queued", "waiting", "in_queue"})
 
 
-@dataclass
+@dataclass(eq=False)  # one object per job: found in lists by identity, not field by field
 class TrackedJob:
     """A job in progress at the server, as the poll schedule sees it."""
 
@@ -70,12 +82,11 @@ class PollSchedule:
     built on lower bounds only, so not later than the job can be done); the first look comes a
     twentieth of a latency after it, then the looks grow apart as before. When those first
     looks mostly find jobs still running (latencies that vary a lot), the model stands aside.
-    The latency the model adds is the fastest lower bound seen (never late), unless the looks
-    show that every job takes the same time: each done job's duration lies between its last
-    look that found it running and the look that found it done, counted from its start (its
-    submission, or the end of the job whose worker it waited for); when all those ranges
-    share one figure (`fixed_latency`), the model uses it, so a loose first bound (or an old
-    one from the history) does not make every first look early.
+    The latency the model adds is the fastest lower bound seen (never late). When one latency
+    and the parallelism fit every answer so far (`LatencyFit`: a server that keeps order and
+    takes the same time for each job), the fitted timetable times the looks instead: a job is
+    asked about just after the latest it can end, to a few milliseconds once a few waves of
+    jobs have been seen, and the counted parallelism gives way to the one that fits.
     Without history or "pending" answers the schedule is what it was. `new_samples()` hands
     the durations seen since the last call to whoever keeps the history.
     """
@@ -101,13 +112,12 @@ class PollSchedule:
         self._jobs: list[TrackedJob] = []
         self._by_row: dict[int, TrackedJob] = {}
         self._in_flight: dict[int, TrackedJob] = {}
-        self._samples: deque[float] = deque(maxlen=500)
-        self._low_samples: deque[float] = deque(maxlen=500)
-        # When done jobs ended, by queue position (after, before), and the ranges of how
-        # long the first ones took: see `fixed_latency`
-        self._done = 0
-        self._ends: dict[int, tuple[float | None, float]] = {}
-        self._ranges: list[tuple[float, float]] = []
+        # The fastest submission-to-done times seen in this run, as estimated and as lower
+        # bounds. Fastest over the whole run: in a long queue later jobs wait for a worker
+        # first, and only the first ones tell how long a job takes.
+        self._fastest: float | None = None
+        self._fastest_low: float | None = None
+        self._done = 0  # jobs seen done: every job tracked later was queued after them
         self._seq = itertools.count()
         self._sweep_next = False
         self._round_kind = ""
@@ -119,12 +129,19 @@ class PollSchedule:
         self._finished: list[float] = []  # when done jobs ended, at the earliest, sorted
         # [queue place, older jobs in progress] when a job answered "pending"; a job tracked
         # later that is older (its submission answered late) adds one: it was running too.
-        self._pending_ahead: deque[list[float]] = deque(maxlen=32)  # [place, ahead, exact]
+        # [place, ahead, clean, the job just ahead running] (see `_end_round`)
+        self._pending_ahead: deque[list[float]] = deque(maxlen=32)
         self._round_waiting: list[TrackedJob] = []  # answered "pending" in this round
+        self._round_running: set[int] = set()  # answered "running" in this round
+        self._round_asked: set[int] = set()  # asked in this round
+        self._round_at = 0.0  # when this round was taken
         self._round_head: tuple[int, bool] = (-1, False)  # this round's oldest job, and done
         if parallel:  # the history's bound, until this run sees "pending" itself
-            self._pending_ahead.append([float("-inf"), parallel, False])
+            self._pending_ahead.append([float("-inf"), parallel, False, False])
         self._new: list[float] = []
+        self._fit = LatencyFit()  # one latency fitted to every answer (see mirrago.latencyfit)
+        self._fitted_parallel: int | None = None  # see _fit_parallel
+        self._fit_searched, self._fit_searches = -20, 0
         self._clock_offset: float | None = None  # this clock minus the server's
         # First looks the queue model timed, and how many found the job done: latencies that
         # vary a lot make its earliest times too early to be worth a request, and it stands
@@ -149,63 +166,61 @@ class PollSchedule:
     def latency(self) -> float | None:
         """The service's latency as seen: the fastest recent submission-to-done time (before
         any is seen in this run, the backend's history says)."""
-        if self._samples:
-            return min(self._samples)
+        if self._fastest is not None:
+            return self._fastest
         return None if self._prior is None else self._prior * 1.05  # see latency_low
 
     @property
     def latency_low(self) -> float | None:
         """The fastest submission-to-done time, at the earliest (lower bounds, the backend's
         history included): what the queue model adds to a job's earliest start."""
-        seen = [*self._low_samples, *([] if self._prior is None else [self._prior])]
+        seen = [value for value in (self._fastest_low, self._prior) if value is not None]
         low = min(seen) if seen else None
-        fixed = self.fixed_latency
-        return fixed if low is None or (fixed is not None and fixed > low) else low
+        fitted = self._fit.low if self._fit.usable else None
+        return fitted if low is None or (fitted is not None and fitted > low) else low
 
     @property
-    def fixed_latency(self) -> float | None:
-        """The latency of a server whose jobs all take the same time, as the looks have shown
-        it (`_note_end`): when every job's range of durations shares one figure, that figure
-        at the least (never more than any job took). None when they do not (latencies that
-        vary), or while fewer than 3 jobs tell."""
-        if len(self._ranges) < 3:
-            return None
-        low, high = max(r[0] for r in self._ranges), min(r[1] for r in self._ranges)
-        if low <= 0 or low > high + 0.05 * high:  # one took longer than another was seen done
-            return None
-        return min(low, high)
-
-    def _note_end(self, tracked: TrackedJob) -> None:
-        """What the looks say of how long the server worked on `tracked`, from observations
-        only (never from this schedule's own guesses): it ended after its last look that found
-        it running (`seen_running`) and before the look that found it done (`asked_at`). It
-        started when submitted, or, with `parallel` jobs ahead of it in the queue, when the
-        `parallel`-th before it ended (a server that works its queue in order)."""
-        ended = (tracked.seen_running, tracked.asked_at)
-        if len(self._ends) < 4096:
-            self._ends[tracked.position] = ended
-        parallel = self.parallel
-        if parallel is None or len(self._ranges) >= 256:
-            return
-        start_low = start_high = tracked.submitted
-        if tracked.position >= parallel:
-            freed = self._ends.get(tracked.position - parallel)
-            if freed is None:
-                return
-            start_low = max(start_low, freed[0] if freed[0] is not None else start_low)
-            start_high = max(start_high, freed[1])
-        least = (tracked.seen_running - start_high) if tracked.seen_running is not None else 0.0
-        self._ranges.append((least, tracked.asked_at - start_low))
+    def fitted_latency(self) -> tuple[float, float] | None:
+        """The latencies that fit every answer so far (`LatencyFit`), when one does."""
+        return (self._fit.low, self._fit.high) if self._fit.usable else None
 
     @property
     def parallel(self) -> int | None:
+        """How many jobs the server runs at once: the count that fits every answer with one
+        latency (`_fit_parallel`), else at most as many as "pending" answers showed."""
+        return self._fitted_parallel or self._counted_parallel()
+
+    def _fit_parallel(self) -> None:
+        """When the counted parallelism fits no single latency, the one near it that does (a
+        count can be swollen by jobs that ended unseen, or moved by one when a job started
+        between two answers of a round). Looked for again after 20 more answers while none
+        fits, 8 times at most: a server whose latencies vary fits none, and the count stands."""
+        counted, fit = self._counted_parallel(), self._fit
+        if counted is None:
+            return
+        fit.set_parallel(self._fitted_parallel or counted)
+        if fit.consistent or fit.looks < self._fit_searched + 20 or self._fit_searches >= 8:
+            return
+        self._fit_searched, self._fit_searches = fit.looks, self._fit_searches + 1
+        found = [n for n in range(max(1, counted - 12), counted + 2) if fit.fits(n)]
+        self._fitted_parallel = found[0] if len(found) == 1 else None
+        fit.set_parallel(self._fitted_parallel or counted)
+
+    def _counted_parallel(self) -> int | None:
         """How many jobs the server runs at once, at most, as "pending" answers showed."""
         if not self._pending_ahead:
             return None
-        # Counts made while the oldest job was seen running are exact for a server that keeps
-        # order; the others (and the history's) only bound it: used while there are none.
-        exact = [ahead for _, ahead, running in self._pending_ahead if running]
-        return max(1, int(min(exact or [ahead for _, ahead, _ in self._pending_ahead])))
+        # A count not swollen by jobs that ended unseen, where the job just ahead of the
+        # waiting one was found running in the same round, is the parallelism of a server that
+        # keeps order (their middle value: a job that starts or ends between two answers of a
+        # round moves one by one). Other clean counts bound it (jobs ahead of the waiting one
+        # may wait too); the rest (and the history's) bound it loosely: used while there are
+        # none.
+        adjacent = sorted(ahead for _, ahead, _, next_to in self._pending_ahead if next_to)
+        if adjacent:
+            return max(1, int(adjacent[(len(adjacent) - 1) // 2]))
+        exact = [ahead for _, ahead, running, _ in self._pending_ahead if running]
+        return max(1, int(min(exact or [ahead for _, ahead, _, _ in self._pending_ahead])))
 
     @property
     def model_helps(self) -> bool:
@@ -256,6 +271,7 @@ class PollSchedule:
             queued=queued,
         )
         bisect.insort(self._jobs, tracked, key=lambda job: job.order)
+        self._fit.queue(queued)
         index = self._jobs.index(tracked)
         tracked.position = self._done + index  # every job seen done was queued before it
         for newer in self._jobs[index + 1 :]:  # answered late, it was in the queue before them
@@ -304,6 +320,8 @@ class PollSchedule:
             self._round_not_done = 0
             # (not asked about: whether it still runs is not known, as if done)
             self._round_head = (head.row_id, head not in chosen)
+            self._round_at = now
+            self._round_asked = {tracked.row_id for tracked in chosen}
             for tracked in chosen:
                 tracked.asked_at = now
                 self._in_flight[tracked.row_id] = tracked
@@ -337,16 +355,24 @@ class PollSchedule:
         return min(self.max_interval * 4, max(3.0, 3.0 * latency))
 
     def _overdue(self, now: float) -> list[TrackedJob]:
-        gap = self._max_gap()
-        return [t for t in self._jobs[: self.window] if _last_seen(t, now) + gap <= now]
+        return [t for t in self._jobs[: self.window] if self._guard_at(t, now) <= now]
+
+    def _guard_at(self, tracked: TrackedJob, default: float) -> float:
+        """When a job near the front is asked about whatever else the schedule says: a few
+        latencies after it was last seen (a server that does not keep order exactly cannot
+        hide a finished job for long), and not before the fitted timetable says it can have
+        ended."""
+        at = _last_seen(tracked, default) + self._max_gap()
+        if self._fit.usable:
+            at = max(at, self._fit.end(tracked.queued, self._fit.low))
+        return at
 
     def next_wakeup(self) -> float | None:
         """When `take_due` may next have something (None: nothing tracked or a round is out)."""
         if self._in_flight or not self._jobs:
             return None
         head_due = self._jobs[0].due
-        gap = self._max_gap()
-        guard = min(_last_seen(t, head_due) + gap for t in self._jobs[: self.window])
+        guard = min(self._guard_at(t, head_due) for t in self._jobs[: self.window])
         return max(self.paused_until, min(head_due, guard))
 
     # ---- answers
@@ -367,10 +393,17 @@ class PollSchedule:
             self._model_looks += 1
             self._model_hits += done
         if done:
+            self._fit.done(tracked.queued, now)
+        elif (raw_status or "").strip().lower() in WAITING_STATUSES:
+            self._fit.waiting(tracked.queued, tracked.asked_at)
+        else:
+            self._fit.running(tracked.queued, tracked.asked_at)
+        if done:
             # As before: it finished between the previous look and this one, counted from
             # the middle; the first looks of jobs the model does not time come from these.
             finished = now if previous is None else (previous + now) / 2
-            self._samples.append(max(0.0, finished - tracked.submitted))
+            took = max(0.0, finished - tracked.submitted)
+            self._fastest = took if self._fastest is None else min(self._fastest, took)
             # For the queue model, lower bounds only: it ended after the last answer "not
             # done", and not before its submission plus the fastest latency or the model's
             # earliest, so what the model builds on them is never late.
@@ -382,14 +415,15 @@ class PollSchedule:
                 bounds.append(tracked.seen_running)
             earliest = min(now, max(bounds)) if bounds else now
             sample = max(0.0, earliest - tracked.submitted)
-            if now - earliest <= 0.25 * sample or not self._low_samples:
+            if now - earliest <= 0.25 * sample or self._fastest_low is None:
                 # a tight bound (looks close together) is a latency; a loose one says little
-                self._low_samples.append(sample)
+                self._fastest_low = (
+                    sample if self._fastest_low is None else min(self._fastest_low, sample)
+                )
                 self._new.append(sample)
             # The queue model builds on this lower bound too: a job asked late (held behind an
             # older one, or on a busy machine) must not make the jobs after it expected late.
             self._done += 1
-            self._note_end(tracked)
             bisect.insort(self._finished, earliest)
             self._streak += 1
             self._by_row.pop(row_id, None)
@@ -404,6 +438,8 @@ class PollSchedule:
                 # every worker is busy with older jobs (the server keeps order): counted when
                 # the round is over, once the older jobs it found done are no longer counted
                 self._round_waiting.append(tracked)
+            else:
+                self._round_running.add(row_id)
             if row_id in self._discovering:
                 self._discovering.discard(row_id)
                 index, span = self._jobs.index(tracked), self._discover_span
@@ -413,6 +449,12 @@ class PollSchedule:
                     span[0] = max(span[0], index)
             self._round_not_done += 1
             tracked.due = now + self._interval(tracked, now)
+            if self._fit.usable:  # its end as the fitted latency says, at the latest
+                fit = self._fit
+                tracked.due = max(
+                    now + self.min_interval,
+                    fit.end(tracked.queued, fit.high) + _slack(fit, tracked),
+                )
             index = bisect.bisect_right(self._jobs, tracked.order, key=lambda job: job.order)
             for newer in self._jobs[index:]:
                 newer.not_before = max(newer.not_before, tracked.due)
@@ -452,7 +494,11 @@ class PollSchedule:
         done at the earliest: a job starts no sooner than its submission, nor than the end of
         the `parallel`-th job before it (from the lower bounds of ended jobs, then from the
         model's own earliest ends)."""
+        self._fit_parallel()
         latency, parallel = self.latency_low, self.parallel
+        if parallel is not None and self._fit.usable:
+            self._plan_fitted(parallel)
+            return
         if latency is None or parallel is None or not self.model_helps:
             return
         done = len(self._finished)
@@ -473,16 +519,49 @@ class PollSchedule:
         if len(self._finished) > 4096:  # only the latest ends are ever looked up
             del self._finished[: len(self._finished) - 4096]
 
+    def _plan_fitted(self, parallel: int) -> None:
+        """Looks when one latency fits every answer so far (`LatencyFit`): at the latest the
+        job can end, once the fit is tight enough that this is barely late; before that, a
+        first look halfway between its earliest and latest end (the answer halves the range).
+        The timetable already keeps the server's order: no job waits for an older one's look."""
+        fit = self._fit
+        for tracked in self._jobs[: 4 * parallel + self.max_window]:
+            if tracked.ask_now or tracked.row_id in self._in_flight:
+                continue
+            tracked.expected = fit.end(tracked.queued, fit.low)
+            spread = fit.depth(tracked.queued) * (fit.high - fit.low)
+            halve = tracked.polls == 0 and spread > _TIGHT
+            latency = (fit.low + fit.high) / 2 if halve else fit.high
+            tracked.not_before = 0.0
+            tracked.due = fit.end(tracked.queued, latency) + _slack(fit, tracked)
+
     def _end_round(self) -> None:
         # Counted once the round is over (older jobs it found done no longer count). When the
         # oldest job still runs, jobs newer than it cannot have ended (a server that keeps
         # order): every job ahead of a waiting one runs, the count is exact. With the oldest
         # done, others ahead may be done too, unseen: the count only bounds it.
         running = not self._round_head[1]
+        latency = self.latency_low
         for tracked in self._round_waiting:
             if tracked.row_id in self._by_row:
-                self._pending_ahead.append([tracked.queued, self._jobs.index(tracked), running])
+                index = self._jobs.index(tracked)
+                # Not swollen by jobs that ended unseen: the oldest job still ran, or every
+                # job ahead was asked in this round or cannot have ended yet.
+                clean = running or (
+                    latency is not None
+                    and all(
+                        job.row_id in self._round_asked or job.submitted + latency > self._round_at
+                        for job in self._jobs[:index]
+                    )
+                )
+                # And the job just ahead was found running: the boundary between running and
+                # waiting jobs is here, the count is the parallelism.
+                adjacent = clean and (
+                    index == 0 or self._jobs[index - 1].row_id in self._round_running
+                )
+                self._pending_ahead.append([tracked.queued, index, clean, adjacent])
         self._round_waiting = []
+        self._round_running = set()
         kind, not_done = self._round_kind, self._round_not_done
         if kind == "probe":
             self._sweep_next = not_done == 0
