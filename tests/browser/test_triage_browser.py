@@ -150,10 +150,11 @@ def _open(page: Page, batch_id: int) -> None:
     page.goto(f"/batch?batch={batch_id}")
     wait_for_app(page, timeout=120)  # the first visit starts the services
     expect(keyed(page, "batch-grid")).to_be_visible()
-    # every card on one page (19 rows; 12 a page by default)
-    keyed(page, "batch-gallery-per-page").get_by_role("radio", name="24", exact=True).click()
-    wait_for_app(page)
-    expect(keyed(page, "batch-gallery-page")).to_have_count(0)
+    per_page = keyed(page, "batch-gallery-per-page")
+    if per_page.count():  # every card on one page (19 rows; 12 a page by default)
+        per_page.get_by_role("radio", name="24", exact=True).click()
+        wait_for_app(page)
+        expect(keyed(page, "batch-gallery-page")).to_have_count(0)
 
 
 _CARD_TEXTS = """() => Array.from(document.querySelectorAll("[class*='st-key-batch-card-']"))
@@ -191,6 +192,16 @@ def test_cards_show_chips_and_most_suspect_first_puts_the_defects_first(
     by_row = _card_texts(page)
     assert _scores(by_row) != sorted(_scores(by_row), reverse=True)
     keyed(page, "batch-sort").get_by_text("Most suspect first").click()
+    wait_for_app(page)
+    # the run the click starts may not have begun when the app first looks idle: wait for the
+    # grid to change, then check its order
+    page.wait_for_function(
+        f"(before) => {{ const now = ({_CARD_TEXTS})();"
+        " return now.length !== before.length || now.some((text, i) => text !== before[i]); }",
+        arg=by_row,
+        timeout=60_000,
+        polling=200,
+    )
     wait_for_app(page)
     texts = _card_texts(page)
     assert len(texts) == len(by_row)
