@@ -52,7 +52,6 @@ class TrackedJob:
     not_before: float = 0.0  # newer than a job just seen running: not done before its next look
     ask_now: bool = False  # adopted after a restart: asked at once, not when expected
     queued: float = 0.0  # its place in the server's queue, on this clock (see `add`)
-    position: int = 0  # its place in the server's queue among the jobs tracked in this run
 
     @property
     def order(self) -> tuple[float, int]:
@@ -117,7 +116,6 @@ class PollSchedule:
         # first, and only the first ones tell how long a job takes.
         self._fastest: float | None = None
         self._fastest_low: float | None = None
-        self._done = 0  # jobs seen done: every job tracked later was queued after them
         self._seq = itertools.count()
         self._sweep_next = False
         self._round_kind = ""
@@ -272,10 +270,6 @@ class PollSchedule:
         )
         bisect.insort(self._jobs, tracked, key=lambda job: job.order)
         self._fit.queue(queued)
-        index = self._jobs.index(tracked)
-        tracked.position = self._done + index  # every job seen done was queued before it
-        for newer in self._jobs[index + 1 :]:  # answered late, it was in the queue before them
-            newer.position += 1
         self._by_row[row_id] = tracked
         for seen in self._pending_ahead:
             if queued < seen[0]:
@@ -423,7 +417,6 @@ class PollSchedule:
                 self._new.append(sample)
             # The queue model builds on this lower bound too: a job asked late (held behind an
             # older one, or on a busy machine) must not make the jobs after it expected late.
-            self._done += 1
             bisect.insort(self._finished, earliest)
             self._streak += 1
             self._by_row.pop(row_id, None)
@@ -536,10 +529,10 @@ class PollSchedule:
             tracked.due = fit.end(tracked.queued, latency) + _slack(fit, tracked)
 
     def _end_round(self) -> None:
-        # Counted once the round is over (older jobs it found done no longer count). When the
-        # oldest job still runs, jobs newer than it cannot have ended (a server that keeps
-        # order): every job ahead of a waiting one runs, the count is exact. With the oldest
-        # done, others ahead may be done too, unseen: the count only bounds it.
+        # A waiting job's count of the jobs ahead, taken once the round is over (older jobs it
+        # found done no longer count). When the oldest job still runs, jobs newer than it
+        # cannot have ended (a server that keeps order). Otherwise others ahead may have ended
+        # unseen, and the count is only a bound (see `_counted_parallel`).
         running = not self._round_head[1]
         latency = self.latency_low
         for tracked in self._round_waiting:
