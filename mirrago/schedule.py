@@ -386,9 +386,10 @@ class PollSchedule:
         if tracked.polls == 1 and tracked.expected is not None:
             self._model_looks += 1
             self._model_hits += done
+        waiting = not done and (raw_status or "").strip().lower() in WAITING_STATUSES
         if done:
             self._fit.done(tracked.queued, now)
-        elif (raw_status or "").strip().lower() in WAITING_STATUSES:
+        elif waiting:
             self._fit.waiting(tracked.queued, tracked.asked_at)
         else:
             self._fit.running(tracked.queued, tracked.asked_at)
@@ -426,7 +427,6 @@ class PollSchedule:
             # not done when the server answered, so not before the request was sent: a lower
             # bound however late this answer is handled (a busy machine)
             tracked.seen_running = tracked.asked_at
-            waiting = (raw_status or "").strip().lower() in WAITING_STATUSES
             if waiting:
                 # every worker is busy with older jobs (the server keeps order): counted when
                 # the round is over, once the older jobs it found done are no longer counted

@@ -664,9 +664,11 @@ def test_links_in_the_table_and_on_cards_are_not_loaded_by_the_browser(page: App
     ]
     assert not any(v.startswith("http") for v in previews)
     backend = services().backend
-    assert batch_images.input_thumb("https://example.com/p.jpg", backend) is None
+    link = "https://example.com/p.jpg"
+    assert batch_images.input_picture(link, backend) is None
+    assert batch_images.input_pair_picture(link, "https://example.com/g.jpg", backend) is None
     sample = sample_pairs(1)[0]["target_image_url"]
-    assert (batch_images.input_thumb(sample, backend) or "").startswith("data:image/")
+    assert (batch_images.input_picture(sample, backend) or b"").startswith(b"\xff\xd8")
 
 
 @pytest.mark.app

@@ -80,12 +80,6 @@ def _input_path(value: str, backend: Backend) -> str | None:
     return None
 
 
-def input_thumb(value: str, backend: Backend, side: int = INPUT_THUMB_SIDE) -> str | None:
-    """A recorded job input's thumbnail (`_input_path`) as a small data URL."""
-    path = _input_path(value, backend)
-    return file_thumb(path, side) if path is not None else None
-
-
 def table_thumb(value: str, backend: Backend, uploads: Uploads) -> str | None:
     """A table cell's preview: a sandbox sample link or a photo uploaded in this session, as a
     small data URL; None for anything else. A path typed into a cell is never read."""
@@ -108,7 +102,8 @@ def card_picture(path: str | None, side: int = CARD_THUMB_SIDE) -> bytes | str |
 
 
 def input_picture(value: str, backend: Backend, side: int = INPUT_THUMB_SIDE) -> bytes | str | None:
-    """`input_thumb` for a card (see `card_picture`)."""
+    """A recorded job input's picture (`_input_path`) for a card or the detail dialog (see
+    `card_picture`)."""
     path = _input_path(value, backend)
     return card_picture(path, side) if path is not None else None
 
